@@ -1,0 +1,43 @@
+//! weir: a WebAssembly plugin host for consumer logic.
+//!
+//! # Layout
+//!
+//! In data-path order, from a producer's append to a guest's commit:
+//!
+//! - [`name`]: validation of topic, group and processor names (they become
+//!   paths and keys).
+//! - [`log`]: the partitioned, append-only log on disk: topics, partitions,
+//!   segments, the sparse offset index, the CRC32C-checked batch codec, and
+//!   recovery of a torn tail on open.
+//! - [`offsets`]: committed offsets, kept in the internal topic
+//!   `__consumer_offsets` and rebuilt in memory when the log opens.
+//! - [`consumer`]: the narrow consumer-side interface the processor loop uses:
+//!   poll the assigned partitions (with max records, bytes and wait), commit,
+//!   positions and lag.
+//! - [`runtime`]: the wasmtime engine, the on-disk compiled-component cache, the
+//!   WIT bindings and host imports, per-batch stores with memory and deadline
+//!   limits, and the [`runtime::Handler`] seam a native processor also fits.
+//! - [`processor`]: the trigger: poll → process → commit for one member, with the
+//!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step.
+//! - [`workload`]: the generated order stream that `weir produce --generate`,
+//!   `weir demo` and the benchmarks use.
+//! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
+//! - [`guests`]: the sample guest components embedded in the binary.
+//!
+//! `main.rs` holds the CLI; anyhow is used there and nowhere else.
+
+pub mod bench;
+pub mod consumer;
+pub mod demo;
+pub mod log;
+pub mod name;
+pub mod offsets;
+pub mod processor;
+pub mod runtime;
+pub mod workload;
+
+/// The sample guests built by `host/build.rs` from `guests/`, embedded so that
+/// `weir demo` and `weir bench` need no file on disk.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}

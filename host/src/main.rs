@@ -1,0 +1,354 @@
+//! The `weir` command line: embedded log, processors and tools over a local data
+//! directory. Start-up code, so errors are `anyhow` with context here.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use weir::consumer::{PollLimits, StartPolicy};
+use weir::log::{Log, Record, TopicConfig};
+use weir::offsets::Offsets;
+use weir::processor::{Processor, ProcessorConfig, RetryPolicy};
+use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "A WebAssembly plugin host for consumer logic")]
+struct Cli {
+    /// Where the log, offsets and compiled components live.
+    #[arg(long, global = true, env = "WEIR_DATA_DIR", default_value = "weir-data")]
+    data_dir: PathBuf,
+    /// Log format on stderr (filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce generated orders and run two guests over them as independent groups.
+    Demo {
+        /// How many orders to produce.
+        #[arg(long, default_value_t = 10_000)]
+        orders: u64,
+    },
+    /// Create or list topics.
+    Topic {
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Append records: lines from stdin, or generated orders.
+    Produce {
+        #[arg(long)]
+        topic: String,
+        /// Append N generated orders instead of reading stdin.
+        #[arg(long)]
+        generate: Option<u64>,
+        /// Split each line into key and value at the first SEP.
+        #[arg(long)]
+        key_separator: Option<String>,
+    },
+    /// Print records of one partition.
+    Consume {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 0)]
+        partition: u32,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many records.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Run a processor in the foreground until Ctrl-C or SIGTERM.
+    Run(RunArgs),
+    /// Measure append, guest-boundary and pipeline throughput.
+    Bench {
+        /// A short smoke run instead of the full measurement.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+    },
+    /// List topics with their partitions and high watermarks.
+    List,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The processor's name; its group and dead-letter topic derive from it.
+    #[arg(long)]
+    name: String,
+    /// The guest component.
+    #[arg(long)]
+    wasm: PathBuf,
+    /// Input topic (repeatable).
+    #[arg(long = "topic", required = true)]
+    topics: Vec<String>,
+    /// Consumer group (defaults to the processor's name).
+    #[arg(long)]
+    group: Option<String>,
+    /// Guest configuration entry KEY=VALUE (repeatable).
+    #[arg(long = "config", value_parser = parse_pair)]
+    config: Vec<(String, String)>,
+    /// A label for this guest version, e.g. v2.
+    #[arg(long)]
+    label: Option<String>,
+    #[arg(long, value_enum, default_value = "earliest")]
+    start: StartPolicy,
+    #[arg(long, default_value_t = 500)]
+    max_records: usize,
+    #[arg(long, default_value_t = 1 << 20)]
+    max_bytes: u64,
+    #[arg(long, default_value_t = 500)]
+    max_wait_ms: u64,
+    /// Per-batch deadline.
+    #[arg(long, default_value_t = 10_000)]
+    deadline_ms: u64,
+    /// Guest memory cap.
+    #[arg(long, default_value_t = 128)]
+    memory_mb: usize,
+    /// Retries (with exponential backoff) before the processor stops.
+    #[arg(long, default_value_t = 5)]
+    max_retries: u32,
+    #[arg(long, default_value_t = 100)]
+    initial_backoff_ms: u64,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => subscriber.init(),
+        LogFormat::Json => subscriber.json().init(),
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    let dir = cli.data_dir;
+    match cli.command {
+        Command::Demo { orders } => {
+            let report = weir::demo::run(&dir, orders).await.context("demo failed")?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::Topic { command } => topic(&dir, command),
+        Command::Produce {
+            topic,
+            generate,
+            key_separator,
+        } => produce(&dir, &topic, generate, key_separator.as_deref()),
+        Command::Consume {
+            topic,
+            partition,
+            from,
+            max,
+        } => consume(&dir, &topic, partition, from, max),
+        Command::Run(args) => run(&dir, args).await,
+        Command::Bench { quick } => {
+            let scratch = tempfile_dir(&dir)?;
+            let size = if quick {
+                weir::bench::BenchSize::QUICK
+            } else {
+                weir::bench::BenchSize::FULL
+            };
+            let result = weir::bench::run(&scratch, size, &mut std::io::stdout()).await;
+            std::fs::remove_dir_all(&scratch).ok();
+            result.context("benchmark failed")
+        }
+    }
+}
+
+fn open_log(dir: &Path) -> Result<Arc<Log>> {
+    Ok(Arc::new(
+        Log::open(dir).with_context(|| format!("opening the log in {}", dir.display()))?,
+    ))
+}
+
+fn topic(dir: &Path, command: TopicCommand) -> Result<()> {
+    let log = open_log(dir)?;
+    match command {
+        TopicCommand::Create { name, partitions } => {
+            log.create_topic(&name, TopicConfig::with_partitions(partitions))?;
+            println!("created topic {name} with {partitions} partition(s)");
+        }
+        TopicCommand::List => {
+            for (name, config) in log.topics() {
+                let mut hws = Vec::new();
+                for p in 0..config.partitions {
+                    hws.push(log.high_watermark(&name, p)?.to_string());
+                }
+                println!("{name}\tpartitions={}\thigh-watermarks=[{}]", config.partitions, hws.join(","));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn produce(dir: &Path, topic: &str, generate: Option<u64>, key_separator: Option<&str>) -> Result<()> {
+    let log = open_log(dir)?;
+    if let Some(n) = generate {
+        weir::demo::produce_orders(&log, topic, n)?;
+        println!("produced {n} generated orders to {topic}");
+        return Ok(());
+    }
+    let partitions = log.partition_count(topic)?;
+    let mut pending: Vec<Vec<Record>> = vec![Vec::new(); partitions as usize];
+    let mut count = 0u64;
+    let mut round_robin = 0u32;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading stdin")?;
+        let record = match key_separator.and_then(|sep| line.split_once(sep)) {
+            Some((key, value)) => Record::keyed(key, value),
+            None => Record::value(line),
+        };
+        let partition = match &record.key {
+            Some(key) => log.partition_for(topic, Some(key))?,
+            None => {
+                round_robin = (round_robin + 1) % partitions;
+                round_robin
+            }
+        };
+        pending[partition as usize].push(record);
+        count += 1;
+    }
+    for (p, records) in pending.iter().enumerate() {
+        log.append(topic, p as u32, records)?;
+    }
+    log.sync_all()?;
+    println!("produced {count} record(s) to {topic}");
+    Ok(())
+}
+
+fn consume(dir: &Path, topic: &str, partition: u32, from: u64, max: usize) -> Result<()> {
+    let log = open_log(dir)?;
+    let mut out = std::io::stdout().lock();
+    let mut next = from;
+    let mut printed = 0;
+    while printed < max && next < log.high_watermark(topic, partition)? {
+        let records = log.read(topic, partition, next, max - printed, 1 << 20)?;
+        for r in &records {
+            let key = r.key.as_deref().map_or("-".into(), String::from_utf8_lossy);
+            writeln!(out, "{}\t{}\t{}\t{}", r.offset, r.timestamp, key, String::from_utf8_lossy(&r.value))?;
+        }
+        printed += records.len();
+        next = records.last().map_or(next, |r| r.offset + 1);
+    }
+    Ok(())
+}
+
+async fn run(dir: &Path, args: RunArgs) -> Result<()> {
+    let log = open_log(dir)?;
+    let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
+    let runtime = Runtime::new(dir, log.clone()).context("starting the wasm runtime")?;
+    let spec = GuestSpec {
+        processor: args.name.clone(),
+        label: args.label,
+        config: args.config,
+        limits: Limits {
+            memory_bytes: args.memory_mb << 20,
+            deadline: Duration::from_millis(args.deadline_ms),
+        },
+    };
+    let guest = runtime.load_file(&args.wasm, spec)?;
+    let how = match guest.source() {
+        Source::Compiled => "compiled",
+        Source::Cached => "loaded from cache",
+    };
+    tracing::info!(
+        processor = %args.name,
+        version = guest.version(),
+        "{} {how} in {:?}",
+        args.wasm.display(),
+        guest.load_time()
+    );
+    let crash_before_commit = match std::env::var("WEIR_CRASH_BEFORE_COMMIT") {
+        Ok(n) => Some(n.parse().context("WEIR_CRASH_BEFORE_COMMIT must be a number")?),
+        Err(_) => None,
+    };
+    let config = ProcessorConfig {
+        name: args.name.clone(),
+        topics: args.topics,
+        group: args.group,
+        poll: PollLimits {
+            max_records: args.max_records,
+            max_bytes: args.max_bytes,
+            max_wait: Duration::from_millis(args.max_wait_ms),
+        },
+        start: args.start,
+        retry: RetryPolicy {
+            max_retries: args.max_retries,
+            initial_backoff: Duration::from_millis(args.initial_backoff_ms),
+            ..RetryPolicy::default()
+        },
+        crash_before_commit,
+    };
+    if config.poll.max_records == 0 {
+        bail!("--max-records must be at least 1");
+    }
+    let processor = Processor::new(config, log.clone(), offsets, Arc::new(guest))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing the batch in flight");
+        stop.send(true).ok();
+    });
+    let processor = processor.run(stopped).await.context("processor stopped")?;
+    log.sync_all()?;
+    let stats = processor.stats();
+    println!(
+        "{}: processed {} record(s) in {} batch(es), emitted {}, lag {}",
+        args.name,
+        stats.records(),
+        stats.batches(),
+        stats.emitted(),
+        processor.consumer().lag()?
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn tempfile_dir(base: &Path) -> Result<PathBuf> {
+    let dir = base.join(format!("bench-{}", std::process::id()));
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

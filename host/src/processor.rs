@@ -1,0 +1,370 @@
+//! The trigger: one group member's poll → process → commit loop.
+//!
+//! A batch is committed only after its handler returns. When the guest reports a
+//! failure at record *i* > 0, the prefix before *i* is run again on its own and
+//! committed with its own emits (the failed call's emits are never appended, and
+//! they cannot be split by record); the loop then meets record *i* at the front
+//! of the next batch and applies the failure kind to it: `retry` backs off and
+//! calls again, `skip` commits past it, `dead-letter` appends it to
+//! `<processor>.dlq` and commits past it, `fatal` stops the processor. A trap
+//! (or a blown deadline) commits nothing and is retried with backoff.
+//!
+//! Every commit goes through [`Processor::commit`], the one place where a
+//! batch's emits and its next offset reach the log: emits first, then the offset
+//! (at-least-once). An exactly-once journal would replace that one function.
+
+mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use stats::Stats;
+
+use crate::consumer::{Consumer, PollLimits, Polled, StartPolicy};
+use crate::log::{Log, LogError, Record, TopicConfig};
+use crate::offsets::{Offsets, OffsetsError};
+use crate::runtime::{Emit, FailureKind, Handler, RuntimeError};
+
+/// Headers on every dead-lettered record.
+pub mod dlq_headers {
+    pub const SOURCE_TOPIC: &str = "weir.source.topic";
+    pub const SOURCE_PARTITION: &str = "weir.source.partition";
+    pub const SOURCE_OFFSET: &str = "weir.source.offset";
+    pub const ERROR: &str = "weir.error";
+    pub const VERSION: &str = "weir.version";
+}
+
+/// Everything that stops a processor.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("log")]
+    Log(#[from] LogError),
+    #[error("committed offsets")]
+    Offsets(#[from] OffsetsError),
+    #[error("guest reported a fatal failure at {topic}/{partition} offset {offset}: {message}")]
+    Fatal {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        message: String,
+    },
+    #[error("gave up on {topic}/{partition} offset {offset} after {attempts} attempts")]
+    Exhausted {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        attempts: u32,
+        #[source]
+        last: Box<Attempt>,
+    },
+    #[error("guest failed at index {index}, but the batch has {len} records")]
+    BadFailureIndex { index: u32, len: usize },
+    #[error("guest")]
+    Guest(#[source] RuntimeError),
+    #[error("processor task")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Why the last attempt at a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Attempt {
+    #[error("guest asked to retry: {0}")]
+    Retry(String),
+    #[error(transparent)]
+    Fault(RuntimeError),
+}
+
+/// How retries back off.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first before the processor gives up and stops.
+    pub max_retries: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A processor's settings.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub name: String,
+    pub topics: Vec<String>,
+    /// Defaults to the processor's name.
+    pub group: Option<String>,
+    pub poll: PollLimits,
+    pub start: StartPolicy,
+    pub retry: RetryPolicy,
+    /// Crash-test seam: abort the process between processing and committing
+    /// the Nth batch, as a kill would (`weir run` reads it from
+    /// `WEIR_CRASH_BEFORE_COMMIT`).
+    pub crash_before_commit: Option<u64>,
+}
+
+impl ProcessorConfig {
+    /// A processor named `name` over `topics` with default settings.
+    pub fn new(name: &str, topics: &[&str]) -> ProcessorConfig {
+        ProcessorConfig {
+            name: name.to_string(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            group: None,
+            poll: PollLimits::default(),
+            start: StartPolicy::Earliest,
+            retry: RetryPolicy::default(),
+            crash_before_commit: None,
+        }
+    }
+
+    /// The processor's dead-letter topic.
+    pub fn dlq_topic(&self) -> String {
+        format!("{}.dlq", self.name)
+    }
+}
+
+/// What one batch step commits: the emits to append and the next offset.
+struct Step {
+    emits: Vec<Emit>,
+    next: u64,
+}
+
+/// One member of a processor's group, running its handler over polled batches.
+pub struct Processor {
+    config: ProcessorConfig,
+    log: Arc<Log>,
+    consumer: Consumer,
+    handler: Arc<dyn Handler>,
+    stats: Arc<Stats>,
+}
+
+impl Processor {
+    /// Prepares a processor: validates its names, creates its dead-letter topic
+    /// and positions its consumer.
+    pub fn new(
+        config: ProcessorConfig,
+        log: Arc<Log>,
+        offsets: Arc<Offsets>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Processor, ProcessorError> {
+        crate::name::validate("processor", &config.name).map_err(LogError::from)?;
+        log.ensure_topic(&config.dlq_topic(), TopicConfig::with_partitions(1))?;
+        let group = config.group.clone().unwrap_or_else(|| config.name.clone());
+        let consumer = Consumer::new(log.clone(), offsets, &group, &config.topics, config.start)?;
+        Ok(Processor {
+            config,
+            log,
+            consumer,
+            handler,
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    /// Counters that stay readable while the processor runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// The consumer, for positions and lag.
+    pub fn consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+
+    /// Runs until `shutdown` turns true (finishing and committing the batch in
+    /// flight) or a failure stops the processor.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Processor, ProcessorError> {
+        while !*shutdown.borrow() {
+            let polled = tokio::select! {
+                polled = self.consumer.poll(self.config.poll) => polled?,
+                _ = shutdown.changed() => continue,
+            };
+            if let Some(batch) = polled {
+                self.process(batch, &mut shutdown).await?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Runs until every assigned partition is caught up, then returns.
+    pub async fn run_until_caught_up(mut self) -> Result<Processor, ProcessorError> {
+        let (_tx, mut rx) = watch::channel(false);
+        while let Some(batch) = self.consumer.try_poll(self.config.poll)? {
+            self.process(batch, &mut rx).await?;
+        }
+        Ok(self)
+    }
+
+    async fn process(&mut self, mut batch: Polled, shutdown: &mut watch::Receiver<bool>) -> Result<(), ProcessorError> {
+        let mut attempts = 0u32;
+        loop {
+            let handler = self.handler.clone();
+            let (returned, result) = tokio::task::spawn_blocking(move || {
+                let result = handler.handle(&batch);
+                (batch, result)
+            })
+            .await
+            .map_err(ProcessorError::Task)?;
+            batch = returned;
+            let first = batch.records[0].offset;
+            let output = match result {
+                Ok(output) => output,
+                Err(RuntimeError::Init(message)) => return Err(ProcessorError::Guest(RuntimeError::Init(message))),
+                Err(fault) => {
+                    self.stats.record_trap();
+                    tracing::warn!(processor = %self.config.name, offset = first, error = %fault, "guest fault");
+                    attempts += 1;
+                    self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown).await?;
+                    if *shutdown.borrow() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            self.stats.record_call();
+            let step = match output.outcome {
+                Ok(()) => Step {
+                    emits: output.emits,
+                    next: batch.records.last().expect("batches are never empty").offset + 1,
+                },
+                Err(f) if f.index as usize >= batch.records.len() => {
+                    return Err(ProcessorError::BadFailureIndex {
+                        index: f.index,
+                        len: batch.records.len(),
+                    });
+                }
+                Err(f) if f.index > 0 => {
+                    // Run the prefix on its own so it commits with its own emits.
+                    batch.records.truncate(f.index as usize);
+                    continue;
+                }
+                Err(f) => match f.kind {
+                    FailureKind::Retry => {
+                        attempts += 1;
+                        let fault = RuntimeError::Init(f.message);
+                        self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown).await?;
+                        if *shutdown.borrow() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    FailureKind::Skip => {
+                        self.stats.record_skip();
+                        tracing::warn!(processor = %self.config.name, offset = first, reason = %f.message, "skipping record");
+                        Step {
+                            emits: Vec::new(),
+                            next: first + 1,
+                        }
+                    }
+                    FailureKind::DeadLetter => {
+                        self.stats.record_dead_letter();
+                        Step {
+                            emits: vec![self.dead_letter(&batch, &f.message)],
+                            next: first + 1,
+                        }
+                    }
+                    FailureKind::Fatal => {
+                        return Err(ProcessorError::Fatal {
+                            topic: batch.topic.clone(),
+                            partition: batch.partition,
+                            offset: first,
+                            message: f.message,
+                        });
+                    }
+                },
+            };
+            self.maybe_crash();
+            let processed = step.next - first;
+            self.commit(&batch, step)?;
+            self.stats.record_batch(processed);
+            return Ok(());
+        }
+    }
+
+    /// The commit step: append the batch's emits, then move the group's offset.
+    fn commit(&mut self, batch: &Polled, step: Step) -> Result<(), ProcessorError> {
+        let emitted = step.emits.len() as u64;
+        let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
+        for emit in step.emits {
+            let partition = self.log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+            by_partition
+                .entry((emit.topic, partition))
+                .or_default()
+                .push(emit.record);
+        }
+        for ((topic, partition), records) in by_partition {
+            self.log.append(&topic, partition, &records)?;
+        }
+        self.consumer.commit(&batch.topic, batch.partition, step.next)?;
+        self.stats.record_emitted(emitted);
+        Ok(())
+    }
+
+    /// The record at the front of `batch`, bound for the dead-letter topic.
+    fn dead_letter(&self, batch: &Polled, error: &str) -> Emit {
+        let source = &batch.records[0];
+        let mut headers = source.headers.clone();
+        headers.extend([
+            (dlq_headers::SOURCE_TOPIC.to_string(), batch.topic.clone().into_bytes()),
+            (dlq_headers::SOURCE_PARTITION.to_string(), batch.partition.to_string().into_bytes()),
+            (dlq_headers::SOURCE_OFFSET.to_string(), source.offset.to_string().into_bytes()),
+            (dlq_headers::ERROR.to_string(), error.as_bytes().to_vec()),
+            (dlq_headers::VERSION.to_string(), self.handler.version().as_bytes().to_vec()),
+        ]);
+        Emit {
+            topic: self.config.dlq_topic(),
+            record: Record {
+                key: source.key.clone(),
+                value: source.value.clone(),
+                headers,
+                timestamp: Some(source.timestamp),
+            },
+        }
+    }
+
+    /// Sleeps before attempt `attempts + 1`, or gives up when retries ran out.
+    /// Returns early (with nothing committed) when shutdown is requested.
+    async fn back_off(
+        &self,
+        batch: &Polled,
+        attempts: u32,
+        last: Attempt,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ProcessorError> {
+        let policy = self.config.retry;
+        if attempts > policy.max_retries {
+            return Err(ProcessorError::Exhausted {
+                topic: batch.topic.clone(),
+                partition: batch.partition,
+                offset: batch.records[0].offset,
+                attempts,
+                last: Box::new(last),
+            });
+        }
+        self.stats.record_retry();
+        let factor = 2u32.saturating_pow(attempts - 1);
+        let delay = policy.initial_backoff.saturating_mul(factor).min(policy.max_backoff);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => {}
+        }
+        Ok(())
+    }
+
+    fn maybe_crash(&self) {
+        if let Some(limit) = self.config.crash_before_commit
+            && self.stats.batches() + 1 >= limit
+        {
+            tracing::error!("crash-test seam: aborting between process and commit");
+            std::process::abort();
+        }
+    }
+}

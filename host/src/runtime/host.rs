@@ -1,0 +1,139 @@
+//! The per-batch store data: the host imports a guest may call (`emit`, `log`),
+//! its WASI context and its resource limits.
+//!
+//! Emits are only buffered here; the processor appends them after the batch
+//! succeeds. Each emit is checked at once (topic exists, size within bounds) so
+//! the guest gets an error it can act on instead of a failure at commit time.
+
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::weir::processor::{host, types};
+use crate::log::{Log, Record};
+
+/// The largest single emitted record (key + value + headers).
+pub const MAX_EMIT_BYTES: usize = 1 << 20;
+/// The most bytes one batch may emit in total.
+pub const MAX_BATCH_EMIT_BYTES: usize = 64 << 20;
+/// How much a guest may print to stdout or stderr per batch.
+pub const STDIO_CAPACITY: usize = 64 << 10;
+
+/// A record a guest emitted, waiting for its batch to succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emit {
+    pub topic: String,
+    pub record: Record,
+}
+
+/// The data of one batch's `Store`.
+pub struct HostState {
+    pub(super) limits: StoreLimits,
+    pub(super) emits: Vec<Emit>,
+    emitted_bytes: usize,
+    log: Arc<Log>,
+    /// Tags guest log lines.
+    processor: Arc<str>,
+    version: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) stdout: MemoryOutputPipe,
+    pub(super) stderr: MemoryOutputPipe,
+}
+
+impl HostState {
+    /// State for one batch: no preopened directories, no environment, no
+    /// arguments, no sockets and no name lookups; stdio is captured.
+    pub fn new(log: Arc<Log>, processor: Arc<str>, version: Arc<str>, limits: StoreLimits) -> Self {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            limits,
+            emits: Vec::new(),
+            emitted_bytes: 0,
+            log,
+            processor,
+            version,
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends whatever the guest printed to tracing, a line per event.
+    pub(super) fn forward_stdio(&self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                tracing::info!(processor = %self.processor, version = %self.version, stream, "{line}");
+            }
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn emit(
+        &mut self,
+        topic: String,
+        key: Option<Vec<u8>>,
+        value: Vec<u8>,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), String> {
+        if let Err(e) = self.log.partition_count(&topic) {
+            return Err(e.to_string());
+        }
+        let size = key.as_ref().map_or(0, Vec::len)
+            + value.len()
+            + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+        if size > MAX_EMIT_BYTES {
+            return Err(format!("record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"));
+        }
+        if self.emitted_bytes + size > MAX_BATCH_EMIT_BYTES {
+            return Err(format!("batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit"));
+        }
+        self.emitted_bytes += size;
+        self.emits.push(Emit {
+            topic,
+            record: Record {
+                key,
+                value,
+                headers,
+                timestamp: None,
+            },
+        });
+        Ok(())
+    }
+
+    fn log(&mut self, level: types::Level, message: String) {
+        let (processor, version) = (&*self.processor, &*self.version);
+        match level {
+            types::Level::Trace => tracing::trace!(processor, version, "{message}"),
+            types::Level::Debug => tracing::debug!(processor, version, "{message}"),
+            types::Level::Info => tracing::info!(processor, version, "{message}"),
+            types::Level::Warn => tracing::warn!(processor, version, "{message}"),
+            types::Level::Error => tracing::error!(processor, version, "{message}"),
+        }
+    }
+}

@@ -131,6 +131,10 @@ struct RunArgs {
     max_retries: u32,
     #[arg(long, default_value_t = 100)]
     initial_backoff_ms: u64,
+    /// Exit once every input partition is caught up (a batch job), instead of
+    /// waiting for new records until Ctrl-C.
+    #[arg(long)]
+    until_caught_up: bool,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -315,13 +319,18 @@ async fn run(dir: &Path, args: RunArgs) -> Result<()> {
         bail!("--max-records must be at least 1");
     }
     let processor = Processor::new(config, log.clone(), offsets, Arc::new(guest))?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing the batch in flight");
-        stop.send(true).ok();
-    });
-    let processor = processor.run(stopped).await.context("processor stopped")?;
+    let processor = if args.until_caught_up {
+        processor.run_until_caught_up().await
+    } else {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing the batch in flight");
+            stop.send(true).ok();
+        });
+        processor.run(stopped).await
+    };
+    let processor = processor.context("processor stopped")?;
     log.sync_all()?;
     let stats = processor.stats();
     println!(

@@ -63,8 +63,21 @@ pub enum RuntimeError {
     Failed(String),
     #[error("guest exceeded its {0:?} deadline")]
     Deadline(Duration),
-    #[error("guest trapped")]
-    Trap(#[source] BoxError),
+    #[error("guest trapped{}", stderr_note(.stderr))]
+    Trap {
+        /// The end of what the guest wrote to stderr, where a panic message lands.
+        stderr: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn stderr_note(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(" (guest stderr: {stderr:?})")
+    }
 }
 
 /// Per-processor resource limits for each batch's store.
@@ -287,7 +300,10 @@ impl Guest {
         if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
             RuntimeError::Deadline(self.limits.deadline)
         } else {
-            RuntimeError::Trap(e.into_boxed_dyn_error())
+            RuntimeError::Trap {
+                stderr: String::new(),
+                source: e.into_boxed_dyn_error(),
+            }
         }
     }
 
@@ -327,7 +343,13 @@ impl Handler for Guest {
         let batch = batch::columnar(polled);
         let result = instance.call_process(&mut store, &batch);
         store.data().forward_stdio();
-        let outcome = result.map_err(|e| self.fault(e))?;
+        let outcome = result.map_err(|e| match self.fault(e) {
+            RuntimeError::Trap { source, .. } => RuntimeError::Trap {
+                stderr: store.data().stderr_tail(),
+                source,
+            },
+            other => other,
+        })?;
         Ok(Output {
             outcome,
             emits: std::mem::take(&mut store.data_mut().emits),

@@ -1,1 +1,160 @@
+//! Shared fixtures for the integration tests: the built guests, an embedded host
+//! in a temporary directory, and the path of the real `weir` binary.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir::consumer::PollLimits;
+use weir::log::{Log, Record, StoredRecord, TopicConfig};
+use weir::offsets::Offsets;
+use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy};
+use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
+
+/// Every guest component, built by `build.rs` from `guests/`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// An embedded host over a fresh temporary data directory.
+pub struct Host {
+    pub dir: tempfile::TempDir,
+    pub log: Arc<Log>,
+    pub offsets: Arc<Offsets>,
+    pub runtime: Runtime,
+}
+
+impl Host {
+    /// A host with nothing in it.
+    pub fn new() -> Host {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (log, offsets, runtime) = open(dir.path());
+        Host {
+            dir,
+            log,
+            offsets,
+            runtime,
+        }
+    }
+
+    /// Drops every handle and opens the same data directory again, as a
+    /// restarted process would.
+    pub fn reopen(self) -> Host {
+        let Host { dir, log, offsets, runtime } = self;
+        drop((runtime, offsets, log));
+        let (log, offsets, runtime) = open(dir.path());
+        Host {
+            dir,
+            log,
+            offsets,
+            runtime,
+        }
+    }
+
+    /// Creates a topic.
+    pub fn topic(&self, name: &str, partitions: u32) {
+        self.log
+            .create_topic(name, TopicConfig::with_partitions(partitions))
+            .expect("create topic");
+    }
+
+    /// Appends unkeyed records with these values to one partition.
+    pub fn append_values(&self, topic: &str, partition: u32, values: &[&str]) {
+        let records: Vec<Record> = values.iter().map(|v| Record::value(*v)).collect();
+        self.log.append(topic, partition, &records).expect("append");
+    }
+
+    /// Loads a guest component from `path` for processor `name`.
+    pub fn guest(&self, path: &str, name: &str, config: &[(&str, &str)]) -> Result<Guest, RuntimeError> {
+        let spec = GuestSpec {
+            processor: name.to_string(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..GuestSpec::default()
+        };
+        self.runtime.load_file(Path::new(path), spec)
+    }
+
+    /// Runs `guest` as processor `name` over `topics` until it has caught up
+    /// (or failed), with fast retries and batches of `max_records`.
+    pub async fn run(
+        &self,
+        name: &str,
+        topics: &[&str],
+        guest: Guest,
+        max_records: usize,
+    ) -> Result<Processor, ProcessorError> {
+        let mut config = ProcessorConfig::new(name, topics);
+        config.poll = PollLimits {
+            max_records,
+            ..PollLimits::default()
+        };
+        config.retry = fast_retries();
+        let processor = Processor::new(config, self.log.clone(), self.offsets.clone(), Arc::new(guest))?;
+        processor.run_until_caught_up().await
+    }
+
+    /// Every record of one partition.
+    pub fn records(&self, topic: &str, partition: u32) -> Vec<StoredRecord> {
+        let end = self.log.high_watermark(topic, partition).expect("high watermark");
+        let mut out = Vec::new();
+        while (out.len() as u64) < end {
+            let from = out.len() as u64;
+            out.extend(self.log.read(topic, partition, from, 10_000, 16 << 20).expect("read"));
+        }
+        out
+    }
+
+    /// Every value of one partition, as strings.
+    pub fn values(&self, topic: &str, partition: u32) -> Vec<String> {
+        self.records(topic, partition)
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+            .collect()
+    }
+
+    /// The group's committed offset on a partition (0 if none).
+    pub fn committed(&self, group: &str, topic: &str, partition: u32) -> u64 {
+        self.offsets.get(group, topic, partition).map_or(0, |c| c.offset)
+    }
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host::new()
+    }
+}
+
+fn open(dir: &Path) -> (Arc<Log>, Arc<Offsets>, Runtime) {
+    let log = Arc::new(Log::open(dir).expect("open log"));
+    let offsets = Arc::new(Offsets::open(log.clone()).expect("open offsets"));
+    let runtime = Runtime::new(dir, log.clone()).expect("runtime");
+    (log, offsets, runtime)
+}
+
+/// Retries that keep tests fast: 3 retries from 5 ms.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    }
+}
+
+/// The `weir` binary that `cargo test` built beside this test executable.
+pub fn weir_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in <target>/<profile>/deps");
+    let bin = profile_dir.join("weir");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --release` from the workspace root, which builds it",
+        bin.display()
+    );
+    bin
+}

@@ -64,11 +64,13 @@ pub fn load_or_compile(
     name: &Path,
 ) -> Result<(Component, Source), RuntimeError> {
     let path = dir.join(format!("{}-{}.cwasm", &hash[..32], engine_hash(engine)));
-    if path.exists() {
+    // Read into memory rather than mapping the file: a mapping would turn a
+    // later truncation of the file by anyone into SIGBUS in the host.
+    if let Ok(bytes) = std::fs::read(&path) {
         // SAFETY: the file is in weir's own data directory and was written by
         // `Component::serialize` for an engine with the same compatibility hash
         // (it is in the file name); wasmtime also checks the header on load.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => return Ok((component, Source::Cached)),
             Err(e) => tracing::warn!(artifact = %path.display(), error = %e, "recompiling unusable cached artifact"),
         }

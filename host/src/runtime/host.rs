@@ -82,6 +82,15 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// The last few hundred bytes the guest wrote to stderr, trimmed.
+    pub(super) fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let tail = &bytes[bytes.len().saturating_sub(512)..];
+        String::from_utf8_lossy(tail).trim().to_string()
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -1,0 +1,23 @@
+//! Every guest in `guests/` is exercised by some integration test.
+
+use std::path::Path;
+
+#[test]
+fn every_guest_is_used_by_a_test() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut sources = String::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "guests_tested.rs") {
+            sources.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    assert!(!weir_tests::guests::ALL.is_empty());
+    for name in weir_tests::guests::ALL {
+        assert!(
+            sources.contains(&format!("guests::{name}")),
+            "guest {name} is not used by any test in {}",
+            dir.display()
+        );
+    }
+}

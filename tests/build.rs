@@ -15,7 +15,10 @@ fn main() {
             guest.path
         ));
     }
-    let names: Vec<String> = guests.iter().map(|g| format!("{:?}", g.const_name())).collect();
+    let names: Vec<String> = guests
+        .iter()
+        .map(|g| format!("{:?}", g.const_name()))
+        .collect();
     code.push_str(&format!(
         "/// The constant name of every guest.\npub const ALL: &[&str] = &[{}];\n",
         names.join(", ")

@@ -73,7 +73,11 @@ pub fn build_guests(guests_dir: &Path) -> Vec<Guest> {
             continue;
         }
         let path = out.join(format!("{}.wasm", member.replace('-', "_")));
-        assert!(path.exists(), "guest {member} built no component at {}", path.display());
+        assert!(
+            path.exists(),
+            "guest {member} built no component at {}",
+            path.display()
+        );
         guests.push(Guest { name: member, path });
     }
     guests.sort_by(|a, b| a.name.cmp(&b.name));

@@ -48,18 +48,45 @@ impl BenchSize {
 /// Runs every benchmark in a scratch directory under `dir`, printing as it goes.
 pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<(), DemoError> {
     let io = |e: std::io::Error| DemoError::Log(crate::log::LogError::io(dir, e));
-    writeln!(out, "## append (unsynced), against raw sequential writes in the same run").map_err(io)?;
-    writeln!(out, "{:>7}  {:>12}  {:>10}  {:>10}  {:>6}", "record", "appends/s", "MB/s", "raw MB/s", "ratio").map_err(io)?;
+    writeln!(
+        out,
+        "## append (unsynced), against raw sequential writes in the same run"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "{:>7}  {:>12}  {:>10}  {:>10}  {:>6}",
+        "record", "appends/s", "MB/s", "raw MB/s", "ratio"
+    )
+    .map_err(io)?;
     for record_size in [100usize, 1024] {
         let (rate, mbps, raw) = append_figures(dir, record_size, size.append_bytes)?;
-        writeln!(out, "{record_size:>6}B  {rate:>12.0}  {mbps:>10.1}  {raw:>10.1}  {:>6.2}", mbps / raw).map_err(io)?;
+        writeln!(
+            out,
+            "{record_size:>6}B  {rate:>12.0}  {mbps:>10.1}  {raw:>10.1}  {:>6.2}",
+            mbps / raw
+        )
+        .map_err(io)?;
     }
 
     let log = Arc::new(Log::open(&dir.join("boundary"))?);
     let runtime = Runtime::new(&dir.join("boundary"), log.clone())?;
-    let guest = runtime.load(crate::guests::PASSTHROUGH, Path::new("passthrough"), GuestSpec::default())?;
-    writeln!(out, "\n## guest boundary, passthrough guest, 100-byte values").map_err(io)?;
-    writeln!(out, "{:>6}  {:>14}  {:>22}", "batch", "call ns/rec", "fresh-instance ns/rec").map_err(io)?;
+    let guest = runtime.load(
+        crate::guests::PASSTHROUGH,
+        Path::new("passthrough"),
+        GuestSpec::default(),
+    )?;
+    writeln!(
+        out,
+        "\n## guest boundary, passthrough guest, 100-byte values"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "{:>6}  {:>14}  {:>22}",
+        "batch", "call ns/rec", "fresh-instance ns/rec"
+    )
+    .map_err(io)?;
     for batch_size in [1usize, 100, 500, 5000] {
         let polled = synthetic_batch(batch_size);
         let calls = (size.boundary_records / batch_size as u64).clamp(20, 200_000) as u32;
@@ -71,21 +98,37 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
         }
         let fresh = started.elapsed();
         let per = |d: Duration, n: u32| d.as_nanos() as f64 / (n as f64 * batch_size as f64);
-        writeln!(out, "{batch_size:>6}  {:>14.1}  {:>22.1}", per(call, calls), per(fresh, fresh_calls)).map_err(io)?;
+        writeln!(
+            out,
+            "{batch_size:>6}  {:>14.1}  {:>22.1}",
+            per(call, calls),
+            per(fresh, fresh_calls)
+        )
+        .map_err(io)?;
     }
 
-    writeln!(out, "\n## pipeline: poll -> process (emit every record) -> commit, batch 500").map_err(io)?;
+    writeln!(
+        out,
+        "\n## pipeline: poll -> process (emit every record) -> commit, batch 500"
+    )
+    .map_err(io)?;
     let wasm = pipeline(dir, "wasm", size.pipeline_records, |runtime| {
         let spec = GuestSpec {
             processor: "pipeline".into(),
             config: vec![("output".into(), "out".into())],
             ..GuestSpec::default()
         };
-        Ok(Arc::new(runtime.load(crate::guests::PASSTHROUGH, Path::new("passthrough"), spec)?))
+        Ok(Arc::new(runtime.load(
+            crate::guests::PASSTHROUGH,
+            Path::new("passthrough"),
+            spec,
+        )?))
     })
     .await?;
     let native = pipeline(dir, "native", size.pipeline_records, |_| {
-        Ok(Arc::new(NativePassthrough { output: "out".into() }))
+        Ok(Arc::new(NativePassthrough {
+            output: "out".into(),
+        }))
     })
     .await?;
     writeln!(out, "wasm passthrough:   {wasm:>12.0} rec/s").map_err(io)?;
@@ -96,12 +139,18 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
 
 /// (records/s, MB/s) appending `total` bytes of `record_size`-byte records in
 /// batches of about 64 KiB, and the MB/s of raw writes of the same chunks.
-fn append_figures(dir: &Path, record_size: usize, total: u64) -> Result<(f64, f64, f64), DemoError> {
+fn append_figures(
+    dir: &Path,
+    record_size: usize,
+    total: u64,
+) -> Result<(f64, f64, f64), DemoError> {
     let log_dir = dir.join(format!("append-{record_size}"));
     let log = Log::open(&log_dir)?;
     log.create_topic("bench", TopicConfig::with_partitions(1))?;
     let per_batch = (64 << 10) / record_size;
-    let batch: Vec<Record> = (0..per_batch).map(|_| Record::value(vec![7u8; record_size])).collect();
+    let batch: Vec<Record> = (0..per_batch)
+        .map(|_| Record::value(vec![7u8; record_size]))
+        .collect();
     let batches = (total / (per_batch * record_size) as u64).max(1);
     let started = Instant::now();
     for _ in 0..batches {
@@ -160,7 +209,12 @@ async fn pipeline(
     log.create_topic("in", TopicConfig::with_partitions(4))?;
     log.create_topic("out", TopicConfig::with_partitions(4))?;
     crate::demo::produce_orders(&log, "in", records)?;
-    let processor = Processor::new(ProcessorConfig::new("pipeline", &["in"]), log.clone(), offsets, handler(&runtime)?)?;
+    let processor = Processor::new(
+        ProcessorConfig::new("pipeline", &["in"]),
+        log.clone(),
+        offsets,
+        handler(&runtime)?,
+    )?;
     let started = Instant::now();
     let processor = processor.run_until_caught_up().await?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -187,7 +241,10 @@ impl Handler for NativePassthrough {
                 },
             })
             .collect();
-        Ok(Output { outcome: Ok(()), emits })
+        Ok(Output {
+            outcome: Ok(()),
+            emits,
+        })
     }
 
     fn version(&self) -> &str {

@@ -132,9 +132,13 @@ impl Consumer {
             if *position >= high_watermark {
                 continue;
             }
-            let records =
-                self.log
-                    .read(topic, *partition, *position, limits.max_records, limits.max_bytes)?;
+            let records = self.log.read(
+                topic,
+                *partition,
+                *position,
+                limits.max_records,
+                limits.max_bytes,
+            )?;
             if records.is_empty() {
                 continue;
             }
@@ -156,7 +160,8 @@ impl Consumer {
             offset: next,
             generation: self.generation,
         };
-        self.offsets.commit(&self.group, topic, partition, committed)?;
+        self.offsets
+            .commit(&self.group, topic, partition, committed)?;
         if let Some(slot) = self
             .assigned
             .iter_mut()
@@ -176,7 +181,10 @@ impl Consumer {
     pub fn lag(&self) -> Result<u64, LogError> {
         let mut lag = 0;
         for (topic, partition, position) in &self.assigned {
-            lag += self.log.high_watermark(topic, *partition)?.saturating_sub(*position);
+            lag += self
+                .log
+                .high_watermark(topic, *partition)?
+                .saturating_sub(*position);
         }
         Ok(lag)
     }

@@ -69,8 +69,18 @@ pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> 
     let produced = produce_orders(&log, INPUT, orders)?;
 
     let plan = [
-        ("analytics", "order-totals", crate::guests::ORDER_TOTALS, "customer-totals"),
-        ("fraud", "fraud-filter", crate::guests::FRAUD_FILTER, "alerts"),
+        (
+            "analytics",
+            "order-totals",
+            crate::guests::ORDER_TOTALS,
+            "customer-totals",
+        ),
+        (
+            "fraud",
+            "fraud-filter",
+            crate::guests::FRAUD_FILTER,
+            "alerts",
+        ),
     ];
     let mut runs = Vec::new();
     for (name, guest_name, wasm, output) in plan {
@@ -154,7 +164,11 @@ impl fmt::Display for DemoReport {
         writeln!(f, "produced {} orders to topic {INPUT}", self.produced)?;
         for p in &self.processors {
             writeln!(f)?;
-            writeln!(f, "processor {} (group {}, guest {} {})", p.name, p.name, p.guest, p.version)?;
+            writeln!(
+                f,
+                "processor {} (group {}, guest {} {})",
+                p.name, p.name, p.guest, p.version
+            )?;
             writeln!(f, "  records processed: {}", p.records)?;
             writeln!(f, "  records emitted:   {} (to {})", p.emitted, p.output)?;
             writeln!(f, "  partition  committed  high-watermark  lag")?;

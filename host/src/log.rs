@@ -232,7 +232,13 @@ impl Log {
 
     /// Flushes every partition's active segment to disk.
     pub fn sync_all(&self) -> Result<(), LogError> {
-        let topics: Vec<Arc<Topic>> = self.topics.read().expect("topic map lock").values().cloned().collect();
+        let topics: Vec<Arc<Topic>> = self
+            .topics
+            .read()
+            .expect("topic map lock")
+            .values()
+            .cloned()
+            .collect();
         for topic in topics {
             for partition in &topic.partitions {
                 partition.lock().expect("partition lock").sync()?;
@@ -257,11 +263,14 @@ impl Log {
         f: impl FnOnce(&mut Partition) -> Result<T, LogError>,
     ) -> Result<T, LogError> {
         let t = self.topic(topic)?;
-        let p = t.partitions.get(partition as usize).ok_or(LogError::UnknownPartition {
-            topic: topic.to_string(),
-            partition,
-            count: t.config.partitions,
-        })?;
+        let p = t
+            .partitions
+            .get(partition as usize)
+            .ok_or(LogError::UnknownPartition {
+                topic: topic.to_string(),
+                partition,
+                count: t.config.partitions,
+            })?;
         f(&mut p.lock().expect("partition lock"))
     }
 }

@@ -16,10 +16,19 @@ use weir::processor::{Processor, ProcessorConfig, RetryPolicy};
 use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "A WebAssembly plugin host for consumer logic")]
+#[command(
+    name = "weir",
+    version,
+    about = "A WebAssembly plugin host for consumer logic"
+)]
 struct Cli {
     /// Where the log, offsets and compiled components live.
-    #[arg(long, global = true, env = "WEIR_DATA_DIR", default_value = "weir-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "WEIR_DATA_DIR",
+        default_value = "weir-data"
+    )]
     data_dir: PathBuf,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -147,7 +156,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match cli.log_format {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
@@ -192,9 +204,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
 }
 
 fn open_log(dir: &Path) -> Result<Arc<Log>> {
-    Ok(Arc::new(
-        Log::open(dir).with_context(|| format!("opening the log in {}", dir.display()))?,
-    ))
+    Ok(Arc::new(Log::open(dir).with_context(|| {
+        format!("opening the log in {}", dir.display())
+    })?))
 }
 
 fn topic(dir: &Path, command: TopicCommand) -> Result<()> {
@@ -210,14 +222,23 @@ fn topic(dir: &Path, command: TopicCommand) -> Result<()> {
                 for p in 0..config.partitions {
                     hws.push(log.high_watermark(&name, p)?.to_string());
                 }
-                println!("{name}\tpartitions={}\thigh-watermarks=[{}]", config.partitions, hws.join(","));
+                println!(
+                    "{name}\tpartitions={}\thigh-watermarks=[{}]",
+                    config.partitions,
+                    hws.join(",")
+                );
             }
         }
     }
     Ok(())
 }
 
-fn produce(dir: &Path, topic: &str, generate: Option<u64>, key_separator: Option<&str>) -> Result<()> {
+fn produce(
+    dir: &Path,
+    topic: &str,
+    generate: Option<u64>,
+    key_separator: Option<&str>,
+) -> Result<()> {
     let log = open_log(dir)?;
     if let Some(n) = generate {
         weir::demo::produce_orders(&log, topic, n)?;
@@ -261,7 +282,14 @@ fn consume(dir: &Path, topic: &str, partition: u32, from: u64, max: usize) -> Re
         let records = log.read(topic, partition, next, max - printed, 1 << 20)?;
         for r in &records {
             let key = r.key.as_deref().map_or("-".into(), String::from_utf8_lossy);
-            writeln!(out, "{}\t{}\t{}\t{}", r.offset, r.timestamp, key, String::from_utf8_lossy(&r.value))?;
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                r.offset,
+                r.timestamp,
+                key,
+                String::from_utf8_lossy(&r.value)
+            )?;
         }
         printed += records.len();
         next = records.last().map_or(next, |r| r.offset + 1);
@@ -295,7 +323,10 @@ async fn run(dir: &Path, args: RunArgs) -> Result<()> {
         guest.load_time()
     );
     let crash_before_commit = match std::env::var("WEIR_CRASH_BEFORE_COMMIT") {
-        Ok(n) => Some(n.parse().context("WEIR_CRASH_BEFORE_COMMIT must be a number")?),
+        Ok(n) => Some(
+            n.parse()
+                .context("WEIR_CRASH_BEFORE_COMMIT must be a number")?,
+        ),
         Err(_) => None,
     };
     let config = ProcessorConfig {

@@ -56,7 +56,17 @@ mod tests {
     #[test]
     fn path_tricks_and_odd_characters_are_refused() {
         let long = "x".repeat(MAX_LEN + 1);
-        for name in ["", ".", "..", "../etc", "a/b", "a b", "naïve", "a\0b", long.as_str()] {
+        for name in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "a b",
+            "naïve",
+            "a\0b",
+            long.as_str(),
+        ] {
             let err = validate("topic", name).expect_err(name);
             assert_eq!(err.name, name);
         }

@@ -54,10 +54,11 @@ impl Offsets {
         while next < end {
             let records = log.read(OFFSETS_TOPIC, 0, next, 10_000, 4 << 20)?;
             for record in &records {
-                let (key, value) = decode(record.key.as_deref(), &record.value)
-                    .ok_or(OffsetsError::Malformed {
+                let (key, value) = decode(record.key.as_deref(), &record.value).ok_or(
+                    OffsetsError::Malformed {
                         offset: record.offset,
-                    })?;
+                    },
+                )?;
                 committed.insert(key, value);
             }
             next = records.last().map_or(end, |r| r.offset + 1);
@@ -136,7 +137,10 @@ mod tests {
         {
             let log = Arc::new(Log::open(dir.path()).unwrap());
             let offsets = Offsets::open(log).unwrap();
-            let c = |offset| Committed { offset, generation: 1 };
+            let c = |offset| Committed {
+                offset,
+                generation: 1,
+            };
             offsets.commit("g1", "orders", 0, c(10)).unwrap();
             offsets.commit("g1", "orders", 0, c(25)).unwrap();
             offsets.commit("g2", "orders", 0, c(3)).unwrap();
@@ -161,6 +165,9 @@ mod tests {
         log.append(OFFSETS_TOPIC, 0, &[Record::keyed("g/t/0", "short")])
             .unwrap();
         let err = Offsets::open(log).err().expect("malformed record");
-        assert!(matches!(err, OffsetsError::Malformed { offset: 0 }), "{err}");
+        assert!(
+            matches!(err, OffsetsError::Malformed { offset: 0 }),
+            "{err}"
+        );
     }
 }

@@ -181,7 +181,10 @@ impl Processor {
 
     /// Runs until `shutdown` turns true (finishing and committing the batch in
     /// flight) or a failure stops the processor.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<Processor, ProcessorError> {
+    pub async fn run(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<Processor, ProcessorError> {
         while !*shutdown.borrow() {
             let polled = tokio::select! {
                 polled = self.consumer.poll(self.config.poll) => polled?,
@@ -203,7 +206,11 @@ impl Processor {
         Ok(self)
     }
 
-    async fn process(&mut self, mut batch: Polled, shutdown: &mut watch::Receiver<bool>) -> Result<(), ProcessorError> {
+    async fn process(
+        &mut self,
+        mut batch: Polled,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ProcessorError> {
         let mut attempts = 0u32;
         loop {
             let handler = self.handler.clone();
@@ -217,12 +224,15 @@ impl Processor {
             let first = batch.records[0].offset;
             let output = match result {
                 Ok(output) => output,
-                Err(RuntimeError::Init(message)) => return Err(ProcessorError::Guest(RuntimeError::Init(message))),
+                Err(RuntimeError::Init(message)) => {
+                    return Err(ProcessorError::Guest(RuntimeError::Init(message)));
+                }
                 Err(fault) => {
                     self.stats.record_trap();
                     tracing::warn!(processor = %self.config.name, offset = first, error = %fault, "guest fault");
                     attempts += 1;
-                    self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown).await?;
+                    self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown)
+                        .await?;
                     if *shutdown.borrow() {
                         return Ok(());
                     }
@@ -233,7 +243,12 @@ impl Processor {
             let step = match output.outcome {
                 Ok(()) => Step {
                     emits: output.emits,
-                    next: batch.records.last().expect("batches are never empty").offset + 1,
+                    next: batch
+                        .records
+                        .last()
+                        .expect("batches are never empty")
+                        .offset
+                        + 1,
                 },
                 Err(f) if f.index as usize >= batch.records.len() => {
                     return Err(ProcessorError::BadFailureIndex {
@@ -250,7 +265,8 @@ impl Processor {
                     FailureKind::Retry => {
                         attempts += 1;
                         let fault = RuntimeError::Init(f.message);
-                        self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown).await?;
+                        self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown)
+                            .await?;
                         if *shutdown.borrow() {
                             return Ok(());
                         }
@@ -294,7 +310,9 @@ impl Processor {
         let emitted = step.emits.len() as u64;
         let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
         for emit in step.emits {
-            let partition = self.log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+            let partition = self
+                .log
+                .partition_for(&emit.topic, emit.record.key.as_deref())?;
             by_partition
                 .entry((emit.topic, partition))
                 .or_default()
@@ -303,7 +321,8 @@ impl Processor {
         for ((topic, partition), records) in by_partition {
             self.log.append(&topic, partition, &records)?;
         }
-        self.consumer.commit(&batch.topic, batch.partition, step.next)?;
+        self.consumer
+            .commit(&batch.topic, batch.partition, step.next)?;
         self.stats.record_emitted(emitted);
         Ok(())
     }
@@ -313,11 +332,23 @@ impl Processor {
         let source = &batch.records[0];
         let mut headers = source.headers.clone();
         headers.extend([
-            (dlq_headers::SOURCE_TOPIC.to_string(), batch.topic.clone().into_bytes()),
-            (dlq_headers::SOURCE_PARTITION.to_string(), batch.partition.to_string().into_bytes()),
-            (dlq_headers::SOURCE_OFFSET.to_string(), source.offset.to_string().into_bytes()),
+            (
+                dlq_headers::SOURCE_TOPIC.to_string(),
+                batch.topic.clone().into_bytes(),
+            ),
+            (
+                dlq_headers::SOURCE_PARTITION.to_string(),
+                batch.partition.to_string().into_bytes(),
+            ),
+            (
+                dlq_headers::SOURCE_OFFSET.to_string(),
+                source.offset.to_string().into_bytes(),
+            ),
             (dlq_headers::ERROR.to_string(), error.as_bytes().to_vec()),
-            (dlq_headers::VERSION.to_string(), self.handler.version().as_bytes().to_vec()),
+            (
+                dlq_headers::VERSION.to_string(),
+                self.handler.version().as_bytes().to_vec(),
+            ),
         ]);
         Emit {
             topic: self.config.dlq_topic(),
@@ -351,7 +382,10 @@ impl Processor {
         }
         self.stats.record_retry();
         let factor = 2u32.saturating_pow(attempts - 1);
-        let delay = policy.initial_backoff.saturating_mul(factor).min(policy.max_backoff);
+        let delay = policy
+            .initial_backoff
+            .saturating_mul(factor)
+            .min(policy.max_backoff);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => {}

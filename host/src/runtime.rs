@@ -41,7 +41,9 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a valid WebAssembly component (expected one implementing world {WORLD})")]
+    #[error(
+        "{path} is not a valid WebAssembly component (expected one implementing world {WORLD})"
+    )]
     Compile {
         path: PathBuf,
         #[source]
@@ -141,7 +143,8 @@ impl Runtime {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .max_wasm_stack(MAX_WASM_STACK);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
+        let engine =
+            Engine::new(&config).map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
@@ -189,7 +192,10 @@ impl Runtime {
             path: name.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(incompatible)?;
         let pre = ProcessorPre::new(instance_pre).map_err(incompatible)?;
         let version: Arc<str> = match &spec.label {
             Some(label) => format!("{label}@{}", &hash[..12]).into(),
@@ -217,7 +223,11 @@ impl Drop for Runtime {
 
 /// Refuses a component built against another version of the weir package, with
 /// a message naming both versions.
-fn check_package_version(component: &Component, engine: &Engine, name: &Path) -> Result<(), RuntimeError> {
+fn check_package_version(
+    component: &Component,
+    engine: &Engine,
+    name: &Path,
+) -> Result<(), RuntimeError> {
     let ty = component.component_type();
     let names = ty.imports(engine).map(|(n, _)| n.to_string());
     let names = names.chain(ty.exports(engine).map(|(n, _)| n.to_string()));
@@ -281,7 +291,12 @@ impl Guest {
             .memory_size(self.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let state = HostState::new(self.log.clone(), self.processor.clone(), self.version.clone(), limits);
+        let state = HostState::new(
+            self.log.clone(),
+            self.processor.clone(),
+            self.version.clone(),
+            limits,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.deadline_ticks());
@@ -310,7 +325,11 @@ impl Guest {
     /// Times `calls` `process` calls on one instance (building the columnar
     /// batch each time, as a real call does), leaving out instantiation: the
     /// guest-boundary benchmark.
-    pub fn time_process_calls(&self, polled: &Polled, calls: u32) -> Result<Duration, RuntimeError> {
+    pub fn time_process_calls(
+        &self,
+        polled: &Polled,
+        calls: u32,
+    ) -> Result<Duration, RuntimeError> {
         let (mut store, instance) = self.instantiate()?;
         let ticks = self.deadline_ticks();
         let started = Instant::now();
@@ -327,7 +346,11 @@ impl Guest {
     }
 
     fn deadline_ticks(&self) -> u64 {
-        self.limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64
+        self.limits
+            .deadline
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64
     }
 
     /// Instantiates and initializes the guest once, without processing: the

@@ -66,6 +66,9 @@ mod tests {
         assert_eq!(a, b);
         let v: serde_json::Value = serde_json::from_slice(&a[3].value).unwrap();
         assert_eq!(v["id"], 3);
-        assert_eq!(a[3].key.as_deref(), v["customer"].as_str().map(str::as_bytes));
+        assert_eq!(
+            a[3].key.as_deref(),
+            v["customer"].as_str().map(str::as_bytes)
+        );
     }
 }

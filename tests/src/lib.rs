@@ -37,11 +37,8 @@ impl Host {
         }
     }
 
-    /// Drops every handle and opens the same data directory again, as a
-    /// restarted process would.
-    pub fn reopen(self) -> Host {
-        let Host { dir, log, offsets, runtime } = self;
-        drop((runtime, offsets, log));
+    /// A host over an existing data directory (say, one a `weir` process used).
+    pub fn new_in(dir: tempfile::TempDir) -> Host {
         let (log, offsets, runtime) = open(dir.path());
         Host {
             dir,
@@ -49,6 +46,19 @@ impl Host {
             offsets,
             runtime,
         }
+    }
+
+    /// Drops every handle and opens the same data directory again, as a
+    /// restarted process would.
+    pub fn reopen(self) -> Host {
+        let Host {
+            dir,
+            log,
+            offsets,
+            runtime,
+        } = self;
+        drop((runtime, offsets, log));
+        Host::new_in(dir)
     }
 
     /// Creates a topic.
@@ -65,7 +75,12 @@ impl Host {
     }
 
     /// Loads a guest component from `path` for processor `name`.
-    pub fn guest(&self, path: &str, name: &str, config: &[(&str, &str)]) -> Result<Guest, RuntimeError> {
+    pub fn guest(
+        &self,
+        path: &str,
+        name: &str,
+        config: &[(&str, &str)],
+    ) -> Result<Guest, RuntimeError> {
         let spec = GuestSpec {
             processor: name.to_string(),
             config: config
@@ -92,17 +107,29 @@ impl Host {
             ..PollLimits::default()
         };
         config.retry = fast_retries();
-        let processor = Processor::new(config, self.log.clone(), self.offsets.clone(), Arc::new(guest))?;
+        let processor = Processor::new(
+            config,
+            self.log.clone(),
+            self.offsets.clone(),
+            Arc::new(guest),
+        )?;
         processor.run_until_caught_up().await
     }
 
     /// Every record of one partition.
     pub fn records(&self, topic: &str, partition: u32) -> Vec<StoredRecord> {
-        let end = self.log.high_watermark(topic, partition).expect("high watermark");
+        let end = self
+            .log
+            .high_watermark(topic, partition)
+            .expect("high watermark");
         let mut out = Vec::new();
         while (out.len() as u64) < end {
             let from = out.len() as u64;
-            out.extend(self.log.read(topic, partition, from, 10_000, 16 << 20).expect("read"));
+            out.extend(
+                self.log
+                    .read(topic, partition, from, 10_000, 16 << 20)
+                    .expect("read"),
+            );
         }
         out
     }
@@ -117,7 +144,9 @@ impl Host {
 
     /// The group's committed offset on a partition (0 if none).
     pub fn committed(&self, group: &str, topic: &str, partition: u32) -> u64 {
-        self.offsets.get(group, topic, partition).map_or(0, |c| c.offset)
+        self.offsets
+            .get(group, topic, partition)
+            .map_or(0, |c| c.offset)
     }
 }
 

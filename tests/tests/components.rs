@@ -40,19 +40,26 @@ fn a_core_module_is_not_a_component() {
 fn a_component_of_another_world_is_refused_naming_the_missing_export() {
     let host = Host::new();
 
-    let err = load(&host, Path::new(guests::WRONG_WORLD)).err().expect("wrong world is refused");
+    let err = load(&host, Path::new(guests::WRONG_WORLD))
+        .err()
+        .expect("wrong world is refused");
 
     assert!(matches!(err, RuntimeError::Incompatible { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("wrong_world.wasm"), "{message}");
     assert!(message.contains(WORLD), "{message}");
-    assert!(message.contains("init") || message.contains("process"), "names the missing export: {message}");
+    assert!(
+        message.contains("init") || message.contains("process"),
+        "names the missing export: {message}"
+    );
 }
 
 #[test]
 fn a_missing_file_is_a_read_error_naming_it() {
     let host = Host::new();
-    let err = load(&host, Path::new("/nonexistent/guest.wasm")).err().unwrap();
+    let err = load(&host, Path::new("/nonexistent/guest.wasm"))
+        .err()
+        .unwrap();
     assert!(matches!(err, RuntimeError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/guest.wasm"));
 }
@@ -65,7 +72,11 @@ fn a_second_start_loads_the_compiled_component_from_the_cache() {
 
     let host = host.reopen();
     let second = load(&host, Path::new(guests::FRAUD_FILTER)).unwrap();
-    assert_eq!(second.source(), Source::Cached, "a new runtime reuses the artifact");
+    assert_eq!(
+        second.source(),
+        Source::Cached,
+        "a new runtime reuses the artifact"
+    );
     let artifacts: Vec<_> = std::fs::read_dir(host.dir.path().join("compiled"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -88,7 +99,10 @@ fn versions_name_the_content_hash_and_the_label() {
         label: Some("v2".into()),
         ..GuestSpec::default()
     };
-    let labelled = host.runtime.load_file(Path::new(guests::CURRENCY_V2), spec).unwrap();
+    let labelled = host
+        .runtime
+        .load_file(Path::new(guests::CURRENCY_V2), spec)
+        .unwrap();
     let plain = load(&host, Path::new(guests::CURRENCY_V1)).unwrap();
     let v2 = weir::runtime::Handler::version(&labelled);
     let v1 = weir::runtime::Handler::version(&plain);

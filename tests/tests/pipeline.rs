@@ -20,7 +20,9 @@ async fn produced_records_are_processed_emitted_and_committed() {
     let values = numbered(1200);
     host.append_values("in", 0, &refs(&values[..700]));
     host.append_values("in", 1, &refs(&values[700..]));
-    let guest = host.guest(guests::SCRIPTED, "copy", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "copy", &[("output", "out")])
+        .unwrap();
 
     let processor = host.run("copy", &["in"], guest, 100).await.unwrap();
 
@@ -41,16 +43,24 @@ async fn committed_offsets_survive_a_restart_and_nothing_is_processed_twice() {
     host.topic("in", 1);
     host.topic("out", 1);
     host.append_values("in", 0, &refs(&numbered(50)));
-    let guest = host.guest(guests::SCRIPTED, "copy", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "copy", &[("output", "out")])
+        .unwrap();
     host.run("copy", &["in"], guest, 20).await.unwrap();
 
     let host = host.reopen();
     assert_eq!(host.committed("copy", "in", 0), 50);
     host.append_values("in", 0, &["late"]);
-    let guest = host.guest(guests::SCRIPTED, "copy", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "copy", &[("output", "out")])
+        .unwrap();
     let processor = host.run("copy", &["in"], guest, 20).await.unwrap();
 
-    assert_eq!(processor.stats().records(), 1, "only the new record is processed");
+    assert_eq!(
+        processor.stats().records(),
+        1,
+        "only the new record is processed"
+    );
     let out = host.values("out", 0);
     assert_eq!(out.len(), 51);
     assert_eq!(out.last().map(String::as_str), Some("late"));
@@ -62,19 +72,37 @@ async fn a_fatal_failure_at_index_i_commits_exactly_the_prefix_and_its_emits() {
     host.topic("in", 1);
     host.topic("out", 1);
     host.append_values("in", 0, &["a", "b", "c", "fail:fatal", "d", "e"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "out")])
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("fatal stops the processor");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("fatal stops the processor");
 
     match err {
-        ProcessorError::Fatal { offset, ref message, .. } => {
+        ProcessorError::Fatal {
+            offset,
+            ref message,
+            ..
+        } => {
             assert_eq!(offset, 3);
             assert!(message.contains("scripted fatal"), "{message}");
         }
         other => panic!("expected a fatal failure, got {other:?}"),
     }
-    assert_eq!(host.committed("p", "in", 0), 3, "exactly the prefix is committed");
-    assert_eq!(host.values("out", 0), vec!["a", "b", "c"], "the prefix's emits, once; nothing after");
+    assert_eq!(
+        host.committed("p", "in", 0),
+        3,
+        "exactly the prefix is committed"
+    );
+    assert_eq!(
+        host.values("out", 0),
+        vec!["a", "b", "c"],
+        "the prefix's emits, once; nothing after"
+    );
 }
 
 #[tokio::test]
@@ -85,12 +113,32 @@ async fn emits_of_a_failed_batch_never_appear() {
     // Every call emits x and y before failing at index 2; the retries never
     // succeed. Only the prefix's own successful run may leave emits behind.
     host.append_values("in", 0, &["x", "y", "fail:retry", "z"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "out")])
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("retries run out");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("retries run out");
 
-    assert!(matches!(err, ProcessorError::Exhausted { offset: 2, attempts: 4, .. }), "{err:?}");
-    assert_eq!(host.values("out", 0), vec!["x", "y"], "x and y once, from the committed prefix");
+    assert!(
+        matches!(
+            err,
+            ProcessorError::Exhausted {
+                offset: 2,
+                attempts: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        host.values("out", 0),
+        vec!["x", "y"],
+        "x and y once, from the committed prefix"
+    );
     assert_eq!(host.committed("p", "in", 0), 2);
 }
 
@@ -100,13 +148,25 @@ async fn a_trapping_guest_commits_nothing_and_emits_nothing() {
     host.topic("in", 1);
     host.topic("out", 1);
     host.append_values("in", 0, &["x", "y", "trap"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "out")])
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("traps exhaust retries");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("traps exhaust retries");
 
-    assert!(matches!(err, ProcessorError::Exhausted { offset: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, ProcessorError::Exhausted { offset: 0, .. }),
+        "{err:?}"
+    );
     let chain = format!("{:?}", anyhow_chain(&err));
-    assert!(chain.contains("scripted trap"), "the guest's panic message reaches the error: {chain}");
+    assert!(
+        chain.contains("scripted trap"),
+        "the guest's panic message reaches the error: {chain}"
+    );
     assert!(host.values("out", 0).is_empty());
     assert_eq!(host.committed("p", "in", 0), 0);
 }
@@ -117,7 +177,9 @@ async fn skip_commits_past_the_record_and_carries_on() {
     host.topic("in", 1);
     host.topic("out", 1);
     host.append_values("in", 0, &["a", "fail:skip", "b"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "out")])
+        .unwrap();
 
     let processor = host.run("p", &["in"], guest, 100).await.unwrap();
 
@@ -133,7 +195,9 @@ async fn dead_lettered_records_carry_their_source_and_error_in_headers() {
     host.topic("in", 2);
     host.topic("out", 1);
     host.append_values("in", 1, &["a", "b", "fail:dead-letter", "c"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("output", "out")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "out")])
+        .unwrap();
     let version = weir::runtime::Handler::version(&guest).to_string();
 
     let processor = host.run("p", &["in"], guest, 100).await.unwrap();
@@ -172,9 +236,16 @@ async fn a_guest_that_spins_forever_is_stopped_by_its_deadline() {
         },
         ..Default::default()
     };
-    let guest = host.runtime.load_file(guests::SCRIPTED.as_ref(), spec).unwrap();
+    let guest = host
+        .runtime
+        .load_file(guests::SCRIPTED.as_ref(), spec)
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("deadline traps");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("deadline traps");
 
     let chain = anyhow_chain(&err);
     assert!(chain.contains("deadline"), "{chain}");
@@ -194,9 +265,16 @@ async fn a_guest_that_grows_past_its_memory_cap_traps() {
         },
         ..Default::default()
     };
-    let guest = host.runtime.load_file(guests::SCRIPTED.as_ref(), spec).unwrap();
+    let guest = host
+        .runtime
+        .load_file(guests::SCRIPTED.as_ref(), spec)
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("memory cap traps");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("memory cap traps");
 
     let chain = anyhow_chain(&err);
     assert!(chain.contains("memory"), "{chain}");
@@ -208,11 +286,20 @@ async fn an_init_error_stops_the_processor_with_the_guests_message() {
     let host = Host::new();
     host.topic("in", 1);
     host.append_values("in", 0, &["a"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("reject-init", "yes")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("reject-init", "yes")])
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("init fails");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("init fails");
 
-    assert!(anyhow_chain(&err).contains("init rejected by configuration"), "{err:?}");
+    assert!(
+        anyhow_chain(&err).contains("init rejected by configuration"),
+        "{err:?}"
+    );
     assert_eq!(host.committed("p", "in", 0), 0);
 }
 
@@ -221,12 +308,20 @@ async fn emitting_to_an_unknown_topic_is_an_error_the_guest_sees() {
     let host = Host::new();
     host.topic("in", 1);
     host.append_values("in", 0, &["a"]);
-    let guest = host.guest(guests::SCRIPTED, "p", &[("output", "nowhere")]).unwrap();
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "nowhere")])
+        .unwrap();
 
-    let err = host.run("p", &["in"], guest, 100).await.err().expect("fatal");
+    let err = host
+        .run("p", &["in"], guest, 100)
+        .await
+        .err()
+        .expect("fatal");
 
     match err {
-        ProcessorError::Fatal { message, .. } => assert!(message.contains("unknown topic \"nowhere\""), "{message}"),
+        ProcessorError::Fatal { message, .. } => {
+            assert!(message.contains("unknown topic \"nowhere\""), "{message}")
+        }
         other => panic!("expected fatal, got {other:?}"),
     }
 }

@@ -14,9 +14,11 @@ impl Processor for Currency {
     }
 
     fn process(batch: &Batch) -> Result<(), Failure> {
-        orders::emit_converted(batch, &orders::output_topic(), |amount_cents, usd_per_mille| {
-            amount_cents * 1000 / usd_per_mille
-        })
+        orders::emit_converted(
+            batch,
+            &orders::output_topic(),
+            |amount_cents, usd_per_mille| amount_cents * 1000 / usd_per_mille,
+        )
     }
 }
 

@@ -12,9 +12,11 @@ impl Processor for Currency {
     }
 
     fn process(batch: &Batch) -> Result<(), Failure> {
-        orders::emit_converted(batch, &orders::output_topic(), |amount_cents, usd_per_mille| {
-            amount_cents * usd_per_mille / 1000
-        })
+        orders::emit_converted(
+            batch,
+            &orders::output_topic(),
+            |amount_cents, usd_per_mille| amount_cents * usd_per_mille / 1000,
+        )
     }
 }
 

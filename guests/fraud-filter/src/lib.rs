@@ -44,9 +44,11 @@ impl Processor for FraudFilter {
     fn process(batch: &Batch) -> Result<(), Failure> {
         let topic = orders::output_topic();
         for record in batch.records() {
-            let order =
-                Order::parse(record.value()).map_err(|e| record.fail(FailureKind::DeadLetter, e))?;
-            let Some(reason) = reason(&order) else { continue };
+            let order = Order::parse(record.value())
+                .map_err(|e| record.fail(FailureKind::DeadLetter, e))?;
+            let Some(reason) = reason(&order) else {
+                continue;
+            };
             let alert = format!(
                 r#"{{"order_id":{},"customer":{},"amount_cents":{},"currency":{},"reason":"{}"}}"#,
                 order.id,
@@ -55,8 +57,13 @@ impl Processor for FraudFilter {
                 json_string(&order.currency),
                 reason
             );
-            weir_guest::emit(&topic, Some(order.customer.as_bytes()), alert.as_bytes(), &[])
-                .map_err(|e| record.fail(FailureKind::Fatal, e))?;
+            weir_guest::emit(
+                &topic,
+                Some(order.customer.as_bytes()),
+                alert.as_bytes(),
+                &[],
+            )
+            .map_err(|e| record.fail(FailureKind::Fatal, e))?;
         }
         Ok(())
     }

@@ -47,9 +47,13 @@ pub fn emit_converted(
 ) -> Result<(), weir_guest::Failure> {
     use weir_guest::FailureKind;
     for record in batch.records() {
-        let order = Order::parse(record.value()).map_err(|e| record.fail(FailureKind::DeadLetter, e))?;
+        let order =
+            Order::parse(record.value()).map_err(|e| record.fail(FailureKind::DeadLetter, e))?;
         let rate = usd_per_mille(&order.currency).ok_or_else(|| {
-            record.fail(FailureKind::DeadLetter, format!("unknown currency {}", order.currency))
+            record.fail(
+                FailureKind::DeadLetter,
+                format!("unknown currency {}", order.currency),
+            )
         })?;
         let value = format!(
             r#"{{"order_id":{},"customer":{},"usd_cents":{}}}"#,
@@ -57,8 +61,13 @@ pub fn emit_converted(
             json_string(&order.customer),
             convert(order.amount_cents, rate)
         );
-        weir_guest::emit(topic, Some(order.id.to_string().as_bytes()), value.as_bytes(), &[])
-            .map_err(|e| record.fail(FailureKind::Fatal, e))?;
+        weir_guest::emit(
+            topic,
+            Some(order.id.to_string().as_bytes()),
+            value.as_bytes(),
+            &[],
+        )
+        .map_err(|e| record.fail(FailureKind::Fatal, e))?;
     }
     Ok(())
 }

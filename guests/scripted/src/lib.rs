@@ -45,7 +45,10 @@ impl Processor for Scripted {
             let value = record.value_str().unwrap_or("");
             if let Some(name) = value.strip_prefix("fail:") {
                 let kind = kind(name).unwrap_or(FailureKind::Fatal);
-                return Err(record.fail(kind, format!("scripted {name} at offset {}", record.offset())));
+                return Err(record.fail(
+                    kind,
+                    format!("scripted {name} at offset {}", record.offset()),
+                ));
             }
             match value {
                 "trap" => panic!("scripted trap at offset {}", record.offset()),

@@ -228,9 +228,9 @@ macro_rules! export_processor {
         struct __WeirExports;
 
         impl $crate::bindings::Guest for __WeirExports {
-            fn init(config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>)
-                -> ::std::result::Result<(), ::std::string::String>
-            {
+            fn init(
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::std::result::Result<(), ::std::string::String> {
                 <$processor as $crate::Processor>::init(&$crate::Config::new(config))
             }
 

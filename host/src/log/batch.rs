@@ -254,7 +254,10 @@ mod tests {
         let bytes = encode(100, &sample(), 7);
         let header = BatchHeader::parse(&bytes).expect("header");
         assert_eq!(header.size as usize, bytes.len());
-        assert_eq!((header.base_offset, header.count, header.max_timestamp), (100, 3, 42));
+        assert_eq!(
+            (header.base_offset, header.count, header.max_timestamp),
+            (100, 3, 42)
+        );
         assert!(checksum_ok(&bytes, &header));
         let records = decode(&bytes, &header, 0, no_corruption).unwrap();
         let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
@@ -263,7 +266,11 @@ mod tests {
         assert_eq!(records[0].timestamp, 7);
         assert_eq!(records[1].key, None);
         assert_eq!(records[1].headers, sample()[1].headers);
-        assert_eq!(records[2].key.as_deref(), Some(&b""[..]), "empty key is not no key");
+        assert_eq!(
+            records[2].key.as_deref(),
+            Some(&b""[..]),
+            "empty key is not no key"
+        );
     }
 
     #[test]

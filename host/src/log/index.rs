@@ -142,7 +142,9 @@ mod tests {
         assert_eq!(index.lookup(19), INDEX_INTERVAL);
         assert_eq!(index.lookup(1000), 2 * INDEX_INTERVAL + 1);
 
-        let reloaded = OffsetIndex::load(&path, 3 * INDEX_INTERVAL).unwrap().unwrap();
+        let reloaded = OffsetIndex::load(&path, 3 * INDEX_INTERVAL)
+            .unwrap()
+            .unwrap();
         assert_eq!(reloaded.entries, index.entries);
     }
 
@@ -153,14 +155,26 @@ mod tests {
         let mut index = OffsetIndex::create(&path).unwrap();
         index.maybe_add(0, 0).unwrap();
         index.maybe_add(10, INDEX_INTERVAL).unwrap();
-        assert!(OffsetIndex::load(&path, INDEX_INTERVAL).unwrap().is_none(), "past end");
+        assert!(
+            OffsetIndex::load(&path, INDEX_INTERVAL).unwrap().is_none(),
+            "past end"
+        );
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap()
             .write_all(&[1, 2, 3])
             .unwrap();
-        assert!(OffsetIndex::load(&path, 10 * INDEX_INTERVAL).unwrap().is_none(), "torn");
-        assert!(OffsetIndex::load(&dir.path().join("missing"), 1).unwrap().is_none());
+        assert!(
+            OffsetIndex::load(&path, 10 * INDEX_INTERVAL)
+                .unwrap()
+                .is_none(),
+            "torn"
+        );
+        assert!(
+            OffsetIndex::load(&dir.path().join("missing"), 1)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -30,7 +30,10 @@ impl Partition {
         for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
             let name = entry.map_err(|e| LogError::io(dir, e))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(base) = name.strip_suffix(".log").and_then(|b| b.parse::<u64>().ok()) {
+            if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(|b| b.parse::<u64>().ok())
+            {
                 bases.push(base);
             }
         }
@@ -76,11 +79,17 @@ impl Partition {
             return Ok(base);
         }
         let bytes = batch::encode(base, records, now_ms);
-        let active = self.segments.last().expect("a partition always has a segment");
+        let active = self
+            .segments
+            .last()
+            .expect("a partition always has a segment");
         if active.size() > 0 && active.size() + bytes.len() as u64 > self.segment_bytes {
             self.roll()?;
         }
-        let active = self.segments.last_mut().expect("a partition always has a segment");
+        let active = self
+            .segments
+            .last_mut()
+            .expect("a partition always has a segment");
         active.append(&bytes, base)?;
         self.next_offset = base + records.len() as u64;
         Ok(base)
@@ -93,7 +102,8 @@ impl Partition {
             .last()
             .expect("a partition always has a segment")
             .sync()?;
-        self.segments.push(Segment::create(&self.dir, self.next_offset)?);
+        self.segments
+            .push(Segment::create(&self.dir, self.next_offset)?);
         // The new file's directory entry must survive a crash.
         sync_dir(&self.dir)
     }
@@ -115,7 +125,10 @@ impl Partition {
             });
         }
         let mut out = Vec::new();
-        let first = self.segments.partition_point(|s| s.base <= from).saturating_sub(1);
+        let first = self
+            .segments
+            .partition_point(|s| s.base <= from)
+            .saturating_sub(1);
         let mut budget = max_bytes;
         for segment in &self.segments[first..] {
             if from >= end || out.len() >= max_records || budget == 0 {

@@ -152,7 +152,9 @@ impl Segment {
             let valid = header.filter(|h| {
                 h.base_offset == expected
                     && pos + h.size <= self.size
-                    && self.batch_bytes(pos, h).is_ok_and(|b| batch::checksum_ok(&b, h))
+                    && self
+                        .batch_bytes(pos, h)
+                        .is_ok_and(|b| batch::checksum_ok(&b, h))
             });
             let Some(header) = valid else {
                 if strict {
@@ -188,7 +190,9 @@ impl Segment {
 
     /// Flushes the segment and its index to disk.
     pub fn sync(&self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(|e| LogError::io(&self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, e))?;
         self.index
             .sync()
             .map_err(|e| LogError::io(self.index.path(), e))

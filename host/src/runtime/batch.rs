@@ -13,7 +13,10 @@ pub fn columnar(polled: &Polled) -> Batch {
         .map(|r| {
             r.key.as_ref().map_or(0, Vec::len)
                 + r.value.len()
-                + r.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
+                + r.headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>()
         })
         .sum();
     let header_count: usize = records.iter().map(|r| r.headers.len()).sum();
@@ -89,7 +92,7 @@ mod tests {
         let batch = columnar(&polled);
         let bytes = |s: Span| &batch.data[s.start as usize..(s.start + s.len) as usize];
         assert_eq!((batch.partition, batch.high_watermark), (2, 9));
-        assert_eq!(batch.records[0].key, None);
+        assert!(batch.records[0].key.is_none());
         assert_eq!(bytes(batch.records[0].value), b"first");
         assert_eq!(bytes(batch.records[1].key.unwrap()), b"k");
         assert_eq!(bytes(batch.records[1].value), b"second");
@@ -98,6 +101,9 @@ mod tests {
         assert_eq!(bytes(batch.headers[1].name), b"h2");
         assert_eq!(bytes(batch.headers[1].value), b"bb");
         assert_eq!(batch.records[1].headers.len, 0);
-        assert_eq!(batch.data.len(), "first".len() + 2 + 1 + 2 + 2 + 1 + "second".len());
+        assert_eq!(
+            batch.data.len(),
+            "first".len() + 2 + 1 + 2 + 2 + 1 + "second".len()
+        );
     }
 }

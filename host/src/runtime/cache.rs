@@ -72,7 +72,9 @@ pub fn load_or_compile(
         // (it is in the file name); wasmtime also checks the header on load.
         match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => return Ok((component, Source::Cached)),
-            Err(e) => tracing::warn!(artifact = %path.display(), error = %e, "recompiling unusable cached artifact"),
+            Err(e) => {
+                tracing::warn!(artifact = %path.display(), error = %e, "recompiling unusable cached artifact")
+            }
         }
     }
     let component = Component::new(engine, wasm).map_err(|e| RuntimeError::Compile {

@@ -115,12 +115,19 @@ impl host::Host for HostState {
         }
         let size = key.as_ref().map_or(0, Vec::len)
             + value.len()
-            + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+            + headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>();
         if size > MAX_EMIT_BYTES {
-            return Err(format!("record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"));
+            return Err(format!(
+                "record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"
+            ));
         }
         if self.emitted_bytes + size > MAX_BATCH_EMIT_BYTES {
-            return Err(format!("batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit"));
+            return Err(format!(
+                "batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit"
+            ));
         }
         self.emitted_bytes += size;
         self.emits.push(Emit {

@@ -1,0 +1,219 @@
+//! The real `weir` binary as separate processes: crashes between process and
+//! commit, SIGKILL at arbitrary moments, Ctrl-C, and the demo.
+//!
+//! `WEIR_KILL_ROUNDS` sets how many SIGKILL rounds the kill test runs (3 by
+//! default).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use weir_tests::{Host, guests, weir_bin};
+
+fn weir(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(weir_bin());
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn weir");
+    assert!(
+        out.status.success(),
+        "weir failed with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A data directory with topic `in` holding `print:r0` .. `print:r{n-1}`, and
+/// an empty topic `out`.
+fn seeded(n: usize) -> tempfile::TempDir {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    let values: Vec<String> = (0..n).map(|i| format!("print:r{i}")).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    host.append_values("in", 0, &refs);
+    let Host { dir, .. } = host;
+    dir
+}
+
+fn run_args<'a>(max_records: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--name",
+        "copy",
+        "--wasm",
+        guests::SCRIPTED,
+        "--topic",
+        "in",
+        "--config",
+        "output=out",
+        "--max-records",
+        max_records,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The record numbers a run's guest printed, in order, from its log output.
+fn printed(stderr: &[u8]) -> Vec<u64> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| l.split("printed r").nth(1))
+        .filter_map(|n| n.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_crash_between_process_and_commit_redelivers_only_the_last_batch() {
+    let dir = seeded(100);
+    let crashed = weir(dir.path(), &run_args("10", &["--until-caught-up"]))
+        .env("WEIR_CRASH_BEFORE_COMMIT", "3")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the seam aborts the process");
+    let first = printed(&crashed.stderr);
+    assert_eq!(
+        first,
+        (0..30).collect::<Vec<_>>(),
+        "three batches were processed"
+    );
+
+    let resumed = run_ok(&mut weir(
+        dir.path(),
+        &run_args("10", &["--until-caught-up"]),
+    ));
+    let second = printed(&resumed.stderr);
+    assert_eq!(
+        second,
+        (20..100).collect::<Vec<_>>(),
+        "only the uncommitted batch (20..30) comes again"
+    );
+
+    let host = Host::new_in(dir);
+    assert_eq!(host.committed("copy", "in", 0), 100);
+    let out = host.values("out", 0);
+    assert_eq!(
+        out.len(),
+        100,
+        "the crashed batch's emits were never appended"
+    );
+}
+
+#[test]
+fn sigkill_at_any_moment_loses_nothing_and_repeats_at_most_a_batch() {
+    let rounds: usize = std::env::var("WEIR_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let n = 3000;
+    let dir = seeded(n);
+    for round in 0..rounds {
+        let mut child = weir(dir.path(), &run_args("50", &[]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + 97 * round as u64));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    run_ok(&mut weir(
+        dir.path(),
+        &run_args("50", &["--until-caught-up"]),
+    ));
+
+    let host = Host::new_in(dir);
+    assert_eq!(host.committed("copy", "in", 0), n as u64);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for v in host.values("out", 0) {
+        *counts.entry(v).or_default() += 1;
+    }
+    assert_eq!(counts.len(), n, "every record was emitted at least once");
+    let repeated = counts.values().filter(|c| **c > 1).count();
+    assert!(
+        repeated <= 50 * rounds,
+        "{repeated} repeats: at most one batch per kill"
+    );
+}
+
+#[test]
+fn ctrl_c_finishes_the_batch_in_flight_commits_and_exits_zero() {
+    let dir = seeded(500);
+    let mut child = weir(dir.path(), &run_args("20", &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out_segment = dir.path().join("topics/out/0/00000000000000000000.log");
+    let started = Instant::now();
+    while std::fs::metadata(&out_segment).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the processor never emitted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    let host = Host::new_in(dir);
+    let committed = host.committed("copy", "in", 0);
+    assert!(
+        committed > 0 && committed % 20 == 0 || committed == 500,
+        "whole batches only: {committed}"
+    );
+    assert_eq!(
+        host.values("out", 0).len() as u64,
+        committed,
+        "emits match the commits exactly"
+    );
+}
+
+#[test]
+fn the_demo_ends_with_zero_lag_on_every_partition_of_both_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    for run in 0..2 {
+        let out = run_ok(&mut weir(dir.path(), &["demo", "--orders", "3000"]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("processor analytics"), "{stdout}");
+        assert!(stdout.contains("processor fraud"), "{stdout}");
+        assert_eq!(
+            stdout.matches("records processed: 3000").count(),
+            2,
+            "run {run}: {stdout}"
+        );
+        let rows: Vec<Vec<u64>> = stdout
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect::<Vec<u64>>()
+            })
+            .filter(|nums| nums.len() == 4)
+            .collect();
+        assert_eq!(rows.len(), 6, "3 partitions x 2 groups: {stdout}");
+        for row in rows {
+            assert_eq!(
+                row[1], row[2],
+                "committed equals the high watermark: {row:?}"
+            );
+            assert_eq!(row[3], 0, "lag is zero: {row:?}");
+        }
+    }
+}

@@ -11,6 +11,7 @@ use weir::offsets::Offsets;
 use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy};
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
+pub mod polyglot;
 /// Every guest component, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -1,0 +1,80 @@
+"""fraud-filter, in Python: emits suspicious orders to the ``alerts`` topic (or
+the topic named by the ``output`` configuration key).
+
+The same logic as the Rust guest ``guests/fraud-filter``, byte for byte: an
+order is suspicious when it is large (at least 5,000.00 in any currency), or
+when it is at least 2,000.00 and paid in a currency that is not its country's.
+The alert is keyed by customer and its value is a JSON object with a fixed
+field order. A malformed order is sent to the dead-letter topic.
+"""
+
+import json
+
+import weir_guest as weir
+
+LARGE_CENTS = 500_000
+FOREIGN_CENTS = 200_000
+HOME_CURRENCY = {"US": "USD", "GB": "GBP", "JP": "JPY"}
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_order(value: bytes) -> dict:
+    """Parses an order the way the Rust guest's serde does: an object whose
+    five fields have the right types (extra fields are ignored)."""
+    order = json.loads(value.decode("utf-8"), parse_constant=_reject_constant)
+    if not isinstance(order, dict):
+        raise ValueError("expected an object")
+    for name in ("id", "amount_cents"):
+        if type(order.get(name)) is not int:
+            raise ValueError(f"field {name} must be an integer")
+    if order["id"] < 0:
+        raise ValueError("field id must not be negative")
+    for name in ("customer", "currency", "country"):
+        if type(order.get(name)) is not str:
+            raise ValueError(f"field {name} must be a string")
+    return order
+
+
+def reason(order: dict):
+    cents = order["amount_cents"]
+    if cents >= LARGE_CENTS:
+        return "large-amount"
+    home = HOME_CURRENCY.get(order["country"], "EUR")
+    if cents >= FOREIGN_CENTS and order["currency"] != home:
+        return "foreign-currency"
+    return None
+
+
+def js(s: str) -> str:
+    """A JSON string literal, escaped as serde_json escapes it."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+class FraudFilter(weir.Processor):
+    def init(self, config: weir.Config) -> None:
+        self.topic = config.get("output", "alerts")
+
+    def process(self, batch: weir.Batch) -> None:
+        for record in batch.records():
+            try:
+                order = parse_order(record.value)
+            except ValueError as e:  # JSONDecodeError and UnicodeDecodeError too
+                raise record.fail(weir.FailureKind.DEAD_LETTER, f"malformed order: {e}")
+            why = reason(order)
+            if why is None:
+                continue
+            alert = (
+                f'{{"order_id":{order["id"]},"customer":{js(order["customer"])},'
+                f'"amount_cents":{order["amount_cents"]},"currency":{js(order["currency"])},'
+                f'"reason":"{why}"}}'
+            )
+            try:
+                weir.emit(self.topic, order["customer"], alert)
+            except weir.EmitError as e:
+                raise record.fail(weir.FailureKind.FATAL, e)
+
+
+WitWorld = weir.export_processor(FraudFilter)

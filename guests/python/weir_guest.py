@@ -1,0 +1,219 @@
+"""The Python helper for weir guests.
+
+It mirrors the Rust SDK (``guests/sdk``): a :class:`Batch` whose ``records()``
+are views that resolve the columnar spans for you (``offset``, ``timestamp``,
+``key``, ``value``, ``headers``), :func:`emit` and :func:`log` wrapping the host
+imports, and ``record.fail(kind, message)`` building the failure the host acts
+on. A guest author never handles spans by hand::
+
+    import weir_guest as weir
+
+    class Upper(weir.Processor):
+        def process(self, batch):
+            for r in batch.records():
+                weir.emit("upper", r.key, r.value.upper())
+
+    WitWorld = weir.export_processor(Upper)
+
+componentize-py looks for the class ``WitWorld`` in the app module; that is
+the one line of glue. ``raise record.fail(...)`` returns the WIT failure; any
+other exception escaping ``process`` is a bug in the guest: the call traps, the
+host does not commit the batch and backs off, as it does for a Rust panic.
+"""
+
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+from componentize_py_types import Err
+from wit_world.imports import host, types
+from wit_world.imports.types import FailureKind, Level
+
+__all__ = [
+    "Batch",
+    "Config",
+    "EmitError",
+    "Failure",
+    "FailureKind",
+    "Level",
+    "Processor",
+    "Record",
+    "emit",
+    "export_processor",
+    "log",
+]
+
+Bytes = Union[bytes, str]
+
+
+class Config:
+    """The processor's configuration, as given to ``init``."""
+
+    def __init__(self, pairs: List[Tuple[str, str]]):
+        #: Every (key, value) pair, in the order the host gave them.
+        self.pairs = pairs
+
+    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        """The value of ``key``, or ``default`` if it was not configured."""
+        for k, v in self.pairs:
+            if k == key:
+                return v
+        return default
+
+
+class Failure(Exception):
+    """A failure pointing at one record; ``raise`` it from ``process``."""
+
+    def __init__(self, index: int, kind: FailureKind, message: str):
+        super().__init__(message)
+        self.index = index
+        self.kind = kind
+        self.message = message
+
+
+class Batch:
+    """A polled batch: consecutive records from one partition of one topic."""
+
+    def __init__(self, raw: types.Batch):
+        self.raw = raw
+        #: The topic the records came from.
+        self.topic = raw.topic
+        #: The partition the records came from.
+        self.partition = raw.partition
+        #: The partition's high watermark when the batch was read.
+        self.high_watermark = raw.high_watermark
+
+    def __len__(self) -> int:
+        return len(self.raw.records)
+
+    def records(self) -> Iterator["Record"]:
+        """The records, in offset order, as :class:`Record` views."""
+        for index in range(len(self.raw.records)):
+            yield Record(self, index)
+
+    def bytes(self, span: types.Span) -> bytes:
+        """The bytes of a span of the data arena."""
+        return self.raw.data[span.start : span.start + span.len]
+
+
+class Record:
+    """A view of one record of a :class:`Batch`."""
+
+    __slots__ = ("batch", "index", "meta")
+
+    def __init__(self, batch: Batch, index: int):
+        self.batch = batch
+        #: The record's position in its batch; a :class:`Failure` names it.
+        self.index = index
+        self.meta = batch.raw.records[index]
+
+    @property
+    def offset(self) -> int:
+        """The record's offset in its partition."""
+        return self.meta.offset
+
+    @property
+    def timestamp(self) -> int:
+        """Milliseconds since the Unix epoch."""
+        return self.meta.timestamp
+
+    @property
+    def key(self) -> Optional[bytes]:
+        """The key, or ``None`` for a record produced without one."""
+        span = self.meta.key
+        return None if span is None else self.batch.bytes(span)
+
+    @property
+    def value(self) -> bytes:
+        """The value."""
+        return self.batch.bytes(self.meta.value)
+
+    @property
+    def headers(self) -> List[Tuple[str, bytes]]:
+        """The headers, as (name, value) pairs in the order they were produced."""
+        range_ = self.meta.headers
+        out = []
+        for h in self.batch.raw.headers[range_.start : range_.start + range_.len]:
+            name = self.batch.bytes(h.name).decode("utf-8", "replace")
+            out.append((name, self.batch.bytes(h.value)))
+        return out
+
+    def header(self, name: str) -> Optional[bytes]:
+        """The value of the first header called ``name``."""
+        for n, v in self.headers:
+            if n == name:
+                return v
+        return None
+
+    def fail(self, kind: FailureKind, message: object) -> Failure:
+        """A :class:`Failure` pointing at this record: ``raise record.fail(...)``."""
+        return Failure(self.index, kind, str(message))
+
+
+class EmitError(Exception):
+    """Raised by :func:`emit` when the host refuses a record."""
+
+
+def _bytes(x: Bytes) -> bytes:
+    return x.encode("utf-8") if isinstance(x, str) else bytes(x)
+
+
+def emit(
+    topic: str,
+    key: Optional[Bytes],
+    value: Bytes,
+    headers: Sequence[Tuple[str, Bytes]] = (),
+) -> None:
+    """Queues a record for ``topic``; it is appended only if the current batch
+    succeeds. ``key`` and ``value`` are bytes or str (sent as UTF-8); a key of
+    ``None`` means "no key". Raises :class:`EmitError` when the host refuses
+    the record (unknown topic, record too large)."""
+    try:
+        host.emit(
+            topic,
+            None if key is None else _bytes(key),
+            _bytes(value),
+            [(name, _bytes(v)) for name, v in headers],
+        )
+    except Err as e:
+        raise EmitError(str(e.value)) from None
+
+
+def log(level: Level, message: str) -> None:
+    """Writes a line to the host's log, tagged with the processor's name."""
+    host.log(level, str(message))
+
+
+class Processor:
+    """What a guest implements. ``init`` runs once per fresh instance, and the
+    host creates a fresh instance for every batch, so keep no state between
+    batches beyond what ``init`` sets up."""
+
+    def init(self, config: Config) -> None:
+        """Receives the configuration; raise any exception to reject it."""
+
+    def process(self, batch: Batch) -> None:
+        """Processes one batch: return to commit all of it, or raise
+        ``record.fail(kind, message)`` to name the failing record."""
+        raise NotImplementedError
+
+
+def export_processor(cls: type) -> type:
+    """Wraps a :class:`Processor` subclass into the ``WitWorld`` class that
+    componentize-py exports as the component's ``init`` and ``process``."""
+
+    class WitWorld:
+        def __init__(self) -> None:
+            self.guest = cls()
+
+        def init(self, config: List[Tuple[str, str]]) -> None:
+            try:
+                self.guest.init(Config(config))
+            except Exception as e:  # the WIT error of `init` is a string
+                raise Err(str(e)) from None
+
+        def process(self, batch: types.Batch) -> None:
+            try:
+                self.guest.process(Batch(batch))
+            except Failure as f:
+                raise Err(types.Failure(f.index, f.kind, f.message)) from None
+
+    return WitWorld

@@ -1,26 +1,44 @@
 //! The log: named topics, each with a fixed number of partitions, each an
 //! append-only sequence of segments on disk (`<data>/topics/<topic>/<partition>/`).
 //!
-//! The `Log` owns every partition behind its own lock (one writer at a time per
-//! partition, readers never see past the high watermark) and wakes waiting
-//! consumers after each append. A topic exists once its `topic.json` does: the
-//! file is written last, atomically, so a half-created topic is never opened.
+//! # Layout
+//!
+//! - `config.rs`: [`TopicConfig`] and the [`Durability`] policy.
+//! - `storage.rs`: the [`Storage`] seam every file operation goes through.
+//! - `batch.rs`: the CRC32C-checked record batch codec.
+//! - `index.rs`, `timeindex.rs`: the sparse offset and time indexes.
+//! - `segment.rs` (+ `segment/active.rs`, `segment/sealed.rs`): one segment,
+//!   its reads and its recovery; active and sealed are distinct types.
+//! - `partition.rs` (+ `partition/writer.rs`, `partition/commit.rs`): the single
+//!   writer, group commit, poisoning, retention and the view readers use.
+//! - `flusher.rs`: the background fsync behind [`Durability::Interval`].
+//!
+//! The `Log` keeps every partition behind its own writer lock (one writer at a
+//! time per partition; readers never take it and never see past the high
+//! watermark) and wakes waiting consumers after each append. A topic exists once
+//! its `topic.json` does: the file is written last, atomically, so a
+//! half-created topic is never opened.
 
 mod batch;
+mod config;
+mod flusher;
 mod index;
 mod partition;
 mod segment;
+pub mod storage;
+mod timeindex;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-
-use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
 
 pub use batch::{Record, StoredRecord};
-pub use partition::segment_path;
+pub use config::{DEFAULT_INTERVAL_MS, Durability, MAX_PARTITIONS, TopicConfig};
+pub use partition::{DeletedSegment, segment_path};
+pub use storage::{OsStorage, Storage, StorageFile};
 
 use crate::name::{self, NameError};
+use flusher::Flusher;
 use partition::Partition;
 
 /// Everything that can go wrong in the log.
@@ -38,6 +56,13 @@ pub enum LogError {
         position: u64,
         what: String,
     },
+    #[error("partition {path} refuses appends after a failed {op}; reopen the log to recover it")]
+    Poisoned {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
     #[error("topic {topic:?} has no partition {partition} (it has {count})")]
@@ -50,6 +75,8 @@ pub enum LogError {
     TopicExists(String),
     #[error("a topic needs between 1 and {max} partitions, not {partitions}", max = MAX_PARTITIONS)]
     BadPartitionCount { partitions: u32 },
+    #[error("invalid topic settings: {what}")]
+    BadConfig { what: &'static str },
     #[error("offset {offset} is outside the log [{start}, {end}]")]
     OffsetOutOfRange { offset: u64, start: u64, end: u64 },
     #[error("unreadable topic metadata {path}")]
@@ -71,49 +98,72 @@ impl LogError {
     }
 }
 
-/// The most partitions a topic may have.
-pub const MAX_PARTITIONS: u32 = 1024;
 const META_FILE: &str = "topic.json";
 
-/// A topic's settings, fixed at creation and kept in its `topic.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicConfig {
-    pub partitions: u32,
-    /// A segment is rolled once it would grow past this many bytes.
-    pub segment_bytes: u64,
+/// A source of wall-clock milliseconds; tests substitute their own.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How to open a log: where its bytes go and what time it is.
+#[derive(Clone)]
+pub struct LogOptions {
+    pub storage: Arc<dyn Storage>,
+    /// Stamps records without a timestamp, ages segments and drives retention.
+    pub clock: Clock,
 }
 
-impl TopicConfig {
-    /// `partitions` partitions with the default 64 MiB segments.
-    pub fn with_partitions(partitions: u32) -> TopicConfig {
-        TopicConfig {
-            partitions,
-            segment_bytes: 64 << 20,
+impl Default for LogOptions {
+    fn default() -> LogOptions {
+        LogOptions {
+            storage: Arc::new(OsStorage),
+            clock: Arc::new(now_ms),
         }
     }
 }
 
+/// What retention deleted from one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retained {
+    pub topic: String,
+    pub partition: u32,
+    pub deleted: Vec<DeletedSegment>,
+}
+
 struct Topic {
     config: TopicConfig,
-    partitions: Vec<Mutex<Partition>>,
+    partitions: Vec<Arc<Partition>>,
 }
 
 /// The on-disk log of every topic.
 pub struct Log {
     dir: PathBuf,
+    options: LogOptions,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Wakes consumers waiting for new records; notified after every append.
     appended: tokio::sync::Notify,
+    flusher: Flusher,
 }
 
 impl Log {
     /// Opens the log under `data_dir`, recovering every partition.
     pub fn open(data_dir: &Path) -> Result<Log, LogError> {
+        Log::open_with(data_dir, LogOptions::default())
+    }
+
+    /// Opens the log with another storage or clock (tests inject faults and
+    /// time this way).
+    pub fn open_with(data_dir: &Path, options: LogOptions) -> Result<Log, LogError> {
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        let log = Log {
+            dir,
+            options,
+            topics: RwLock::new(BTreeMap::new()),
+            appended: tokio::sync::Notify::new(),
+            flusher: Flusher::default(),
+        };
         let mut topics = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| LogError::io(&dir, e))? {
-            let entry = entry.map_err(|e| LogError::io(&dir, e))?;
+        for entry in std::fs::read_dir(&log.dir).map_err(|e| LogError::io(&log.dir, e))? {
+            let entry = entry.map_err(|e| LogError::io(&log.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let meta = entry.path().join(META_FILE);
             if name::validate("topic", &name).is_err() || !meta.exists() {
@@ -122,36 +172,31 @@ impl Log {
             let bytes = std::fs::read(&meta).map_err(|e| LogError::io(&meta, e))?;
             let config: TopicConfig = serde_json::from_slice(&bytes)
                 .map_err(|source| LogError::Meta { path: meta, source })?;
-            topics.insert(name, Arc::new(open_topic(&entry.path(), config)?));
+            topics.insert(name, Arc::new(log.open_topic(&entry.path(), config)?));
         }
-        Ok(Log {
-            dir,
-            topics: RwLock::new(topics),
-            appended: tokio::sync::Notify::new(),
-        })
+        *log.topics.write().expect("topic map lock") = topics;
+        Ok(log)
     }
 
     /// Creates a topic; fails if it exists or the name or settings are invalid.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<(), LogError> {
         name::validate("topic", name)?;
-        if config.partitions == 0 || config.partitions > MAX_PARTITIONS {
-            return Err(LogError::BadPartitionCount {
-                partitions: config.partitions,
-            });
-        }
+        config.validate()?;
         let mut topics = self.topics.write().expect("topic map lock");
         if topics.contains_key(name) {
             return Err(LogError::TopicExists(name.to_string()));
         }
         let dir = self.dir.join(name);
-        let topic = open_topic(&dir, config)?;
+        let topic = self.open_topic(&dir, config)?;
         let meta = dir.join(META_FILE);
         let tmp = dir.join("topic.json.tmp");
         let json = serde_json::to_vec_pretty(&config).expect("config serializes");
+        // The topic exists once `topic.json` does: write it whole, fsync it,
+        // rename it into place and fsync the directory so the rename sticks.
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
             .and_then(|()| std::fs::rename(&tmp, &meta))
-            .and_then(|()| std::fs::File::open(&dir)?.sync_all())
+            .and_then(|()| self.options.storage.sync_dir(&dir))
             .map_err(|e| LogError::io(&meta, e))?;
         topics.insert(name.to_string(), Arc::new(topic));
         Ok(())
@@ -177,9 +222,10 @@ impl Log {
     }
 
     /// Appends `records` to one partition as a single batch and returns the
-    /// offset of the first record.
+    /// offset of the first record, once the topic's durability policy holds.
     pub fn append(&self, topic: &str, partition: u32, records: &[Record]) -> Result<u64, LogError> {
-        let base = self.with_partition(topic, partition, |p| p.append(records, now_ms()))?;
+        let now = (self.options.clock)();
+        let base = self.partition(topic, partition)?.append(records, now)?;
         self.appended.notify_waiters();
         Ok(base)
     }
@@ -194,22 +240,90 @@ impl Log {
         max_records: usize,
         max_bytes: u64,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        self.with_partition(topic, partition, |p| p.read(from, max_records, max_bytes))
+        self.partition(topic, partition)?
+            .read(from, max_records, max_bytes)
     }
 
-    /// The offset the next record appended to the partition will get.
+    /// The earliest offset whose record's timestamp is `>= ts_ms`, or `None` if
+    /// every record up to the high watermark is older (Kafka's ListOffsets).
+    pub fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        ts_ms: i64,
+    ) -> Result<Option<u64>, LogError> {
+        self.partition(topic, partition)?
+            .offset_for_timestamp(ts_ms)
+    }
+
+    /// The offset after the last record readers may see.
     pub fn high_watermark(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
-        self.with_partition(topic, partition, |p| Ok(p.high_watermark()))
+        Ok(self.partition(topic, partition)?.high_watermark())
     }
 
     /// The first offset still held by the partition.
     pub fn log_start(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
-        self.with_partition(topic, partition, |p| Ok(p.log_start()))
+        Ok(self.partition(topic, partition)?.log_start())
     }
 
     /// How many segment files the partition has.
     pub fn segment_count(&self, topic: &str, partition: u32) -> Result<usize, LogError> {
-        self.with_partition(topic, partition, |p| Ok(p.segment_count()))
+        Ok(self.partition(topic, partition)?.segment_count())
+    }
+
+    /// Bytes of the partition's segments.
+    pub fn partition_bytes(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
+        Ok(self.partition(topic, partition)?.size_bytes())
+    }
+
+    /// Seals the partition's active segment and starts a new one (no-op when it
+    /// is empty). Returns whether a segment was sealed.
+    pub fn roll(&self, topic: &str, partition: u32) -> Result<bool, LogError> {
+        self.partition(topic, partition)?.roll()
+    }
+
+    /// Whether the partition refuses appends after a failed write or fsync.
+    pub fn is_poisoned(&self, topic: &str, partition: u32) -> Result<bool, LogError> {
+        Ok(self.partition(topic, partition)?.is_poisoned())
+    }
+
+    /// Corruption found in sealed segments when the log was opened, as
+    /// [`LogError::Corrupt`] naming the file and byte position. Such segments
+    /// are kept as they are; reads that reach the damage fail the same way.
+    pub fn damage(&self) -> Vec<LogError> {
+        self.all_partitions()
+            .iter()
+            .flat_map(|p| p.damage().to_vec())
+            .map(|(path, position, what)| LogError::Corrupt {
+                path,
+                position,
+                what,
+            })
+            .collect()
+    }
+
+    /// Applies every topic's retention: deletes whole sealed segments that are
+    /// too old or beyond the size limit. Returns what was deleted.
+    pub fn enforce_retention(&self) -> Result<Vec<Retained>, LogError> {
+        let now = (self.options.clock)();
+        let topics: Vec<(String, Arc<Topic>)> = {
+            let topics = self.topics.read().expect("topic map lock");
+            topics.iter().map(|(n, t)| (n.clone(), t.clone())).collect()
+        };
+        let mut out = Vec::new();
+        for (name, topic) in topics {
+            for (i, partition) in topic.partitions.iter().enumerate() {
+                let deleted = partition.enforce_retention(now)?;
+                if !deleted.is_empty() {
+                    out.push(Retained {
+                        topic: name.clone(),
+                        partition: i as u32,
+                        deleted,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The directory of one partition.
@@ -230,21 +344,20 @@ impl Log {
         self.appended.notified()
     }
 
-    /// Flushes every partition's active segment to disk.
+    /// Makes every partition's written data durable, whatever its policy.
     pub fn sync_all(&self) -> Result<(), LogError> {
-        let topics: Vec<Arc<Topic>> = self
-            .topics
-            .read()
-            .expect("topic map lock")
-            .values()
-            .cloned()
-            .collect();
-        for topic in topics {
-            for partition in &topic.partitions {
-                partition.lock().expect("partition lock").sync()?;
-            }
+        for partition in self.all_partitions() {
+            partition.sync()?;
         }
         Ok(())
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        let topics = self.topics.read().expect("topic map lock");
+        topics
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
     }
 
     fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
@@ -256,30 +369,31 @@ impl Log {
             .ok_or_else(|| LogError::UnknownTopic(name.to_string()))
     }
 
-    fn with_partition<T>(
-        &self,
-        topic: &str,
-        partition: u32,
-        f: impl FnOnce(&mut Partition) -> Result<T, LogError>,
-    ) -> Result<T, LogError> {
+    fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, LogError> {
         let t = self.topic(topic)?;
-        let p = t
-            .partitions
+        t.partitions
             .get(partition as usize)
+            .cloned()
             .ok_or(LogError::UnknownPartition {
                 topic: topic.to_string(),
                 partition,
                 count: t.config.partitions,
-            })?;
-        f(&mut p.lock().expect("partition lock"))
+            })
     }
-}
 
-fn open_topic(dir: &Path, config: TopicConfig) -> Result<Topic, LogError> {
-    let partitions = (0..config.partitions)
-        .map(|p| Partition::open(&dir.join(p.to_string()), config.segment_bytes).map(Mutex::new))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Topic { config, partitions })
+    fn open_topic(&self, dir: &Path, config: TopicConfig) -> Result<Topic, LogError> {
+        let now = (self.options.clock)();
+        let partitions = (0..config.partitions)
+            .map(|p| {
+                let storage = self.options.storage.clone();
+                let partition = Partition::open(&dir.join(p.to_string()), config, storage, now)?;
+                let partition = Arc::new(partition);
+                self.flusher.register(&partition);
+                Ok(partition)
+            })
+            .collect::<Result<Vec<_>, LogError>>()?;
+        Ok(Topic { config, partitions })
+    }
 }
 
 /// Milliseconds since the Unix epoch.

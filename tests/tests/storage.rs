@@ -82,10 +82,7 @@ fn garbage_after_the_last_batch_is_cut_off() {
 #[test]
 fn segments_roll_by_size_and_reads_span_them() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TopicConfig {
-        partitions: 1,
-        segment_bytes: 2048,
-    };
+    let config = TopicConfig::with_partitions(1).segment_bytes(2048);
     {
         let log = Log::open(dir.path()).unwrap();
         log.create_topic("t", config).unwrap();
@@ -120,10 +117,7 @@ fn segments_roll_by_size_and_reads_span_them() {
 #[test]
 fn a_bit_flip_in_a_sealed_segment_is_reported_with_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TopicConfig {
-        partitions: 1,
-        segment_bytes: 1024,
-    };
+    let config = TopicConfig::with_partitions(1).segment_bytes(1024);
     let sealed = {
         let log = Log::open(dir.path()).unwrap();
         log.create_topic("t", config).unwrap();
@@ -163,10 +157,7 @@ fn a_bit_flip_in_a_sealed_segment_is_reported_with_file_and_position() {
 #[test]
 fn deleted_and_damaged_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    let config = TopicConfig {
-        partitions: 1,
-        segment_bytes: 16 << 10,
-    };
+    let config = TopicConfig::with_partitions(1).segment_bytes(16 << 10);
     let pdir = {
         let log = Log::open(dir.path()).unwrap();
         log.create_topic("t", config).unwrap();

@@ -1,111 +1,159 @@
-//! One partition: a directory of segments, the only writer to them, and the
-//! high watermark readers must not pass.
+//! One partition: a directory of segments, its single writer, and the view
+//! readers work from.
 //!
-//! Invariants: offsets are dense and strictly increasing across segments; a
-//! segment's file name is the offset of its first record; `next_offset` (the high
-//! watermark) only moves after a batch is wholly written, so a reader never sees a
-//! partial batch.
+//! Invariants:
+//! - Offsets are dense and strictly increasing across segments; a segment's file
+//!   name is the offset of its first record.
+//! - One writer at a time (the `writer` lock); readers never take it. A reader
+//!   copies the [`View`] (a few `Arc`s) under a short read lock and then reads
+//!   the files without any lock, so it never waits for a write or an fsync.
+//! - The view's high watermark moves only after a batch is wholly written and,
+//!   under [`Durability::Always`], only after the fsync that covers it (see
+//!   `partition/commit.rs`). A reader never sees a byte beyond it.
+//! - After a failed write or fsync the partition is poisoned and refuses every
+//!   append until it is reopened (recovery then decides what is on disk).
+//!
+//! Lock order: `writer` → `commit` → `view`.
+
+mod commit;
+mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use super::LogError;
-use super::batch::{self, Record, StoredRecord};
-use super::segment::{self, Segment};
+use super::batch::StoredRecord;
+use super::config::{Durability, TopicConfig};
+use super::segment::{ActiveSegment, SealedSegment, SegmentReader};
+use super::storage::Storage;
+use super::{LogError, segment};
+use commit::{CommitState, Mark};
+use writer::Writer;
 
-/// A partition's segments, oldest first; the last one is active.
+pub use writer::DeletedSegment;
+
+/// What readers may see: the segments and how far into them.
+#[derive(Debug, Clone)]
+struct View {
+    sealed: Arc<Vec<SealedSegment>>,
+    active: Arc<SegmentReader>,
+    /// Bytes of the active segment readers may read.
+    active_limit: u64,
+    high_watermark: u64,
+}
+
+impl View {
+    fn log_start(&self) -> u64 {
+        self.sealed
+            .first()
+            .map_or(self.active.base, SealedSegment::base)
+    }
+}
+
+/// A partition's segments, its writer and its published view.
 #[derive(Debug)]
 pub struct Partition {
     dir: PathBuf,
-    segments: Vec<Segment>,
-    next_offset: u64,
-    /// Roll to a new segment once the active one would grow past this.
-    segment_bytes: u64,
+    storage: Arc<dyn Storage>,
+    config: TopicConfig,
+    writer: Mutex<Writer>,
+    /// Group commit and poisoning; see `partition/commit.rs`.
+    commit: Mutex<CommitState>,
+    /// Woken whenever a group-commit fsync finishes.
+    committed: Condvar,
+    view: RwLock<View>,
+    /// Corruption found in sealed segments when the partition was opened:
+    /// (file, byte position, what).
+    damage: Vec<(PathBuf, u64, String)>,
 }
 
 impl Partition {
-    /// Opens (or creates) the partition in `dir`, recovering its active segment.
-    pub fn open(dir: &Path, segment_bytes: u64) -> Result<Partition, LogError> {
+    /// Opens (or creates) the partition in `dir`: sealed segments are checked
+    /// and their indexes loaded or rebuilt; the last segment is recovered.
+    pub fn open(
+        dir: &Path,
+        config: TopicConfig,
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+    ) -> Result<Partition, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
-        let mut bases = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
-            let name = entry.map_err(|e| LogError::io(dir, e))?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(base) = name
-                .strip_suffix(".log")
-                .and_then(|b| b.parse::<u64>().ok())
-            {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-        let mut segments = Vec::with_capacity(bases.len().max(1));
-        let next_offset = match bases.split_last() {
+        let bases = list_segments(storage.as_ref(), dir)?;
+        let mut sealed = Vec::with_capacity(bases.len());
+        let mut damage = Vec::new();
+        let active = match bases.split_last() {
             None => {
-                segments.push(Segment::create(dir, 0)?);
-                sync_dir(dir)?;
-                0
+                let path = segment::log_path(dir, 0);
+                let active = ActiveSegment::create(storage.as_ref(), dir, 0)
+                    .map_err(|e| LogError::io(&path, e))?;
+                // The first segment's directory entry must survive a crash.
+                storage.sync_dir(dir).map_err(|e| LogError::io(dir, e))?;
+                active
             }
-            Some((&active, sealed)) => {
-                for &base in sealed {
-                    segments.push(Segment::open_sealed(dir, base)?);
+            Some((&last, older)) => {
+                for (i, &base) in older.iter().enumerate() {
+                    let next_base = bases[i + 1];
+                    let (segment, found) =
+                        SealedSegment::open(storage.as_ref(), dir, base, next_base)?;
+                    if let Some(found) = found {
+                        tracing::error!(error = %found, "corrupt sealed segment");
+                        if let LogError::Corrupt {
+                            path,
+                            position,
+                            what,
+                        } = found
+                        {
+                            damage.push((path, position, what));
+                        }
+                    }
+                    sealed.push(segment);
                 }
-                let recovered = Segment::recover(dir, active)?;
-                segments.push(recovered.segment);
-                recovered.next_offset
+                ActiveSegment::recover(storage.as_ref(), dir, last, now_ms)?.0
             }
         };
+        let view = View {
+            sealed: Arc::new(sealed),
+            active: active.reader().clone(),
+            active_limit: active.size(),
+            high_watermark: active.next_offset(),
+        };
+        let commit = CommitState::new(Mark::of(&active));
         Ok(Partition {
             dir: dir.to_path_buf(),
-            segments,
-            next_offset,
-            segment_bytes,
+            storage,
+            config,
+            writer: Mutex::new(Writer::new(active)),
+            commit: Mutex::new(commit),
+            committed: Condvar::new(),
+            view: RwLock::new(view),
+            damage,
         })
     }
 
-    /// The offset the next appended record gets; readers see offsets below it.
+    fn view(&self) -> View {
+        self.view.read().expect("view lock").clone()
+    }
+
+    /// The offset after the last record readers may see.
     pub fn high_watermark(&self) -> u64 {
-        self.next_offset
+        self.view.read().expect("view lock").high_watermark
     }
 
     /// The first offset still in the log.
     pub fn log_start(&self) -> u64 {
-        self.segments.first().map_or(0, |s| s.base)
+        self.view.read().expect("view lock").log_start()
     }
 
-    /// Appends `records` as one batch and returns the offset of the first.
-    pub fn append(&mut self, records: &[Record], now_ms: i64) -> Result<u64, LogError> {
-        let base = self.next_offset;
-        if records.is_empty() {
-            return Ok(base);
-        }
-        let bytes = batch::encode(base, records, now_ms);
-        let active = self
-            .segments
-            .last()
-            .expect("a partition always has a segment");
-        if active.size() > 0 && active.size() + bytes.len() as u64 > self.segment_bytes {
-            self.roll()?;
-        }
-        let active = self
-            .segments
-            .last_mut()
-            .expect("a partition always has a segment");
-        active.append(&bytes, base)?;
-        self.next_offset = base + records.len() as u64;
-        Ok(base)
+    /// How many segments the partition has.
+    pub fn segment_count(&self) -> usize {
+        self.view.read().expect("view lock").sealed.len() + 1
     }
 
-    fn roll(&mut self) -> Result<(), LogError> {
-        // The sealed segment's bytes must be durable before a newer one exists, so
-        // recovery never finds a sealed segment shorter than what was written.
-        self.segments
-            .last()
-            .expect("a partition always has a segment")
-            .sync()?;
-        self.segments
-            .push(Segment::create(&self.dir, self.next_offset)?);
-        // The new file's directory entry must survive a crash.
-        sync_dir(&self.dir)
+    /// Corruption found in sealed segments on open.
+    pub fn damage(&self) -> &[(PathBuf, u64, String)] {
+        &self.damage
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.config.durability
     }
 
     /// Reads records from `from` up to `max_records` or about `max_bytes` (at
@@ -116,53 +164,88 @@ impl Partition {
         max_records: usize,
         max_bytes: u64,
     ) -> Result<Vec<StoredRecord>, LogError> {
-        let end = self.next_offset;
-        if from < self.log_start() || from > end {
+        let view = self.view();
+        let (start, end) = (view.log_start(), view.high_watermark);
+        if from < start || from > end {
             return Err(LogError::OffsetOutOfRange {
                 offset: from,
-                start: self.log_start(),
+                start,
                 end,
             });
         }
         let mut out = Vec::new();
-        let first = self
-            .segments
-            .partition_point(|s| s.base <= from)
-            .saturating_sub(1);
         let mut budget = max_bytes;
-        for segment in &self.segments[first..] {
-            if from >= end || out.len() >= max_records || budget == 0 {
+        let sealed = view
+            .sealed
+            .iter()
+            .filter(|s| s.next_offset() > from)
+            .map(|s| (s.reader(), s.size()));
+        let segments = sealed.chain(std::iter::once((&view.active, view.active_limit)));
+        for (reader, limit) in segments {
+            let reached = out.last().map_or(from, |r: &StoredRecord| r.offset + 1);
+            if reached >= end || out.len() >= max_records || budget == 0 {
                 break;
             }
-            let read = segment.read(from, end, max_records, budget, &mut out)?;
+            let read = reader.read(from, end, limit, max_records, budget, &mut out)?;
             budget = budget.saturating_sub(read);
-            if let Some(last) = out.last()
-                && last.offset + 1 >= end
-            {
-                break;
-            }
         }
         Ok(out)
     }
 
-    /// Flushes the active segment to disk.
-    pub fn sync(&self) -> Result<(), LogError> {
-        self.segments
-            .last()
-            .expect("a partition always has a segment")
-            .sync()
+    /// The earliest offset whose record has a timestamp `>= ts`, or `None` if
+    /// every visible record is older (Kafka's ListOffsets by timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>, LogError> {
+        let view = self.view();
+        for segment in view.sealed.iter() {
+            if segment.max_timestamp() < ts && !segment.is_damaged() {
+                continue;
+            }
+            let found =
+                segment
+                    .reader()
+                    .offset_for_timestamp(ts, view.high_watermark, segment.size())?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        view.active
+            .offset_for_timestamp(ts, view.high_watermark, view.active_limit)
     }
 
-    /// How many segment files the partition has.
-    pub fn segment_count(&self) -> usize {
-        self.segments.len()
+    /// Total bytes of the partition's segments.
+    pub fn size_bytes(&self) -> u64 {
+        let view = self.view();
+        view.sealed.iter().map(SealedSegment::size).sum::<u64>() + view.active_limit
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| LogError::io(dir, e))
+/// The base offsets of the `.log` files in `dir`, ascending. Index files whose
+/// segment is gone (retention deletes the `.log` first) are removed.
+fn list_segments(storage: &dyn Storage, dir: &Path) -> Result<Vec<u64>, LogError> {
+    let mut bases = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
+        let name = entry.map_err(|e| LogError::io(dir, e))?.file_name();
+        let name = name.to_string_lossy();
+        let Some((stem, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let Ok(base) = stem.parse::<u64>() else {
+            continue;
+        };
+        match ext {
+            "log" => bases.push(base),
+            "index" | "timeindex" => indexes.push((base, dir.join(&*name))),
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    for (base, path) in indexes {
+        if bases.binary_search(&base).is_err() {
+            storage.remove(&path).map_err(|e| LogError::io(&path, e))?;
+        }
+    }
+    Ok(bases)
 }
 
 /// The `.log` path of the segment starting at `base`, for tests and tools.

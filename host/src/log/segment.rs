@@ -1,229 +1,222 @@
-//! One segment: a `{base:020}.log` file of whole batches plus its `.index`.
+//! One segment: a `{base:020}.log` file of whole batches, its sparse offset
+//! index (`.index`) and time index (`.timeindex`).
 //!
-//! Only the partition's last segment is appended to. Recovery treats the two
-//! kinds differently: the active segment is scanned batch by batch and a torn or
-//! corrupt tail is truncated (it was never acknowledged as anything but the tail),
-//! while a sealed segment is trusted to its index and any corruption found when
-//! reading it is an error naming the file and byte position, never a truncation.
+//! The read side, [`SegmentReader`], is shared (behind an `Arc`) by the writer
+//! and every reader; the write side comes in two distinct types, so the compiler
+//! keeps anyone from writing to a sealed segment:
+//! - [`ActiveSegment`] (in `segment/active.rs`): the partition's last segment,
+//!   the only one appended to. Its indexes live in memory and are rebuilt by a
+//!   scan on open, where a torn or corrupt tail is truncated.
+//! - [`SealedSegment`] (in `segment/sealed.rs`): immutable; its indexes are
+//!   loaded from files written at seal time, or rebuilt by a strict scan. Any
+//!   corruption is an error naming the file and byte position, never a
+//!   truncation.
+//!
+//! Invariants kept here: a reader is handed only whole, checksum-verified
+//! batches, and never reads past the byte limit and offset limit it is given
+//! (the published end of the segment and the high watermark).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
+mod active;
+mod sealed;
+
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+pub use active::ActiveSegment;
+pub use sealed::SealedSegment;
 
 use super::LogError;
 use super::batch::{self, BatchHeader, HEADER_LEN, StoredRecord};
-use super::index::OffsetIndex;
-
-/// A segment file and its index.
-#[derive(Debug)]
-pub struct Segment {
-    /// Offset of the first record; also the file name.
-    pub base: u64,
-    path: PathBuf,
-    file: File,
-    /// Bytes of whole batches in the file; appends go here.
-    size: u64,
-    index: OffsetIndex,
-}
-
-/// What recovering the active segment found.
-#[derive(Debug)]
-pub struct Recovered {
-    pub segment: Segment,
-    /// The offset the next append gets.
-    pub next_offset: u64,
-}
+use super::index::{INDEX_INTERVAL, OffsetIndex};
+use super::storage::StorageFile;
+use super::timeindex::{TimeEntry, TimeIndex};
 
 /// The `.log` path of the segment with `base` in `dir`.
 pub fn log_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
 }
 
-fn index_path(dir: &Path, base: u64) -> PathBuf {
+/// The `.index` path of the segment with `base` in `dir`.
+pub fn index_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.index"))
 }
 
-impl Segment {
-    /// Creates a new, empty segment.
-    pub fn create(dir: &Path, base: u64) -> Result<Segment, LogError> {
-        let path = log_path(dir, base);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| LogError::io(&path, e))?;
-        let index = OffsetIndex::create(&index_path(dir, base))
-            .map_err(|e| LogError::io(&index_path(dir, base), e))?;
-        Ok(Segment {
-            base,
-            path,
-            file,
-            size: 0,
-            index,
-        })
-    }
+/// The `.timeindex` path of the segment with `base` in `dir`.
+pub fn timeindex_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.timeindex"))
+}
 
-    /// Opens a sealed segment; its index is rebuilt if it is unusable.
-    pub fn open_sealed(dir: &Path, base: u64) -> Result<Segment, LogError> {
-        let path = log_path(dir, base);
-        let file = open_rw(&path)?;
-        let size = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-        let ipath = index_path(dir, base);
-        let index = match OffsetIndex::load(&ipath, size).map_err(|e| LogError::io(&ipath, e))? {
-            Some(index) => index,
-            None => {
-                tracing::warn!(segment = %path.display(), "rebuilding missing or damaged index");
-                let mut segment = Segment::with_new_index(path, file, size, base, &ipath)?;
-                segment.scan(true)?;
-                return Ok(segment);
-            }
-        };
-        Ok(Segment {
-            base,
-            path,
-            file,
-            size,
-            index,
-        })
-    }
+/// Both sparse indexes of a segment, plus what is needed to extend them.
+#[derive(Debug, Clone)]
+pub struct Indexes {
+    pub offsets: OffsetIndex,
+    pub times: TimeIndex,
+    /// The largest record timestamp so far (`i64::MIN` when empty).
+    pub max_timestamp: i64,
+    /// Position of the last indexed batch, to space entries.
+    last_indexed: Option<u64>,
+}
 
-    /// Opens the active segment: validates every batch, truncates a torn or
-    /// corrupt tail and rebuilds the index.
-    pub fn recover(dir: &Path, base: u64) -> Result<Recovered, LogError> {
-        let path = log_path(dir, base);
-        let file = open_rw(&path)?;
-        let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-        let mut segment = Segment::with_new_index(path, file, len, base, &index_path(dir, base))?;
-        let (valid_len, next_offset) = segment.scan(false)?;
-        let truncated = len - valid_len;
-        if truncated > 0 {
-            tracing::warn!(
-                segment = %segment.path.display(),
-                position = valid_len,
-                bytes = truncated,
-                "truncating torn tail"
-            );
-            segment
-                .file
-                .set_len(valid_len)
-                .and_then(|()| segment.file.sync_all())
-                .map_err(|e| LogError::io(&segment.path, e))?;
-            segment.size = valid_len;
+impl Indexes {
+    pub fn new() -> Indexes {
+        Indexes {
+            offsets: OffsetIndex::default(),
+            times: TimeIndex::default(),
+            max_timestamp: i64::MIN,
+            last_indexed: None,
         }
-        Ok(Recovered {
-            segment,
-            next_offset,
-        })
     }
 
-    fn with_new_index(
-        path: PathBuf,
-        file: File,
-        size: u64,
-        base: u64,
-        ipath: &Path,
-    ) -> Result<Segment, LogError> {
-        let index = OffsetIndex::create(ipath).map_err(|e| LogError::io(ipath, e))?;
-        Ok(Segment {
+    /// Indexes loaded from files; `max_timestamp` comes from the seal record.
+    pub fn loaded(offsets: OffsetIndex, times: TimeIndex, max_timestamp: i64) -> Indexes {
+        Indexes {
+            last_indexed: Some(offsets.last_position()),
+            offsets,
+            times,
+            max_timestamp,
+        }
+    }
+
+    /// Accounts for the batch `header` at `position` of the segment at `base`,
+    /// adding index entries if it is far enough from the last indexed one.
+    pub fn observe(&mut self, base: u64, header: &BatchHeader, position: u64) {
+        let due = self
+            .last_indexed
+            .is_none_or(|last| position >= last + INDEX_INTERVAL);
+        if due {
+            let relative_offset = (header.base_offset - base) as u32;
+            self.offsets.push(relative_offset, position);
+            self.times.push(TimeEntry {
+                before: self.max_timestamp,
+                relative_offset,
+                position,
+            });
+            self.last_indexed = Some(position);
+        }
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+    }
+}
+
+/// The read side of one segment, shared by its writer and all readers.
+#[derive(Debug)]
+pub struct SegmentReader {
+    /// Offset of the first record; also the file name.
+    pub base: u64,
+    pub path: PathBuf,
+    file: Arc<dyn StorageFile>,
+    /// Grows while the segment is active; fixed once sealed.
+    indexes: RwLock<Indexes>,
+}
+
+/// What a scan of a segment from its start found.
+#[derive(Debug)]
+pub struct Scan {
+    /// Bytes of valid batches from the start.
+    pub valid_len: u64,
+    /// The offset after the last valid batch.
+    pub next_offset: u64,
+    pub indexes: Indexes,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub stopped: Option<&'static str>,
+}
+
+impl SegmentReader {
+    pub fn new(base: u64, path: PathBuf, file: Arc<dyn StorageFile>, indexes: Indexes) -> Self {
+        SegmentReader {
             base,
             path,
             file,
-            size,
-            index,
-        })
+            indexes: RwLock::new(indexes),
+        }
     }
 
-    /// Walks the batches from the start, re-indexing them. In `strict` mode (a
-    /// sealed segment) a bad batch is corruption; otherwise the walk stops there
-    /// and the valid prefix is returned as (length, next offset).
-    fn scan(&mut self, strict: bool) -> Result<(u64, u64), LogError> {
+    pub fn file(&self) -> &Arc<dyn StorageFile> {
+        &self.file
+    }
+
+    pub fn indexes(&self) -> Indexes {
+        self.indexes.read().expect("index lock").clone()
+    }
+
+    fn update_indexes(&self, f: impl FnOnce(&mut Indexes)) {
+        f(&mut self.indexes.write().expect("index lock"));
+    }
+
+    /// Walks the batches of the first `len` bytes, validating length, offsets
+    /// and CRC32C, and builds both indexes. Stops at the first bad batch.
+    pub fn scan(
+        file: &dyn StorageFile,
+        path: &Path,
+        base: u64,
+        len: u64,
+    ) -> Result<Scan, LogError> {
         let mut pos = 0u64;
-        let mut expected = self.base;
+        let mut expected = base;
+        let mut indexes = Indexes::new();
         let mut head = [0u8; HEADER_LEN];
-        while pos < self.size {
-            let header = if pos + HEADER_LEN as u64 <= self.size {
-                self.read_at(&mut head, pos)?;
-                BatchHeader::parse(&head)
-            } else {
-                None
-            };
-            let valid = header.filter(|h| {
-                h.base_offset == expected
-                    && pos + h.size <= self.size
-                    && self
-                        .batch_bytes(pos, h)
-                        .is_ok_and(|b| batch::checksum_ok(&b, h))
-            });
-            let Some(header) = valid else {
-                if strict {
-                    return Err(self.corrupt(pos, "batch header or checksum"));
-                }
+        let mut stopped = None;
+        while pos < len {
+            if pos + HEADER_LEN as u64 > len {
+                stopped = Some("truncated batch header");
+                break;
+            }
+            read_at(file, path, &mut head, pos)?;
+            let Some(header) = BatchHeader::parse(&head) else {
+                stopped = Some("invalid batch header");
                 break;
             };
-            self.index
-                .maybe_add((header.base_offset - self.base) as u32, pos)
-                .map_err(|e| LogError::io(self.index.path(), e))?;
+            if header.base_offset != expected {
+                stopped = Some("batch offset out of sequence");
+                break;
+            }
+            if pos + header.size > len {
+                stopped = Some("batch runs past the end of the file");
+                break;
+            }
+            let mut bytes = vec![0u8; header.size as usize];
+            read_at(file, path, &mut bytes, pos)?;
+            if !batch::checksum_ok(&bytes, &header) {
+                stopped = Some("checksum mismatch");
+                break;
+            }
+            indexes.observe(base, &header, pos);
             pos += header.size;
             expected = header.next_offset();
         }
-        Ok((pos, expected))
-    }
-
-    /// Appends one encoded batch whose first offset is `base_offset`.
-    pub fn append(&mut self, bytes: &[u8], base_offset: u64) -> Result<(), LogError> {
-        self.file
-            .write_all(bytes)
-            .map_err(|e| LogError::io(&self.path, e))?;
-        self.index
-            .maybe_add((base_offset - self.base) as u32, self.size)
-            .map_err(|e| LogError::io(self.index.path(), e))?;
-        self.size += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Bytes of batches in the segment.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Flushes the segment and its index to disk.
-    pub fn sync(&self) -> Result<(), LogError> {
-        self.file
-            .sync_data()
-            .map_err(|e| LogError::io(&self.path, e))?;
-        self.index
-            .sync()
-            .map_err(|e| LogError::io(self.index.path(), e))
+        Ok(Scan {
+            valid_len: pos,
+            next_offset: expected,
+            indexes,
+            stopped,
+        })
     }
 
     /// Reads whole, checksum-verified batches holding offsets in `[from, end)`
-    /// into `out`, until `max_records` records or `max_bytes` bytes (at least one
-    /// batch) are gathered. Returns the bytes read.
+    /// from the first `limit` bytes into `out`, until `max_records` records or
+    /// `max_bytes` bytes (at least one batch per whole read) are gathered.
+    /// Returns the bytes read.
     pub fn read(
         &self,
         from: u64,
         end: u64,
+        limit: u64,
         max_records: usize,
         max_bytes: u64,
         out: &mut Vec<StoredRecord>,
     ) -> Result<u64, LogError> {
         let relative = from.saturating_sub(self.base).min(u32::MAX as u64) as u32;
-        let mut pos = self.index.lookup(relative);
+        let mut pos = self
+            .indexes
+            .read()
+            .expect("index lock")
+            .offsets
+            .lookup(relative);
         let mut read = 0u64;
         // The first batch of a whole read is taken whatever its size, so a batch
         // larger than `max_bytes` cannot stall a consumer.
         let first_is_free = out.is_empty();
-        let mut head = [0u8; HEADER_LEN];
-        while pos < self.size && out.len() < max_records {
-            if pos + HEADER_LEN as u64 > self.size {
-                return Err(self.corrupt(pos, "truncated batch header"));
-            }
-            self.read_at(&mut head, pos)?;
-            let header = BatchHeader::parse(&head)
-                .filter(|h| pos + h.size <= self.size)
-                .ok_or_else(|| self.corrupt(pos, "batch header"))?;
+        while pos < limit && out.len() < max_records {
+            let header = self.header_at(pos, limit)?;
             if header.base_offset >= end {
                 break;
             }
@@ -234,11 +227,7 @@ impl Segment {
             if (read > 0 || !first_is_free) && read + header.size > max_bytes {
                 break;
             }
-            let bytes = self.batch_bytes(pos, &header)?;
-            if !batch::checksum_ok(&bytes, &header) {
-                return Err(self.corrupt(pos, "checksum mismatch"));
-            }
-            let records = batch::decode(&bytes, &header, from, |what| self.corrupt(pos, what))?;
+            let records = self.records_at(pos, &header, from)?;
             let room = max_records - out.len();
             out.extend(records.into_iter().filter(|r| r.offset < end).take(room));
             read += header.size;
@@ -247,19 +236,90 @@ impl Segment {
         Ok(read)
     }
 
-    fn batch_bytes(&self, pos: u64, header: &BatchHeader) -> Result<Vec<u8>, LogError> {
+    /// The earliest offset below `end` (within the first `limit` bytes) whose
+    /// record has a timestamp `>= ts`, if any.
+    pub fn offset_for_timestamp(
+        &self,
+        ts: i64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Option<u64>, LogError> {
+        let mut pos = self.indexes.read().expect("index lock").times.lookup(ts);
+        while pos < limit {
+            let header = self.header_at(pos, limit)?;
+            if header.base_offset >= end {
+                break;
+            }
+            if header.max_timestamp >= ts {
+                let records = self.records_at(pos, &header, 0)?;
+                let found = records
+                    .iter()
+                    .find(|r| r.timestamp >= ts && r.offset < end)
+                    .map(|r| r.offset);
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            pos += header.size;
+        }
+        Ok(None)
+    }
+
+    /// Checks the chain of batch headers from `pos` to exactly `size`, ending
+    /// at `next_offset`: a cheap check of a sealed segment's tail on open.
+    pub fn check_tail(&self, mut pos: u64, size: u64, next_offset: u64) -> Result<(), LogError> {
+        let mut expected = None;
+        while pos < size {
+            let header = self.header_at(pos, size)?;
+            if expected.is_some_and(|e| e != header.base_offset) {
+                return Err(self.corrupt(pos, "batch offset out of sequence"));
+            }
+            expected = Some(header.next_offset());
+            pos += header.size;
+        }
+        match expected {
+            Some(e) if e != next_offset => {
+                Err(self.corrupt(pos, "segment does not end where sealed"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn header_at(&self, pos: u64, limit: u64) -> Result<BatchHeader, LogError> {
+        if pos + HEADER_LEN as u64 > limit {
+            return Err(self.corrupt(pos, "truncated batch header"));
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.read_at(&mut head, pos)?;
+        BatchHeader::parse(&head)
+            .filter(|h| pos + h.size <= limit && h.base_offset >= self.base)
+            .ok_or_else(|| self.corrupt(pos, "invalid batch header"))
+    }
+
+    fn records_at(
+        &self,
+        pos: u64,
+        header: &BatchHeader,
+        from: u64,
+    ) -> Result<Vec<StoredRecord>, LogError> {
         let mut bytes = vec![0u8; header.size as usize];
         self.read_at(&mut bytes, pos)?;
-        Ok(bytes)
+        if !batch::checksum_ok(&bytes, header) {
+            return Err(self.corrupt(pos, "checksum mismatch"));
+        }
+        batch::decode(&bytes, header, from, |what| self.corrupt(pos, what))
     }
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
-        self.file
-            .read_exact_at(buf, pos)
-            .map_err(|e| LogError::io(&self.path, e))
+        match self.file.read_exact_at(buf, pos) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(self.corrupt(pos, "segment file ends early"))
+            }
+            other => other.map_err(|e| LogError::io(&self.path, e)),
+        }
     }
 
-    fn corrupt(&self, position: u64, what: &str) -> LogError {
+    pub fn corrupt(&self, position: u64, what: &str) -> LogError {
         LogError::Corrupt {
             path: self.path.clone(),
             position,
@@ -268,10 +328,7 @@ impl Segment {
     }
 }
 
-fn open_rw(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(path)
+fn read_at(file: &dyn StorageFile, path: &Path, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
+    file.read_exact_at(buf, pos)
         .map_err(|e| LogError::io(path, e))
 }

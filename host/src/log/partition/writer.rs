@@ -1,0 +1,169 @@
+//! The write side of a partition: append, roll and retention, all under the
+//! partition's single writer lock.
+//!
+//! Invariants: a batch is written wholly before anything about it is recorded;
+//! any failed write, fsync or segment creation poisons the partition (so an
+//! unacknowledged, possibly half-written batch is never followed by another);
+//! a roll seals (fsyncs) the old segment before the new one exists and fsyncs
+//! the directory after; retention deletes only whole sealed segments, oldest
+//! first, so the log start only moves forward and never past the active
+//! segment.
+
+use std::sync::Arc;
+
+use super::super::LogError;
+use super::super::batch::{self, BatchHeader, Record};
+use super::super::config::Durability;
+use super::super::segment::{self, ActiveSegment};
+use super::Partition;
+use super::commit::Mark;
+
+/// The single writer's state.
+#[derive(Debug)]
+pub struct Writer {
+    pub(super) active: ActiveSegment,
+}
+
+impl Writer {
+    pub fn new(active: ActiveSegment) -> Writer {
+        Writer { active }
+    }
+}
+
+/// A segment deleted by retention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedSegment {
+    pub base_offset: u64,
+    /// The offset after its last record: the partition's log start, if this was
+    /// the newest segment deleted.
+    pub next_offset: u64,
+    pub bytes: u64,
+    /// Its newest record's timestamp (`i64::MIN` if it held none).
+    pub max_timestamp: i64,
+}
+
+impl Partition {
+    /// Appends `records` as one batch and returns the offset of the first,
+    /// once the topic's durability policy holds for it.
+    pub fn append(&self, records: &[Record], now_ms: i64) -> Result<u64, LogError> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        self.check_poison()?;
+        let base = writer.active.next_offset();
+        if records.is_empty() {
+            return Ok(base);
+        }
+        let bytes = batch::encode(base, records, now_ms);
+        let header = BatchHeader::parse(&bytes).expect("an encoded batch has a valid header");
+        let active = &writer.active;
+        let full = active.size() + bytes.len() as u64 > self.config.segment_bytes;
+        let old = self
+            .config
+            .segment_ms
+            .is_some_and(|ms| active.age_ms(now_ms) >= ms);
+        if active.size() > 0 && (full || old) {
+            self.roll_locked(&mut writer)?;
+        }
+        if let Err(e) = writer.active.append(&bytes, &header, now_ms) {
+            return Err(self.poison("write", e));
+        }
+        let always = self.config.durability == Durability::Always;
+        self.record_written(Mark::of(&writer.active), !always);
+        drop(writer);
+        if always {
+            self.wait_durable(header.next_offset())?;
+        }
+        Ok(base)
+    }
+
+    /// Seals the active segment and starts a new one, unless it is empty.
+    /// Returns whether a roll happened.
+    pub fn roll(&self) -> Result<bool, LogError> {
+        let mut writer = self.writer.lock().expect("writer lock");
+        self.check_poison()?;
+        if writer.active.size() == 0 {
+            return Ok(false);
+        }
+        self.roll_locked(&mut writer)?;
+        Ok(true)
+    }
+
+    fn roll_locked(&self, writer: &mut Writer) -> Result<(), LogError> {
+        let storage = self.storage.as_ref();
+        let sealed = writer
+            .active
+            .seal(storage, &self.dir)
+            .map_err(|e| self.poison("segment seal", e))?;
+        let next = ActiveSegment::create(storage, &self.dir, writer.active.next_offset())
+            .map_err(|e| self.poison("segment create", e))?;
+        // The new segment's directory entry must survive a crash, or recovery
+        // would find the old segment active and the new one's batches lost.
+        storage
+            .sync_dir(&self.dir)
+            .map_err(|e| self.poison("directory fsync", e))?;
+        self.record_rolled(Mark::of(&next), sealed);
+        writer.active = next;
+        Ok(())
+    }
+
+    /// Deletes the oldest sealed segments that are past the topic's retention by
+    /// time (their newest record is older than `retention_ms`) or by size (the
+    /// partition is larger than `retention_bytes`). The active segment is never
+    /// deleted. Returns what was deleted, oldest first.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<DeletedSegment>, LogError> {
+        let (max_age, max_bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        if max_age.is_none() && max_bytes.is_none() {
+            return Ok(Vec::new());
+        }
+        let writer = self.writer.lock().expect("writer lock");
+        let sealed = self.view.read().expect("view lock").sealed.clone();
+        let mut total = sealed.iter().map(|s| s.size()).sum::<u64>() + writer.active.size();
+        let cutoff = max_age.map(|ms| now_ms.saturating_sub(ms.min(i64::MAX as u64) as i64));
+        let mut doomed = 0;
+        for segment in sealed.iter() {
+            let expired = cutoff.is_some_and(|c| segment.max_timestamp() < c);
+            let oversize = max_bytes.is_some_and(|b| total > b);
+            if !expired && !oversize {
+                break;
+            }
+            total -= segment.size();
+            doomed += 1;
+        }
+        if doomed == 0 {
+            return Ok(Vec::new());
+        }
+        // Readers stop seeing the segments first (a reader that already holds
+        // one keeps reading its open file), then the files go, `.log` first:
+        // an orphaned index is removed on open, an orphaned `.log` would not be.
+        self.view.write().expect("view lock").sealed = Arc::new(sealed[doomed..].to_vec());
+        drop(writer);
+        let mut deleted = Vec::with_capacity(doomed);
+        for segment in &sealed[..doomed] {
+            let base = segment.base();
+            for path in [
+                segment::log_path(&self.dir, base),
+                segment::index_path(&self.dir, base),
+                segment::timeindex_path(&self.dir, base),
+            ] {
+                match self.storage.remove(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(LogError::io(&path, e));
+                    }
+                    _ => {}
+                }
+            }
+            tracing::info!(partition = %self.dir.display(), base, bytes = segment.size(), "retention deleted a segment");
+            deleted.push(DeletedSegment {
+                base_offset: base,
+                next_offset: segment.next_offset(),
+                bytes: segment.size(),
+                max_timestamp: segment.max_timestamp(),
+            });
+        }
+        // Without this a crash could bring deleted segments back and move the
+        // log start backwards.
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io(&self.dir, e))?;
+        Ok(deleted)
+    }
+}

@@ -326,6 +326,24 @@ impl Log {
         Ok(out)
     }
 
+    /// Deletes the partition's sealed segments that hold only offsets below
+    /// `offset` (Kafka's DeleteRecords, at segment granularity): the log start
+    /// moves to the first segment kept. Used to drop what a compacted snapshot
+    /// replaces.
+    pub fn delete_before(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Result<Vec<DeletedSegment>, LogError> {
+        self.partition(topic, partition)?.delete_before(offset)
+    }
+
+    /// Makes one partition's written data durable, whatever its policy.
+    pub fn sync(&self, topic: &str, partition: u32) -> Result<(), LogError> {
+        self.partition(topic, partition)?.sync()
+    }
+
     /// The directory of one partition.
     pub fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
         self.dir.join(topic).join(partition.to_string())

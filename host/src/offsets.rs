@@ -6,6 +6,15 @@
 //! generation, as 8 + 4 little-endian bytes. Opening replays the topic, the latest
 //! record per key winning, so committed offsets survive any restart. A commit is
 //! visible in memory only after its record is in the log.
+//!
+//! The topic stays bounded by compaction into a snapshot: once the records
+//! since the last snapshot outnumber the live keys several times over, the
+//! active segment is sealed, every live key is appended again (the snapshot
+//! starts a fresh segment), the snapshot is fsynced, and only then are the
+//! segments before it deleted. A crash at any point leaves either the old
+//! segments (plus part of a snapshot, whose values equal the latest anyway) or
+//! the snapshot alone, and the latest value per key wins in both. Replay on
+//! open therefore reads at most about `COMPACT_FACTOR + 1` records per key.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +23,15 @@ use crate::log::{Log, LogError, Record, TopicConfig};
 
 /// The internal topic holding every group's committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Compact once the records since the last snapshot exceed this many per live
+/// key (and [`COMPACT_MIN_RECORDS`]).
+pub const COMPACT_FACTOR: u64 = 4;
+/// Never compact a topic with fewer records than this since the last snapshot;
+/// small logs replay fast anyway.
+pub const COMPACT_MIN_RECORDS: u64 = 1024;
+/// Records per batch of a snapshot.
+const SNAPSHOT_BATCH: usize = 1000;
 
 /// Everything that can go wrong with committed offsets.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +57,18 @@ pub type OffsetKey = (String, String, u32);
 /// The committed offsets of every group.
 pub struct Offsets {
     log: Arc<Log>,
-    /// The latest commit per key. The lock also serializes commits, so the
-    /// in-memory order matches the log's.
-    committed: Mutex<BTreeMap<OffsetKey, Committed>>,
+    /// The latest commit per key, and how the log stands. The lock also
+    /// serializes commits (and compaction), so the in-memory order matches the
+    /// log's.
+    committed: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    latest: BTreeMap<OffsetKey, Committed>,
+    /// Records in the log since the last snapshot began (all of them, until
+    /// the first compaction), to decide when to compact.
+    since_snapshot: u64,
 }
 
 impl Offsets {
@@ -63,10 +90,58 @@ impl Offsets {
             }
             next = records.last().map_or(end, |r| r.offset + 1);
         }
-        Ok(Offsets {
+        let start = log.log_start(OFFSETS_TOPIC, 0)?;
+        let offsets = Offsets {
             log,
-            committed: Mutex::new(committed),
-        })
+            committed: Mutex::new(State {
+                latest: committed,
+                since_snapshot: end - start,
+            }),
+        };
+        let mut state = offsets.committed.lock().expect("offsets lock");
+        offsets.maybe_compact(&mut state)?;
+        drop(state);
+        Ok(offsets)
+    }
+
+    /// Rewrites the live keys into a snapshot and deletes the records it
+    /// replaces, whatever the thresholds say.
+    pub fn compact(&self) -> Result<(), OffsetsError> {
+        let mut state = self.committed.lock().expect("offsets lock");
+        self.compact_locked(&mut state)
+    }
+
+    fn maybe_compact(&self, state: &mut State) -> Result<(), OffsetsError> {
+        let limit = COMPACT_MIN_RECORDS.max(COMPACT_FACTOR * state.latest.len() as u64);
+        if state.since_snapshot > limit {
+            self.compact_locked(state)?;
+        }
+        Ok(())
+    }
+
+    fn compact_locked(&self, state: &mut State) -> Result<(), OffsetsError> {
+        // The snapshot must start a segment of its own, so that deleting every
+        // segment before it deletes exactly what it replaces.
+        self.log.roll(OFFSETS_TOPIC, 0)?;
+        let start = self.log.high_watermark(OFFSETS_TOPIC, 0)?;
+        let records: Vec<Record> = state
+            .latest
+            .iter()
+            .map(|(key, committed)| encode(key, committed))
+            .collect();
+        for chunk in records.chunks(SNAPSHOT_BATCH) {
+            self.log.append(OFFSETS_TOPIC, 0, chunk)?;
+        }
+        // Nothing may be deleted before the snapshot that replaces it is durable.
+        self.log.sync(OFFSETS_TOPIC, 0)?;
+        let deleted = self.log.delete_before(OFFSETS_TOPIC, 0, start)?;
+        tracing::debug!(
+            keys = records.len(),
+            segments = deleted.len(),
+            "compacted {OFFSETS_TOPIC}"
+        );
+        state.since_snapshot = records.len() as u64;
+        Ok(())
     }
 
     /// Records that `group` will next read `offset` of `topic`/`partition`.
@@ -77,39 +152,53 @@ impl Offsets {
         partition: u32,
         committed: Committed,
     ) -> Result<(), OffsetsError> {
-        let mut map = self.committed.lock().expect("offsets lock");
-        let key = format!("{group}/{topic}/{partition}");
-        let mut value = committed.offset.to_le_bytes().to_vec();
-        value.extend_from_slice(&committed.generation.to_le_bytes());
+        let mut state = self.committed.lock().expect("offsets lock");
+        let key = (group.to_string(), topic.to_string(), partition);
         self.log
-            .append(OFFSETS_TOPIC, 0, &[Record::keyed(key, value)])?;
-        map.insert((group.to_string(), topic.to_string(), partition), committed);
+            .append(OFFSETS_TOPIC, 0, &[encode(&key, &committed)])?;
+        state.latest.insert(key, committed);
+        state.since_snapshot += 1;
+        // The commit is durable in the log already; a failed compaction leaves
+        // the old segments in place and is retried at the next commit.
+        if let Err(e) = self.maybe_compact(&mut state) {
+            tracing::warn!(error = %e, "could not compact {OFFSETS_TOPIC}");
+        }
         Ok(())
     }
 
     /// The group's committed position on one partition, if it ever committed.
     pub fn get(&self, group: &str, topic: &str, partition: u32) -> Option<Committed> {
-        let map = self.committed.lock().expect("offsets lock");
-        map.get(&(group.to_string(), topic.to_string(), partition))
+        let state = self.committed.lock().expect("offsets lock");
+        state
+            .latest
+            .get(&(group.to_string(), topic.to_string(), partition))
             .copied()
     }
 
     /// Every group that has committed an offset.
     pub fn groups(&self) -> Vec<String> {
-        let map = self.committed.lock().expect("offsets lock");
-        let mut groups: Vec<String> = map.keys().map(|k| k.0.clone()).collect();
+        let state = self.committed.lock().expect("offsets lock");
+        let mut groups: Vec<String> = state.latest.keys().map(|k| k.0.clone()).collect();
         groups.dedup();
         groups
     }
 
     /// Every committed position of `group`, by (topic, partition).
     pub fn of_group(&self, group: &str) -> Vec<(String, u32, Committed)> {
-        let map = self.committed.lock().expect("offsets lock");
-        map.iter()
+        let state = self.committed.lock().expect("offsets lock");
+        state
+            .latest
+            .iter()
             .filter(|(k, _)| k.0 == group)
             .map(|(k, v)| (k.1.clone(), k.2, *v))
             .collect()
     }
+}
+
+fn encode((group, topic, partition): &OffsetKey, committed: &Committed) -> Record {
+    let mut value = committed.offset.to_le_bytes().to_vec();
+    value.extend_from_slice(&committed.generation.to_le_bytes());
+    Record::keyed(format!("{group}/{topic}/{partition}"), value)
 }
 
 fn decode(key: Option<&[u8]>, value: &[u8]) -> Option<(OffsetKey, Committed)> {
@@ -154,6 +243,64 @@ mod tests {
         assert_eq!(offsets.get("g1", "orders", 1), None);
         assert_eq!(offsets.groups(), vec!["g1".to_string(), "g2".to_string()]);
         assert_eq!(offsets.of_group("g1").len(), 2);
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_value_per_key_and_bounds_the_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = |offset| Committed {
+            offset,
+            generation: 3,
+        };
+        let keys = 10u32;
+        let commits = 20 * COMPACT_MIN_RECORDS;
+        {
+            let log = Arc::new(Log::open(dir.path()).unwrap());
+            let offsets = Offsets::open(log.clone()).unwrap();
+            for i in 0..commits {
+                offsets
+                    .commit("g", "orders", (i % keys as u64) as u32, c(i))
+                    .unwrap();
+            }
+            let held = log.high_watermark(OFFSETS_TOPIC, 0).unwrap()
+                - log.log_start(OFFSETS_TOPIC, 0).unwrap();
+            assert!(
+                held <= 2 * COMPACT_MIN_RECORDS,
+                "{held} records held after {commits} commits"
+            );
+            assert!(log.segment_count(OFFSETS_TOPIC, 0).unwrap() <= 3);
+            assert!(log.log_start(OFFSETS_TOPIC, 0).unwrap() > 0);
+        }
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        let offsets = Offsets::open(log).unwrap();
+        for p in 0..keys {
+            let last = (0..commits).rev().find(|i| i % keys as u64 == p as u64);
+            assert_eq!(offsets.get("g", "orders", p), last.map(c), "partition {p}");
+        }
+        assert_eq!(offsets.of_group("g").len(), keys as usize);
+    }
+
+    #[test]
+    fn an_explicit_compaction_survives_reopen_and_later_commits_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = |offset| Committed {
+            offset,
+            generation: 1,
+        };
+        {
+            let log = Arc::new(Log::open(dir.path()).unwrap());
+            let offsets = Offsets::open(log.clone()).unwrap();
+            offsets.commit("a", "t", 0, c(1)).unwrap();
+            offsets.commit("a", "t", 0, c(2)).unwrap();
+            offsets.commit("b", "t", 1, c(5)).unwrap();
+            offsets.compact().unwrap();
+            assert_eq!(log.log_start(OFFSETS_TOPIC, 0).unwrap(), 3);
+            offsets.commit("a", "t", 0, c(9)).unwrap();
+        }
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        let offsets = Offsets::open(log).unwrap();
+        assert_eq!(offsets.get("a", "t", 0), Some(c(9)));
+        assert_eq!(offsets.get("b", "t", 1), Some(c(5)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::super::LogError;
 use super::super::batch::{self, BatchHeader, Record};
 use super::super::config::Durability;
-use super::super::segment::{self, ActiveSegment};
+use super::super::segment::{self, ActiveSegment, SealedSegment};
 use super::Partition;
 use super::commit::Mark;
 
@@ -114,30 +114,47 @@ impl Partition {
         if max_age.is_none() && max_bytes.is_none() {
             return Ok(Vec::new());
         }
+        let cutoff = max_age.map(|ms| now_ms.saturating_sub(ms.min(i64::MAX as u64) as i64));
+        self.delete_oldest(|segment, total| {
+            cutoff.is_some_and(|c| segment.max_timestamp() < c)
+                || max_bytes.is_some_and(|b| total > b)
+        })
+    }
+
+    /// Deletes the sealed segments that hold only offsets below `offset`
+    /// (whole segments: the log start becomes the base of the first segment
+    /// kept, at most `offset`). Returns what was deleted, oldest first.
+    pub fn delete_before(&self, offset: u64) -> Result<Vec<DeletedSegment>, LogError> {
+        self.delete_oldest(|segment, _| segment.next_offset() <= offset)
+    }
+
+    /// Deletes sealed segments from the oldest for as long as `doomed(segment,
+    /// bytes of the partition before deleting it)` says so.
+    fn delete_oldest(
+        &self,
+        doomed: impl Fn(&SealedSegment, u64) -> bool,
+    ) -> Result<Vec<DeletedSegment>, LogError> {
         let writer = self.writer.lock().expect("writer lock");
         let sealed = self.view.read().expect("view lock").sealed.clone();
         let mut total = sealed.iter().map(|s| s.size()).sum::<u64>() + writer.active.size();
-        let cutoff = max_age.map(|ms| now_ms.saturating_sub(ms.min(i64::MAX as u64) as i64));
-        let mut doomed = 0;
+        let mut count = 0;
         for segment in sealed.iter() {
-            let expired = cutoff.is_some_and(|c| segment.max_timestamp() < c);
-            let oversize = max_bytes.is_some_and(|b| total > b);
-            if !expired && !oversize {
+            if !doomed(segment, total) {
                 break;
             }
             total -= segment.size();
-            doomed += 1;
+            count += 1;
         }
-        if doomed == 0 {
+        if count == 0 {
             return Ok(Vec::new());
         }
         // Readers stop seeing the segments first (a reader that already holds
         // one keeps reading its open file), then the files go, `.log` first:
         // an orphaned index is removed on open, an orphaned `.log` would not be.
-        self.view.write().expect("view lock").sealed = Arc::new(sealed[doomed..].to_vec());
+        self.view.write().expect("view lock").sealed = Arc::new(sealed[count..].to_vec());
         drop(writer);
-        let mut deleted = Vec::with_capacity(doomed);
-        for segment in &sealed[..doomed] {
+        let mut deleted = Vec::with_capacity(count);
+        for segment in &sealed[..count] {
             let base = segment.base();
             for path in [
                 segment::log_path(&self.dir, base),
@@ -151,7 +168,7 @@ impl Partition {
                     _ => {}
                 }
             }
-            tracing::info!(partition = %self.dir.display(), base, bytes = segment.size(), "retention deleted a segment");
+            tracing::info!(partition = %self.dir.display(), base, bytes = segment.size(), "deleted a segment");
             deleted.push(DeletedSegment {
                 base_offset: base,
                 next_offset: segment.next_offset(),

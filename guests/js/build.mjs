@@ -4,7 +4,7 @@
 //
 // A guest is a directory holding `index.js`; it becomes `<out-dir>/<name>.wasm`,
 // targeting world `processor` of `../../wit`. componentize-js is called through
-// its Node API (its CLI wrapper in jco mishandles some paths). Run `npm ci` here
+// its Node API (its CLI wrapper in jco mishandles some paths). Run `npm install --no-save` here
 // first.
 
 import { componentize } from '@bytecodealliance/componentize-js';

@@ -198,21 +198,22 @@ class Processor:
 
 def export_processor(cls: type) -> type:
     """Wraps a :class:`Processor` subclass into the ``WitWorld`` class that
-    componentize-py exports as the component's ``init`` and ``process``."""
+    componentize-py exports as the component's ``init`` and ``process``.
+
+    componentize-py makes a new ``WitWorld`` for every call, so the one guest
+    object lives here, where ``init`` and ``process`` of an instance share it."""
+    guest = cls()
 
     class WitWorld:
-        def __init__(self) -> None:
-            self.guest = cls()
-
         def init(self, config: List[Tuple[str, str]]) -> None:
             try:
-                self.guest.init(Config(config))
+                guest.init(Config(config))
             except Exception as e:  # the WIT error of `init` is a string
                 raise Err(str(e)) from None
 
         def process(self, batch: types.Batch) -> None:
             try:
-                self.guest.process(Batch(batch))
+                guest.process(Batch(batch))
             except Failure as f:
                 raise Err(types.Failure(f.index, f.kind, f.message)) from None
 

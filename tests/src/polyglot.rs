@@ -2,7 +2,8 @@
 //! project's own files, builds their components, and shares one
 //! compiled-artifact cache so each component is compiled once.
 //!
-//! - JavaScript: `npm ci` in `guests/js` (from the committed `package-lock.json`),
+//! - JavaScript: `npm install --no-save` in `guests/js` (the versions the
+//!   committed `package-lock.json` pins),
 //!   then `node build.mjs` (componentize-js).
 //! - Python: a virtual environment `guests/python/.venv` with the pinned
 //!   `requirements.txt`, then `.venv/bin/python build.py` (componentize-py).
@@ -210,11 +211,15 @@ fn install(language: Language, src: &Path, out: &Path) {
     }
     let started = std::time::Instant::now();
     match language {
+        // `npm install --no-save` installs exactly the versions the committed
+        // lock file pins and leaves it untouched. (`npm ci` would refuse it: npm
+        // records only this platform's optional native packages in a lock file,
+        // then `ci` reports the other platforms' ones as missing.)
         Language::JavaScript => run(
             Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
+                .args(["install", "--no-save", "--no-audit", "--no-fund"])
                 .current_dir(src),
-            "npm ci",
+            "npm install --no-save",
         ),
         Language::Python => {
             if !src.join(".venv/bin/python").exists() {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::consumer::Polled;
 use crate::demo::DemoError;
+use crate::group::Groups;
 use crate::log::{Log, Record, StoredRecord, TopicConfig};
 use crate::offsets::Offsets;
 use crate::processor::{Processor, ProcessorConfig};
@@ -209,10 +210,12 @@ async fn pipeline(
     log.create_topic("in", TopicConfig::with_partitions(4))?;
     log.create_topic("out", TopicConfig::with_partitions(4))?;
     crate::demo::produce_orders(&log, "in", records)?;
+    let groups = Arc::new(Groups::new(log.clone()));
     let processor = Processor::new(
         ProcessorConfig::new("pipeline", &["in"]),
         log.clone(),
         offsets,
+        groups,
         handler(&runtime)?,
     )?;
     let started = Instant::now();

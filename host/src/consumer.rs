@@ -1,28 +1,22 @@
 //! The consumer side of the log, as narrow as the processor loop needs: poll the
-//! assigned partitions, commit, know each position. An embedded consumer reads
-//! the local [`Log`]; a Kafka-backed one could implement the same calls later
-//! without the loop changing.
+//! assigned partitions, commit (fenced), heartbeat, and follow assignment
+//! changes. An embedded consumer reads the local [`Log`] and belongs to a group
+//! of the local [`Groups`] coordinator; a Kafka-backed consumer could implement
+//! the same calls later without the loop changing.
 //!
-//! Today a consumer owns every partition of its input topics (one member per
-//! group). Positions start at the committed offset, or by the start policy when
-//! the group never committed. Polls rotate over the partitions so a busy one
-//! cannot starve the rest, and return whole records from one partition at a time.
+//! Each poll first syncs with the coordinator: partitions no longer granted are
+//! dropped (the batch in flight has already finished, since polls happen between
+//! batches), newly granted ones start at the committed offset or by the reset
+//! policy. Polls rotate over the partitions so a busy one cannot starve the rest,
+//! and return records from one partition at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::log::{Log, LogError, StoredRecord};
-use crate::offsets::{Committed, Offsets, OffsetsError};
-
-/// Where a group without a committed offset starts reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum StartPolicy {
-    /// The oldest record still in the log.
-    #[default]
-    Earliest,
-    /// Only records appended from now on.
-    Latest,
-}
+use crate::group::admin::{self, ResetPolicy};
+use crate::group::{GroupError, GroupSettings, Groups, MemberId, TopicPartition};
+use crate::log::{Log, StoredRecord};
+use crate::offsets::{Committed, Offsets};
 
 /// A batch of consecutive records from one partition.
 #[derive(Debug, Clone)]
@@ -54,12 +48,26 @@ impl Default for PollLimits {
     }
 }
 
+/// Who a consumer is in its group.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub group: String,
+    pub topics: Vec<String>,
+    /// A static instance id (KIP-345): a restart that rejoins within the
+    /// session timeout keeps its assignment without a rebalance.
+    pub instance_id: Option<String>,
+    pub reset: ResetPolicy,
+    pub settings: GroupSettings,
+}
+
 /// One group member reading its assigned partitions.
 pub struct Consumer {
     log: Arc<Log>,
     offsets: Arc<Offsets>,
-    group: String,
-    generation: u32,
+    groups: Arc<Groups>,
+    membership: Membership,
+    member: MemberId,
+    epoch: u32,
     /// (topic, partition, next offset to read), in polling order.
     assigned: Vec<(String, u32, u64)>,
     /// Where the next poll starts its rotation.
@@ -67,46 +75,112 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Joins `group` on every partition of `topics`.
-    pub fn new(
+    /// Joins the group and takes its first assignment.
+    pub fn join(
         log: Arc<Log>,
         offsets: Arc<Offsets>,
-        group: &str,
-        topics: &[String],
-        start: StartPolicy,
-    ) -> Result<Consumer, OffsetsError> {
-        crate::name::validate("group", group).map_err(LogError::from)?;
-        let mut assigned = Vec::new();
-        for topic in topics {
-            for partition in 0..log.partition_count(topic)? {
-                let position = match offsets.get(group, topic, partition) {
-                    Some(c) => c.offset,
-                    None => match start {
-                        StartPolicy::Earliest => log.log_start(topic, partition)?,
-                        StartPolicy::Latest => log.high_watermark(topic, partition)?,
-                    },
-                };
-                assigned.push((topic.clone(), partition, position));
-            }
-        }
-        Ok(Consumer {
+        groups: Arc<Groups>,
+        membership: Membership,
+    ) -> Result<Consumer, GroupError> {
+        let member = groups.join(
+            &membership.group,
+            membership.instance_id.as_deref(),
+            &membership.topics,
+            membership.settings,
+        )?;
+        let mut consumer = Consumer {
             log,
             offsets,
-            group: group.to_string(),
-            generation: 1,
-            assigned,
+            groups,
+            membership,
+            member,
+            epoch: 0,
+            assigned: Vec::new(),
             cursor: 0,
-        })
+        };
+        consumer.sync()?;
+        Ok(consumer)
     }
 
     /// The group this consumer commits for.
     pub fn group(&self) -> &str {
-        &self.group
+        &self.membership.group
+    }
+
+    /// This consumer's member id.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// Reports liveness between polls (during a long guest call).
+    pub fn heartbeat(&self) -> Result<(), GroupError> {
+        self.groups.heartbeat(&self.membership.group, &self.member)
+    }
+
+    /// Follows the group's assignment: drops revoked partitions, positions new
+    /// ones. A consumer the group no longer knows (evicted, fenced) joins again.
+    pub fn sync(&mut self) -> Result<(), GroupError> {
+        let owned: Vec<TopicPartition> = self
+            .assigned
+            .iter()
+            .map(|(t, p, _)| TopicPartition::new(t.clone(), *p))
+            .collect();
+        let grant = match self
+            .groups
+            .sync(&self.membership.group, &self.member, &owned)
+        {
+            Err(GroupError::UnknownMember { .. }) => {
+                tracing::warn!(group = %self.membership.group, member = %self.member, "no longer a member; rejoining");
+                self.assigned.clear();
+                self.member = self.groups.join(
+                    &self.membership.group,
+                    self.membership.instance_id.as_deref(),
+                    &self.membership.topics,
+                    self.membership.settings,
+                )?;
+                self.groups
+                    .sync(&self.membership.group, &self.member, &[])?
+            }
+            other => other?,
+        };
+        self.epoch = grant.epoch;
+        let mut next = Vec::with_capacity(grant.partitions.len());
+        for tp in grant.partitions {
+            let kept = self
+                .assigned
+                .iter()
+                .find(|(t, p, _)| *t == tp.topic && *p == tp.partition)
+                .map(|(_, _, pos)| *pos);
+            let position = match kept {
+                Some(pos) => pos,
+                None => admin::start_position(
+                    &self.log,
+                    &self.offsets,
+                    &self.membership.group,
+                    &tp.topic,
+                    tp.partition,
+                    self.membership.reset,
+                )?,
+            };
+            next.push((tp.topic, tp.partition, position));
+        }
+        if next.len() != self.assigned.len()
+            || next
+                .iter()
+                .zip(&self.assigned)
+                .any(|(a, b)| a.0 != b.0 || a.1 != b.1)
+        {
+            tracing::info!(group = %self.membership.group, member = %self.member, partitions = next.len(), "assignment changed");
+            self.cursor = 0;
+        }
+        self.assigned = next;
+        Ok(())
     }
 
     /// Returns the next batch from some assigned partition, waiting up to
     /// `limits.max_wait` for records to arrive; `None` when none did.
-    pub async fn poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, LogError> {
+    pub async fn poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, GroupError> {
+        self.sync()?;
         let deadline = tokio::time::Instant::now() + limits.max_wait;
         let log = self.log.clone();
         loop {
@@ -122,8 +196,8 @@ impl Consumer {
         }
     }
 
-    /// One pass over the assigned partitions without waiting.
-    pub fn try_poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, LogError> {
+    /// One pass over the assigned partitions without waiting or syncing.
+    pub fn try_poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, GroupError> {
         let n = self.assigned.len();
         for i in 0..n {
             let slot = (self.cursor + i) % n;
@@ -153,15 +227,28 @@ impl Consumer {
         Ok(None)
     }
 
-    /// Commits `next` as the group's position on the partition and moves this
-    /// consumer's position there.
-    pub fn commit(&mut self, topic: &str, partition: u32, next: u64) -> Result<(), OffsetsError> {
+    /// Commits `next` as the group's position on the partition, after running
+    /// `before` (the batch's emits), both only if this member still owns the
+    /// partition at its current epoch. A fenced commit changes nothing.
+    pub fn commit<E: From<GroupError> + From<crate::offsets::OffsetsError>>(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        next: u64,
+        before: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tp = TopicPartition::new(topic, partition);
         let committed = Committed {
             offset: next,
-            generation: self.generation,
+            generation: self.epoch,
         };
-        self.offsets
-            .commit(&self.group, topic, partition, committed)?;
+        let (group, offsets) = (&self.membership.group, &self.offsets);
+        self.groups
+            .commit(group, &self.member, self.epoch, &tp, || {
+                before()?;
+                offsets.commit(group, topic, partition, committed)?;
+                Ok::<(), E>(())
+            })?;
         if let Some(slot) = self
             .assigned
             .iter_mut()
@@ -172,13 +259,18 @@ impl Consumer {
         Ok(())
     }
 
+    /// Leaves the group for good (scale-down); a restart should not call it.
+    pub fn leave(&self) {
+        self.groups.leave(&self.membership.group, &self.member);
+    }
+
     /// Every assigned partition with this consumer's position on it.
     pub fn positions(&self) -> &[(String, u32, u64)] {
         &self.assigned
     }
 
     /// Records between the position and the high watermark, over all partitions.
-    pub fn lag(&self) -> Result<u64, LogError> {
+    pub fn lag(&self) -> Result<u64, GroupError> {
         let mut lag = 0;
         for (topic, partition, position) in &self.assigned {
             lag += self

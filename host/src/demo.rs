@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::group::Groups;
 use crate::log::{Log, LogError, TopicConfig};
 use crate::offsets::{Offsets, OffsetsError};
 use crate::processor::{Processor, ProcessorConfig, ProcessorError};
@@ -63,6 +64,7 @@ pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> 
     let log = Arc::new(Log::open(data_dir)?);
     let offsets = Arc::new(Offsets::open(log.clone())?);
     let runtime = Runtime::new(data_dir, log.clone())?;
+    let groups = Arc::new(Groups::new(log.clone()));
     log.ensure_topic(INPUT, TopicConfig::with_partitions(3))?;
     log.ensure_topic("alerts", TopicConfig::with_partitions(1))?;
     log.ensure_topic("customer-totals", TopicConfig::with_partitions(3))?;
@@ -95,6 +97,7 @@ pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> 
             ProcessorConfig::new(name, &[INPUT]),
             log.clone(),
             offsets.clone(),
+            groups.clone(),
             Arc::new(guest),
         )?;
         let task = tokio::spawn(processor.run_until_caught_up());

@@ -11,14 +11,20 @@
 //!   recovery of a torn tail on open.
 //! - [`offsets`]: committed offsets, kept in the internal topic
 //!   `__consumer_offsets` and rebuilt in memory when the log opens.
+//! - [`group`]: the in-process group coordinator: membership with heartbeats,
+//!   session timeout and max poll interval, generations, the range,
+//!   round-robin, sticky and cooperative-sticky assignors, eager and
+//!   cooperative rebalancing, static membership, commit fencing, and the
+//!   offsets API (reset policy, lag, seek by offset or timestamp).
 //! - [`consumer`]: the narrow consumer-side interface the processor loop uses:
-//!   poll the assigned partitions (with max records, bytes and wait), commit,
-//!   positions and lag.
+//!   follow the group's assignment, poll the assigned partitions (with max
+//!   records, bytes and wait), fenced commits, heartbeats, positions and lag.
 //! - [`runtime`]: the wasmtime engine, the on-disk compiled-component cache, the
 //!   WIT bindings and host imports, per-batch stores with memory and deadline
 //!   limits, and the [`runtime::Handler`] seam a native processor also fits.
 //! - [`processor`]: the trigger: poll → process → commit for one member, with the
-//!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step.
+//!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step;
+//!   `Instances` runs N members of a processor and scales them.
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
@@ -29,6 +35,7 @@
 pub mod bench;
 pub mod consumer;
 pub mod demo;
+pub mod group;
 pub mod log;
 pub mod name;
 pub mod offsets;

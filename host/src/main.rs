@@ -3,17 +3,13 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use weir::consumer::{PollLimits, StartPolicy};
-use weir::log::{Log, Record, TopicConfig};
-use weir::offsets::Offsets;
-use weir::processor::{Processor, ProcessorConfig, RetryPolicy};
-use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
+mod cli;
+
+use weir::log::{Record, TopicConfig};
 
 #[derive(Parser)]
 #[command(
@@ -80,7 +76,12 @@ enum Command {
         max: usize,
     },
     /// Run a processor in the foreground until Ctrl-C or SIGTERM.
-    Run(RunArgs),
+    Run(cli::run::RunArgs),
+    /// List, describe and seek consumer groups.
+    Group {
+        #[command(subcommand)]
+        command: cli::group::GroupCommand,
+    },
     /// Measure append, guest-boundary and pipeline throughput.
     Bench {
         /// A short smoke run instead of the full measurement.
@@ -101,57 +102,6 @@ enum TopicCommand {
     List,
 }
 
-#[derive(clap::Args)]
-struct RunArgs {
-    /// The processor's name; its group and dead-letter topic derive from it.
-    #[arg(long)]
-    name: String,
-    /// The guest component.
-    #[arg(long)]
-    wasm: PathBuf,
-    /// Input topic (repeatable).
-    #[arg(long = "topic", required = true)]
-    topics: Vec<String>,
-    /// Consumer group (defaults to the processor's name).
-    #[arg(long)]
-    group: Option<String>,
-    /// Guest configuration entry KEY=VALUE (repeatable).
-    #[arg(long = "config", value_parser = parse_pair)]
-    config: Vec<(String, String)>,
-    /// A label for this guest version, e.g. v2.
-    #[arg(long)]
-    label: Option<String>,
-    #[arg(long, value_enum, default_value = "earliest")]
-    start: StartPolicy,
-    #[arg(long, default_value_t = 500)]
-    max_records: usize,
-    #[arg(long, default_value_t = 1 << 20)]
-    max_bytes: u64,
-    #[arg(long, default_value_t = 500)]
-    max_wait_ms: u64,
-    /// Per-batch deadline.
-    #[arg(long, default_value_t = 10_000)]
-    deadline_ms: u64,
-    /// Guest memory cap.
-    #[arg(long, default_value_t = 128)]
-    memory_mb: usize,
-    /// Retries (with exponential backoff) before the processor stops.
-    #[arg(long, default_value_t = 5)]
-    max_retries: u32,
-    #[arg(long, default_value_t = 100)]
-    initial_backoff_ms: u64,
-    /// Exit once every input partition is caught up (a batch job), instead of
-    /// waiting for new records until Ctrl-C.
-    #[arg(long)]
-    until_caught_up: bool,
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -170,6 +120,7 @@ fn main() -> Result<()> {
 
 async fn dispatch(cli: Cli) -> Result<()> {
     let dir = cli.data_dir;
+    cli::lock_data_dir(&dir)?;
     match cli.command {
         Command::Demo { orders } => {
             let report = weir::demo::run(&dir, orders).await.context("demo failed")?;
@@ -188,7 +139,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             from,
             max,
         } => consume(&dir, &topic, partition, from, max),
-        Command::Run(args) => run(&dir, args).await,
+        Command::Run(args) => cli::run::run(&dir, args).await,
+        Command::Group { command } => cli::group::run(&dir, command),
         Command::Bench { quick } => {
             let scratch = tempfile_dir(&dir)?;
             let size = if quick {
@@ -203,14 +155,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn open_log(dir: &Path) -> Result<Arc<Log>> {
-    Ok(Arc::new(Log::open(dir).with_context(|| {
-        format!("opening the log in {}", dir.display())
-    })?))
-}
-
 fn topic(dir: &Path, command: TopicCommand) -> Result<()> {
-    let log = open_log(dir)?;
+    let log = cli::open_log(dir)?;
     match command {
         TopicCommand::Create { name, partitions } => {
             log.create_topic(&name, TopicConfig::with_partitions(partitions))?;
@@ -239,7 +185,7 @@ fn produce(
     generate: Option<u64>,
     key_separator: Option<&str>,
 ) -> Result<()> {
-    let log = open_log(dir)?;
+    let log = cli::open_log(dir)?;
     if let Some(n) = generate {
         weir::demo::produce_orders(&log, topic, n)?;
         println!("produced {n} generated orders to {topic}");
@@ -274,7 +220,7 @@ fn produce(
 }
 
 fn consume(dir: &Path, topic: &str, partition: u32, from: u64, max: usize) -> Result<()> {
-    let log = open_log(dir)?;
+    let log = cli::open_log(dir)?;
     let mut out = std::io::stdout().lock();
     let mut next = from;
     let mut printed = 0;
@@ -295,93 +241,6 @@ fn consume(dir: &Path, topic: &str, partition: u32, from: u64, max: usize) -> Re
         next = records.last().map_or(next, |r| r.offset + 1);
     }
     Ok(())
-}
-
-async fn run(dir: &Path, args: RunArgs) -> Result<()> {
-    let log = open_log(dir)?;
-    let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
-    let runtime = Runtime::new(dir, log.clone()).context("starting the wasm runtime")?;
-    let spec = GuestSpec {
-        processor: args.name.clone(),
-        label: args.label,
-        config: args.config,
-        limits: Limits {
-            memory_bytes: args.memory_mb << 20,
-            deadline: Duration::from_millis(args.deadline_ms),
-        },
-    };
-    let guest = runtime.load_file(&args.wasm, spec)?;
-    let how = match guest.source() {
-        Source::Compiled => "compiled",
-        Source::Cached => "loaded from cache",
-    };
-    tracing::info!(
-        processor = %args.name,
-        version = guest.version(),
-        "{} {how} in {:?}",
-        args.wasm.display(),
-        guest.load_time()
-    );
-    let crash_before_commit = match std::env::var("WEIR_CRASH_BEFORE_COMMIT") {
-        Ok(n) => Some(
-            n.parse()
-                .context("WEIR_CRASH_BEFORE_COMMIT must be a number")?,
-        ),
-        Err(_) => None,
-    };
-    let config = ProcessorConfig {
-        name: args.name.clone(),
-        topics: args.topics,
-        group: args.group,
-        poll: PollLimits {
-            max_records: args.max_records,
-            max_bytes: args.max_bytes,
-            max_wait: Duration::from_millis(args.max_wait_ms),
-        },
-        start: args.start,
-        retry: RetryPolicy {
-            max_retries: args.max_retries,
-            initial_backoff: Duration::from_millis(args.initial_backoff_ms),
-            ..RetryPolicy::default()
-        },
-        crash_before_commit,
-    };
-    if config.poll.max_records == 0 {
-        bail!("--max-records must be at least 1");
-    }
-    let processor = Processor::new(config, log.clone(), offsets, Arc::new(guest))?;
-    let processor = if args.until_caught_up {
-        processor.run_until_caught_up().await
-    } else {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing the batch in flight");
-            stop.send(true).ok();
-        });
-        processor.run(stopped).await
-    };
-    let processor = processor.context("processor stopped")?;
-    log.sync_all()?;
-    let stats = processor.stats();
-    println!(
-        "{}: processed {} record(s) in {} batch(es), emitted {}, lag {}",
-        args.name,
-        stats.records(),
-        stats.batches(),
-        stats.emitted(),
-        processor.consumer().lag()?
-    );
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn tempfile_dir(base: &Path) -> Result<PathBuf> {

@@ -13,6 +13,7 @@
 //! batch's emits and its next offset reach the log: emits first, then the offset
 //! (at-least-once). An exactly-once journal would replace that one function.
 
+mod instances;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -21,12 +22,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use instances::Instances;
 pub use stats::Stats;
 
-use crate::consumer::{Consumer, PollLimits, Polled, StartPolicy};
+use crate::consumer::{Consumer, Membership, PollLimits, Polled};
+use crate::group::admin::ResetPolicy;
+use crate::group::{GroupError, GroupSettings, Groups};
 use crate::log::{Log, LogError, Record, TopicConfig};
 use crate::offsets::{Offsets, OffsetsError};
-use crate::runtime::{Emit, FailureKind, Handler, RuntimeError};
+use crate::runtime::{Emit, FailureKind, Handler, Output, RuntimeError};
 
 /// Headers on every dead-lettered record.
 pub mod dlq_headers {
@@ -44,6 +48,8 @@ pub enum ProcessorError {
     Log(#[from] LogError),
     #[error("committed offsets")]
     Offsets(#[from] OffsetsError),
+    #[error("group")]
+    Group(#[from] GroupError),
     #[error("guest reported a fatal failure at {topic}/{partition} offset {offset}: {message}")]
     Fatal {
         topic: String,
@@ -104,7 +110,12 @@ pub struct ProcessorConfig {
     /// Defaults to the processor's name.
     pub group: Option<String>,
     pub poll: PollLimits,
-    pub start: StartPolicy,
+    /// Where the group starts on a partition without a committed offset.
+    pub reset: ResetPolicy,
+    /// The group's protocol, assignor and liveness timeouts.
+    pub group_settings: GroupSettings,
+    /// A static member id (KIP-345), set per instance by [`Instances`].
+    pub instance_id: Option<String>,
     pub retry: RetryPolicy,
     /// Crash-test seam: abort the process between processing and committing
     /// the Nth batch, as a kill would (`weir run` reads it from
@@ -120,7 +131,9 @@ impl ProcessorConfig {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             group: None,
             poll: PollLimits::default(),
-            start: StartPolicy::Earliest,
+            reset: ResetPolicy::Earliest,
+            group_settings: GroupSettings::default(),
+            instance_id: None,
             retry: RetryPolicy::default(),
             crash_before_commit: None,
         }
@@ -149,17 +162,24 @@ pub struct Processor {
 
 impl Processor {
     /// Prepares a processor: validates its names, creates its dead-letter topic
-    /// and positions its consumer.
+    /// and joins its group.
     pub fn new(
         config: ProcessorConfig,
         log: Arc<Log>,
         offsets: Arc<Offsets>,
+        groups: Arc<Groups>,
         handler: Arc<dyn Handler>,
     ) -> Result<Processor, ProcessorError> {
         crate::name::validate("processor", &config.name).map_err(LogError::from)?;
         log.ensure_topic(&config.dlq_topic(), TopicConfig::with_partitions(1))?;
-        let group = config.group.clone().unwrap_or_else(|| config.name.clone());
-        let consumer = Consumer::new(log.clone(), offsets, &group, &config.topics, config.start)?;
+        let membership = Membership {
+            group: config.group.clone().unwrap_or_else(|| config.name.clone()),
+            topics: config.topics.clone(),
+            instance_id: config.instance_id.clone(),
+            reset: config.reset,
+            settings: config.group_settings,
+        };
+        let consumer = Consumer::join(log.clone(), offsets, groups, membership)?;
         Ok(Processor {
             config,
             log,
@@ -200,6 +220,7 @@ impl Processor {
     /// Runs until every assigned partition is caught up, then returns.
     pub async fn run_until_caught_up(mut self) -> Result<Processor, ProcessorError> {
         let (_tx, mut rx) = watch::channel(false);
+        self.consumer.sync()?;
         while let Some(batch) = self.consumer.try_poll(self.config.poll)? {
             self.process(batch, &mut rx).await?;
         }
@@ -213,13 +234,7 @@ impl Processor {
     ) -> Result<(), ProcessorError> {
         let mut attempts = 0u32;
         loop {
-            let handler = self.handler.clone();
-            let (returned, result) = tokio::task::spawn_blocking(move || {
-                let result = handler.handle(&batch);
-                (batch, result)
-            })
-            .await
-            .map_err(ProcessorError::Task)?;
+            let (returned, result) = self.call(batch).await?;
             batch = returned;
             let first = batch.records[0].offset;
             let output = match result {
@@ -299,32 +314,75 @@ impl Processor {
             };
             self.maybe_crash();
             let processed = step.next - first;
-            self.commit(&batch, step)?;
-            self.stats.record_batch(processed);
+            match self.commit(&batch, step) {
+                Err(ProcessorError::Group(e @ GroupError::Fenced { .. })) => {
+                    // A zombie: the partition moved on while this batch ran. Its
+                    // new owner processes the batch again; nothing was written.
+                    tracing::warn!(processor = %self.config.name, error = %e, "batch abandoned");
+                    self.stats.record_fenced();
+                }
+                other => {
+                    other?;
+                    self.stats.record_batch(processed);
+                }
+            }
             return Ok(());
         }
     }
 
-    /// The commit step: append the batch's emits, then move the group's offset.
+    /// Runs the handler on a blocking thread, heartbeating meanwhile so a long
+    /// batch is not mistaken for a dead member (the max poll interval still
+    /// bounds it).
+    async fn call(
+        &self,
+        batch: Polled,
+    ) -> Result<(Polled, Result<Output, RuntimeError>), ProcessorError> {
+        let handler = self.handler.clone();
+        let call = tokio::task::spawn_blocking(move || {
+            let result = handler.handle(&batch);
+            (batch, result)
+        });
+        tokio::pin!(call);
+        let interval = self.config.group_settings.session_timeout / 3;
+        loop {
+            tokio::select! {
+                done = &mut call => return done.map_err(ProcessorError::Task),
+                _ = tokio::time::sleep(interval) => {
+                    if let Err(e) = self.consumer.heartbeat() {
+                        tracing::warn!(processor = %self.config.name, error = %e, "heartbeat refused");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The commit step: append the batch's emits, then move the group's offset,
+    /// both under the group's fence, so a zombie member writes neither.
     fn commit(&mut self, batch: &Polled, step: Step) -> Result<(), ProcessorError> {
         let emitted = step.emits.len() as u64;
-        let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
-        for emit in step.emits {
-            let partition = self
-                .log
-                .partition_for(&emit.topic, emit.record.key.as_deref())?;
-            by_partition
-                .entry((emit.topic, partition))
-                .or_default()
-                .push(emit.record);
-        }
-        for ((topic, partition), records) in by_partition {
-            self.log.append(&topic, partition, &records)?;
-        }
+        let log = &self.log;
         self.consumer
-            .commit(&batch.topic, batch.partition, step.next)?;
+            .commit(&batch.topic, batch.partition, step.next, || {
+                let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
+                for emit in step.emits {
+                    let partition = log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+                    by_partition
+                        .entry((emit.topic, partition))
+                        .or_default()
+                        .push(emit.record);
+                }
+                for ((topic, partition), records) in by_partition {
+                    log.append(&topic, partition, &records)?;
+                }
+                Ok::<(), ProcessorError>(())
+            })?;
         self.stats.record_emitted(emitted);
         Ok(())
+    }
+
+    /// Leaves the group for good (scale-down).
+    pub fn leave(&self) {
+        self.consumer.leave();
     }
 
     /// The record at the front of `batch`, bound for the dead-letter topic.

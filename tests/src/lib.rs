@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir::consumer::PollLimits;
+use weir::group::Groups;
 use weir::log::{Log, Record, StoredRecord, TopicConfig};
 use weir::offsets::Offsets;
 use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy};
@@ -22,6 +23,7 @@ pub struct Host {
     pub dir: tempfile::TempDir,
     pub log: Arc<Log>,
     pub offsets: Arc<Offsets>,
+    pub groups: Arc<Groups>,
     pub runtime: Runtime,
 }
 
@@ -30,10 +32,12 @@ impl Host {
     pub fn new() -> Host {
         let dir = tempfile::tempdir().expect("temp dir");
         let (log, offsets, runtime) = open(dir.path());
+        let groups = Arc::new(Groups::new(log.clone()));
         Host {
             dir,
             log,
             offsets,
+            groups,
             runtime,
         }
     }
@@ -41,10 +45,12 @@ impl Host {
     /// A host over an existing data directory (say, one a `weir` process used).
     pub fn new_in(dir: tempfile::TempDir) -> Host {
         let (log, offsets, runtime) = open(dir.path());
+        let groups = Arc::new(Groups::new(log.clone()));
         Host {
             dir,
             log,
             offsets,
+            groups,
             runtime,
         }
     }
@@ -56,9 +62,10 @@ impl Host {
             dir,
             log,
             offsets,
+            groups,
             runtime,
         } = self;
-        drop((runtime, offsets, log));
+        drop((runtime, groups, offsets, log));
         Host::new_in(dir)
     }
 
@@ -112,6 +119,7 @@ impl Host {
             config,
             self.log.clone(),
             self.offsets.clone(),
+            self.groups.clone(),
             Arc::new(guest),
         )?;
         processor.run_until_caught_up().await

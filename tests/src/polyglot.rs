@@ -173,7 +173,10 @@ fn build(language: Language) -> Option<PathBuf> {
         let started = std::time::Instant::now();
         match language {
             Language::JavaScript => run(
-                Command::new("node").arg("build.mjs").arg(&out).current_dir(&src),
+                Command::new("node")
+                    .arg("build.mjs")
+                    .arg(&out)
+                    .current_dir(&src),
                 "node build.mjs",
             ),
             Language::Python => run(
@@ -301,10 +304,12 @@ pub fn host() -> Host {
     let log = Arc::new(Log::open(dir.path()).expect("open log"));
     let offsets = Arc::new(Offsets::open(log.clone()).expect("open offsets"));
     let runtime = Runtime::new(&shared_cache_dir(), log.clone()).expect("runtime");
+    let groups = Arc::new(weir::group::Groups::new(log.clone()));
     Host {
         dir,
         log,
         offsets,
+        groups,
         runtime,
     }
 }

@@ -41,7 +41,12 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen::rt as __rt;
 
-use bindings::weir::processor::types::{self as wit, Span};
+use bindings::weir::processor::types as wit;
+
+/// The key length that marks a record without a key.
+const NO_KEY: u32 = u32::MAX;
+const SPAN_WIDTH: usize = 6;
+const HEADER_WIDTH: usize = 4;
 
 pub use bindings::weir::processor::types::{Failure, FailureKind, Level};
 
@@ -112,22 +117,22 @@ impl Batch {
 
     /// How many records the batch holds.
     pub fn len(&self) -> usize {
-        self.inner.records.len()
+        self.inner.offsets.len()
     }
 
     /// Whether the batch is empty (the host never sends an empty batch).
     pub fn is_empty(&self) -> bool {
-        self.inner.records.is_empty()
+        self.inner.offsets.is_empty()
     }
 
     /// The records, in offset order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = Record<'_>> + '_ {
-        (0..self.inner.records.len()).map(move |index| Record { batch: self, index })
+        (0..self.len()).map(move |index| Record { batch: self, index })
     }
 
-    fn bytes(&self, span: Span) -> &[u8] {
-        let start = span.start as usize;
-        &self.inner.data[start..start + span.len as usize]
+    fn bytes(&self, start: u32, len: u32) -> &[u8] {
+        let start = start as usize;
+        &self.inner.data[start..start + len as usize]
     }
 }
 
@@ -139,8 +144,8 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    fn meta(&self) -> &'a wit::RecordMeta {
-        &self.batch.inner.records[self.index]
+    fn span(&self) -> &'a [u32] {
+        &self.batch.inner.spans[self.index * SPAN_WIDTH..(self.index + 1) * SPAN_WIDTH]
     }
 
     /// The record's position in its batch; a [`Failure`] names it.
@@ -150,22 +155,24 @@ impl<'a> Record<'a> {
 
     /// The record's offset in its partition.
     pub fn offset(&self) -> u64 {
-        self.meta().offset
+        self.batch.inner.offsets[self.index]
     }
 
     /// Milliseconds since the Unix epoch.
     pub fn timestamp(&self) -> i64 {
-        self.meta().timestamp
+        self.batch.inner.timestamps[self.index]
     }
 
     /// The key, or `None` for a record produced without one.
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.meta().key.map(|span| self.batch.bytes(span))
+        let span = self.span();
+        (span[1] != NO_KEY).then(|| self.batch.bytes(span[0], span[1]))
     }
 
     /// The value.
     pub fn value(&self) -> &'a [u8] {
-        self.batch.bytes(self.meta().value)
+        let span = self.span();
+        self.batch.bytes(span[2], span[3])
     }
 
     /// The value as UTF-8, or `None` if it is not valid UTF-8.
@@ -176,13 +183,13 @@ impl<'a> Record<'a> {
     /// The headers, as (name, value) pairs in the order they were produced.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         let batch = self.batch;
-        let range = self.meta().headers;
-        let start = range.start as usize;
-        batch.inner.headers[start..start + range.len as usize]
-            .iter()
+        let span = self.span();
+        let (first, count) = (span[4] as usize, span[5] as usize);
+        batch.inner.headers[first * HEADER_WIDTH..(first + count) * HEADER_WIDTH]
+            .chunks_exact(HEADER_WIDTH)
             .map(move |h| {
-                let name = std::str::from_utf8(batch.bytes(h.name)).unwrap_or("");
-                (name, batch.bytes(h.value))
+                let name = std::str::from_utf8(batch.bytes(h[0], h[1])).unwrap_or("");
+                (name, batch.bytes(h[2], h[3]))
             })
     }
 

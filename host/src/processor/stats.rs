@@ -13,6 +13,7 @@ pub struct Stats {
     retries: AtomicU64,
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
+    fenced: AtomicU64,
 }
 
 macro_rules! counters {
@@ -37,6 +38,7 @@ counters! {
     retries => retries, "Backoffs taken before calling again.";
     skipped => skipped, "Records skipped at the guest's request.";
     dead_lettered => dead_lettered, "Records sent to the dead-letter topic.";
+    fenced => fenced, "Batches abandoned because the group fenced their commit.";
 }
 
 impl Stats {
@@ -63,6 +65,10 @@ impl Stats {
 
     pub(super) fn record_skip(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn record_fenced(&self) {
+        self.fenced.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_dead_letter(&self) {

@@ -1,0 +1,184 @@
+//! `weir run`: one processor in the foreground, as `--instances` group members,
+//! until Ctrl-C or SIGTERM (or, with `--until-caught-up`, until every input
+//! partition is caught up).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use weir::consumer::PollLimits;
+use weir::group::admin::ResetPolicy;
+use weir::group::{AssignorKind, GroupSettings, Groups, Protocol};
+use weir::offsets::Offsets;
+use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy};
+use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The processor's name; its group and dead-letter topic derive from it.
+    #[arg(long)]
+    pub name: String,
+    /// The guest component.
+    #[arg(long)]
+    pub wasm: PathBuf,
+    /// Input topic (repeatable).
+    #[arg(long = "topic", required = true)]
+    pub topics: Vec<String>,
+    /// Consumer group (defaults to the processor's name).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Guest configuration entry KEY=VALUE (repeatable).
+    #[arg(long = "config", value_parser = parse_pair)]
+    pub config: Vec<(String, String)>,
+    /// A label for this guest version, e.g. v2.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Where the group starts on a partition it has no committed offset for.
+    #[arg(long, value_enum, default_value = "earliest")]
+    pub reset: ResetPolicy,
+    /// Members of the group to run (each a static member `<name>-<i>`).
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    #[arg(long, value_enum, default_value = "cooperative")]
+    pub protocol: Protocol,
+    /// range, roundrobin, sticky or cooperative-sticky.
+    #[arg(long, default_value = "cooperative-sticky", value_parser = parse_assignor)]
+    pub assignor: AssignorKind,
+    #[arg(long, default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+    #[arg(long, default_value_t = 60_000)]
+    pub max_poll_interval_ms: u64,
+    #[arg(long, default_value_t = 500)]
+    pub max_records: usize,
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_bytes: u64,
+    #[arg(long, default_value_t = 500)]
+    pub max_wait_ms: u64,
+    /// Per-batch deadline.
+    #[arg(long, default_value_t = 10_000)]
+    pub deadline_ms: u64,
+    /// Guest memory cap.
+    #[arg(long, default_value_t = 128)]
+    pub memory_mb: usize,
+    /// Retries (with exponential backoff) before the processor stops.
+    #[arg(long, default_value_t = 5)]
+    pub max_retries: u32,
+    #[arg(long, default_value_t = 100)]
+    pub initial_backoff_ms: u64,
+    /// Exit once every input partition is caught up (a batch job), instead of
+    /// waiting for new records until Ctrl-C.
+    #[arg(long)]
+    pub until_caught_up: bool,
+}
+
+fn parse_assignor(s: &str) -> Result<AssignorKind, String> {
+    AssignorKind::parse(s).ok_or_else(|| format!("unknown assignor {s:?}"))
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
+    let log = super::open_log(dir)?;
+    let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
+    let groups = Arc::new(Groups::new(log.clone()));
+    let runtime = Runtime::new(dir, log.clone()).context("starting the wasm runtime")?;
+    let spec = GuestSpec {
+        processor: args.name.clone(),
+        label: args.label.clone(),
+        config: args.config.clone(),
+        limits: Limits {
+            memory_bytes: args.memory_mb << 20,
+            deadline: Duration::from_millis(args.deadline_ms),
+        },
+    };
+    let guest = runtime.load_file(&args.wasm, spec)?;
+    let how = match guest.source() {
+        Source::Compiled => "compiled",
+        Source::Cached => "loaded from cache",
+    };
+    tracing::info!(processor = %args.name, version = guest.version(), "{} {how} in {:?}", args.wasm.display(), guest.load_time());
+    let config = processor_config(&args)?;
+    let handler: Arc<dyn Handler> = Arc::new(guest);
+    let (name, count) = (args.name.clone(), args.instances.max(1));
+    let processors = if args.until_caught_up {
+        let processor = Processor::new(config, log.clone(), offsets, groups, handler)?;
+        vec![
+            processor
+                .run_until_caught_up()
+                .await
+                .context("processor stopped")?,
+        ]
+    } else {
+        let mut instances = Instances::start(config, log.clone(), offsets, groups, handler, count)?;
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("shutting down: finishing the batches in flight"),
+            _ = instances.failed() => tracing::error!("a member stopped; stopping the others"),
+        }
+        instances.stop().await.context("processor stopped")?
+    };
+    log.sync_all()?;
+    let (mut records, mut batches, mut emitted, mut lag) = (0, 0, 0, 0);
+    for p in &processors {
+        let stats = p.stats();
+        records += stats.records();
+        batches += stats.batches();
+        emitted += stats.emitted();
+        lag += p.consumer().lag()?;
+    }
+    println!(
+        "{name}: processed {records} record(s) in {batches} batch(es), emitted {emitted}, lag {lag}"
+    );
+    Ok(())
+}
+
+fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
+    if args.max_records == 0 {
+        bail!("--max-records must be at least 1");
+    }
+    let crash_before_commit = match std::env::var("WEIR_CRASH_BEFORE_COMMIT") {
+        Ok(n) => Some(
+            n.parse()
+                .context("WEIR_CRASH_BEFORE_COMMIT must be a number")?,
+        ),
+        Err(_) => None,
+    };
+    Ok(ProcessorConfig {
+        name: args.name.clone(),
+        topics: args.topics.clone(),
+        group: args.group.clone(),
+        poll: PollLimits {
+            max_records: args.max_records,
+            max_bytes: args.max_bytes,
+            max_wait: Duration::from_millis(args.max_wait_ms),
+        },
+        reset: args.reset,
+        group_settings: GroupSettings {
+            protocol: args.protocol,
+            assignor: args.assignor,
+            session_timeout: Duration::from_millis(args.session_timeout_ms),
+            max_poll_interval: Duration::from_millis(args.max_poll_interval_ms),
+        },
+        instance_id: None,
+        retry: RetryPolicy {
+            max_retries: args.max_retries,
+            initial_backoff: Duration::from_millis(args.initial_backoff_ms),
+            ..RetryPolicy::default()
+        },
+        crash_before_commit,
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

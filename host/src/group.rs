@@ -1,0 +1,225 @@
+//! The group coordinator: membership, generations, assignment and fencing for
+//! every consumer group of this host, in-process.
+//!
+//! The model follows KIP-848 rather than the classic JoinGroup/SyncGroup dance:
+//! the coordinator computes the target assignment itself (with the group's
+//! assignor) whenever membership changes, and each member converges on it by
+//! syncing at every poll: it reports what it owns and gets back what it may own.
+//! That keeps the protocol to two calls (`sync`, `heartbeat`) that cannot
+//! deadlock, and makes cooperative rebalancing natural: under the cooperative
+//! protocol a member is told to revoke only the partitions that move, keeps
+//! processing the rest, and a moved partition is granted to its new owner as soon
+//! as the old owner's next sync confirms the revocation. The eager protocol is the
+//! same machine with a barrier: nobody gets anything until everyone has revoked
+//! everything.
+//!
+//! Liveness has two clocks, as in Kafka: heartbeats (sent by a member's
+//! background task) against the session timeout, and polls against the max poll
+//! interval, so a guest stuck in a batch loses its partitions even though its
+//! process is alive. Commits are fenced: they go through [`Groups::commit`], which
+//! checks member, epoch and ownership under the group's lock and only then runs
+//! the commit, so a zombie can neither append emits nor move an offset.
+//!
+//! Membership lives in memory: when the host restarts, every member restarts
+//! with it. Committed offsets are durable (`offsets`).
+
+pub mod admin;
+pub mod assignor;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use assignor::{AssignorKind, MemberId, TopicPartition};
+pub use state::{Grant, GroupSettings};
+
+use crate::log::{Log, LogError};
+use state::GroupState;
+
+/// How a group rebalances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Protocol {
+    /// Every member revokes every partition, then all are reassigned.
+    Eager,
+    /// Only partitions that move are revoked (KIP-429); the rest keep flowing.
+    #[default]
+    Cooperative,
+}
+
+/// Everything that can go wrong in a group.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("member {member} is not in group {group} (evicted, or replaced by a newer instance)")]
+    UnknownMember { group: String, member: String },
+    #[error("commit by {member} to group {group} rejected: {reason}")]
+    Fenced {
+        group: String,
+        member: String,
+        reason: String,
+    },
+    #[error("group {group} has {members} active member(s); stop them before resetting its offsets")]
+    Active { group: String, members: usize },
+    #[error(
+        "group {group} has no committed offset for {topic}/{partition} and its reset policy is none"
+    )]
+    NoOffset {
+        group: String,
+        topic: String,
+        partition: u32,
+    },
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
+    #[error("log")]
+    Log(#[from] LogError),
+    #[error("committed offsets")]
+    Offsets(#[from] crate::offsets::OffsetsError),
+}
+
+/// A member as `describe` shows it.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member: MemberId,
+    pub instance_id: Option<String>,
+    pub epoch: u32,
+    pub assigned: Vec<TopicPartition>,
+}
+
+/// A live group as `describe` shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub generation: u32,
+    pub protocol: Protocol,
+    pub assignor: AssignorKind,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Every group of this host.
+pub struct Groups {
+    log: Arc<Log>,
+    groups: Mutex<BTreeMap<String, Arc<Mutex<GroupState>>>>,
+}
+
+impl Groups {
+    pub fn new(log: Arc<Log>) -> Groups {
+        Groups {
+            log,
+            groups: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn group(&self, name: &str, settings: GroupSettings) -> Arc<Mutex<GroupState>> {
+        let mut groups = self.groups.lock().expect("groups lock");
+        groups
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(GroupState::new(name, settings))))
+            .clone()
+    }
+
+    fn existing(&self, name: &str) -> Result<Arc<Mutex<GroupState>>, GroupError> {
+        let groups = self.groups.lock().expect("groups lock");
+        groups
+            .get(name)
+            .cloned()
+            .ok_or_else(|| GroupError::UnknownGroup(name.to_string()))
+    }
+
+    /// Joins `group` (creating it with `settings` if it is new) subscribed to
+    /// `topics`; returns the new member id.
+    pub fn join(
+        &self,
+        group: &str,
+        instance_id: Option<&str>,
+        topics: &[String],
+        settings: GroupSettings,
+    ) -> Result<MemberId, GroupError> {
+        crate::name::validate("group", group).map_err(LogError::from)?;
+        let mut partitions = BTreeMap::new();
+        for topic in topics {
+            partitions.insert(topic.clone(), self.log.partition_count(topic)?);
+        }
+        let state = self.group(group, settings);
+        let mut state = state.lock().expect("group lock");
+        Ok(state.join(instance_id, topics, &partitions, Instant::now()))
+    }
+
+    /// Reports liveness.
+    pub fn heartbeat(&self, group: &str, member: &str) -> Result<(), GroupError> {
+        let state = self.existing(group)?;
+        let mut state = state.lock().expect("group lock");
+        state.heartbeat(member, Instant::now())
+    }
+
+    /// Reports what `member` owns and polls; returns what it may own now.
+    pub fn sync(
+        &self,
+        group: &str,
+        member: &str,
+        owned: &[TopicPartition],
+    ) -> Result<Grant, GroupError> {
+        let state = self.existing(group)?;
+        let mut state = state.lock().expect("group lock");
+        state.sync(member, owned, Instant::now())
+    }
+
+    /// Leaves the group for good (a static member that only restarts should not).
+    pub fn leave(&self, group: &str, member: &str) {
+        if let Ok(state) = self.existing(group) {
+            state.lock().expect("group lock").leave(member);
+        }
+    }
+
+    /// Runs `commit` only if `member` at `epoch` still owns `tp`; the group
+    /// stays locked throughout, so ownership cannot move in between.
+    pub fn commit<T, E: From<GroupError>>(
+        &self,
+        group: &str,
+        member: &str,
+        epoch: u32,
+        tp: &TopicPartition,
+        commit: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let state = self.existing(group)?;
+        let mut state = state.lock().expect("group lock");
+        state.expire(Instant::now());
+        state.check_commit(member, epoch, tp)?;
+        commit()
+    }
+
+    /// The live state of `group`, if any member ever joined it here.
+    pub fn describe(&self, group: &str) -> Option<GroupDescription> {
+        let state = self.existing(group).ok()?;
+        let mut state = state.lock().expect("group lock");
+        state.expire(Instant::now());
+        Some(GroupDescription {
+            generation: state.generation,
+            protocol: state.settings.protocol,
+            assignor: state.settings.assignor,
+            members: state
+                .members
+                .iter()
+                .map(|(id, m)| MemberDescription {
+                    member: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    epoch: m.epoch,
+                    assigned: m.granted.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// How many members `group` has right now.
+    pub fn active_members(&self, group: &str) -> usize {
+        self.describe(group).map_or(0, |d| d.members.len())
+    }
+
+    /// Groups with live members on this host.
+    pub fn live_groups(&self) -> Vec<String> {
+        self.groups
+            .lock()
+            .expect("groups lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+}

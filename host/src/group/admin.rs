@@ -1,0 +1,258 @@
+//! The offsets API of a group: where a member starts on a partition (the reset
+//! policy), lag per partition, and seeking a stopped group to the beginning, the
+//! end, an offset or a timestamp (through the time index).
+
+use std::str::FromStr;
+
+use super::{GroupError, Groups};
+use crate::log::{Log, LogError};
+use crate::offsets::{Committed, Offsets};
+
+/// Where a member starts on a partition without a usable committed offset
+/// (none yet, or one that retention has deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ResetPolicy {
+    /// The oldest record still in the log.
+    #[default]
+    Earliest,
+    /// Only records appended from now on.
+    Latest,
+    /// Refuse to guess: a clear error.
+    None,
+}
+
+/// Where a seek moves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    Earliest,
+    Latest,
+    Offset(u64),
+    /// Milliseconds since the Unix epoch: the first record at or after it.
+    Timestamp(i64),
+}
+
+impl FromStr for SeekTo {
+    type Err = String;
+
+    /// `earliest`, `latest`, an offset (`1234`) or a timestamp (`ts:MILLIS`).
+    fn from_str(s: &str) -> Result<SeekTo, String> {
+        match s {
+            "earliest" | "beginning" => Ok(SeekTo::Earliest),
+            "latest" | "end" => Ok(SeekTo::Latest),
+            _ => {
+                if let Some(ms) = s.strip_prefix("ts:") {
+                    return ms.parse().map(SeekTo::Timestamp).map_err(|_| {
+                        format!("bad timestamp {ms:?}: expected milliseconds since the epoch")
+                    });
+                }
+                s.parse().map(SeekTo::Offset).map_err(|_| {
+                    format!("expected earliest, latest, an offset or ts:MILLIS, got {s:?}")
+                })
+            }
+        }
+    }
+}
+
+/// One partition as a group sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: Option<u64>,
+    pub log_start: u64,
+    pub high_watermark: u64,
+    /// Records between the committed offset (or the log start) and the end.
+    pub lag: u64,
+}
+
+/// The position a member takes on a partition it gains.
+pub fn start_position(
+    log: &Log,
+    offsets: &Offsets,
+    group: &str,
+    topic: &str,
+    partition: u32,
+    reset: ResetPolicy,
+) -> Result<u64, GroupError> {
+    let start = log.log_start(topic, partition)?;
+    let end = log.high_watermark(topic, partition)?;
+    match offsets.get(group, topic, partition) {
+        Some(c) if c.offset >= start && c.offset <= end => Ok(c.offset),
+        committed => {
+            if let Some(c) = committed {
+                tracing::warn!(
+                    group,
+                    topic,
+                    partition,
+                    committed = c.offset,
+                    start,
+                    end,
+                    "committed offset is outside the log; applying the reset policy"
+                );
+            }
+            match reset {
+                ResetPolicy::Earliest => Ok(start),
+                ResetPolicy::Latest => Ok(end),
+                ResetPolicy::None => Err(GroupError::NoOffset {
+                    group: group.to_string(),
+                    topic: topic.to_string(),
+                    partition,
+                }),
+            }
+        }
+    }
+}
+
+/// Committed offset, high watermark and lag for every partition of `topics`
+/// (or, when empty, of every topic the group has committed to).
+pub fn lag(
+    log: &Log,
+    offsets: &Offsets,
+    group: &str,
+    topics: &[String],
+) -> Result<Vec<PartitionLag>, GroupError> {
+    let topics = group_topics(offsets, group, topics);
+    let mut out = Vec::new();
+    for topic in topics {
+        for partition in 0..log.partition_count(&topic)? {
+            let committed = offsets.get(group, &topic, partition).map(|c| c.offset);
+            let log_start = log.log_start(&topic, partition)?;
+            let high_watermark = log.high_watermark(&topic, partition)?;
+            let from = committed.unwrap_or(log_start).max(log_start);
+            out.push(PartitionLag {
+                topic: topic.clone(),
+                partition,
+                committed,
+                log_start,
+                high_watermark,
+                lag: high_watermark.saturating_sub(from),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every group with committed offsets or live members.
+pub fn list(offsets: &Offsets, groups: &Groups) -> Vec<String> {
+    let mut all = offsets.groups();
+    all.extend(groups.live_groups());
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// Moves a stopped group's committed offsets on `topics` (every topic it has
+/// committed to when empty), on one partition or all. Returns
+/// (topic, partition, old, new) per partition moved.
+pub fn seek(
+    log: &Log,
+    offsets: &Offsets,
+    groups: &Groups,
+    group: &str,
+    topics: &[String],
+    partition: Option<u32>,
+    to: SeekTo,
+) -> Result<Vec<(String, u32, Option<u64>, u64)>, GroupError> {
+    let members = groups.active_members(group);
+    if members > 0 {
+        return Err(GroupError::Active {
+            group: group.to_string(),
+            members,
+        });
+    }
+    reset(log, offsets, group, topics, partition, to)
+}
+
+/// [`seek`] without the stopped-group check: for callers that have paused the
+/// group's members themselves (deploy-and-rewind).
+pub fn reset(
+    log: &Log,
+    offsets: &Offsets,
+    group: &str,
+    topics: &[String],
+    partition: Option<u32>,
+    to: SeekTo,
+) -> Result<Vec<(String, u32, Option<u64>, u64)>, GroupError> {
+    crate::name::validate("group", group).map_err(LogError::from)?;
+    let mut plan = Vec::new();
+    for topic in group_topics(offsets, group, topics) {
+        let count = log.partition_count(&topic)?;
+        let partitions: Vec<u32> = match partition {
+            Some(p) if p < count => vec![p],
+            Some(p) => {
+                return Err(LogError::UnknownPartition {
+                    topic,
+                    partition: p,
+                    count,
+                }
+                .into());
+            }
+            None => (0..count).collect(),
+        };
+        for p in partitions {
+            let start = log.log_start(&topic, p)?;
+            let end = log.high_watermark(&topic, p)?;
+            let target = match to {
+                SeekTo::Earliest => start,
+                SeekTo::Latest => end,
+                SeekTo::Offset(o) if o >= start && o <= end => o,
+                SeekTo::Offset(o) => {
+                    return Err(LogError::OffsetOutOfRange {
+                        offset: o,
+                        start,
+                        end,
+                    }
+                    .into());
+                }
+                SeekTo::Timestamp(ts) => log.offset_for_timestamp(&topic, p, ts)?.unwrap_or(end),
+            };
+            let old = offsets.get(group, &topic, p).map(|c| c.offset);
+            plan.push((topic.clone(), p, old, target));
+        }
+    }
+    // Everything was resolved before anything is written: a bad partition or
+    // offset changes nothing.
+    for (topic, p, _, target) in &plan {
+        offsets.commit(
+            group,
+            topic,
+            *p,
+            Committed {
+                offset: *target,
+                generation: 0,
+            },
+        )?;
+    }
+    Ok(plan)
+}
+
+fn group_topics(offsets: &Offsets, group: &str, topics: &[String]) -> Vec<String> {
+    if !topics.is_empty() {
+        return topics.to_vec();
+    }
+    let mut found: Vec<String> = offsets
+        .of_group(group)
+        .into_iter()
+        .map(|(t, _, _)| t)
+        .collect();
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seek_targets_parse_from_the_cli_forms() {
+        assert_eq!("earliest".parse(), Ok(SeekTo::Earliest));
+        assert_eq!("latest".parse(), Ok(SeekTo::Latest));
+        assert_eq!("42".parse(), Ok(SeekTo::Offset(42)));
+        assert_eq!(
+            "ts:1700000000000".parse(),
+            Ok(SeekTo::Timestamp(1_700_000_000_000))
+        );
+        assert!("ts:soon".parse::<SeekTo>().is_err());
+        assert!("-3".parse::<SeekTo>().is_err());
+    }
+}

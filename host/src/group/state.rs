@@ -1,0 +1,441 @@
+//! One group's membership and assignment state, as pure logic over an explicit
+//! clock (`now`), so every timing rule is testable without sleeping.
+//!
+//! Invariants:
+//! - the target assignment is recomputed (and the generation bumped) exactly
+//!   when membership or subscriptions change;
+//! - a member only ever holds partitions it was granted, and under the
+//!   cooperative protocol a partition is granted only once no other member still
+//!   reports owning it; under the eager protocol nobody is granted anything
+//!   until every member has revoked everything (the stop-the-world barrier);
+//! - a commit is accepted only from a current member, at its current epoch, for
+//!   a partition it holds; anything else is a zombie and is fenced.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::assignor::{
+    self, Assignment, AssignorKind, MemberId, MemberSubscription, TopicPartition,
+};
+use super::{GroupError, Protocol};
+
+/// How one group behaves; fixed by its first member.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSettings {
+    pub protocol: Protocol,
+    pub assignor: AssignorKind,
+    /// A member that sends no heartbeat for this long is evicted.
+    pub session_timeout: Duration,
+    /// A member that does not poll for this long (a guest stuck in a batch) is
+    /// evicted and its partitions are reassigned.
+    pub max_poll_interval: Duration,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        GroupSettings {
+            protocol: Protocol::Cooperative,
+            assignor: AssignorKind::CooperativeSticky,
+            session_timeout: Duration::from_secs(10),
+            max_poll_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Member {
+    pub instance_id: Option<String>,
+    pub topics: Vec<String>,
+    /// The generation at which the member last synced its assignment; its
+    /// commits must carry it.
+    pub epoch: u32,
+    /// What the member said it owns at its last sync.
+    pub owned: Vec<TopicPartition>,
+    /// What it was last granted: the partitions it may process and commit.
+    pub granted: Vec<TopicPartition>,
+    pub last_heartbeat: Instant,
+    pub last_poll: Instant,
+}
+
+/// What a sync hands back to a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The member's epoch, to carry on commits.
+    pub epoch: u32,
+    /// The partitions the member may own now; it revokes anything else.
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Debug)]
+pub(super) struct GroupState {
+    pub name: String,
+    pub settings: GroupSettings,
+    pub generation: u32,
+    pub members: BTreeMap<MemberId, Member>,
+    pub target: Assignment,
+    /// Partition counts of every subscribed topic.
+    pub partitions: BTreeMap<String, u32>,
+    /// Eager protocol: set when the target changes, cleared once every member
+    /// has revoked everything.
+    barrier: bool,
+    next_member: u64,
+}
+
+impl GroupState {
+    pub fn new(name: &str, settings: GroupSettings) -> GroupState {
+        GroupState {
+            name: name.to_string(),
+            settings,
+            generation: 0,
+            members: BTreeMap::new(),
+            target: Assignment::new(),
+            partitions: BTreeMap::new(),
+            barrier: false,
+            next_member: 0,
+        }
+    }
+
+    /// Adds a member. A static member (with an instance id) that rejoins while
+    /// its previous incarnation is still in the group takes over its identity
+    /// and assignment without a rebalance; the old member id is fenced.
+    pub fn join(
+        &mut self,
+        instance_id: Option<&str>,
+        topics: &[String],
+        partitions: &BTreeMap<String, u32>,
+        now: Instant,
+    ) -> MemberId {
+        self.expire(now);
+        self.next_member += 1;
+        let id = format!("{}-{}", self.name, self.next_member);
+        for (topic, count) in partitions {
+            self.partitions.insert(topic.clone(), *count);
+        }
+        let previous = instance_id.and_then(|instance| {
+            let old = self
+                .members
+                .iter()
+                .find(|(_, m)| m.instance_id.as_deref() == Some(instance))
+                .map(|(id, _)| id.clone())?;
+            self.members.remove(&old).map(|m| (old, m))
+        });
+        match previous {
+            Some((old, mut member)) if member.topics == topics => {
+                member.last_heartbeat = now;
+                member.last_poll = now;
+                if let Some(assigned) = self.target.remove(&old) {
+                    self.target.insert(id.clone(), assigned);
+                }
+                self.members.insert(id.clone(), member);
+                tracing::info!(group = %self.name, member = %id, replaces = %old, "static member rejoined without a rebalance");
+            }
+            _ => {
+                self.members.insert(
+                    id.clone(),
+                    Member {
+                        instance_id: instance_id.map(str::to_string),
+                        topics: topics.to_vec(),
+                        epoch: self.generation,
+                        owned: Vec::new(),
+                        granted: Vec::new(),
+                        last_heartbeat: now,
+                        last_poll: now,
+                    },
+                );
+                self.rebalance("member joined");
+            }
+        }
+        id
+    }
+
+    /// Removes a member that is shutting down for good.
+    pub fn leave(&mut self, member: &str) {
+        if self.members.remove(member).is_some() {
+            self.rebalance("member left");
+        }
+    }
+
+    /// Records that `member` is alive.
+    pub fn heartbeat(&mut self, member: &str, now: Instant) -> Result<(), GroupError> {
+        self.expire(now);
+        let m = self.member_mut(member)?;
+        m.last_heartbeat = now;
+        Ok(())
+    }
+
+    /// The member reports what it owns (having revoked what it was told to) and
+    /// polls; it gets back what it may own now.
+    pub fn sync(
+        &mut self,
+        member: &str,
+        owned: &[TopicPartition],
+        now: Instant,
+    ) -> Result<Grant, GroupError> {
+        self.expire(now);
+        let generation = self.generation;
+        let m = self.member_mut(member)?;
+        m.last_heartbeat = now;
+        m.last_poll = now;
+        m.owned = owned.to_vec();
+        m.epoch = generation;
+        let partitions = self.grant_for(member);
+        let m = self.member_mut(member)?;
+        m.granted = partitions.clone();
+        Ok(Grant {
+            epoch: generation,
+            partitions,
+        })
+    }
+
+    fn grant_for(&mut self, member: &str) -> Vec<TopicPartition> {
+        match self.settings.protocol {
+            Protocol::Cooperative => {
+                let owned: Assignment = self
+                    .members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.owned.clone()))
+                    .collect();
+                assignor::reconcile(&owned, &self.target)
+                    .remove(member)
+                    .unwrap_or_default()
+            }
+            Protocol::Eager => {
+                if self.barrier && self.members.values().all(|m| m.owned.is_empty()) {
+                    self.barrier = false;
+                }
+                if self.barrier {
+                    Vec::new()
+                } else {
+                    self.target.get(member).cloned().unwrap_or_default()
+                }
+            }
+        }
+    }
+
+    /// Checks that a commit comes from a live member at its current epoch, for
+    /// a partition it holds.
+    pub fn check_commit(
+        &self,
+        member: &str,
+        epoch: u32,
+        tp: &TopicPartition,
+    ) -> Result<(), GroupError> {
+        let fenced = |reason: &str| GroupError::Fenced {
+            group: self.name.clone(),
+            member: member.to_string(),
+            reason: reason.to_string(),
+        };
+        let m = self
+            .members
+            .get(member)
+            .ok_or_else(|| fenced("it is no longer a member"))?;
+        if m.epoch != epoch {
+            return Err(fenced(&format!(
+                "epoch {epoch} is stale (current {})",
+                m.epoch
+            )));
+        }
+        if !m.granted.contains(tp) {
+            return Err(fenced(&format!(
+                "it does not own {}/{}",
+                tp.topic, tp.partition
+            )));
+        }
+        Ok(())
+    }
+
+    /// Evicts members past their session timeout or max poll interval.
+    pub fn expire(&mut self, now: Instant) {
+        let settings = self.settings;
+        let expired: Vec<MemberId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                now.duration_since(m.last_heartbeat) > settings.session_timeout
+                    || now.duration_since(m.last_poll) > settings.max_poll_interval
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            tracing::warn!(group = %self.name, member = %id, "evicting member: session timeout or max poll interval exceeded");
+            self.members.remove(id);
+        }
+        if !expired.is_empty() {
+            self.rebalance("member evicted");
+        }
+    }
+
+    fn member_mut(&mut self, member: &str) -> Result<&mut Member, GroupError> {
+        let name = self.name.clone();
+        self.members
+            .get_mut(member)
+            .ok_or_else(|| GroupError::UnknownMember {
+                group: name,
+                member: member.to_string(),
+            })
+    }
+
+    fn rebalance(&mut self, why: &str) {
+        let subscriptions: Vec<MemberSubscription> = self
+            .members
+            .iter()
+            .map(|(id, m)| MemberSubscription {
+                member: id.clone(),
+                topics: m.topics.clone(),
+                owned: m.owned.clone(),
+            })
+            .collect();
+        self.target = assignor::assign(self.settings.assignor, &subscriptions, &self.partitions);
+        self.generation += 1;
+        self.barrier = self.settings.protocol == Protocol::Eager;
+        tracing::info!(group = %self.name, generation = self.generation, members = self.members.len(), "rebalance: {why}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: u32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    fn group(protocol: Protocol) -> (GroupState, BTreeMap<String, u32>, Vec<String>) {
+        let assignor = match protocol {
+            Protocol::Eager => AssignorKind::Range,
+            Protocol::Cooperative => AssignorKind::CooperativeSticky,
+        };
+        let settings = GroupSettings {
+            protocol,
+            assignor,
+            ..GroupSettings::default()
+        };
+        let parts = BTreeMap::from([("t".to_string(), 4)]);
+        (GroupState::new("g", settings), parts, vec!["t".to_string()])
+    }
+
+    #[test]
+    fn cooperative_rebalance_keeps_unmoved_partitions_granted_throughout() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        let a = g.join(None, &topics, &parts, now);
+        let all = g.sync(&a, &[], now).unwrap().partitions;
+        assert_eq!(all, vec![tp(0), tp(1), tp(2), tp(3)]);
+
+        let b = g.join(None, &topics, &parts, now);
+        // Phase one: a keeps what stays with it, b waits for what moves.
+        let a1 = g.sync(&a, &all, now).unwrap().partitions;
+        assert_eq!(a1.len(), 2, "a keeps two, revokes two");
+        assert!(a1.iter().all(|p| all.contains(p)));
+        let b1 = g.sync(&b, &[], now).unwrap().partitions;
+        assert!(b1.is_empty(), "nothing is free until a revokes");
+        // Phase two: a reports the revocation; b gets the rest.
+        let a2 = g.sync(&a, &a1, now).unwrap().partitions;
+        assert_eq!(a2, a1, "a's kept partitions never paused");
+        let b2 = g.sync(&b, &[], now).unwrap().partitions;
+        assert_eq!(b2.len(), 2);
+        assert!(b2.iter().all(|p| !a1.contains(p)));
+    }
+
+    #[test]
+    fn eager_rebalance_grants_nothing_until_everyone_revoked_everything() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Eager);
+        let a = g.join(None, &topics, &parts, now);
+        let all = g.sync(&a, &[], now).unwrap().partitions;
+        assert_eq!(all.len(), 4);
+        let b = g.join(None, &topics, &parts, now);
+        assert!(
+            g.sync(&a, &all, now).unwrap().partitions.is_empty(),
+            "a must revoke everything"
+        );
+        assert!(
+            g.sync(&b, &[], now).unwrap().partitions.is_empty(),
+            "b waits for a"
+        );
+        let a2 = g.sync(&a, &[], now).unwrap().partitions;
+        let b2 = g.sync(&b, &[], now).unwrap().partitions;
+        assert_eq!(a2.len() + b2.len(), 4);
+        assert_eq!(a2.len(), 2);
+    }
+
+    #[test]
+    fn a_static_member_rejoining_in_time_keeps_its_assignment_without_a_rebalance() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        let a = g.join(Some("p-0"), &topics, &parts, now);
+        let b = g.join(Some("p-1"), &topics, &parts, now);
+        let ga = g.sync(&a, &[], now).unwrap().partitions;
+        g.sync(&b, &[], now).unwrap();
+        let generation = g.generation;
+
+        let a_again = g.join(Some("p-0"), &topics, &parts, now + Duration::from_secs(1));
+        assert_ne!(a_again, a);
+        assert_eq!(g.generation, generation, "no rebalance");
+        let regained = g
+            .sync(&a_again, &ga, now + Duration::from_secs(1))
+            .unwrap()
+            .partitions;
+        assert_eq!(regained, ga);
+        let zombie = g.check_commit(&a, generation, &ga[0]).unwrap_err();
+        assert!(
+            matches!(zombie, GroupError::Fenced { .. }),
+            "the old incarnation is fenced"
+        );
+    }
+
+    #[test]
+    fn a_member_that_stops_polling_is_evicted_and_its_commits_are_fenced() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        g.settings.max_poll_interval = Duration::from_secs(5);
+        let a = g.join(None, &topics, &parts, now);
+        let b = g.join(None, &topics, &parts, now);
+        let ga = g.sync(&a, &[], now).unwrap();
+        g.sync(&b, &[], now).unwrap();
+        // a is stuck in a batch but its heartbeats continue; b keeps polling.
+        let mid = now + Duration::from_secs(3);
+        g.heartbeat(&a, mid).unwrap();
+        g.sync(&b, &[], mid).unwrap();
+        let later = now + Duration::from_secs(6);
+        g.heartbeat(&a, later).unwrap_err();
+        let gb = g.sync(&b, &[], later).unwrap();
+        assert_eq!(gb.partitions.len(), 4, "b takes over all partitions");
+        let err = g.check_commit(&a, ga.epoch, &ga.partitions[0]).unwrap_err();
+        assert!(matches!(err, GroupError::Fenced { .. }), "{err}");
+        assert!(matches!(
+            g.sync(&a, &ga.partitions, later),
+            Err(GroupError::UnknownMember { .. })
+        ));
+    }
+
+    #[test]
+    fn a_silent_member_is_evicted_after_the_session_timeout() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        let a = g.join(None, &topics, &parts, now);
+        let b = g.join(None, &topics, &parts, now);
+        g.sync(&a, &[], now).unwrap();
+        let later = now + g.settings.session_timeout + Duration::from_millis(1);
+        g.members.get_mut(&b).unwrap().last_heartbeat = later;
+        g.members.get_mut(&b).unwrap().last_poll = later;
+        g.expire(later);
+        assert!(!g.members.contains_key(&a));
+        assert_eq!(g.target.get(&b).map(Vec::len), Some(4));
+    }
+
+    #[test]
+    fn commits_need_the_current_epoch_and_an_owned_partition() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        let a = g.join(None, &topics, &parts, now);
+        let grant = g.sync(&a, &[], now).unwrap();
+        assert!(g.check_commit(&a, grant.epoch, &tp(0)).is_ok());
+        assert!(g.check_commit(&a, grant.epoch - 1, &tp(0)).is_err());
+        assert!(
+            g.check_commit(&a, grant.epoch, &TopicPartition::new("other", 0))
+                .is_err()
+        );
+        assert!(g.check_commit("ghost", grant.epoch, &tp(0)).is_err());
+    }
+}

@@ -173,7 +173,10 @@ fn build(language: Language) -> Option<PathBuf> {
         let started = std::time::Instant::now();
         match language {
             Language::JavaScript => run(
-                Command::new("node").arg("build.mjs").arg(&out).current_dir(&src),
+                Command::new("node")
+                    .arg("build.mjs")
+                    .arg(&out)
+                    .current_dir(&src),
                 "node build.mjs",
             ),
             Language::Python => run(

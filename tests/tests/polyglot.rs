@@ -16,8 +16,8 @@ use weir::demo::produce_orders;
 use weir::log::StoredRecord;
 use weir::processor::{ProcessorError, dlq_headers};
 use weir::runtime::Source;
-use weir_tests::polyglot::{self, Language};
 use weir_tests::guests;
+use weir_tests::polyglot::{self, Language};
 
 /// The `fraud-filter` guest of every language whose toolchain is present.
 fn fraud_filters() -> Vec<(&'static str, PathBuf)> {
@@ -86,8 +86,11 @@ async fn fraud_filter_alerts_are_identical_in_rust_javascript_and_python() {
                 "{language} alerts on partition {p} differ from Rust's: {} vs {} records, first {:?} vs {:?}",
                 theirs.len(),
                 ours.len(),
-                theirs.first().map(|r| String::from_utf8_lossy(&r.1).into_owned()),
-                ours.first().map(|r| String::from_utf8_lossy(&r.1).into_owned()),
+                theirs
+                    .first()
+                    .map(|r| String::from_utf8_lossy(&r.1).into_owned()),
+                ours.first()
+                    .map(|r| String::from_utf8_lossy(&r.1).into_owned()),
             );
         }
     }
@@ -95,8 +98,10 @@ async fn fraud_filter_alerts_are_identical_in_rust_javascript_and_python() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_language_dead_letters_a_malformed_order_without_trapping() {
-    let big = r#"{"id":1,"customer":"c-\"1\"","amount_cents":900000,"currency":"EUR","country":"DE"}"#;
-    let wrong_type = r#"{"id":2,"customer":"c-2","amount_cents":"lots","currency":"EUR","country":"DE"}"#;
+    let big =
+        r#"{"id":1,"customer":"c-\"1\"","amount_cents":900000,"currency":"EUR","country":"DE"}"#;
+    let wrong_type =
+        r#"{"id":2,"customer":"c-2","amount_cents":"lots","currency":"EUR","country":"DE"}"#;
     let expected_alert = r#"{"order_id":1,"customer":"c-\"1\"","amount_cents":900000,"currency":"EUR","reason":"large-amount"}"#;
     for (language, path) in fraud_filters() {
         let host = polyglot::host();
@@ -164,7 +169,10 @@ async fn a_throwing_guest_is_a_trap_the_host_survives(language: Language, except
         chain.contains(exception),
         "the guest's exception reaches the error: {chain}"
     );
-    assert!(host.values("ids", 0).is_empty(), "a trapped batch emits nothing");
+    assert!(
+        host.values("ids", 0).is_empty(),
+        "a trapped batch emits nothing"
+    );
     assert_eq!(host.committed("careless", "orders", 0), 0);
 
     // The host goes on: the same component processes good input.
@@ -220,7 +228,12 @@ async fn python_order_stats_summarizes_each_batch_with_the_standard_library() {
         } else {
             (amounts[amounts.len() / 2 - 1] + amounts[amounts.len() / 2]) as f64 / 2.0
         };
-        let stdev = (amounts.iter().map(|a| (*a as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let stdev = (amounts
+            .iter()
+            .map(|a| (*a as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
         assert_eq!(s["first_offset"], batch[0].offset);
         assert_eq!(s["last_offset"], batch[batch.len() - 1].offset);
         assert_eq!(s["orders"], amounts.len());
@@ -244,7 +257,10 @@ async fn python_order_stats_summarizes_each_batch_with_the_standard_library() {
     let last: Value = serde_json::from_slice(&summaries[2].value).unwrap();
     assert_eq!(last["first_offset"], 1000);
     assert_eq!(last["orders"], 0);
-    assert_eq!(last["skipped"], 1, "the malformed order is counted, not fatal");
+    assert_eq!(
+        last["skipped"], 1,
+        "the malformed order is counted, not fatal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -291,7 +307,10 @@ async fn javascript_redact_masks_personal_fields_and_keeps_keys_and_headers() {
         ]
     );
     assert_eq!(out[1].key, None);
-    assert_eq!(String::from_utf8_lossy(&out[1].value), r#"{"id":2,"amount":5}"#);
+    assert_eq!(
+        String::from_utf8_lossy(&out[1].value),
+        r#"{"id":2,"amount":5}"#
+    );
 }
 
 #[test]

@@ -143,8 +143,7 @@ fn a_bit_flip_in_a_sealed_segment_is_reported_with_file_and_position() {
     );
     let err = log
         .read("t", 0, 0, 1000, 1 << 20)
-        .err()
-        .expect("corruption is an error");
+        .expect_err("corruption is an error");
     match &err {
         LogError::Corrupt { path, position, .. } => {
             assert_eq!(path, &sealed);

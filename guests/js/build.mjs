@@ -31,6 +31,9 @@ if (outArg === undefined) {
   process.exit(2);
 }
 const out = resolve(outArg);
+// componentize-js resolves a guest's imports (`../weir-guest.js`) inside the
+// working directory only, so build from here whatever the caller's directory.
+process.chdir(here);
 await mkdir(out, { recursive: true });
 for (const name of only.length > 0 ? only : await guests()) {
   const started = Date.now();

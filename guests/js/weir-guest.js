@@ -209,8 +209,17 @@ export function processor(guest) {
       }
     },
     process(raw) {
-      // Any other exception propagates and traps: it is a bug in the guest.
-      guest.process(new Batch(raw));
+      try {
+        guest.process(new Batch(raw));
+      } catch (e) {
+        if (e instanceof Failure) throw e;
+        // Any other exception is a bug in the guest. Name it on stderr (the
+        // host quotes the end of stderr in its trap error), then let it
+        // propagate: it is no valid failure, so the call traps.
+        const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+        console.error(`uncaught exception in process: ${what.slice(0, 300)}`);
+        throw e;
+      }
     },
   };
 }

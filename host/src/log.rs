@@ -12,6 +12,7 @@
 //! - `partition.rs` (+ `partition/writer.rs`, `partition/commit.rs`): the single
 //!   writer, group commit, poisoning, retention and the view readers use.
 //! - `flusher.rs`: the background fsync behind [`Durability::Interval`].
+//! - `model.rs` (tests only): the model-based property test against an oracle.
 //!
 //! The `Log` keeps every partition behind its own writer lock (one writer at a
 //! time per partition; readers never take it and never see past the high
@@ -23,6 +24,8 @@ mod batch;
 mod config;
 mod flusher;
 mod index;
+#[cfg(test)]
+mod model;
 mod partition;
 mod segment;
 pub mod storage;

@@ -148,9 +148,9 @@ fn build(language: Language) -> Option<PathBuf> {
             language.dir_name()
         );
         assert!(std::env::var_os("CI").is_none(), "CI is set: {message}");
-        eprintln!("\n==================== SKIPPED ====================");
-        eprintln!("{message}");
-        eprintln!("=================================================\n");
+        say(&format!(
+            "\n==================== SKIPPED ====================\n{message}\n=================================================\n"
+        ));
         return None;
     }
 
@@ -187,11 +187,11 @@ fn build(language: Language) -> Option<PathBuf> {
                 "build.py",
             ),
         }
-        eprintln!(
+        say(&format!(
             "built the {} guests in {:.1?}",
             language.dir_name(),
             started.elapsed()
-        );
+        ));
         std::fs::write(&stamp, &hash).expect("write the build stamp");
     }
     Some(out)
@@ -241,12 +241,19 @@ fn install(language: Language, src: &Path, out: &Path) {
             );
         }
     }
-    eprintln!(
+    say(&format!(
         "installed the {} toolchain in {:.1?}",
         language.dir_name(),
         started.elapsed()
-    );
+    ));
     std::fs::write(&stamp, lock_hash).expect("write the install stamp");
+}
+
+/// Writes a line straight to stderr: the test harness captures `eprintln!`
+/// of passing tests, and a skip or a slow build must show in any case.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 fn run(cmd: &mut Command, what: &str) {

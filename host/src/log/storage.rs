@@ -36,6 +36,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 }
 
 /// One open file, addressed by position.
+#[allow(clippy::len_without_is_empty)] // a file's length is a size, not a count
 pub trait StorageFile: Send + Sync + std::fmt::Debug {
     /// Fills `buf` from `pos`; a short file is `UnexpectedEof`.
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;

@@ -71,6 +71,12 @@ export class Failure extends Error {
   }
 }
 
+/** The key length that marks a record without a key. */
+const NO_KEY = 0xffffffff;
+/** Integers per record in `spans`, and per header in `headers`. */
+const SPAN_WIDTH = 6;
+const HEADER_WIDTH = 4;
+
 /** A polled batch: consecutive records from one partition of one topic. */
 export class Batch {
   constructor(raw) {
@@ -85,19 +91,19 @@ export class Batch {
 
   /** How many records the batch holds. */
   get length() {
-    return this.raw.records.length;
+    return this.raw.offsets.length;
   }
 
   /** The records, in offset order, as `Record` views. */
   *records() {
-    for (let index = 0; index < this.raw.records.length; index++) {
+    for (let index = 0; index < this.raw.offsets.length; index++) {
       yield new Record(this, index);
     }
   }
 
-  /** The bytes of a span of the data arena (a view, not a copy). */
-  bytes(span) {
-    return this.raw.data.subarray(span.start, span.start + span.len);
+  /** The bytes `data[start .. start + len]` of the arena (a view, not a copy). */
+  bytes(start, len) {
+    return this.raw.data.subarray(start, start + len);
   }
 }
 
@@ -107,28 +113,29 @@ export class Record {
     this.batch = batch;
     /** The record's position in its batch; a `Failure` names it. */
     this.index = index;
-    this.meta = batch.raw.records[index];
+    // Six integers per record: key start/len, value start/len, first header, count.
+    this.span = batch.raw.spans.slice(index * SPAN_WIDTH, (index + 1) * SPAN_WIDTH);
   }
 
   /** The record's offset in its partition (BigInt). */
   get offset() {
-    return this.meta.offset;
+    return this.batch.raw.offsets[this.index];
   }
 
   /** Milliseconds since the Unix epoch (BigInt). */
   get timestamp() {
-    return this.meta.timestamp;
+    return this.batch.raw.timestamps[this.index];
   }
 
   /** The key as bytes, or `undefined` for a record produced without one. */
   get key() {
-    const span = this.meta.key;
-    return span === undefined || span === null ? undefined : this.batch.bytes(span);
+    const [start, len] = this.span;
+    return len === NO_KEY ? undefined : this.batch.bytes(start, len);
   }
 
   /** The value as bytes. */
   get value() {
-    return this.batch.bytes(this.meta.value);
+    return this.batch.bytes(this.span[2], this.span[3]);
   }
 
   /** The value decoded as UTF-8; throws a TypeError if it is not valid UTF-8. */
@@ -138,11 +145,12 @@ export class Record {
 
   /** The headers, as [name, value bytes] pairs in the order they were produced. */
   get headers() {
-    const range = this.meta.headers;
+    const [first, count] = [this.span[4], this.span[5]];
+    const table = this.batch.raw.headers;
     const out = [];
-    for (let i = range.start; i < range.start + range.len; i++) {
-      const h = this.batch.raw.headers[i];
-      out.push([strictUtf8.decode(this.batch.bytes(h.name)), this.batch.bytes(h.value)]);
+    for (let i = first; i < first + count; i++) {
+      const h = table.slice(i * HEADER_WIDTH, (i + 1) * HEADER_WIDTH);
+      out.push([strictUtf8.decode(this.batch.bytes(h[0], h[1])), this.batch.bytes(h[2], h[3])]);
     }
     return out;
   }

@@ -69,6 +69,13 @@ class Failure(Exception):
         self.message = message
 
 
+#: The key length that marks a record without a key.
+_NO_KEY = 0xFFFFFFFF
+#: Integers per record in ``spans``, and per header in ``headers``.
+_SPAN_WIDTH = 6
+_HEADER_WIDTH = 4
+
+
 class Batch:
     """A polled batch: consecutive records from one partition of one topic."""
 
@@ -82,58 +89,61 @@ class Batch:
         self.high_watermark = raw.high_watermark
 
     def __len__(self) -> int:
-        return len(self.raw.records)
+        return len(self.raw.offsets)
 
     def records(self) -> Iterator["Record"]:
         """The records, in offset order, as :class:`Record` views."""
-        for index in range(len(self.raw.records)):
+        for index in range(len(self.raw.offsets)):
             yield Record(self, index)
 
-    def bytes(self, span: types.Span) -> bytes:
-        """The bytes of a span of the data arena."""
-        return self.raw.data[span.start : span.start + span.len]
+    def bytes(self, start: int, length: int) -> bytes:
+        """The bytes ``data[start : start + length]`` of the arena."""
+        return self.raw.data[start : start + length]
 
 
 class Record:
     """A view of one record of a :class:`Batch`."""
 
-    __slots__ = ("batch", "index", "meta")
+    __slots__ = ("batch", "index", "span")
 
     def __init__(self, batch: Batch, index: int):
         self.batch = batch
         #: The record's position in its batch; a :class:`Failure` names it.
         self.index = index
-        self.meta = batch.raw.records[index]
+        # Six integers per record: key start/len, value start/len, first header, count.
+        self.span = batch.raw.spans[index * _SPAN_WIDTH : (index + 1) * _SPAN_WIDTH]
 
     @property
     def offset(self) -> int:
         """The record's offset in its partition."""
-        return self.meta.offset
+        return self.batch.raw.offsets[self.index]
 
     @property
     def timestamp(self) -> int:
         """Milliseconds since the Unix epoch."""
-        return self.meta.timestamp
+        return self.batch.raw.timestamps[self.index]
 
     @property
     def key(self) -> Optional[bytes]:
         """The key, or ``None`` for a record produced without one."""
-        span = self.meta.key
-        return None if span is None else self.batch.bytes(span)
+        start, length = self.span[0], self.span[1]
+        return None if length == _NO_KEY else self.batch.bytes(start, length)
 
     @property
     def value(self) -> bytes:
         """The value."""
-        return self.batch.bytes(self.meta.value)
+        return self.batch.bytes(self.span[2], self.span[3])
 
     @property
     def headers(self) -> List[Tuple[str, bytes]]:
         """The headers, as (name, value) pairs in the order they were produced."""
-        range_ = self.meta.headers
+        first, count = self.span[4], self.span[5]
+        table = self.batch.raw.headers
         out = []
-        for h in self.batch.raw.headers[range_.start : range_.start + range_.len]:
-            name = self.batch.bytes(h.name).decode("utf-8", "replace")
-            out.append((name, self.batch.bytes(h.value)))
+        for i in range(first, first + count):
+            h = table[i * _HEADER_WIDTH : (i + 1) * _HEADER_WIDTH]
+            name = self.batch.bytes(h[0], h[1]).decode("utf-8", "replace")
+            out.append((name, self.batch.bytes(h[2], h[3])))
         return out
 
     def header(self, name: str) -> Optional[bytes]:

@@ -30,9 +30,10 @@ use crate::group::admin::ResetPolicy;
 use crate::group::{GroupError, GroupSettings, Groups};
 use crate::log::{Log, LogError, Record, TopicConfig};
 use crate::offsets::{Offsets, OffsetsError};
-use crate::runtime::{Emit, FailureKind, Handler, Output, RuntimeError};
+use crate::runtime::{Emit, FailureKind, Handler, Output, RuntimeError, Slot};
 
-/// Headers on every dead-lettered record.
+/// Headers weir adds: `VERSION` on every emitted and dead-lettered record (the
+/// guest version that produced it), the rest on dead-lettered records.
 pub mod dlq_headers {
     pub const SOURCE_TOPIC: &str = "weir.source.topic";
     pub const SOURCE_PARTITION: &str = "weir.source.partition";
@@ -156,7 +157,8 @@ pub struct Processor {
     config: ProcessorConfig,
     log: Arc<Log>,
     consumer: Consumer,
-    handler: Arc<dyn Handler>,
+    /// The guest version; read once per batch, so a swap lands between batches.
+    slot: Arc<Slot>,
     stats: Arc<Stats>,
 }
 
@@ -169,6 +171,17 @@ impl Processor {
         offsets: Arc<Offsets>,
         groups: Arc<Groups>,
         handler: Arc<dyn Handler>,
+    ) -> Result<Processor, ProcessorError> {
+        Processor::with_slot(config, log, offsets, groups, Slot::new(handler))
+    }
+
+    /// Like [`Processor::new`], sharing a version slot with other members.
+    pub fn with_slot(
+        config: ProcessorConfig,
+        log: Arc<Log>,
+        offsets: Arc<Offsets>,
+        groups: Arc<Groups>,
+        slot: Arc<Slot>,
     ) -> Result<Processor, ProcessorError> {
         crate::name::validate("processor", &config.name).map_err(LogError::from)?;
         log.ensure_topic(&config.dlq_topic(), TopicConfig::with_partitions(1))?;
@@ -184,7 +197,7 @@ impl Processor {
             config,
             log,
             consumer,
-            handler,
+            slot,
             stats: Arc::new(Stats::default()),
         })
     }
@@ -214,7 +227,7 @@ impl Processor {
                 self.process(batch, &mut shutdown).await?;
             }
         }
-        Ok(self)
+        Ok(self.finish())
     }
 
     /// Runs until every assigned partition is caught up, then returns.
@@ -224,7 +237,17 @@ impl Processor {
         while let Some(batch) = self.consumer.try_poll(self.config.poll)? {
             self.process(batch, &mut rx).await?;
         }
-        Ok(self)
+        Ok(self.finish())
+    }
+
+    /// A dynamic member leaves its group when it stops, so the group can
+    /// rebalance (or be reset) at once; a static member stays until its session
+    /// times out, so a quick restart keeps its partitions without a rebalance.
+    fn finish(self) -> Processor {
+        if self.config.instance_id.is_none() {
+            self.consumer.leave();
+        }
+        self
     }
 
     async fn process(
@@ -233,8 +256,9 @@ impl Processor {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ProcessorError> {
         let mut attempts = 0u32;
+        let handler = self.slot.current();
         loop {
-            let (returned, result) = self.call(batch).await?;
+            let (returned, result) = self.call(&handler, batch).await?;
             batch = returned;
             let first = batch.records[0].offset;
             let output = match result {
@@ -298,7 +322,7 @@ impl Processor {
                     FailureKind::DeadLetter => {
                         self.stats.record_dead_letter();
                         Step {
-                            emits: vec![self.dead_letter(&batch, &f.message)],
+                            emits: vec![self.dead_letter(&batch, &f.message, handler.version())],
                             next: first + 1,
                         }
                     }
@@ -314,7 +338,7 @@ impl Processor {
             };
             self.maybe_crash();
             let processed = step.next - first;
-            match self.commit(&batch, step) {
+            match self.commit(&batch, step, handler.version()) {
                 Err(ProcessorError::Group(e @ GroupError::Fenced { .. })) => {
                     // A zombie: the partition moved on while this batch ran. Its
                     // new owner processes the batch again; nothing was written.
@@ -335,9 +359,10 @@ impl Processor {
     /// bounds it).
     async fn call(
         &self,
+        handler: &Arc<dyn Handler>,
         batch: Polled,
     ) -> Result<(Polled, Result<Output, RuntimeError>), ProcessorError> {
-        let handler = self.handler.clone();
+        let handler = handler.clone();
         let call = tokio::task::spawn_blocking(move || {
             let result = handler.handle(&batch);
             (batch, result)
@@ -358,13 +383,25 @@ impl Processor {
 
     /// The commit step: append the batch's emits, then move the group's offset,
     /// both under the group's fence, so a zombie member writes neither.
-    fn commit(&mut self, batch: &Polled, step: Step) -> Result<(), ProcessorError> {
+    fn commit(&mut self, batch: &Polled, step: Step, version: &str) -> Result<(), ProcessorError> {
         let emitted = step.emits.len() as u64;
         let log = &self.log;
         self.consumer
             .commit(&batch.topic, batch.partition, step.next, || {
                 let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
-                for emit in step.emits {
+                for mut emit in step.emits {
+                    if !emit
+                        .record
+                        .headers
+                        .iter()
+                        .any(|(n, _)| n == dlq_headers::VERSION)
+                    {
+                        let header = (
+                            dlq_headers::VERSION.to_string(),
+                            version.as_bytes().to_vec(),
+                        );
+                        emit.record.headers.push(header);
+                    }
                     let partition = log.partition_for(&emit.topic, emit.record.key.as_deref())?;
                     by_partition
                         .entry((emit.topic, partition))
@@ -386,7 +423,7 @@ impl Processor {
     }
 
     /// The record at the front of `batch`, bound for the dead-letter topic.
-    fn dead_letter(&self, batch: &Polled, error: &str) -> Emit {
+    fn dead_letter(&self, batch: &Polled, error: &str, version: &str) -> Emit {
         let source = &batch.records[0];
         let mut headers = source.headers.clone();
         headers.extend([
@@ -405,7 +442,7 @@ impl Processor {
             (dlq_headers::ERROR.to_string(), error.as_bytes().to_vec()),
             (
                 dlq_headers::VERSION.to_string(),
-                self.handler.version().as_bytes().to_vec(),
+                version.as_bytes().to_vec(),
             ),
         ]);
         Emit {

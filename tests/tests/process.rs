@@ -217,3 +217,122 @@ fn the_demo_ends_with_zero_lag_on_every_partition_of_both_groups() {
         }
     }
 }
+
+#[test]
+fn run_watch_rejects_a_broken_version_and_hot_swaps_a_good_one() {
+    let dir = seeded(10);
+    let wasm = dir.path().join("guest.wasm");
+    std::fs::copy(guests::SCRIPTED, &wasm).unwrap();
+    let wasm_arg = wasm.to_str().unwrap().to_string();
+    let mut child = weir(
+        dir.path(),
+        &[
+            "run",
+            "--name",
+            "w",
+            "--wasm",
+            &wasm_arg,
+            "--topic",
+            "in",
+            "--config",
+            "output=out",
+            "--watch",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&wasm, b"not a component").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::copy(guests::PASSTHROUGH, &wasm).unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+
+    assert!(status.success(), "{status}: {log}");
+    assert!(
+        log.contains("rejected the new version; the old one keeps running"),
+        "{log}"
+    );
+    assert!(
+        log.contains("guest.wasm is not a valid WebAssembly component"),
+        "{log}"
+    );
+    assert!(log.contains("hot-swapped a new version"), "{log}");
+}
+
+#[test]
+fn group_commands_list_describe_and_seek_a_stopped_group() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&mut weir(dir.path(), &["demo", "--orders", "600"]));
+
+    let list = run_ok(&mut weir(dir.path(), &["group", "list"]));
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        vec!["analytics", "fraud"],
+        "{list}"
+    );
+
+    let describe = run_ok(&mut weir(dir.path(), &["group", "describe", "fraud"]));
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    assert!(describe.contains("total lag 0"), "{describe}");
+
+    let seek = run_ok(&mut weir(
+        dir.path(),
+        &["group", "seek", "fraud", "--to", "earliest"],
+    ));
+    let seek = String::from_utf8_lossy(&seek.stdout);
+    assert_eq!(seek.lines().count(), 3, "one line per partition: {seek}");
+    assert!(seek.lines().all(|l| l.ends_with("-> 0")), "{seek}");
+
+    let describe = run_ok(&mut weir(dir.path(), &["group", "describe", "fraud"]));
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    assert!(describe.contains("total lag 600"), "{describe}");
+
+    let bad = weir(dir.path(), &["group", "seek", "fraud", "--to", "soon"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected earliest, latest"));
+}
+
+#[test]
+fn a_second_process_on_the_same_data_directory_is_refused() {
+    let dir = seeded(5);
+    let mut child = weir(dir.path(), &run_args("5", &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let second = loop {
+        let out = weir(dir.path(), &["topic", "list"]).output().unwrap();
+        if !out.status.success() || started.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !second.status.success(),
+        "the second process must not open the log"
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("is in use by another weir process"));
+}

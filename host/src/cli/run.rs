@@ -13,7 +13,7 @@ use weir::group::admin::ResetPolicy;
 use weir::group::{AssignorKind, GroupSettings, Groups, Protocol};
 use weir::offsets::Offsets;
 use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy};
-use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
+use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Slot, Source};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -67,6 +67,11 @@ pub struct RunArgs {
     pub max_retries: u32,
     #[arg(long, default_value_t = 100)]
     pub initial_backoff_ms: u64,
+    /// Watch the wasm file and hot-swap each new version in at the members'
+    /// next batch boundary; a version that fails to load is rejected and the
+    /// running one carries on.
+    #[arg(long)]
+    pub watch: bool,
     /// Exit once every input partition is caught up (a batch job), instead of
     /// waiting for new records until Ctrl-C.
     #[arg(long)]
@@ -87,7 +92,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
     let log = super::open_log(dir)?;
     let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
     let groups = Arc::new(Groups::new(log.clone()));
-    let runtime = Runtime::new(dir, log.clone()).context("starting the wasm runtime")?;
+    let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
     let spec = GuestSpec {
         processor: args.name.clone(),
         label: args.label.clone(),
@@ -97,7 +102,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
             deadline: Duration::from_millis(args.deadline_ms),
         },
     };
-    let guest = runtime.load_file(&args.wasm, spec)?;
+    let guest = runtime.load_file(&args.wasm, spec.clone())?;
     let how = match guest.source() {
         Source::Compiled => "compiled",
         Source::Cached => "loaded from cache",
@@ -116,6 +121,14 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
         ]
     } else {
         let mut instances = Instances::start(config, log.clone(), offsets, groups, handler, count)?;
+        if args.watch {
+            tokio::spawn(watch(
+                args.wasm.clone(),
+                runtime.clone(),
+                spec,
+                instances.slot(),
+            ));
+        }
         tokio::select! {
             _ = shutdown_signal() => tracing::info!("shutting down: finishing the batches in flight"),
             _ = instances.failed() => tracing::error!("a member stopped; stopping the others"),
@@ -172,6 +185,45 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
         },
         crash_before_commit,
     })
+}
+
+/// Polls `path` and swaps in every new version that loads; a broken one is
+/// logged and rejected. (Polling the file's size and modification time every
+/// half second is enough for deploys and needs no platform watcher.)
+async fn watch(path: PathBuf, runtime: Arc<Runtime>, spec: GuestSpec, slot: Arc<Slot>) {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let mut seen = stamp(&path);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = stamp(&path);
+        if now == seen || now.is_none() {
+            continue;
+        }
+        seen = now;
+        let (runtime, path, spec) = (runtime.clone(), path.clone(), spec.clone());
+        let loaded = tokio::task::spawn_blocking(move || runtime.load_file(&path, spec)).await;
+        match loaded {
+            Ok(Ok(guest)) => {
+                let guest: Arc<dyn Handler> = Arc::new(guest);
+                let old = slot.swap(guest.clone());
+                tracing::info!(
+                    from = old.version(),
+                    to = guest.version(),
+                    "hot-swapped a new version"
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %anyhow::Error::from(e), "rejected the new version; the old one keeps running")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "loading the new version panicked; the old one keeps running")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

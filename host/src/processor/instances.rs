@@ -3,6 +3,12 @@
 //! restarts (a hot swap, say) rejoins without a rebalance. Changing `N` while
 //! running starts new members or stops the highest-numbered ones, which leave the
 //! group for good; either way the group rebalances.
+//!
+//! All members share one version [`Slot`]: [`Instances::deploy`] swaps it (every
+//! member picks the new version up at its next batch boundary), or, with a
+//! rewind, pauses every member at a batch boundary, resets the group's offsets,
+//! swaps, and resumes them. The members rejoin as the same static members, so
+//! neither path rebalances the group.
 
 use std::sync::Arc;
 
@@ -11,9 +17,10 @@ use tokio::task::JoinHandle;
 
 use super::{Processor, ProcessorConfig, ProcessorError, Stats};
 use crate::group::Groups;
+use crate::group::admin::{self, SeekTo};
 use crate::log::Log;
 use crate::offsets::Offsets;
-use crate::runtime::Handler;
+use crate::runtime::{Handler, Slot};
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -27,7 +34,7 @@ pub struct Instances {
     log: Arc<Log>,
     offsets: Arc<Offsets>,
     groups: Arc<Groups>,
-    handler: Arc<dyn Handler>,
+    slot: Arc<Slot>,
     running: Vec<Running>,
     /// Each member that stops on its own (a failure) says so here.
     failures: (mpsc::UnboundedSender<usize>, mpsc::UnboundedReceiver<usize>),
@@ -48,7 +55,7 @@ impl Instances {
             log,
             offsets,
             groups,
-            handler,
+            slot: Slot::new(handler),
             running: Vec::new(),
             failures: mpsc::unbounded_channel(),
         };
@@ -60,12 +67,12 @@ impl Instances {
         while self.running.len() < count {
             let mut config = self.config.clone();
             config.instance_id = Some(format!("{}-{}", config.name, self.running.len()));
-            let processor = Processor::new(
+            let processor = Processor::with_slot(
                 config,
                 self.log.clone(),
                 self.offsets.clone(),
                 self.groups.clone(),
-                self.handler.clone(),
+                self.slot.clone(),
             )?;
             let stats = processor.stats();
             let (stop, stopped) = watch::channel(false);
@@ -97,6 +104,65 @@ impl Instances {
     /// returns that error.
     pub async fn failed(&mut self) {
         self.failures.1.recv().await;
+    }
+
+    /// The version slot the members share (a file watcher swaps through it).
+    pub fn slot(&self) -> Arc<Slot> {
+        self.slot.clone()
+    }
+
+    /// Deploys a new version. Without `rewind` it is swapped in at each
+    /// member's next batch boundary and nothing pauses. With `rewind`, every
+    /// member first finishes its batch in flight and stops, the group's offsets
+    /// on the processor's topics are reset, the version is swapped and the
+    /// members resume: records from the rewind point on are processed by the new
+    /// version only. If the reset fails, the old version keeps running and no
+    /// offset moves.
+    pub async fn deploy(
+        &mut self,
+        handler: Arc<dyn Handler>,
+        rewind: Option<SeekTo>,
+    ) -> Result<(), ProcessorError> {
+        let Some(to) = rewind else {
+            self.slot.swap(handler);
+            return Ok(());
+        };
+        let count = self.running.len();
+        for member in &self.running {
+            member.stop.send(true).ok();
+        }
+        let mut first_error = None;
+        for member in self.running.drain(..) {
+            match member.task.await.map_err(ProcessorError::Task) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) | Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        let group = self
+            .config
+            .group
+            .clone()
+            .unwrap_or_else(|| self.config.name.clone());
+        let reset = admin::reset(
+            &self.log,
+            &self.offsets,
+            &group,
+            &self.config.topics,
+            None,
+            to,
+        );
+        if reset.is_ok() && first_error.is_none() {
+            self.slot.swap(handler);
+        }
+        self.grow_to(count)?;
+        match (first_error, reset) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(e.into()),
+            (None, Ok(moved)) => {
+                tracing::info!(group, partitions = moved.len(), "rewound and deployed");
+                Ok(())
+            }
+        }
     }
 
     /// How many members run.

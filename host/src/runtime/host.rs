@@ -83,10 +83,10 @@ impl HostState {
 }
 
 impl HostState {
-    /// The last few hundred bytes the guest wrote to stderr, trimmed.
+    /// The last 2 KiB the guest wrote to stderr, trimmed.
     pub(super) fn stderr_tail(&self) -> String {
         let bytes = self.stderr.contents();
-        let tail = &bytes[bytes.len().saturating_sub(512)..];
+        let tail = &bytes[bytes.len().saturating_sub(2048)..];
         String::from_utf8_lossy(tail).trim().to_string()
     }
 }

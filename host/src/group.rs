@@ -13,9 +13,9 @@
 //! same machine with a barrier: nobody gets anything until everyone has revoked
 //! everything.
 //!
-//! Liveness has two clocks, as in Kafka: heartbeats (sent by a member's
-//! background task) against the session timeout, and polls against the max poll
-//! interval, so a guest stuck in a batch loses its partitions even though its
+//! Liveness has two clocks, as in Kafka: heartbeats (every sync counts as one,
+//! and a member sends them while its guest runs a batch) against the session
+//! timeout, and polls against the max poll interval, so a guest stuck in a batch loses its partitions even though its
 //! process is alive. Commits are fenced: they go through [`Groups::commit`], which
 //! checks member, epoch and ownership under the group's lock and only then runs
 //! the commit, so a zombie can neither append emits nor move an offset.
@@ -52,6 +52,10 @@ pub enum Protocol {
 pub enum GroupError {
     #[error("member {member} is not in group {group} (evicted, or replaced by a newer instance)")]
     UnknownMember { group: String, member: String },
+    #[error(
+        "member {member} of group {group} was replaced by a newer incarnation of its static instance"
+    )]
+    FencedInstance { group: String, member: String },
     #[error("commit by {member} to group {group} rejected: {reason}")]
     Fenced {
         group: String,
@@ -206,6 +210,26 @@ impl Groups {
                 })
                 .collect(),
         })
+    }
+
+    /// Runs `f` only if `group` has no live member, holding the group's lock
+    /// so no member can join in between (seeking a running group would race
+    /// its commits).
+    pub fn when_idle<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce() -> Result<T, GroupError>,
+    ) -> Result<T, GroupError> {
+        let state = self.group(group, GroupSettings::default());
+        let mut state = state.lock().expect("group lock");
+        state.expire(Instant::now());
+        if !state.members.is_empty() {
+            return Err(GroupError::Active {
+                group: group.to_string(),
+                members: state.members.len(),
+            });
+        }
+        f()
     }
 
     /// How many members `group` has right now.

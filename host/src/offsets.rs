@@ -166,6 +166,30 @@ impl Offsets {
         Ok(())
     }
 
+    /// Commits several positions of `group` as one appended batch: all of them
+    /// or (on a failed write) none.
+    pub fn commit_many(
+        &self,
+        group: &str,
+        commits: &[(String, u32, Committed)],
+    ) -> Result<(), OffsetsError> {
+        let mut state = self.committed.lock().expect("offsets lock");
+        let keyed: Vec<_> = commits
+            .iter()
+            .map(|(topic, partition, c)| ((group.to_string(), topic.clone(), *partition), *c))
+            .collect();
+        let records: Vec<_> = keyed.iter().map(|(key, c)| encode(key, c)).collect();
+        self.log.append(OFFSETS_TOPIC, 0, &records)?;
+        state.since_snapshot += keyed.len() as u64;
+        for (key, c) in keyed {
+            state.latest.insert(key, c);
+        }
+        if let Err(e) = self.maybe_compact(&mut state) {
+            tracing::warn!(error = %e, "could not compact {OFFSETS_TOPIC}");
+        }
+        Ok(())
+    }
+
     /// The group's committed position on one partition, if it ever committed.
     pub fn get(&self, group: &str, topic: &str, partition: u32) -> Option<Committed> {
         let state = self.committed.lock().expect("offsets lock");

@@ -14,6 +14,7 @@
 //! (at-least-once). An exactly-once journal would replace that one function.
 
 mod instances;
+mod poison;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -84,13 +85,26 @@ pub enum Attempt {
     Fault(RuntimeError),
 }
 
-/// How retries back off.
+/// What happens once a batch has failed `max_retries` times over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WhenExhausted {
+    /// Bisect the batch to isolate the poison record, dead-letter it alone,
+    /// commit everything else (with its emits) and carry on.
+    #[default]
+    DeadLetter,
+    /// Stop the processor with the last error; nothing past the batch's
+    /// committed prefix moves.
+    Stop,
+}
+
+/// How retries back off, and what follows when they run out.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
-    /// Attempts after the first before the processor gives up and stops.
+    /// Attempts after the first before `then` applies.
     pub max_retries: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    pub then: WhenExhausted,
 }
 
 impl Default for RetryPolicy {
@@ -99,6 +113,7 @@ impl Default for RetryPolicy {
             max_retries: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
+            then: WhenExhausted::DeadLetter,
         }
     }
 }
@@ -221,7 +236,8 @@ impl Processor {
         while !*shutdown.borrow() {
             let polled = tokio::select! {
                 polled = self.consumer.poll(self.config.poll) => polled?,
-                _ = shutdown.changed() => continue,
+                // A dropped sender means nobody can stop us any more: stop now.
+                changed = shutdown.changed() => if changed.is_err() { break } else { continue },
             };
             if let Some(batch) = polled {
                 self.process(batch, &mut shutdown).await?;
@@ -233,8 +249,13 @@ impl Processor {
     /// Runs until every assigned partition is caught up, then returns.
     pub async fn run_until_caught_up(mut self) -> Result<Processor, ProcessorError> {
         let (_tx, mut rx) = watch::channel(false);
-        self.consumer.sync()?;
-        while let Some(batch) = self.consumer.try_poll(self.config.poll)? {
+        loop {
+            // Syncing every round keeps the member polling in the group's eyes
+            // (max poll interval) and follows any reassignment.
+            self.consumer.sync()?;
+            let Some(batch) = self.consumer.try_poll(self.config.poll)? else {
+                break;
+            };
             self.process(batch, &mut rx).await?;
         }
         Ok(self.finish())
@@ -270,9 +291,11 @@ impl Processor {
                     self.stats.record_trap();
                     tracing::warn!(processor = %self.config.name, offset = first, error = %fault, "guest fault");
                     attempts += 1;
-                    self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown)
-                        .await?;
-                    if *shutdown.borrow() {
+                    let last = Attempt::Fault(fault);
+                    if self
+                        .retry_or_isolate(&handler, &batch, attempts, last, shutdown)
+                        .await?
+                    {
                         return Ok(());
                     }
                     continue;
@@ -303,10 +326,11 @@ impl Processor {
                 Err(f) => match f.kind {
                     FailureKind::Retry => {
                         attempts += 1;
-                        let fault = RuntimeError::Init(f.message);
-                        self.back_off(&batch, attempts, Attempt::Fault(fault), shutdown)
-                            .await?;
-                        if *shutdown.borrow() {
+                        let last = Attempt::Retry(f.message);
+                        if self
+                            .retry_or_isolate(&handler, &batch, attempts, last, shutdown)
+                            .await?
+                        {
                             return Ok(());
                         }
                         continue;
@@ -454,38 +478,6 @@ impl Processor {
                 timestamp: Some(source.timestamp),
             },
         }
-    }
-
-    /// Sleeps before attempt `attempts + 1`, or gives up when retries ran out.
-    /// Returns early (with nothing committed) when shutdown is requested.
-    async fn back_off(
-        &self,
-        batch: &Polled,
-        attempts: u32,
-        last: Attempt,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), ProcessorError> {
-        let policy = self.config.retry;
-        if attempts > policy.max_retries {
-            return Err(ProcessorError::Exhausted {
-                topic: batch.topic.clone(),
-                partition: batch.partition,
-                offset: batch.records[0].offset,
-                attempts,
-                last: Box::new(last),
-            });
-        }
-        self.stats.record_retry();
-        let factor = 2u32.saturating_pow(attempts - 1);
-        let delay = policy
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(policy.max_backoff);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => {}
-        }
-        Ok(())
     }
 
     fn maybe_crash(&self) {

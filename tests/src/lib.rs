@@ -9,7 +9,7 @@ use weir::consumer::PollLimits;
 use weir::group::Groups;
 use weir::log::{Log, Record, StoredRecord, TopicConfig};
 use weir::offsets::Offsets;
-use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy};
+use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy, WhenExhausted};
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
 pub mod polyglot;
@@ -172,12 +172,13 @@ fn open(dir: &Path) -> (Arc<Log>, Arc<Offsets>, Runtime) {
     (log, offsets, runtime)
 }
 
-/// Retries that keep tests fast: 3 retries from 5 ms.
+/// Retries that keep tests fast: 3 retries from 5 ms, then stop.
 pub fn fast_retries() -> RetryPolicy {
     RetryPolicy {
         max_retries: 3,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
+        then: WhenExhausted::Stop,
     }
 }
 

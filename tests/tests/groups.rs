@@ -473,8 +473,8 @@ async fn reset_policies_pick_the_start_of_a_partition_without_a_commit() {
     );
 }
 
-#[tokio::test]
-async fn eager_and_cooperative_protocols_both_process_everything() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eager_and_cooperative_protocols_both_process_everything_exactly_once() {
     for protocol in [Protocol::Eager, Protocol::Cooperative] {
         let host = Host::new();
         seed(&host, 3, 40);
@@ -501,7 +501,12 @@ async fn eager_and_cooperative_protocols_both_process_everything() {
         })
         .await;
         instances.stop().await.unwrap();
-        assert_eq!(output_counts(&host).len(), 120, "{protocol:?}");
+        let counts = output_counts(&host);
+        assert_eq!(counts.len(), 120, "{protocol:?}");
+        assert!(
+            counts.values().all(|c| *c == 1),
+            "{protocol:?}: no partition was processed twice"
+        );
         assert_eq!(
             host.groups.describe("p").unwrap().members.len(),
             2,

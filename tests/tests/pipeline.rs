@@ -336,3 +336,56 @@ fn anyhow_chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[tokio::test]
+async fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_alone() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    let mut values = numbered(10);
+    values[6] = "trap".to_string();
+    host.append_values("in", 0, &refs(&values));
+    let guest = host
+        .guest(guests::SCRIPTED, "p", &[("output", "out")])
+        .unwrap();
+    let mut config = weir::processor::ProcessorConfig::new("p", &["in"]);
+    config.retry = weir::processor::RetryPolicy {
+        then: weir::processor::WhenExhausted::DeadLetter,
+        ..weir_tests::fast_retries()
+    };
+    let processor = weir::processor::Processor::new(
+        config,
+        host.log.clone(),
+        host.offsets.clone(),
+        host.groups.clone(),
+        std::sync::Arc::new(guest),
+    )
+    .unwrap();
+
+    let processor = processor.run_until_caught_up().await.unwrap();
+
+    let expected: Vec<&str> = values
+        .iter()
+        .map(String::as_str)
+        .filter(|v| *v != "trap")
+        .collect();
+    assert_eq!(
+        host.values("out", 0),
+        expected,
+        "every other record, once, in order"
+    );
+    assert_eq!(host.committed("p", "in", 0), 10);
+    let dlq = host.records("p.dlq", 0);
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].value, b"trap");
+    let error = dlq[0]
+        .headers
+        .iter()
+        .find(|(n, _)| n == dlq_headers::ERROR)
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&error.1).contains("scripted trap"),
+        "the trap's stderr reaches the header"
+    );
+    assert!(processor.stats().traps() >= 4, "retried before isolating");
+}

@@ -29,10 +29,19 @@ fn fraud_filters() -> Vec<(&'static str, PathBuf)> {
 
 type Keyed = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
 
+/// Key, value and the guest's own headers: the `weir.version` header the host
+/// adds differs by language by design (each component has its own hash).
 fn keyed(records: Vec<StoredRecord>) -> Vec<Keyed> {
     records
         .into_iter()
-        .map(|r| (r.key, r.value, r.headers))
+        .map(|r| (r.key, r.value, guest_headers(r.headers)))
+        .collect()
+}
+
+fn guest_headers(headers: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
+    headers
+        .into_iter()
+        .filter(|(name, _)| name != weir::processor::dlq_headers::VERSION)
         .collect()
 }
 
@@ -300,7 +309,7 @@ async fn javascript_redact_masks_personal_fields_and_keeps_keys_and_headers() {
         r#"{"id":1,"customer":"***","note":"mail ***@***","nested":{"customer":"***"}}"#
     );
     assert_eq!(
-        out[0].headers,
+        guest_headers(out[0].headers.clone()),
         vec![
             ("trace".to_string(), b"t-1".to_vec()),
             ("redacted-fields".to_string(), b"customer,note".to_vec()),

@@ -12,7 +12,7 @@ use weir::consumer::PollLimits;
 use weir::group::admin::ResetPolicy;
 use weir::group::{AssignorKind, GroupSettings, Groups, Protocol};
 use weir::offsets::Offsets;
-use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy};
+use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy, WhenExhausted};
 use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Slot, Source};
 
 #[derive(clap::Args)]
@@ -67,6 +67,9 @@ pub struct RunArgs {
     pub max_retries: u32,
     #[arg(long, default_value_t = 100)]
     pub initial_backoff_ms: u64,
+    /// After the retries: bisect and dead-letter the poison record, or stop.
+    #[arg(long, value_enum, default_value = "dead-letter")]
+    pub when_exhausted: WhenExhausted,
     /// Watch the wasm file and hot-swap each new version in at the members'
     /// next batch boundary; a version that fails to load is rejected and the
     /// running one carries on.
@@ -181,6 +184,7 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
         retry: RetryPolicy {
             max_retries: args.max_retries,
             initial_backoff: Duration::from_millis(args.initial_backoff_ms),
+            then: args.when_exhausted,
             ..RetryPolicy::default()
         },
         crash_before_commit,

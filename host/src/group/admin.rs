@@ -153,14 +153,7 @@ pub fn seek(
     partition: Option<u32>,
     to: SeekTo,
 ) -> Result<Vec<(String, u32, Option<u64>, u64)>, GroupError> {
-    let members = groups.active_members(group);
-    if members > 0 {
-        return Err(GroupError::Active {
-            group: group.to_string(),
-            members,
-        });
-    }
-    reset(log, offsets, group, topics, partition, to)
+    groups.when_idle(group, || reset(log, offsets, group, topics, partition, to))
 }
 
 /// [`seek`] without the stopped-group check: for callers that have paused the
@@ -210,19 +203,22 @@ pub fn reset(
             plan.push((topic.clone(), p, old, target));
         }
     }
-    // Everything was resolved before anything is written: a bad partition or
-    // offset changes nothing.
-    for (topic, p, _, target) in &plan {
-        offsets.commit(
-            group,
-            topic,
-            *p,
-            Committed {
-                offset: *target,
-                generation: 0,
-            },
-        )?;
-    }
+    // Everything was resolved before anything is written, and it is written as
+    // one batch: a bad partition or offset, or a failed write, changes nothing.
+    let commits: Vec<(String, u32, Committed)> = plan
+        .iter()
+        .map(|(topic, p, _, target)| {
+            (
+                topic.clone(),
+                *p,
+                Committed {
+                    offset: *target,
+                    generation: 0,
+                },
+            )
+        })
+        .collect();
+    offsets.commit_many(group, &commits)?;
     Ok(plan)
 }
 

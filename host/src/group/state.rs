@@ -79,6 +79,10 @@ pub(super) struct GroupState {
     /// has revoked everything.
     barrier: bool,
     next_member: u64,
+    /// Member ids a newer incarnation of the same static member replaced: they
+    /// are fenced for good and must not rejoin (Kafka's FENCED_INSTANCE_ID), or
+    /// two live incarnations would keep stealing the identity from each other.
+    replaced: std::collections::BTreeSet<MemberId>,
 }
 
 impl GroupState {
@@ -92,6 +96,7 @@ impl GroupState {
             partitions: BTreeMap::new(),
             barrier: false,
             next_member: 0,
+            replaced: std::collections::BTreeSet::new(),
         }
     }
 
@@ -127,6 +132,7 @@ impl GroupState {
                     self.target.insert(id.clone(), assigned);
                 }
                 self.members.insert(id.clone(), member);
+                self.replaced.insert(old.clone());
                 tracing::info!(group = %self.name, member = %id, replaces = %old, "static member rejoined without a rebalance");
             }
             _ => {
@@ -178,6 +184,12 @@ impl GroupState {
         m.last_poll = now;
         m.owned = owned.to_vec();
         m.epoch = generation;
+        let barrier = self.barrier;
+        let m = self.member_mut(member)?;
+        if barrier {
+            // Under the eager barrier the member drops everything now.
+            m.granted.clear();
+        }
         let partitions = self.grant_for(member);
         let m = self.member_mut(member)?;
         m.granted = partitions.clone();
@@ -190,17 +202,30 @@ impl GroupState {
     fn grant_for(&mut self, member: &str) -> Vec<TopicPartition> {
         match self.settings.protocol {
             Protocol::Cooperative => {
+                // A member applies each grant as soon as it gets it, so what the
+                // others hold is what they were last granted (plus, to be safe,
+                // what they last reported); the syncing member holds what it
+                // reports now.
                 let owned: Assignment = self
                     .members
                     .iter()
-                    .map(|(id, m)| (id.clone(), m.owned.clone()))
+                    .map(|(id, m)| {
+                        let mut held = m.owned.clone();
+                        if id != member {
+                            held.extend(
+                                m.granted.iter().filter(|tp| !m.owned.contains(tp)).cloned(),
+                            );
+                        }
+                        (id.clone(), held)
+                    })
                     .collect();
                 assignor::reconcile(&owned, &self.target)
                     .remove(member)
                     .unwrap_or_default()
             }
             Protocol::Eager => {
-                if self.barrier && self.members.values().all(|m| m.owned.is_empty()) {
+                let revoked = |m: &Member| m.owned.is_empty() && m.granted.is_empty();
+                if self.barrier && self.members.values().all(revoked) {
                     self.barrier = false;
                 }
                 if self.barrier {
@@ -267,6 +292,12 @@ impl GroupState {
 
     fn member_mut(&mut self, member: &str) -> Result<&mut Member, GroupError> {
         let name = self.name.clone();
+        if self.replaced.contains(member) {
+            return Err(GroupError::FencedInstance {
+                group: name,
+                member: member.to_string(),
+            });
+        }
         self.members
             .get_mut(member)
             .ok_or_else(|| GroupError::UnknownMember {
@@ -335,6 +366,27 @@ mod tests {
         let b2 = g.sync(&b, &[], now).unwrap().partitions;
         assert_eq!(b2.len(), 2);
         assert!(b2.iter().all(|p| !a1.contains(p)));
+    }
+
+    #[test]
+    fn a_partition_granted_but_not_yet_reported_is_never_granted_twice() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        let a = g.join(None, &topics, &parts, now);
+        let all = g.sync(&a, &[], now).unwrap().partitions;
+        assert_eq!(all.len(), 4);
+        // b joins before a syncs again: a still holds all four.
+        let b = g.join(None, &topics, &parts, now);
+        assert!(g.sync(&b, &[], now).unwrap().partitions.is_empty());
+        let kept = g.sync(&a, &all, now).unwrap().partitions;
+        assert!(
+            g.sync(&b, &[], now).unwrap().partitions.is_empty(),
+            "a has not confirmed yet"
+        );
+        assert_eq!(g.sync(&a, &kept, now).unwrap().partitions, kept);
+        let moved = g.sync(&b, &[], now).unwrap().partitions;
+        assert_eq!(kept.len() + moved.len(), 4);
+        assert!(moved.iter().all(|p| !kept.contains(p)));
     }
 
     #[test]

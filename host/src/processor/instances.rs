@@ -138,6 +138,13 @@ impl Instances {
                 Ok(Err(e)) | Err(e) => first_error = first_error.or(Some(e)),
             }
         }
+        while self.failures.1.try_recv().is_ok() {}
+        if let Some(e) = first_error {
+            // Rewinding without swapping would replay history through the old
+            // version: do neither, and resume as before.
+            self.grow_to(count)?;
+            return Err(e);
+        }
         let group = self
             .config
             .group
@@ -151,18 +158,13 @@ impl Instances {
             None,
             to,
         );
-        if reset.is_ok() && first_error.is_none() {
+        if reset.is_ok() {
             self.slot.swap(handler);
         }
         self.grow_to(count)?;
-        match (first_error, reset) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(e.into()),
-            (None, Ok(moved)) => {
-                tracing::info!(group, partitions = moved.len(), "rewound and deployed");
-                Ok(())
-            }
-        }
+        let moved = reset?;
+        tracing::info!(group, partitions = moved.len(), "rewound and deployed");
+        Ok(())
     }
 
     /// How many members run.

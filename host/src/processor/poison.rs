@@ -1,0 +1,134 @@
+//! Retries, and what follows when they run out: the poison-record hunt.
+//!
+//! A batch that keeps failing (a trap, a blown limit, or the guest asking to
+//! retry) is retried with exponential backoff. After `max_retries`, either the
+//! processor stops, or the batch is bisected: each half runs once; a half that
+//! succeeds is committed with its own emits, a failing half is split again, until
+//! the failing record stands alone and is dead-lettered with its error. Every
+//! record is thus either committed after a successful run or dead-lettered, and
+//! a single poison record costs O(log n) extra calls, not a stuck partition.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{Attempt, Processor, ProcessorError, Step, WhenExhausted};
+use crate::consumer::Polled;
+use crate::group::GroupError;
+use crate::runtime::{Handler, Output};
+
+impl Processor {
+    /// Backs off before the next attempt, or, once retries ran out, applies
+    /// the exhausted policy. Returns `true` when the batch is finished with
+    /// (isolated, or shutdown requested) and `false` to call again.
+    pub(super) async fn retry_or_isolate(
+        &mut self,
+        handler: &Arc<dyn Handler>,
+        batch: &Polled,
+        attempts: u32,
+        last: Attempt,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, ProcessorError> {
+        let policy = self.config.retry;
+        if attempts <= policy.max_retries {
+            self.stats.record_retry();
+            let factor = 2u32.saturating_pow(attempts - 1);
+            let delay = policy
+                .initial_backoff
+                .saturating_mul(factor)
+                .min(policy.max_backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+            return Ok(*shutdown.borrow());
+        }
+        match policy.then {
+            WhenExhausted::Stop => Err(ProcessorError::Exhausted {
+                topic: batch.topic.clone(),
+                partition: batch.partition,
+                offset: batch.records[0].offset,
+                attempts,
+                last: Box::new(last),
+            }),
+            WhenExhausted::DeadLetter => {
+                tracing::warn!(processor = %self.config.name, offset = batch.records[0].offset, error = %last, "retries exhausted; isolating the poison record");
+                self.isolate(handler, batch.clone(), shutdown).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Bisects `batch` until every record is committed or dead-lettered.
+    async fn isolate(
+        &mut self,
+        handler: &Arc<dyn Handler>,
+        batch: Polled,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), ProcessorError> {
+        let mut pending = batch.records.clone();
+        let mut window = (pending.len() / 2).max(1);
+        while !pending.is_empty() && !*shutdown.borrow() {
+            let take = window.min(pending.len());
+            let part = Polled {
+                records: pending[..take].to_vec(),
+                ..batch.clone()
+            };
+            let (part, result) = self.call(handler, part).await?;
+            let first = part.records[0].offset;
+            let step = match result {
+                Ok(Output {
+                    outcome: Ok(()),
+                    emits,
+                }) => Step {
+                    emits,
+                    next: part.records[take - 1].offset + 1,
+                },
+                failed if take == 1 => {
+                    let error = match failed {
+                        Ok(Output {
+                            outcome: Err(f), ..
+                        }) => f.message,
+                        Err(fault) => error_chain(&fault),
+                        Ok(_) => unreachable!("a success is handled above"),
+                    };
+                    tracing::warn!(processor = %self.config.name, offset = first, %error, "dead-lettering the poison record");
+                    self.stats.record_dead_letter();
+                    Step {
+                        emits: vec![self.dead_letter(&part, &error, handler.version())],
+                        next: first + 1,
+                    }
+                }
+                _ => {
+                    window = take / 2;
+                    continue;
+                }
+            };
+            let processed = step.next - first;
+            match self.commit(&part, step, handler.version()) {
+                Err(ProcessorError::Group(e @ GroupError::Fenced { .. })) => {
+                    tracing::warn!(processor = %self.config.name, error = %e, "isolation abandoned");
+                    self.stats.record_fenced();
+                    return Ok(());
+                }
+                other => other?,
+            }
+            self.stats.record_batch(processed);
+            pending.drain(..take);
+            window = pending.len();
+        }
+        Ok(())
+    }
+}
+
+/// An error and its sources on one line, for a dead-letter header.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}

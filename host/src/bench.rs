@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::consumer::Polled;
 use crate::demo::DemoError;
 use crate::group::Groups;
-use crate::log::{Log, Record, StoredRecord, TopicConfig};
+use crate::log::{Durability, Log, Record, StoredRecord, TopicConfig};
 use crate::offsets::Offsets;
 use crate::processor::{Processor, ProcessorConfig};
 use crate::runtime::{Emit, GuestSpec, Handler, Output, Runtime, RuntimeError};
@@ -147,7 +147,13 @@ fn append_figures(
 ) -> Result<(f64, f64, f64), DemoError> {
     let log_dir = dir.join(format!("append-{record_size}"));
     let log = Log::open(&log_dir)?;
-    log.create_topic("bench", TopicConfig::with_partitions(1))?;
+    // Unsynced, like the raw writes it is measured against.
+    log.create_topic(
+        "bench",
+        TopicConfig::with_partitions(1)
+            .durability(Durability::Never)
+            .segment_bytes(1 << 30),
+    )?;
     let per_batch = (64 << 10) / record_size;
     let batch: Vec<Record> = (0..per_batch)
         .map(|_| Record::value(vec![7u8; record_size]))

@@ -97,6 +97,18 @@ pub enum WhenExhausted {
     Stop,
 }
 
+/// An error and its sources on one line (for a dead-letter header, or a log).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
 /// How retries back off, and what follows when they run out.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

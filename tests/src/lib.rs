@@ -30,16 +30,7 @@ pub struct Host {
 impl Host {
     /// A host with nothing in it.
     pub fn new() -> Host {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (log, offsets, runtime) = open(dir.path());
-        let groups = Arc::new(Groups::new(log.clone()));
-        Host {
-            dir,
-            log,
-            offsets,
-            groups,
-            runtime,
-        }
+        Host::new_in(tempfile::tempdir().expect("temp dir"))
     }
 
     /// A host over an existing data directory (say, one a `weir` process used).

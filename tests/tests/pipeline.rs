@@ -1,7 +1,7 @@
 //! The processor loop end to end, embedded: produce → guest → emit → commit, and
 //! what each failure kind commits.
 
-use weir::processor::{ProcessorError, dlq_headers};
+use weir::processor::{ProcessorError, dlq_headers, error_chain};
 use weir_tests::{Host, guests};
 
 fn numbered(n: usize) -> Vec<String> {
@@ -162,7 +162,7 @@ async fn a_trapping_guest_commits_nothing_and_emits_nothing() {
         matches!(err, ProcessorError::Exhausted { offset: 0, .. }),
         "{err:?}"
     );
-    let chain = format!("{:?}", anyhow_chain(&err));
+    let chain = format!("{:?}", error_chain(&err));
     assert!(
         chain.contains("scripted trap"),
         "the guest's panic message reaches the error: {chain}"
@@ -223,62 +223,48 @@ async fn dead_lettered_records_carry_their_source_and_error_in_headers() {
     assert_eq!(header(dlq_headers::VERSION), version);
 }
 
-#[tokio::test]
-async fn a_guest_that_spins_forever_is_stopped_by_its_deadline() {
+/// Runs the scripted guest over one record `value` under `limits` and returns
+/// the error chain that stopped it; nothing may be committed.
+async fn run_limited(value: &str, limits: weir::runtime::Limits) -> String {
     let host = Host::new();
     host.topic("in", 1);
-    host.append_values("in", 0, &["spin"]);
+    host.append_values("in", 0, &[value]);
     let spec = weir::runtime::GuestSpec {
         processor: "p".into(),
-        limits: weir::runtime::Limits {
-            deadline: std::time::Duration::from_millis(50),
-            ..Default::default()
-        },
+        limits,
         ..Default::default()
     };
     let guest = host
         .runtime
         .load_file(guests::SCRIPTED.as_ref(), spec)
         .unwrap();
-
     let err = host
         .run("p", &["in"], guest, 100)
         .await
         .err()
-        .expect("deadline traps");
-
-    let chain = anyhow_chain(&err);
-    assert!(chain.contains("deadline"), "{chain}");
+        .expect("the limit traps");
     assert_eq!(host.committed("p", "in", 0), 0);
+    error_chain(&err)
+}
+
+#[tokio::test]
+async fn a_guest_that_spins_forever_is_stopped_by_its_deadline() {
+    let limits = weir::runtime::Limits {
+        deadline: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    let chain = run_limited("spin", limits).await;
+    assert!(chain.contains("deadline"), "{chain}");
 }
 
 #[tokio::test]
 async fn a_guest_that_grows_past_its_memory_cap_traps() {
-    let host = Host::new();
-    host.topic("in", 1);
-    host.append_values("in", 0, &["grow"]);
-    let spec = weir::runtime::GuestSpec {
-        processor: "p".into(),
-        limits: weir::runtime::Limits {
-            memory_bytes: 16 << 20,
-            ..Default::default()
-        },
+    let limits = weir::runtime::Limits {
+        memory_bytes: 16 << 20,
         ..Default::default()
     };
-    let guest = host
-        .runtime
-        .load_file(guests::SCRIPTED.as_ref(), spec)
-        .unwrap();
-
-    let err = host
-        .run("p", &["in"], guest, 100)
-        .await
-        .err()
-        .expect("memory cap traps");
-
-    let chain = anyhow_chain(&err);
+    let chain = run_limited("grow", limits).await;
     assert!(chain.contains("memory"), "{chain}");
-    assert_eq!(host.committed("p", "in", 0), 0);
 }
 
 #[tokio::test]
@@ -297,7 +283,7 @@ async fn an_init_error_stops_the_processor_with_the_guests_message() {
         .expect("init fails");
 
     assert!(
-        anyhow_chain(&err).contains("init rejected by configuration"),
+        error_chain(&err).contains("init rejected by configuration"),
         "{err:?}"
     );
     assert_eq!(host.committed("p", "in", 0), 0);
@@ -324,17 +310,6 @@ async fn emitting_to_an_unknown_topic_is_an_error_the_guest_sees() {
         }
         other => panic!("expected fatal, got {other:?}"),
     }
-}
-
-fn anyhow_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[tokio::test]

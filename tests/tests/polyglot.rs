@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use weir::demo::produce_orders;
 use weir::log::StoredRecord;
-use weir::processor::{ProcessorError, dlq_headers};
+use weir::processor::{ProcessorError, dlq_headers, error_chain};
 use weir::runtime::Source;
 use weir_tests::guests;
 use weir_tests::polyglot::{self, Language};
@@ -43,17 +43,6 @@ fn guest_headers(headers: Vec<(String, Vec<u8>)>) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .filter(|(name, _)| name != weir::processor::dlq_headers::VERSION)
         .collect()
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -320,16 +320,22 @@ fn a_second_process_on_the_same_data_directory_is_refused() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Wait until the first process holds the lock (it writes its pid there).
+    let lock = dir.path().join("LOCK");
+    let pid = child.id().to_string();
     let started = Instant::now();
-    let second = loop {
-        let out = weir(dir.path(), &["topic", "list"]).output().unwrap();
-        if !out.status.success() || started.elapsed() > Duration::from_secs(10) {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    child.kill().unwrap();
+    while std::fs::read_to_string(&lock).unwrap_or_default() != pid {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the first process never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = weir(dir.path(), &["topic", "list"]).output().unwrap();
+    let first_alive = child.try_wait().unwrap().is_none();
+    child.kill().ok();
     child.wait().unwrap();
+    assert!(first_alive, "the first process kept running");
     assert!(
         !second.status.success(),
         "the second process must not open the log"

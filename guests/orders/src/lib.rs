@@ -73,7 +73,7 @@ pub fn emit_converted(
 }
 
 thread_local! {
-    static OUTPUT: std::cell::RefCell<String> = std::cell::RefCell::new(String::new());
+    static OUTPUT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Remembers the `output` configuration key (or `default`) for [`output_topic`].

@@ -15,7 +15,7 @@ use weir_guest::{Batch, Config, Failure, FailureKind, Level, Processor};
 struct Scripted;
 
 thread_local! {
-    static LABEL: std::cell::RefCell<String> = std::cell::RefCell::new(String::new());
+    static LABEL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 fn kind(name: &str) -> Option<FailureKind> {

@@ -27,6 +27,7 @@ extern crate self as weir_guest;
 /// The bindings generated from `wit/weir.wit`. Guest code rarely needs them
 /// directly; they are public so that [`export_processor!`] can reach them.
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated lifting code for the batch record
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",

@@ -53,6 +53,9 @@ impl FromStr for SeekTo {
     }
 }
 
+/// A partition a seek moved: (topic, partition, old committed offset, new).
+pub type Moved = (String, u32, Option<u64>, u64);
+
 /// One partition as a group sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
@@ -152,7 +155,7 @@ pub fn seek(
     topics: &[String],
     partition: Option<u32>,
     to: SeekTo,
-) -> Result<Vec<(String, u32, Option<u64>, u64)>, GroupError> {
+) -> Result<Vec<Moved>, GroupError> {
     groups.when_idle(group, || reset(log, offsets, group, topics, partition, to))
 }
 
@@ -165,7 +168,7 @@ pub fn reset(
     topics: &[String],
     partition: Option<u32>,
     to: SeekTo,
-) -> Result<Vec<(String, u32, Option<u64>, u64)>, GroupError> {
+) -> Result<Vec<Moved>, GroupError> {
     crate::name::validate("group", group).map_err(LogError::from)?;
     let mut plan = Vec::new();
     for topic in group_topics(offsets, group, topics) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{Attempt, Processor, ProcessorError, Step, WhenExhausted};
+use super::{Attempt, Processor, ProcessorError, Step, WhenExhausted, error_chain};
 use crate::consumer::Polled;
 use crate::group::GroupError;
 use crate::runtime::{Handler, Output};
@@ -119,16 +119,4 @@ impl Processor {
         }
         Ok(())
     }
-}
-
-/// An error and its sources on one line, for a dead-letter header.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }

@@ -4,6 +4,7 @@
 
 pub mod group;
 pub mod run;
+pub mod serve;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

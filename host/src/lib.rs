@@ -25,6 +25,8 @@
 //! - [`processor`]: the trigger: poll → process → commit for one member, with the
 //!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step;
 //!   `Instances` runs N members of a processor and scales them.
+//! - [`service`]: `weir serve`, the HTTP API (topics, produce, fetch, groups,
+//!   Prometheus metrics, health) with its token check and body limit.
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
@@ -41,6 +43,7 @@ pub mod name;
 pub mod offsets;
 pub mod processor;
 pub mod runtime;
+pub mod service;
 pub mod workload;
 
 /// The sample guests built by `host/build.rs` from `guests/`, embedded so that

@@ -82,6 +82,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::group::GroupCommand,
     },
+    /// Serve the HTTP API (topics, produce, fetch, groups, metrics).
+    Serve(cli::serve::ServeArgs),
     /// Measure append, guest-boundary and pipeline throughput.
     Bench {
         /// A short smoke run instead of the full measurement.
@@ -140,6 +142,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             max,
         } => consume(&dir, &topic, partition, from, max),
         Command::Run(args) => cli::run::run(&dir, args).await,
+        Command::Serve(args) => cli::serve::serve(&dir, args).await,
         Command::Group { command } => cli::group::run(&dir, command),
         Command::Bench { quick } => {
             let scratch = tempfile_dir(&dir)?;

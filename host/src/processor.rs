@@ -220,12 +220,13 @@ impl Processor {
             settings: config.group_settings,
         };
         let consumer = Consumer::join(log.clone(), offsets, groups, membership)?;
+        let stats = Arc::new(Stats::new(&config.name));
         Ok(Processor {
             config,
             log,
             consumer,
             slot,
-            stats: Arc::new(Stats::default()),
+            stats,
         })
     }
 
@@ -300,7 +301,7 @@ impl Processor {
                     return Err(ProcessorError::Guest(RuntimeError::Init(message)));
                 }
                 Err(fault) => {
-                    self.stats.record_trap();
+                    self.stats.record_trap(handler.version());
                     tracing::warn!(processor = %self.config.name, offset = first, error = %fault, "guest fault");
                     attempts += 1;
                     let last = Attempt::Fault(fault);
@@ -348,7 +349,7 @@ impl Processor {
                         continue;
                     }
                     FailureKind::Skip => {
-                        self.stats.record_skip();
+                        self.stats.record_skip(handler.version());
                         tracing::warn!(processor = %self.config.name, offset = first, reason = %f.message, "skipping record");
                         Step {
                             emits: Vec::new(),
@@ -356,7 +357,7 @@ impl Processor {
                         }
                     }
                     FailureKind::DeadLetter => {
-                        self.stats.record_dead_letter();
+                        self.stats.record_dead_letter(handler.version());
                         Step {
                             emits: vec![self.dead_letter(&batch, &f.message, handler.version())],
                             next: first + 1,
@@ -383,7 +384,7 @@ impl Processor {
                 }
                 other => {
                     other?;
-                    self.stats.record_batch(processed);
+                    self.stats.record_batch(processed, handler.version());
                 }
             }
             return Ok(());
@@ -398,9 +399,12 @@ impl Processor {
         handler: &Arc<dyn Handler>,
         batch: Polled,
     ) -> Result<(Polled, Result<Output, RuntimeError>), ProcessorError> {
-        let handler = handler.clone();
+        let (handler, stats) = (handler.clone(), self.stats.clone());
         let call = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let result = handler.handle(&batch);
+            let seconds = started.elapsed().as_secs_f64();
+            stats.record_latency("weir_guest_process_seconds", handler.version(), seconds);
             (batch, result)
         });
         tokio::pin!(call);
@@ -421,6 +425,7 @@ impl Processor {
     /// both under the group's fence, so a zombie member writes neither.
     fn commit(&mut self, batch: &Polled, step: Step, version: &str) -> Result<(), ProcessorError> {
         let emitted = step.emits.len() as u64;
+        let started = std::time::Instant::now();
         let log = &self.log;
         self.consumer
             .commit(&batch.topic, batch.partition, step.next, || {
@@ -449,7 +454,10 @@ impl Processor {
                 }
                 Ok::<(), ProcessorError>(())
             })?;
-        self.stats.record_emitted(emitted);
+        self.stats.record_emitted(emitted, version);
+        let seconds = started.elapsed().as_secs_f64();
+        self.stats
+            .record_latency("weir_commit_seconds", version, seconds);
         Ok(())
     }
 

@@ -342,3 +342,14 @@ fn a_second_process_on_the_same_data_directory_is_refused() {
     );
     assert!(String::from_utf8_lossy(&second.stderr).contains("is in use by another weir process"));
 }
+
+#[test]
+fn serve_refuses_a_public_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = weir(dir.path(), &["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("WEIR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a bearer token"));
+}

@@ -93,7 +93,7 @@ impl Processor {
                         Ok(_) => unreachable!("a success is handled above"),
                     };
                     tracing::warn!(processor = %self.config.name, offset = first, %error, "dead-lettering the poison record");
-                    self.stats.record_dead_letter();
+                    self.stats.record_dead_letter(handler.version());
                     Step {
                         emits: vec![self.dead_letter(&part, &error, handler.version())],
                         next: first + 1,
@@ -113,7 +113,7 @@ impl Processor {
                 }
                 other => other?,
             }
-            self.stats.record_batch(processed);
+            self.stats.record_batch(processed, handler.version());
             pending.drain(..take);
             window = pending.len();
         }

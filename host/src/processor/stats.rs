@@ -2,9 +2,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters since the processor started.
+/// Counters since the processor started. Each count also goes to the
+/// `metrics` facade (and so to `/metrics` under `weir serve`), labelled by
+/// processor and guest version.
 #[derive(Debug, Default)]
 pub struct Stats {
+    processor: String,
     records: AtomicU64,
     batches: AtomicU64,
     emitted: AtomicU64,
@@ -42,36 +45,64 @@ counters! {
 }
 
 impl Stats {
-    pub(super) fn record_batch(&self, records: u64) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.records.fetch_add(records, Ordering::Relaxed);
+    pub(super) fn new(processor: &str) -> Stats {
+        Stats {
+            processor: processor.to_string(),
+            ..Stats::default()
+        }
     }
 
-    pub(super) fn record_emitted(&self, n: u64) {
+    fn count(&self, name: &'static str, version: &str, n: u64) {
+        metrics::counter!(name, "processor" => self.processor.clone(), "version" => version.to_string()).increment(n);
+    }
+
+    fn failure(&self, kind: &'static str, version: &str) {
+        metrics::counter!("weir_failures_total", "processor" => self.processor.clone(), "version" => version.to_string(), "kind" => kind)
+            .increment(1);
+    }
+
+    pub(super) fn record_batch(&self, records: u64, version: &str) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.count("weir_batches_total", version, 1);
+        self.count("weir_records_processed_total", version, records);
+    }
+
+    pub(super) fn record_emitted(&self, n: u64, version: &str) {
         self.emitted.fetch_add(n, Ordering::Relaxed);
+        self.count("weir_emitted_records_total", version, n);
+    }
+
+    /// How long a guest call or a commit took.
+    pub(super) fn record_latency(&self, name: &'static str, version: &str, seconds: f64) {
+        metrics::histogram!(name, "processor" => self.processor.clone(), "version" => version.to_string()).record(seconds);
     }
 
     pub(super) fn record_call(&self) {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn record_trap(&self) {
+    pub(super) fn record_trap(&self, version: &str) {
         self.traps.fetch_add(1, Ordering::Relaxed);
+        self.failure("trap", version);
     }
 
     pub(super) fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn record_skip(&self) {
+    pub(super) fn record_skip(&self, version: &str) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.failure("skip", version);
     }
 
     pub(super) fn record_fenced(&self) {
         self.fenced.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn record_dead_letter(&self) {
+    pub(super) fn record_dead_letter(&self, version: &str) {
         self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.failure("dead-letter", version);
+        self.count("weir_dlq_records_total", version, 1);
     }
 }

@@ -1,0 +1,149 @@
+//! `weir serve`: the host as an HTTP service (axum). This first cut serves the
+//! log and the groups: topics, produce, fetch, group lag and seek, Prometheus
+//! metrics and health. Processor management over the API is not built yet.
+//!
+//! Rules every handler keeps: names are validated by the log before anything
+//! touches the disk; bodies are size-limited; every error is a JSON
+//! `{"error": ...}` with a 4xx or 5xx status, never a panic; and when the
+//! service listens beyond loopback it refuses to start without a bearer token,
+//! which every request must then carry.
+
+mod api;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+pub use self::metrics::Metrics;
+
+use crate::group::Groups;
+use crate::log::Log;
+use crate::offsets::Offsets;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("listening on {addr} (not loopback) needs a bearer token: set --token or WEIR_TOKEN")]
+    TokenRequired { addr: SocketAddr },
+    #[error("HTTP server")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the handlers share.
+pub struct AppState {
+    pub log: Arc<Log>,
+    pub offsets: Arc<Offsets>,
+    pub groups: Arc<Groups>,
+    pub metrics: Metrics,
+    /// When set, every request needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the
+/// requests in flight and flushes the log.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && state.token.is_none() {
+        return Err(ServiceError::TokenRequired { addr });
+    }
+    tracing::info!(%addr, "serving the weir API");
+    let log = state.log.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    if let Err(e) = log.sync_all() {
+        tracing::error!(error = %e, "flushing the log on shutdown");
+    }
+    Ok(())
+}
+
+/// The API's routes, behind the token check and the body limit.
+pub fn router(state: Arc<AppState>) -> Router {
+    api::routes()
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let expected = format!("Bearer {token}");
+        let given = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) && request.uri().path() != "/health" {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// An error as the API returns it: a status and a JSON message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "error": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<crate::log::LogError> for ApiError {
+    fn from(e: crate::log::LogError) -> ApiError {
+        use crate::log::LogError as E;
+        let status = match &e {
+            E::UnknownTopic(_) | E::UnknownPartition { .. } => StatusCode::NOT_FOUND,
+            E::TopicExists(_) => StatusCode::CONFLICT,
+            E::Name(_)
+            | E::BadPartitionCount { .. }
+            | E::OffsetOutOfRange { .. }
+            | E::BadConfig { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, crate::processor::error_chain(&e))
+    }
+}
+
+impl From<crate::group::GroupError> for ApiError {
+    fn from(e: crate::group::GroupError) -> ApiError {
+        use crate::group::GroupError as E;
+        match e {
+            E::Log(e) => e.into(),
+            E::Active { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            E::UnknownGroup(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            e => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::processor::error_chain(&e),
+            ),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The Prometheus endpoint. The `metrics` facade's global recorder is a
+//! Prometheus recorder, installed once per process; series are written where
+//! things happen (the processor loop, produce) and lag is computed at scrape
+//! time from committed offsets and high watermarks.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::group::admin;
+use crate::log::Log;
+use crate::offsets::Offsets;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// A handle on the process's Prometheus recorder.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+}
+
+impl Metrics {
+    /// Installs the recorder the first time; later calls share it.
+    pub fn install() -> Metrics {
+        let handle = HANDLE.get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness, say):
+            // then the endpoint still renders, just without these series.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            handle
+        });
+        Metrics {
+            handle: handle.clone(),
+        }
+    }
+
+    /// The exposition text, with lag gauges refreshed first.
+    pub fn render(&self, log: &Log, offsets: &Offsets) -> String {
+        for group in offsets.groups() {
+            let Ok(lags) = admin::lag(log, offsets, &group, &[]) else {
+                continue;
+            };
+            for l in lags {
+                metrics::gauge!("weir_consumer_lag", "group" => group.clone(), "topic" => l.topic.clone(), "partition" => l.partition.to_string())
+                    .set(l.lag as f64);
+            }
+        }
+        self.handle.render()
+    }
+}

@@ -1,0 +1,290 @@
+//! `weir serve`'s API against a real server on 127.0.0.1:0: topics, produce,
+//! fetch, groups, metrics, the token check, size limits and JSON errors.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use weir::service::{AppState, Metrics};
+use weir_tests::Host;
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), weir::service::ServiceError>>,
+}
+
+impl Server {
+    async fn start(host: &Host, token: Option<&str>) -> Server {
+        let state = Arc::new(AppState {
+            log: host.log.clone(),
+            offsets: host.offsets.clone(),
+            groups: host.groups.clone(),
+            metrics: Metrics::install(),
+            token: token.map(str::to_string),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(weir::service::serve(listener, state, async {
+            stopped.await.ok();
+        }));
+        Server {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn topics_are_created_produced_to_fetched_and_described() {
+    let host = Host::new();
+    let server = Server::start(&host, None).await;
+    let c = &server.client;
+
+    let (status, body) = json_of(
+        c.post(server.url("/topics"))
+            .json(&json!({"name": "events", "partitions": 2}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["partitions"], 2);
+    let produce = json!({"records": [
+        {"key": "k", "value": "one", "headers": {"h": "x"}, "partition": 1},
+        {"value": "two", "partition": 1},
+    ]});
+    let (status, body) = json_of(
+        c.post(server.url("/topics/events/records"))
+            .json(&produce)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 2);
+
+    let (status, records) = json_of(
+        c.get(server.url("/topics/events/partitions/1/records?offset=0"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(records.as_array().unwrap().len(), 2);
+    assert_eq!(records[0]["key"], "k");
+    assert_eq!(records[0]["value"], "one");
+    assert_eq!(records[0]["headers"]["h"], "x");
+    assert_eq!(records[1]["key"], Value::Null);
+    assert_eq!(records[1]["offset"], 1);
+
+    let (_, topics) = json_of(c.get(server.url("/topics")).send().await.unwrap()).await;
+    let events = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "events")
+        .unwrap();
+    assert_eq!(events["high_watermarks"], json!([0, 2]));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_error_and_changes_nothing() {
+    let host = Host::new();
+    let server = Server::start(&host, None).await;
+    let c = &server.client;
+    let cases = [
+        (
+            c.post(server.url("/topics"))
+                .json(&json!({"name": "../etc", "partitions": 1})),
+            400,
+        ),
+        (
+            c.post(server.url("/topics"))
+                .json(&json!({"name": "__internal"})),
+            400,
+        ),
+        (
+            c.post(server.url("/topics"))
+                .json(&json!({"name": "t", "partitions": 0})),
+            400,
+        ),
+        (c.get(server.url("/topics/ghost")), 404),
+        (
+            c.post(server.url("/topics/ghost/records"))
+                .json(&json!({"records": [{"value": "v"}]})),
+            404,
+        ),
+        (c.get(server.url("/topics/ghost/partitions/0/records")), 404),
+        (c.get(server.url("/groups/nobody")), 404),
+        (
+            c.post(server.url("/groups/g/seek"))
+                .json(&json!({"to": "whenever"})),
+            400,
+        ),
+    ];
+    for (request, expected) in cases {
+        let (status, body) = json_of(request.send().await.unwrap()).await;
+        assert_eq!(status, expected, "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
+    let oversized = "x".repeat(weir::service::MAX_BODY_BYTES + 1);
+    let response = c
+        .post(server.url("/topics"))
+        .header("content-type", "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert!(
+        host.log
+            .topics()
+            .iter()
+            .all(|(name, _)| name == "__consumer_offsets"),
+        "nothing was created"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_on_every_route_but_health() {
+    let host = Host::new();
+    let server = Server::start(&host, Some("s3cret")).await;
+    let c = &server.client;
+    assert_eq!(
+        c.get(server.url("/topics"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let wrong = c
+        .get(server.url("/topics"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = c
+        .get(server.url("/topics"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 200);
+    assert_eq!(
+        c.get(server.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_without_a_token_is_refused() {
+    let host = Host::new();
+    let state = Arc::new(AppState {
+        log: host.log.clone(),
+        offsets: host.offsets.clone(),
+        groups: host.groups.clone(),
+        metrics: Metrics::install(),
+        token: None,
+    });
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let err = weir::service::serve(listener, state, async {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a bearer token"), "{err}");
+}
+
+#[tokio::test]
+async fn groups_show_lag_can_be_seeked_and_metrics_are_exposed() {
+    // The recorder must exist before the processor runs, as it does in `weir serve`.
+    Metrics::install();
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    host.append_values("in", 0, &["a", "b", "c"]);
+    let guest = host
+        .guest(weir_tests::guests::SCRIPTED, "copy", &[("output", "out")])
+        .unwrap();
+    host.run("copy", &["in"], guest, 10).await.unwrap();
+    let server = Server::start(&host, None).await;
+    let c = &server.client;
+
+    let (_, groups) = json_of(c.get(server.url("/groups")).send().await.unwrap()).await;
+    assert_eq!(groups, json!(["copy"]));
+    let (_, group) = json_of(c.get(server.url("/groups/copy")).send().await.unwrap()).await;
+    assert_eq!(group["total_lag"], 0);
+    let (status, moved) = json_of(
+        c.post(server.url("/groups/copy/seek"))
+            .json(&json!({"to": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["moved"][0]["to"], 1);
+    let (_, group) = json_of(c.get(server.url("/groups/copy")).send().await.unwrap()).await;
+    assert_eq!(group["total_lag"], 2);
+
+    c.post(server.url("/topics/in/records"))
+        .json(&json!({"records": [{"value": "d"}]}))
+        .send()
+        .await
+        .unwrap();
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("weir_consumer_lag{group=\"copy\",topic=\"in\",partition=\"0\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_appended_records_total{topic=\"in\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_records_processed_total{processor=\"copy\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("weir_guest_process_seconds"), "{metrics}");
+    server.shutdown().await;
+}

@@ -232,11 +232,6 @@ impl Groups {
         f()
     }
 
-    /// How many members `group` has right now.
-    pub fn active_members(&self, group: &str) -> usize {
-        self.describe(group).map_or(0, |d| d.members.len())
-    }
-
     /// Groups with live members on this host.
     pub fn live_groups(&self) -> Vec<String> {
         self.groups

@@ -13,22 +13,22 @@
 //! batch's emits and its next offset reach the log: emits first, then the offset
 //! (at-least-once). An exactly-once journal would replace that one function.
 
+mod config;
 mod instances;
 mod poison;
 mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use config::{ProcessorConfig, RetryPolicy, WhenExhausted};
 pub use instances::Instances;
 pub use stats::Stats;
 
-use crate::consumer::{Consumer, Membership, PollLimits, Polled};
-use crate::group::admin::ResetPolicy;
-use crate::group::{GroupError, GroupSettings, Groups};
+use crate::consumer::{Consumer, Membership, Polled};
+use crate::group::{GroupError, Groups};
 use crate::log::{Log, LogError, Record, TopicConfig};
 use crate::offsets::{Offsets, OffsetsError};
 use crate::runtime::{Emit, FailureKind, Handler, Output, RuntimeError, Slot};
@@ -85,18 +85,6 @@ pub enum Attempt {
     Fault(RuntimeError),
 }
 
-/// What happens once a batch has failed `max_retries` times over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum WhenExhausted {
-    /// Bisect the batch to isolate the poison record, dead-letter it alone,
-    /// commit everything else (with its emits) and carry on.
-    #[default]
-    DeadLetter,
-    /// Stop the processor with the last error; nothing past the batch's
-    /// committed prefix moves.
-    Stop,
-}
-
 /// An error and its sources on one line (for a dead-letter header, or a log).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
@@ -107,70 +95,6 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     out
-}
-
-/// How retries back off, and what follows when they run out.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts after the first before `then` applies.
-    pub max_retries: u32,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    pub then: WhenExhausted,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            then: WhenExhausted::DeadLetter,
-        }
-    }
-}
-
-/// A processor's settings.
-#[derive(Debug, Clone)]
-pub struct ProcessorConfig {
-    pub name: String,
-    pub topics: Vec<String>,
-    /// Defaults to the processor's name.
-    pub group: Option<String>,
-    pub poll: PollLimits,
-    /// Where the group starts on a partition without a committed offset.
-    pub reset: ResetPolicy,
-    /// The group's protocol, assignor and liveness timeouts.
-    pub group_settings: GroupSettings,
-    /// A static member id (KIP-345), set per instance by [`Instances`].
-    pub instance_id: Option<String>,
-    pub retry: RetryPolicy,
-    /// Crash-test seam: abort the process between processing and committing
-    /// the Nth batch, as a kill would (`weir run` reads it from
-    /// `WEIR_CRASH_BEFORE_COMMIT`).
-    pub crash_before_commit: Option<u64>,
-}
-
-impl ProcessorConfig {
-    /// A processor named `name` over `topics` with default settings.
-    pub fn new(name: &str, topics: &[&str]) -> ProcessorConfig {
-        ProcessorConfig {
-            name: name.to_string(),
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            group: None,
-            poll: PollLimits::default(),
-            reset: ResetPolicy::Earliest,
-            group_settings: GroupSettings::default(),
-            instance_id: None,
-            retry: RetryPolicy::default(),
-            crash_before_commit: None,
-        }
-    }
-
-    /// The processor's dead-letter topic.
-    pub fn dlq_topic(&self) -> String {
-        format!("{}.dlq", self.name)
-    }
 }
 
 /// What one batch step commits: the emits to append and the next offset.

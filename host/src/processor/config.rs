@@ -1,0 +1,84 @@
+//! A processor's settings: its input, group, polling bounds, and what it does
+//! when a batch keeps failing.
+
+use std::time::Duration;
+
+use crate::consumer::PollLimits;
+use crate::group::GroupSettings;
+use crate::group::admin::ResetPolicy;
+
+/// What happens once a batch has failed `max_retries` times over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WhenExhausted {
+    /// Bisect the batch to isolate the poison record, dead-letter it alone,
+    /// commit everything else (with its emits) and carry on.
+    #[default]
+    DeadLetter,
+    /// Stop the processor with the last error; nothing past the batch's
+    /// committed prefix moves.
+    Stop,
+}
+
+/// How retries back off, and what follows when they run out.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first before `then` applies.
+    pub max_retries: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub then: WhenExhausted,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            then: WhenExhausted::DeadLetter,
+        }
+    }
+}
+
+/// A processor's settings.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub name: String,
+    pub topics: Vec<String>,
+    /// Defaults to the processor's name.
+    pub group: Option<String>,
+    pub poll: PollLimits,
+    /// Where the group starts on a partition without a committed offset.
+    pub reset: ResetPolicy,
+    /// The group's protocol, assignor and liveness timeouts.
+    pub group_settings: GroupSettings,
+    /// A static member id (KIP-345), set per instance by [`Instances`].
+    pub instance_id: Option<String>,
+    pub retry: RetryPolicy,
+    /// Crash-test seam: abort the process between processing and committing
+    /// the Nth batch, as a kill would (`weir run` reads it from
+    /// `WEIR_CRASH_BEFORE_COMMIT`).
+    pub crash_before_commit: Option<u64>,
+}
+
+impl ProcessorConfig {
+    /// A processor named `name` over `topics` with default settings.
+    pub fn new(name: &str, topics: &[&str]) -> ProcessorConfig {
+        ProcessorConfig {
+            name: name.to_string(),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            group: None,
+            poll: PollLimits::default(),
+            reset: ResetPolicy::Earliest,
+            group_settings: GroupSettings::default(),
+            instance_id: None,
+            retry: RetryPolicy::default(),
+            crash_before_commit: None,
+        }
+    }
+
+    /// The processor's dead-letter topic.
+    pub fn dlq_topic(&self) -> String {
+        format!("{}.dlq", self.name)
+    }
+}

@@ -8,6 +8,9 @@
 //!    batch included), and the whole per-batch cost with a fresh instance.
 //! 3. The end-to-end pipeline (poll → process → emit → commit) with the
 //!    `passthrough` guest, against the same pipeline with a native handler.
+//! 4. Replay throughput and the hot-swap pause (see [`swap`]).
+
+mod swap;
 
 use std::io::Write;
 use std::path::Path;
@@ -31,6 +34,8 @@ pub struct BenchSize {
     pub pipeline_records: u64,
     /// Records pushed through the boundary per batch size.
     pub boundary_records: u64,
+    /// Plain hot swaps timed (a fifth as many swaps with a rewind).
+    pub swaps: usize,
 }
 
 impl BenchSize {
@@ -38,11 +43,13 @@ impl BenchSize {
         append_bytes: 512 << 20,
         pipeline_records: 500_000,
         boundary_records: 2_000_000,
+        swaps: 100,
     };
     pub const QUICK: BenchSize = BenchSize {
         append_bytes: 16 << 20,
         pipeline_records: 20_000,
         boundary_records: 50_000,
+        swaps: 10,
     };
 }
 
@@ -135,7 +142,7 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
     writeln!(out, "wasm passthrough:   {wasm:>12.0} rec/s").map_err(io)?;
     writeln!(out, "native passthrough: {native:>12.0} rec/s").map_err(io)?;
     writeln!(out, "ratio wasm/native:  {:>12.2}", wasm / native).map_err(io)?;
-    Ok(())
+    swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, out).await
 }
 
 /// (records/s, MB/s) appending `total` bytes of `record_size`-byte records in

@@ -2,6 +2,7 @@
 //! opening the log. One process owns a data directory at a time; a second one
 //! gets a clear error instead of two writers corrupting the same segments.
 
+pub mod config;
 pub mod group;
 pub mod run;
 pub mod serve;

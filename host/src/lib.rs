@@ -25,8 +25,12 @@
 //! - [`processor`]: the trigger: poll → process → commit for one member, with the
 //!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step;
 //!   `Instances` runs N members of a processor and scales them.
+//! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
+//!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
+//!   data directory and restored on start.
 //! - [`service`]: `weir serve`, the HTTP API (topics, produce, fetch, groups,
-//!   Prometheus metrics, health) with its token check and body limit.
+//!   processors, Prometheus metrics, health) with its token check and body
+//!   limits.
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
@@ -44,6 +48,7 @@ pub mod offsets;
 pub mod processor;
 pub mod runtime;
 pub mod service;
+pub mod supervisor;
 pub mod workload;
 
 /// The sample guests built by `host/build.rs` from `guests/`, embedded so that

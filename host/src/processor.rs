@@ -351,6 +351,7 @@ impl Processor {
         let emitted = step.emits.len() as u64;
         let started = std::time::Instant::now();
         let log = &self.log;
+        let dlq = self.config.dlq_topic();
         self.consumer
             .commit(&batch.topic, batch.partition, step.next, || {
                 let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
@@ -367,9 +368,18 @@ impl Processor {
                         );
                         emit.record.headers.push(header);
                     }
-                    let partition = log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+                    let topic = match &self.config.emit_suffix {
+                        Some(suffix) if emit.topic != dlq => {
+                            let side = format!("{}{suffix}", emit.topic);
+                            let partitions = log.partition_count(&emit.topic)?;
+                            log.ensure_topic(&side, TopicConfig::with_partitions(partitions))?;
+                            side
+                        }
+                        _ => emit.topic,
+                    };
+                    let partition = log.partition_for(&topic, emit.record.key.as_deref())?;
                     by_partition
-                        .entry((emit.topic, partition))
+                        .entry((topic, partition))
                         .or_default()
                         .push(emit.record);
                 }

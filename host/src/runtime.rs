@@ -231,10 +231,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(incompatible)?;
         let pre = ProcessorPre::new(instance_pre).map_err(incompatible)?;
-        let version: Arc<str> = match &spec.label {
-            Some(label) => format!("{label}@{}", &hash[..12]).into(),
-            None => format!("sha256:{}", &hash[..12]).into(),
-        };
+        let version: Arc<str> = version_id(&hash, spec.label.as_deref()).into();
         Ok(Guest {
             pre,
             engine: self.engine.clone(),
@@ -252,6 +249,16 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A version's id from its content hash and optional label: `label@hash12`
+/// or `sha256:hash12`.
+pub fn version_id(hash: &str, label: Option<&str>) -> String {
+    let short = &hash[..hash.len().min(12)];
+    match label {
+        Some(label) => format!("{label}@{short}"),
+        None => format!("sha256:{short}"),
     }
 }
 

@@ -1,6 +1,6 @@
-//! `weir serve`: the host as an HTTP service (axum). This first cut serves the
-//! log and the groups: topics, produce, fetch, group lag and seek, Prometheus
-//! metrics and health. Processor management over the API is not built yet.
+//! `weir serve`: the host as an HTTP service (axum): topics, produce, fetch,
+//! group lag and seek, processors run by the [`Supervisor`] (deploy, swap,
+//! rewind, pause, resume, scale, delete, shadow), Prometheus metrics and health.
 //!
 //! Rules every handler keeps: names are validated by the log before anything
 //! touches the disk; bodies are size-limited; every error is a JSON
@@ -10,6 +10,7 @@
 
 mod api;
 mod metrics;
+mod processors;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,10 +23,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 pub use self::metrics::Metrics;
+pub use self::processors::MAX_COMPONENT_BYTES;
 
 use crate::group::Groups;
 use crate::log::Log;
 use crate::offsets::Offsets;
+use crate::supervisor::Supervisor;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -44,13 +47,15 @@ pub struct AppState {
     pub log: Arc<Log>,
     pub offsets: Arc<Offsets>,
     pub groups: Arc<Groups>,
+    pub supervisor: Arc<Supervisor>,
     pub metrics: Metrics,
     /// When set, every request needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the
-/// requests in flight and flushes the log.
+/// requests in flight, stops the processors after their batches in flight
+/// (committing them), and flushes the log.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -61,10 +66,11 @@ pub async fn serve(
         return Err(ServiceError::TokenRequired { addr });
     }
     tracing::info!(%addr, "serving the weir API");
-    let log = state.log.clone();
+    let (log, supervisor) = (state.log.clone(), state.supervisor.clone());
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await?;
+    supervisor.stop_all().await;
     if let Err(e) = log.sync_all() {
         tracing::error!(error = %e, "flushing the log on shutdown");
     }
@@ -74,9 +80,34 @@ pub async fn serve(
 /// The API's routes, behind the token check and the body limit.
 pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
+        .merge(processors::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Rewrites the plain-text errors axum's extractors produce (malformed JSON,
+/// a wrong content type, an oversized body, an unknown route's 405) as the
+/// API's JSON errors, keeping their status.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 << 10).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string(),
+    };
+    ApiError::new(status, text).into_response()
 }
 
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {

@@ -13,6 +13,7 @@ use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy, W
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
 pub mod polyglot;
+pub mod server;
 /// Every guest component, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -58,6 +59,28 @@ impl Host {
         } = self;
         drop((runtime, groups, offsets, log));
         Host::new_in(dir)
+    }
+
+    /// The state `weir serve` shares between its handlers, over this host,
+    /// with a supervisor keeping its records in the host's data directory.
+    pub fn app_state(&self, token: Option<&str>) -> Arc<weir::service::AppState> {
+        let runtime = Runtime::new(self.dir.path(), self.log.clone()).expect("runtime");
+        let supervisor = weir::supervisor::Supervisor::new(
+            self.dir.path(),
+            self.log.clone(),
+            self.offsets.clone(),
+            self.groups.clone(),
+            Arc::new(runtime),
+        )
+        .expect("supervisor");
+        Arc::new(weir::service::AppState {
+            log: self.log.clone(),
+            offsets: self.offsets.clone(),
+            groups: self.groups.clone(),
+            supervisor: Arc::new(supervisor),
+            metrics: weir::service::Metrics::install(),
+            token: token.map(str::to_string),
+        })
     }
 
     /// Creates a topic.
@@ -187,4 +210,23 @@ pub fn weir_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The correct conversion to US cents of every order in `orders` partition 0,
+/// in order: the tests' own oracle for the currency guests (independent of
+/// their code, so a bug shared by guest and test cannot hide).
+pub fn expected_usd(host: &Host) -> Vec<i64> {
+    host.records("orders", 0)
+        .iter()
+        .map(|r| {
+            let o: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+            let rate = match o["currency"].as_str().unwrap() {
+                "USD" => 1000,
+                "EUR" => 1080,
+                "GBP" => 1270,
+                _ => 7,
+            };
+            o["amount_cents"].as_i64().unwrap() * rate / 1000
+        })
+        .collect()
 }

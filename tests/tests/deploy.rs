@@ -72,23 +72,6 @@ fn converted(host: &Host) -> Vec<(String, i64)> {
         })
         .collect()
 }
-
-fn expected_usd(host: &Host) -> Vec<i64> {
-    host.records("orders", 0)
-        .iter()
-        .map(|r| {
-            let o: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-            let rate = match o["currency"].as_str().unwrap() {
-                "USD" => 1000,
-                "EUR" => 1080,
-                "GBP" => 1270,
-                _ => 7,
-            };
-            o["amount_cents"].as_i64().unwrap() * rate / 1000
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_takes_over_at_the_next_batch_and_emits_name_their_version() {
     let host = Host::new();
@@ -105,7 +88,7 @@ async fn a_swap_takes_over_at_the_next_batch_and_emits_name_their_version() {
     instances.stop().await.unwrap();
 
     let out = converted(&host);
-    let expected = expected_usd(&host);
+    let expected = weir_tests::expected_usd(&host);
     assert_eq!(out.len(), 100, "no record lost or repeated by the swap");
     assert!(out[..50].iter().all(|(v, _)| *v == v1_version));
     assert!(out[50..].iter().all(|(v, _)| *v == v2_version));
@@ -143,7 +126,7 @@ async fn deploy_and_rewind_replays_history_through_the_fixed_version() {
         "the replay is v2's alone"
     );
     let replayed: Vec<i64> = out[40..].iter().map(|(_, c)| *c).collect();
-    assert_eq!(replayed, expected_usd(&host));
+    assert_eq!(replayed, weir_tests::expected_usd(&host));
     assert_eq!(
         host.groups.describe("fx").unwrap().generation,
         generation,

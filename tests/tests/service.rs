@@ -1,56 +1,10 @@
 //! `weir serve`'s API against a real server on 127.0.0.1:0: topics, produce,
 //! fetch, groups, metrics, the token check, size limits and JSON errors.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
-use weir::service::{AppState, Metrics};
+use weir::service::Metrics;
 use weir_tests::Host;
-
-struct Server {
-    base: String,
-    client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), weir::service::ServiceError>>,
-}
-
-impl Server {
-    async fn start(host: &Host, token: Option<&str>) -> Server {
-        let state = Arc::new(AppState {
-            log: host.log.clone(),
-            offsets: host.offsets.clone(),
-            groups: host.groups.clone(),
-            metrics: Metrics::install(),
-            token: token.map(str::to_string),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(weir::service::serve(listener, state, async {
-            stopped.await.ok();
-        }));
-        Server {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn shutdown(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-async fn json_of(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
+use weir_tests::server::{Server, json_of};
 
 #[tokio::test]
 async fn topics_are_created_produced_to_fetched_and_described() {
@@ -214,13 +168,7 @@ async fn a_configured_token_is_required_on_every_route_but_health() {
 #[tokio::test]
 async fn listening_beyond_loopback_without_a_token_is_refused() {
     let host = Host::new();
-    let state = Arc::new(AppState {
-        log: host.log.clone(),
-        offsets: host.offsets.clone(),
-        groups: host.groups.clone(),
-        metrics: Metrics::install(),
-        token: None,
-    });
+    let state = host.app_state(None);
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let err = weir::service::serve(listener, state, async {})
         .await

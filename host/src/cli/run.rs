@@ -187,6 +187,7 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
             then: args.when_exhausted,
             ..RetryPolicy::default()
         },
+        emit_suffix: None,
         crash_before_commit,
     })
 }

@@ -1,44 +1,154 @@
-//! `weir serve`: the HTTP API over the data directory, until Ctrl-C or SIGTERM.
+//! `weir serve`: the HTTP API over the data directory, with the processors
+//! recorded there and those declared in `weir.toml`, until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use weir::group::Groups;
+use weir::log::{Log, TopicConfig};
 use weir::offsets::Offsets;
+use weir::runtime::Runtime;
 use weir::service::{AppState, Metrics};
+use weir::supervisor::{Deployment, Supervisor};
+
+use super::config::{DeclaredProcessor, ServeConfig};
+
+/// Where `weir serve` listens when neither the flag nor the file says.
+const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Where to listen. Anything but loopback needs --token.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub listen: SocketAddr,
+    /// The configuration file (see the README); optional.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where to listen (default 127.0.0.1:7070). Anything but loopback needs
+    /// a token.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// The bearer token every request must carry.
     #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
 pub async fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
-    if !args.listen.ip().is_loopback() && args.token.is_none() {
-        anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: args.listen });
+    let config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => ServeConfig::default(),
+    };
+    let listen = args
+        .listen
+        .or(config.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+    let token = args.token.or(config.token.clone());
+    if !listen.ip().is_loopback() && token.is_none() {
+        anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
     }
     let log = super::open_log(dir)?;
+    for topic in &config.topics {
+        log.ensure_topic(&topic.name, TopicConfig::with_partitions(topic.partitions))
+            .with_context(|| format!("creating topic {}", topic.name))?;
+    }
     let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
+    let groups = Arc::new(Groups::new(log.clone()));
+    let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
+    let supervisor = Arc::new(Supervisor::new(
+        dir,
+        log.clone(),
+        offsets.clone(),
+        groups.clone(),
+        runtime,
+    )?);
+    let failed = supervisor
+        .restore()
+        .await
+        .context("restoring deployments")?;
+    if !failed.is_empty() {
+        tracing::warn!(
+            ?failed,
+            "some recorded processors could not start; see their status"
+        );
+    }
+    for declared in &config.processors {
+        declare(&supervisor, declared).await.with_context(|| {
+            format!(
+                "starting processor {} from the configuration",
+                declared.name
+            )
+        })?;
+    }
+    supervisor.watch_failures(Duration::from_millis(500));
+    spawn_retention(log.clone(), config.retention_check_secs.unwrap_or(60));
     let state = Arc::new(AppState {
-        groups: Arc::new(Groups::new(log.clone())),
         log,
         offsets,
+        groups,
+        supervisor,
         metrics: Metrics::install(),
-        token: args.token,
+        token,
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("binding {}", args.listen))?;
+        .with_context(|| format!("binding {listen}"))?;
     println!("listening on http://{}", listener.local_addr()?);
     weir::service::serve(listener, state, super::run::shutdown_signal())
         .await
         .context("serving")?;
     Ok(())
+}
+
+/// Starts a processor the configuration declares, or swaps a recorded one to
+/// the declared component if it changed (the file wins over the record).
+async fn declare(supervisor: &Supervisor, declared: &DeclaredProcessor) -> Result<()> {
+    let wasm = std::fs::read(&declared.wasm)
+        .with_context(|| format!("reading {}", declared.wasm.display()))?;
+    let component = supervisor.add_component(wasm).await?;
+    match supervisor.status(&declared.name).await {
+        Ok(status) if status.component == component && status.label == declared.label => {}
+        Ok(_) => {
+            supervisor
+                .swap(&declared.name, &component, declared.label.clone(), None)
+                .await?;
+        }
+        Err(_) => {
+            supervisor
+                .create(Deployment {
+                    name: declared.name.clone(),
+                    topics: declared.topics.clone(),
+                    group: declared.group.clone(),
+                    component,
+                    label: declared.label.clone(),
+                    instances: declared.instances,
+                    config: declared.config.clone(),
+                    reset: declared.reset,
+                    paused: false,
+                    shadow_of: None,
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies every topic's retention every `secs` seconds.
+fn spawn_retention(log: Arc<Log>, secs: u64) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(secs.max(1)));
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let log = log.clone();
+            match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
+                Ok(Ok(deleted)) if !deleted.is_empty() => {
+                    tracing::info!(partitions = deleted.len(), "retention deleted segments")
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "applying retention"),
+                Err(e) => tracing::error!(error = %e, "retention task"),
+            }
+        }
+    });
 }

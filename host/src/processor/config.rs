@@ -55,6 +55,9 @@ pub struct ProcessorConfig {
     /// A static member id (KIP-345), set per instance by [`Instances`].
     pub instance_id: Option<String>,
     pub retry: RetryPolicy,
+    /// When set, records the guest emits to topic `T` go to `T<suffix>`
+    /// instead (a shadow's side topics); dead-lettered records are not moved.
+    pub emit_suffix: Option<String>,
     /// Crash-test seam: abort the process between processing and committing
     /// the Nth batch, as a kill would (`weir run` reads it from
     /// `WEIR_CRASH_BEFORE_COMMIT`).
@@ -73,6 +76,7 @@ impl ProcessorConfig {
             group_settings: GroupSettings::default(),
             instance_id: None,
             retry: RetryPolicy::default(),
+            emit_suffix: None,
             crash_before_commit: None,
         }
     }

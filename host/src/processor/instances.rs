@@ -106,6 +106,12 @@ impl Instances {
         self.failures.1.recv().await;
     }
 
+    /// Whether some member has stopped with an error since the last call
+    /// (without waiting); [`Instances::stop`] then returns that error.
+    pub fn has_failed(&mut self) -> bool {
+        self.failures.1.try_recv().is_ok()
+    }
+
     /// The version slot the members share (a file watcher swaps through it).
     pub fn slot(&self) -> Arc<Slot> {
         self.slot.clone()
@@ -179,14 +185,33 @@ impl Instances {
 
     /// Stops every member after its batch in flight. Static members stay in the
     /// group until their session times out, so a restart is rebalance-free.
+    /// Every member is stopped even when one has failed; the first failure is
+    /// returned.
     pub async fn stop(self) -> Result<Vec<Processor>, ProcessorError> {
+        self.halt().await
+    }
+
+    /// Stops every member after its batch in flight and has each leave the
+    /// group for good (a deleted processor). Returns the first failure.
+    pub async fn retire(self) -> Result<(), ProcessorError> {
+        for processor in self.halt().await? {
+            processor.leave();
+        }
+        Ok(())
+    }
+
+    async fn halt(mut self) -> Result<Vec<Processor>, ProcessorError> {
         for member in &self.running {
             member.stop.send(true).ok();
         }
         let mut stopped = Vec::new();
-        for member in self.running {
-            stopped.push(member.task.await.map_err(ProcessorError::Task)??);
+        let mut first_error = None;
+        for member in self.running.drain(..) {
+            match member.task.await.map_err(ProcessorError::Task) {
+                Ok(Ok(processor)) => stopped.push(processor),
+                Ok(Err(e)) | Err(e) => first_error = first_error.or(Some(e)),
+            }
         }
-        Ok(stopped)
+        first_error.map_or(Ok(stopped), Err)
     }
 }

@@ -1,0 +1,206 @@
+//! Hot-swap figures: replay throughput (deploy with a rewind to the earliest
+//! offset) against the first pass over the same records, and the swap pause,
+//! the time between the end of the old version's last batch and the start of
+//! the new version's first, for plain swaps and for swaps with a rewind, next
+//! to the ordinary gap between two batches of one version (poll and commit).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::consumer::{PollLimits, Polled};
+use crate::demo::DemoError;
+use crate::group::Groups;
+use crate::group::admin::SeekTo;
+use crate::log::{Log, TopicConfig};
+use crate::offsets::Offsets;
+use crate::processor::{Instances, ProcessorConfig};
+use crate::runtime::{Guest, GuestSpec, Handler, Output, Runtime, RuntimeError};
+
+/// One handled batch: which version, when it started and ended.
+type Span = (usize, Instant, Instant);
+
+/// A guest that records when each of its batches ran.
+struct Timed {
+    guest: Guest,
+    id: usize,
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+impl Handler for Timed {
+    fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError> {
+        let started = Instant::now();
+        let output = self.guest.handle(batch);
+        let span = (self.id, started, Instant::now());
+        self.spans.lock().expect("spans lock").push(span);
+        output
+    }
+
+    fn version(&self) -> &str {
+        self.guest.version()
+    }
+}
+
+/// Prints the replay and swap-pause figures.
+pub async fn figures(
+    dir: &Path,
+    records: u64,
+    swaps: usize,
+    out: &mut impl Write,
+) -> Result<(), DemoError> {
+    let io = |e: std::io::Error| DemoError::Log(crate::log::LogError::io(dir, e));
+    let data = dir.join("swap");
+    let log = Arc::new(Log::open(&data)?);
+    let offsets = Arc::new(Offsets::open(log.clone())?);
+    let groups = Arc::new(Groups::new(log.clone()));
+    let runtime = Runtime::new(&data, log.clone())?;
+    log.create_topic("in", TopicConfig::with_partitions(1))?;
+    log.create_topic("out", TopicConfig::with_partitions(1))?;
+    crate::demo::produce_orders(&log, "in", records)?;
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let version = |id: usize| -> Result<Arc<dyn Handler>, DemoError> {
+        let spec = GuestSpec {
+            processor: "swap".into(),
+            label: Some(format!("v{id}")),
+            config: vec![("output".into(), "out".into())],
+            ..GuestSpec::default()
+        };
+        let guest = runtime.load(crate::guests::PASSTHROUGH, Path::new("passthrough"), spec)?;
+        Ok(Arc::new(Timed {
+            guest,
+            id,
+            spans: spans.clone(),
+        }))
+    };
+    let mut config = ProcessorConfig::new("swap", &["in"]);
+    config.poll = PollLimits {
+        max_records: 100,
+        max_wait: Duration::from_millis(10),
+        ..PollLimits::default()
+    };
+    let committed = || offsets.get("swap", "in", 0).map_or(0, |c| c.offset);
+    let caught_up = || async {
+        while committed() < records {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+
+    let started = Instant::now();
+    let mut instances =
+        Instances::start(config, log.clone(), offsets.clone(), groups, version(0)?, 1)?;
+    caught_up().await;
+    let first = records as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    instances
+        .deploy(version(1)?, Some(SeekTo::Earliest))
+        .await?;
+    caught_up().await;
+    let replay = records as f64 / started.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "\n## replay (deploy with --rewind-to earliest), batch 100"
+    )
+    .map_err(io)?;
+    writeln!(out, "first pass:  {first:>12.0} rec/s").map_err(io)?;
+    writeln!(out, "replay:      {replay:>12.0} rec/s").map_err(io)?;
+    writeln!(out, "ratio:       {:>12.2}", replay / first).map_err(io)?;
+
+    // Plain swaps while the members work through a replayed backlog.
+    instances
+        .deploy(version(2)?, Some(SeekTo::Earliest))
+        .await?;
+    spans.lock().expect("spans lock").clear();
+    for i in 0..swaps {
+        instances.deploy(version(3 + i % 2)?, None).await?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let plain = pauses(&spans.lock().expect("spans lock"));
+    // Swaps with a rewind: the members stop at a batch boundary and restart.
+    let rewinds = (swaps / 5).max(5);
+    spans.lock().expect("spans lock").clear();
+    for i in 0..rewinds {
+        instances
+            .deploy(version(5 + i % 2)?, Some(SeekTo::Earliest))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rewound = pauses(&spans.lock().expect("spans lock"));
+    instances.stop().await?;
+    std::fs::remove_dir_all(&data).map_err(io)?;
+
+    writeln!(
+        out,
+        "\n## swap pause: end of the old version's last batch to the new one's first"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "{:>12}  {:>6}  {:>10}  {:>10}",
+        "swap", "count", "p50 us", "p99 us"
+    )
+    .map_err(io)?;
+    let rows = [
+        ("no swap", plain.1),
+        ("plain", plain.0),
+        ("with rewind", rewound.0),
+    ];
+    for (what, gaps) in rows {
+        writeln!(
+            out,
+            "{what:>12}  {:>6}  {:>10.0}  {:>10.0}",
+            gaps.len(),
+            percentile(&gaps, 0.50),
+            percentile(&gaps, 0.99)
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// The gaps, in microseconds, between consecutive batches: at every change of
+/// version, and (the baseline) between batches of the same version.
+fn pauses(spans: &[Span]) -> (Vec<f64>, Vec<f64>) {
+    (gaps(spans, true), gaps(spans, false))
+}
+
+fn gaps(spans: &[Span], at_change: bool) -> Vec<f64> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| s.1);
+    let mut gaps: Vec<f64> = spans
+        .windows(2)
+        .filter(|w| (w[0].0 != w[1].0) == at_change)
+        .map(|w| w[1].1.saturating_duration_since(w[0].2).as_secs_f64() * 1e6)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    gaps
+}
+
+/// The `q` quantile of sorted values (0 when there are none).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[rank]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_are_measured_only_where_the_version_changes() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let spans = vec![
+            (1, at(10), at(12)),
+            (0, at(0), at(2)),
+            (0, at(3), at(5)),
+            (1, at(6), at(9)),
+        ];
+        assert_eq!(pauses(&spans), (vec![1000.0], vec![1000.0, 1000.0]));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), 2.0);
+        assert_eq!(percentile(&[], 0.99), 0.0);
+    }
+}

@@ -1,0 +1,241 @@
+//! The processor routes: upload components, deploy, swap, rewind, pause,
+//! resume, scale, delete and shadow processors run by the [`Supervisor`].
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `POST /components` | upload a component (raw wasm, up to 64 MiB) |
+//! | `GET /processors` | every processor's status |
+//! | `GET /processors/{name}` | one processor's status |
+//! | `PUT /processors/{name}` | deploy `{component, topics, label?, group?, instances?, config?, reset?}` |
+//! | `POST /processors/{name}/swap` | `{component, label?, rewind_to?}` |
+//! | `POST /processors/{name}/rewind` | `{to}` |
+//! | `POST /processors/{name}/pause`, `/resume` | stop or restart the members |
+//! | `POST /processors/{name}/scale` | `{instances}` |
+//! | `DELETE /processors/{name}` | stop and forget it |
+//! | `POST /processors/{name}/shadow` | `{component, label?, from}` |
+//! | `POST /processors/{name}/shadow/promote` | swap to the shadow's version |
+//! | `DELETE /processors/{name}/shadow` | drop the shadow |
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::group::admin::SeekTo;
+use crate::supervisor::{Deployment, Reset, Status, SupervisorError};
+
+/// The largest component accepted by `POST /components`.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+type Shared = State<Arc<AppState>>;
+type Reply = Result<Json<Status>, ApiError>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/components",
+            post(upload).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route("/processors", get(list))
+        .route("/processors/{name}", get(status).put(create).delete(delete))
+        .route("/processors/{name}/swap", post(swap))
+        .route("/processors/{name}/rewind", post(rewind))
+        .route("/processors/{name}/pause", post(pause))
+        .route("/processors/{name}/resume", post(resume))
+        .route("/processors/{name}/scale", post(scale))
+        .route(
+            "/processors/{name}/shadow",
+            post(shadow).delete(drop_shadow),
+        )
+        .route("/processors/{name}/shadow/promote", post(promote))
+}
+
+#[derive(Serialize)]
+struct Uploaded {
+    id: String,
+    bytes: usize,
+}
+
+async fn upload(
+    State(state): Shared,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body must be a wasm component",
+        ));
+    }
+    let bytes = body.len();
+    let id = state.supervisor.add_component(body.to_vec()).await?;
+    Ok((StatusCode::CREATED, Json(Uploaded { id, bytes })))
+}
+
+async fn list(State(state): Shared) -> Json<Vec<Status>> {
+    Json(state.supervisor.list().await)
+}
+
+async fn status(State(state): Shared, Path(name): Path<String>) -> Reply {
+    Ok(Json(state.supervisor.status(&name).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    component: String,
+    topics: Vec<String>,
+    label: Option<String>,
+    group: Option<String>,
+    #[serde(default = "one")]
+    instances: usize,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    reset: Reset,
+}
+
+fn one() -> usize {
+    1
+}
+
+async fn create(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<Create>,
+) -> Result<(StatusCode, Json<Status>), ApiError> {
+    let deployment = Deployment {
+        name,
+        topics: body.topics,
+        group: body.group,
+        component: body.component,
+        label: body.label,
+        instances: body.instances,
+        config: body.config,
+        reset: body.reset,
+        paused: false,
+        shadow_of: None,
+    };
+    let status = state.supervisor.create(deployment).await?;
+    Ok((StatusCode::CREATED, Json(status)))
+}
+
+fn seek_to(s: &str) -> Result<SeekTo, ApiError> {
+    s.parse()
+        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Swap {
+    component: String,
+    label: Option<String>,
+    rewind_to: Option<String>,
+}
+
+async fn swap(State(state): Shared, Path(name): Path<String>, Json(body): Json<Swap>) -> Reply {
+    let rewind = body.rewind_to.as_deref().map(seek_to).transpose()?;
+    let status = state
+        .supervisor
+        .swap(&name, &body.component, body.label, rewind)
+        .await?;
+    Ok(Json(status))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rewind {
+    to: String,
+}
+
+async fn rewind(State(state): Shared, Path(name): Path<String>, Json(body): Json<Rewind>) -> Reply {
+    let to = seek_to(&body.to)?;
+    Ok(Json(state.supervisor.rewind(&name, to).await?))
+}
+
+async fn pause(State(state): Shared, Path(name): Path<String>) -> Reply {
+    Ok(Json(state.supervisor.pause(&name).await?))
+}
+
+async fn resume(State(state): Shared, Path(name): Path<String>) -> Reply {
+    Ok(Json(state.supervisor.resume(&name).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Scale {
+    instances: usize,
+}
+
+async fn scale(State(state): Shared, Path(name): Path<String>, Json(body): Json<Scale>) -> Reply {
+    Ok(Json(state.supervisor.scale(&name, body.instances).await?))
+}
+
+async fn delete(State(state): Shared, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.supervisor.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Shadow {
+    component: String,
+    label: Option<String>,
+    from: String,
+}
+
+async fn shadow(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<Shadow>,
+) -> Result<(StatusCode, Json<Status>), ApiError> {
+    let from = seek_to(&body.from)?;
+    let status = state
+        .supervisor
+        .shadow(&name, &body.component, body.label, from)
+        .await?;
+    Ok((StatusCode::CREATED, Json(status)))
+}
+
+async fn promote(State(state): Shared, Path(name): Path<String>) -> Reply {
+    Ok(Json(state.supervisor.promote(&name).await?))
+}
+
+async fn drop_shadow(
+    State(state): Shared,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.supervisor.drop_shadow(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> ApiError {
+        use crate::processor::ProcessorError as P;
+        use crate::runtime::RuntimeError as R;
+        use SupervisorError as E;
+        let status = match e {
+            E::Log(e) | E::Processor(P::Log(e)) => return e.into(),
+            E::Group(e) | E::Processor(P::Group(e)) => return e.into(),
+            E::UnknownProcessor(_) | E::UnknownComponent(_) | E::NoShadow(_) => {
+                StatusCode::NOT_FOUND
+            }
+            E::Exists(_) | E::ShadowExists(_) | E::TopicInUse { .. } => StatusCode::CONFLICT,
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Runtime(
+                R::Compile { .. }
+                | R::Incompatible { .. }
+                | R::Init(_)
+                | R::Trap { .. }
+                | R::Deadline(_),
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, crate::processor::error_chain(&e))
+    }
+}

@@ -1,0 +1,113 @@
+//! A processor's status as the API shows it: what it runs, its state, and its
+//! group's position and lag on every input partition.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Managed, Run, SHADOW, Supervisor};
+use crate::group::admin;
+use crate::runtime::version_id;
+
+/// Whether a processor's members run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Paused,
+    Failed,
+}
+
+/// One input partition, as the processor's group sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionStatus {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: Option<u64>,
+    pub high_watermark: u64,
+    pub lag: u64,
+}
+
+/// A topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// A processor's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub name: String,
+    pub topics: Vec<String>,
+    pub group: String,
+    pub component: String,
+    /// `label@hash` or `sha256:hash`, as in the `weir.version` header.
+    pub version: String,
+    pub label: Option<String>,
+    pub instances: usize,
+    pub state: State,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub shadow_of: Option<String>,
+    /// The shadow's name, when one runs.
+    pub shadow: Option<String>,
+    /// Records left to process, over every input partition.
+    pub lag: u64,
+    /// Records processed by the members running now.
+    pub processed: u64,
+    pub partitions: Vec<PartitionStatus>,
+    /// Partitions a member stopped fetching after a record kept failing.
+    pub paused_partitions: Vec<TopicPartition>,
+    pub config: BTreeMap<String, String>,
+}
+
+impl Supervisor {
+    pub(super) fn status_of(&self, managed: &Managed) -> Status {
+        let d = &managed.deployment;
+        let group = d.group();
+        let partitions: Vec<PartitionStatus> =
+            admin::lag(&self.log, &self.offsets, &group, &d.topics)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| PartitionStatus {
+                    topic: l.topic,
+                    partition: l.partition,
+                    committed: l.committed,
+                    high_watermark: l.high_watermark,
+                    lag: l.lag,
+                })
+                .collect();
+        let (state, error, processed) = match &managed.run {
+            Run::Running(instances) => {
+                let processed = instances.stats().iter().map(|s| s.records()).sum();
+                (State::Running, None, processed)
+            }
+            Run::Paused => (State::Paused, None, 0),
+            Run::Failed(e) => (State::Failed, Some(e.clone()), 0),
+        };
+        let shadow = format!("{}{SHADOW}", d.name);
+        Status {
+            name: d.name.clone(),
+            topics: d.topics.clone(),
+            group,
+            component: d.component.clone(),
+            version: version_id(&d.component, d.label.as_deref()),
+            label: d.label.clone(),
+            instances: d.instances,
+            state,
+            error,
+            shadow_of: d.shadow_of.clone(),
+            shadow: self
+                .store
+                .exists(&shadow)
+                .then_some(shadow)
+                .filter(|_| d.shadow_of.is_none()),
+            lag: partitions.iter().map(|p| p.lag).sum(),
+            processed,
+            partitions,
+            paused_partitions: Vec::new(),
+            config: d.config.clone(),
+        }
+    }
+}

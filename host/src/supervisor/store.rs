@@ -1,0 +1,257 @@
+//! What the supervisor keeps on disk, so deployments survive a restart:
+//! uploaded components, content-addressed as `components/<sha256>.wasm`, and one
+//! JSON record per processor in `deployments/<name>.json`. Every write goes to a
+//! temporary file that is synced and renamed into place, and the directory is
+//! synced after, so a crash leaves either the old record or the new one.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::SupervisorError;
+use crate::group::admin::ResetPolicy;
+use crate::runtime::content_hash;
+
+/// Where a new group starts on a partition without a committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reset {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+impl From<Reset> for ResetPolicy {
+    fn from(r: Reset) -> ResetPolicy {
+        match r {
+            Reset::Earliest => ResetPolicy::Earliest,
+            Reset::Latest => ResetPolicy::Latest,
+        }
+    }
+}
+
+/// A processor as deployed: what to run, over what, and whether it is paused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    pub name: String,
+    pub topics: Vec<String>,
+    /// The consumer group; defaults to the processor's name.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The component's SHA-256, as `POST /components` returned it.
+    pub component: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default = "one")]
+    pub instances: usize,
+    /// Passed to the guest's `init`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reset: Reset,
+    #[serde(default)]
+    pub paused: bool,
+    /// Set on a shadow: the processor it shadows. Its group is the shadowed
+    /// group plus `.shadow`, and its emits go to `<topic>.shadow`.
+    #[serde(default)]
+    pub shadow_of: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Deployment {
+    /// The consumer group the processor's members join.
+    pub fn group(&self) -> String {
+        self.group.clone().unwrap_or_else(|| self.name.clone())
+    }
+}
+
+/// The supervisor's directory.
+pub struct Store {
+    components: PathBuf,
+    deployments: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, SupervisorError> {
+        let store = Store {
+            components: data_dir.join("components"),
+            deployments: data_dir.join("deployments"),
+        };
+        for dir in [&store.components, &store.deployments] {
+            fs::create_dir_all(dir).map_err(|e| SupervisorError::io(dir, e))?;
+        }
+        Ok(store)
+    }
+
+    /// Stores a component under its hash (a no-op when it is already there).
+    pub fn put_component(&self, wasm: &[u8]) -> Result<String, SupervisorError> {
+        let hash = content_hash(wasm);
+        let path = self.component_path(&hash);
+        if !path.exists() {
+            write_atomically(&path, wasm)?;
+        }
+        Ok(hash)
+    }
+
+    /// The bytes of a stored component.
+    pub fn component(&self, hash: &str) -> Result<Vec<u8>, SupervisorError> {
+        let valid = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid {
+            return Err(SupervisorError::UnknownComponent(hash.to_string()));
+        }
+        let path = self.component_path(hash);
+        fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SupervisorError::UnknownComponent(hash.to_string()),
+            _ => SupervisorError::io(&path, e),
+        })
+    }
+
+    /// Where a component's bytes live (also names it in errors).
+    pub fn component_path(&self, hash: &str) -> PathBuf {
+        self.components.join(format!("{hash}.wasm"))
+    }
+
+    /// Records a deployment, replacing any earlier record of the same name.
+    pub fn save(&self, deployment: &Deployment) -> Result<(), SupervisorError> {
+        let json = serde_json::to_vec_pretty(deployment).expect("a deployment serializes");
+        write_atomically(&self.deployment_path(&deployment.name), &json)
+    }
+
+    /// Forgets a deployment.
+    pub fn remove(&self, name: &str) -> Result<(), SupervisorError> {
+        let path = self.deployment_path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.deployments),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SupervisorError::io(&path, e)),
+        }
+    }
+
+    /// Every recorded deployment, shadows last (they need their main processor).
+    /// A record that cannot be read is an error naming its file.
+    pub fn load_all(&self) -> Result<Vec<Deployment>, SupervisorError> {
+        let entries = fs::read_dir(&self.deployments)
+            .map_err(|e| SupervisorError::io(&self.deployments, e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|e| SupervisorError::io(&self.deployments, e))?
+                .path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = fs::read(&path).map_err(|e| SupervisorError::io(&path, e))?;
+            let deployment: Deployment =
+                serde_json::from_slice(&bytes).map_err(|e| SupervisorError::Record {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            out.push(deployment);
+        }
+        out.sort_by_key(|d| (d.shadow_of.is_some(), d.name.clone()));
+        Ok(out)
+    }
+
+    /// Whether a deployment named `name` is recorded.
+    pub fn exists(&self, name: &str) -> bool {
+        self.deployment_path(name).exists()
+    }
+
+    fn deployment_path(&self, name: &str) -> PathBuf {
+        self.deployments.join(format!("{name}.json"))
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SupervisorError> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| SupervisorError::io(path, e))?;
+    sync_dir(path.parent().expect("a stored file has a directory"))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SupervisorError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SupervisorError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(name: &str) -> Deployment {
+        Deployment {
+            name: name.into(),
+            topics: vec!["orders".into()],
+            group: None,
+            component: "ab".repeat(32),
+            label: Some("v1".into()),
+            instances: 2,
+            config: BTreeMap::from([("output".into(), "out".into())]),
+            reset: Reset::Latest,
+            paused: true,
+            shadow_of: None,
+        }
+    }
+
+    #[test]
+    fn deployments_round_trip_and_shadows_load_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut shadow = deployment("a.shadow");
+        shadow.shadow_of = Some("a".into());
+        for d in [&shadow, &deployment("b"), &deployment("a")] {
+            store.save(d).unwrap();
+        }
+        let names: Vec<_> = store
+            .load_all()
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "a.shadow"]);
+        store.remove("b").unwrap();
+        store.remove("b").unwrap();
+        let reopened = Store::open(dir.path()).unwrap().load_all().unwrap();
+        assert_eq!(reopened, vec![deployment("a"), shadow]);
+    }
+
+    #[test]
+    fn components_are_content_addressed_and_bad_ids_are_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.put_component(b"\0asm bytes").unwrap();
+        assert_eq!(id, content_hash(b"\0asm bytes"));
+        assert_eq!(store.put_component(b"\0asm bytes").unwrap(), id);
+        assert_eq!(store.component(&id).unwrap(), b"\0asm bytes");
+        for bad in ["../../etc/passwd", "", &"0".repeat(64)] {
+            let err = store.component(bad).unwrap_err();
+            assert!(
+                matches!(err, SupervisorError::UnknownComponent(_)),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_error_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fs::write(dir.path().join("deployments/x.json"), b"{not json").unwrap();
+        let err = store.load_all().unwrap_err().to_string();
+        assert!(err.contains("x.json"), "{err}");
+    }
+}

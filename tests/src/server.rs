@@ -1,0 +1,90 @@
+//! A real `weir serve` API over an embedded [`Host`], on 127.0.0.1:0, with the
+//! supervisor's recorded processors restored as the binary does on start.
+
+use serde_json::Value;
+
+use crate::Host;
+
+/// A running server and a client for it.
+pub struct Server {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), weir::service::ServiceError>>,
+}
+
+impl Server {
+    /// Serves `host` until [`Server::shutdown`].
+    pub async fn start(host: &Host, token: Option<&str>) -> Server {
+        let state = host.app_state(token);
+        state.supervisor.restore().await.expect("restore");
+        state
+            .supervisor
+            .watch_failures(std::time::Duration::from_millis(100));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(weir::service::serve(listener, state, async {
+            stopped.await.ok();
+        }));
+        Server {
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET path`: (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        json_of(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let request = self.client.post(self.url(path)).json(&body);
+        json_of(request.send().await.unwrap()).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let request = self.client.put(self.url(path)).json(&body);
+        json_of(request.send().await.unwrap()).await
+    }
+
+    /// `DELETE path`: the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        let response = self.client.delete(self.url(path)).send().await.unwrap();
+        response.status().as_u16()
+    }
+
+    /// Uploads a component file; returns (status, JSON body).
+    pub async fn upload(&self, path: &str) -> (u16, Value) {
+        let wasm = std::fs::read(path).unwrap();
+        let request = self.client.post(self.url("/components")).body(wasm);
+        json_of(request.send().await.unwrap()).await
+    }
+
+    /// Stops the server gracefully (processors finish their batches).
+    pub async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// A response's status and JSON body (`null` when the body is empty).
+pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    if bytes.is_empty() {
+        return (status, Value::Null);
+    }
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {bytes:?}"));
+    (status, body)
+}

@@ -7,7 +7,7 @@ struct Trap;
 
 impl Processor for Trap {
     fn process(batch: &Batch) -> Result<(), Failure> {
-        if batch.len() > 0 {
+        if !batch.is_empty() {
             core::arch::wasm32::unreachable();
         }
         Ok(())

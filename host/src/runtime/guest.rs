@@ -129,8 +129,9 @@ impl Guest {
     }
 
     /// Times `calls` `process` calls on one instance (building the columnar
-    /// batch each time, as a real call does), leaving out instantiation: the
-    /// guest-boundary and interruption benchmarks.
+    /// batch each time, as a real call does, and dropping the emits after
+    /// each), leaving out instantiation: the guest-boundary and CPU-bound
+    /// benchmarks.
     pub fn time_process_calls(
         &self,
         polled: &Polled,
@@ -141,7 +142,9 @@ impl Guest {
         for _ in 0..calls {
             self.arm(&mut store)?;
             let batch = batch::columnar(polled);
-            match instance.call_process(&mut store, &batch) {
+            let result = instance.call_process(&mut store, &batch);
+            store.data_mut().clear_emits();
+            match result {
                 Ok(Ok(())) => {}
                 Ok(Err(failure)) => return Err(RuntimeError::Failed(failure.message)),
                 Err(e) => return Err(self.fault(e, &store)),

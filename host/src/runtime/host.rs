@@ -101,6 +101,12 @@ impl HostState {
 }
 
 impl HostState {
+    /// Drops the emits of a call whose output nobody commits (benchmarks).
+    pub(super) fn clear_emits(&mut self) {
+        self.emits.clear();
+        self.emitted_bytes = 0;
+    }
+
     /// The last 2 KiB the guest wrote to stderr, trimmed.
     pub(super) fn stderr_tail(&self) -> String {
         let bytes = self.stderr.contents();

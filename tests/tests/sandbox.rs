@@ -211,6 +211,23 @@ async fn unbounded_recursion_overflows_the_wasm_stack() {
     );
 }
 
+#[tokio::test]
+async fn the_default_stack_limit_also_overflows_cleanly_inside_the_host_thread() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.append_values("in", 0, &["deep"]);
+    let guest = host.guest(guests::HOSTILE_STACK, "deep", &[]).unwrap();
+
+    let err = host.run("deep", &["in"], guest, 10).await.err().unwrap();
+
+    let chain = error_chain(&err);
+    assert!(
+        chain.contains("guest overflowed its wasm stack (limit 1048576 bytes)"),
+        "{chain}"
+    );
+    assert_eq!(host.committed("deep", "in", 0), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_instruction_is_a_trap_naming_it() {
     let fault = hostile(guests::HOSTILE_TRAP, Limits::default()).await;

@@ -140,3 +140,40 @@ impl Drop for Engines {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processors_share_an_engine_unless_their_stack_or_fuel_setting_differs() {
+        let engines = Engines::new(true).unwrap();
+        let limits = |max_stack_bytes, fuel| Limits {
+            max_stack_bytes,
+            fuel,
+            ..Limits::default()
+        };
+        let plain = engines.get(&Limits::default()).unwrap();
+        let other_memory = Limits {
+            memory_bytes: 1 << 20,
+            deadline: Duration::from_millis(1),
+            ..Limits::default()
+        };
+        assert!(Arc::ptr_eq(&plain, &engines.get(&other_memory).unwrap()));
+        let fueled = engines.get(&limits(1 << 20, Some(10))).unwrap();
+        assert!(!Arc::ptr_eq(&plain, &fueled));
+        assert!(Arc::ptr_eq(
+            &fueled,
+            &engines.get(&limits(1 << 20, Some(99))).unwrap()
+        ));
+        let shallow = engines.get(&limits(64 << 10, None)).unwrap();
+        assert!(!Arc::ptr_eq(&plain, &shallow));
+        assert_eq!(engines.ticking.lock().unwrap().len(), 3, "all ticked");
+
+        // Only the processors that ask for fuel get metered code.
+        let mut store = wasmtime::Store::new(&plain.engine, ());
+        assert!(store.set_fuel(1).is_err());
+        let mut store = wasmtime::Store::new(&fueled.engine, ());
+        assert!(store.set_fuel(1).is_ok());
+    }
+}

@@ -3,7 +3,9 @@
 //!
 //! [`Limits`] is plain data with serde support, so a deployment record or an API
 //! body can carry it as JSON: every field is optional there (missing ones take
-//! the documented defaults), and the deadline travels as milliseconds.
+//! the documented defaults), unknown ones are refused (a misspelt limit must
+//! not silently fall back to its default), and the deadline travels as
+//! milliseconds.
 //!
 //! ```json
 //! {"memory_bytes": 134217728, "deadline_ms": 10000, "max_stack_bytes": 1048576, "fuel": null}
@@ -21,7 +23,7 @@ pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Per-processor resource limits for each batch's store. Exceeding any of them
 /// traps the guest: the batch is not committed and the failure policy applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest linear memory a guest may grow to. Default 128 MiB.
     pub memory_bytes: usize,
@@ -146,6 +148,11 @@ mod tests {
                 deadline: Duration::from_millis(50),
                 ..Limits::default()
             }
+        );
+        let misspelt = serde_json::from_str::<Limits>(r#"{"deadline": 50}"#).unwrap_err();
+        assert!(
+            misspelt.to_string().contains("unknown field `deadline`"),
+            "{misspelt}"
         );
     }
 

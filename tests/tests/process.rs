@@ -391,7 +391,7 @@ fn weir_run_applies_the_sandbox_flags() {
         "{stderr}"
     );
 
-    run_ok(&mut weir(
+    let wasi = run_ok(&mut weir(
         dir.path(),
         &[
             "run",
@@ -418,4 +418,13 @@ fn weir_run_applies_the_sandbox_flags() {
         std::fs::read_to_string(scratch.join("hello.txt")).unwrap(),
         "hello from scratch"
     );
+    // The guest's stdout reaches the log, tagged with processor and version.
+    let log = String::from_utf8_lossy(&wasi.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("scratch write and read: allowed: hello from scratch"))
+        .unwrap_or_else(|| panic!("no guest stdout in the log: {log}"));
+    assert!(line.contains("processor=wasi"), "{line}");
+    assert!(line.contains("version=sha256:"), "{line}");
+    assert!(line.contains("stream=\"stdout\""), "{line}");
 }

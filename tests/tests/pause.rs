@@ -18,11 +18,7 @@ fn poisoned_host() -> Host {
     host.topic("in", 2);
     host.topic("out", 1);
     let good: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
-    host.append_values(
-        "in",
-        0,
-        &good.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    host.append_values("in", 0, &good);
     host.append_values("in", 1, &POISONED);
     host
 }

@@ -51,7 +51,6 @@ fn start_bystander(host: &Host) -> Bystander {
 
 fn append_good(host: &Host) {
     let values: Vec<String> = (0..BYSTANDER_BATCH).map(|i| format!("g{i}")).collect();
-    let values: Vec<&str> = values.iter().map(String::as_str).collect();
     for partition in 0..2 {
         host.append_values("good", partition, &values);
     }
@@ -152,11 +151,7 @@ async fn a_guest_with_enough_fuel_processes_normally() {
     host.topic("in", 1);
     host.topic("out", 1);
     let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
-    host.append_values(
-        "in",
-        0,
-        &values.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    host.append_values("in", 0, &values);
     let spec = GuestSpec {
         processor: "fueled".into(),
         config: vec![("output".into(), "out".into())],

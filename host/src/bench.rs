@@ -8,7 +8,12 @@
 //!    batch included), and the whole per-batch cost with a fresh instance.
 //! 3. The end-to-end pipeline (poll → process → emit → commit) with the
 //!    `passthrough` guest, against the same pipeline with a native handler.
-//! 4. Replay throughput and the hot-swap pause (see [`swap`]).
+//! 4. The cost of the sandbox's CPU bounds: `process` calls of `passthrough`
+//!    and `fraud-filter` compiled with epoch interruption, with fuel, and with
+//!    both, against neither.
+//! 5. Cold start: loading the largest embedded guest with an empty compiled
+//!    cache against loading it from the cache.
+//! 6. Replay throughput and the hot-swap pause (see [`swap`]).
 
 mod swap;
 
@@ -23,7 +28,8 @@ use crate::group::Groups;
 use crate::log::{Durability, Log, Record, StoredRecord, TopicConfig};
 use crate::offsets::Offsets;
 use crate::processor::{Processor, ProcessorConfig};
-use crate::runtime::{Emit, GuestSpec, Handler, Output, Runtime, RuntimeError};
+use crate::runtime::{Emit, GuestSpec, Handler, Limits, Output, Runtime, RuntimeError, Source};
+use crate::workload::Orders;
 
 /// How much work each figure does; `quick` is for smoke runs.
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +148,152 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
     writeln!(out, "wasm passthrough:   {wasm:>12.0} rec/s").map_err(io)?;
     writeln!(out, "native passthrough: {native:>12.0} rec/s").map_err(io)?;
     writeln!(out, "ratio wasm/native:  {:>12.2}", wasm / native).map_err(io)?;
+
+    writeln!(
+        out,
+        "\n## CPU bounds: process calls on one instance, batch 500, ns/record (best of 5 rounds)"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "{:<13}  {:>8}  {:>8}  {:>8}  {:>10}  {:>7}  {:>7}",
+        "guest", "neither", "epoch", "fuel", "epoch+fuel", "epoch %", "fuel %"
+    )
+    .map_err(io)?;
+    for (name, [neither, epoch, fuel, both]) in interruption_figures(dir, size)? {
+        let pct = |x: f64| (x / neither - 1.0) * 100.0;
+        writeln!(
+            out,
+            "{name:<13}  {neither:>8.1}  {epoch:>8.1}  {fuel:>8.1}  {both:>10.1}  {:>+7.1}  {:>+7.1}",
+            pct(epoch),
+            pct(fuel)
+        )
+        .map_err(io)?;
+    }
+
+    let (name, bytes, uncached, cached) = cold_start_figures(dir)?;
+    writeln!(
+        out,
+        "\n## cold start: load {name} ({} KB), median of {COLD_STARTS}",
+        bytes / 1000
+    )
+    .map_err(io)?;
+    writeln!(out, "uncached (compile): {:>8.1} ms", ms(uncached)).map_err(io)?;
+    writeln!(out, "cached:             {:>8.1} ms", ms(cached)).map_err(io)?;
     swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, out).await
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Per guest, ns/record of `process` calls compiled with neither CPU bound,
+/// with epoch interruption, with fuel, and with both.
+fn interruption_figures(
+    dir: &Path,
+    size: BenchSize,
+) -> Result<Vec<(&'static str, [f64; 4])>, DemoError> {
+    const BATCH: usize = 500;
+    let data = dir.join("interruption");
+    let log = Arc::new(Log::open(&data)?);
+    log.ensure_topic("alerts", TopicConfig::with_partitions(1))?;
+    let plain = Runtime::without_epoch_interruption(&data, log.clone())?;
+    let epochs = Runtime::new(&data, log.clone())?;
+    let orders = Polled {
+        records: Orders::new(7, 0)
+            .take(BATCH)
+            .enumerate()
+            .map(|(i, r)| StoredRecord {
+                offset: i as u64,
+                timestamp: 0,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            })
+            .collect(),
+        ..synthetic_batch(BATCH)
+    };
+    let guests: [(&'static str, &[u8], Polled); 2] = [
+        (
+            "passthrough",
+            crate::guests::PASSTHROUGH,
+            synthetic_batch(BATCH),
+        ),
+        ("fraud-filter", crate::guests::FRAUD_FILTER, orders),
+    ];
+    // Rounds interleave the four setups, and each keeps its best round, so
+    // load from elsewhere on the machine skews no setup more than another.
+    const ROUNDS: u32 = 5;
+    let calls = (size.boundary_records / BATCH as u64 / ROUNDS as u64).clamp(10, 1000) as u32;
+    let setups = [
+        (&plain, None),
+        (&epochs, None),
+        (&plain, Some(u64::MAX)),
+        (&epochs, Some(u64::MAX)),
+    ];
+    let mut figures = Vec::new();
+    for (name, wasm, polled) in guests {
+        let mut loaded = Vec::new();
+        for (runtime, fuel) in setups {
+            let spec = GuestSpec {
+                limits: Limits {
+                    fuel,
+                    ..Limits::default()
+                },
+                ..GuestSpec::default()
+            };
+            let guest = runtime.load(wasm, Path::new(name), spec)?;
+            guest.time_process_calls(&polled, 5)?;
+            loaded.push(guest);
+        }
+        let mut row = [f64::INFINITY; 4];
+        for _ in 0..ROUNDS {
+            for (best, guest) in row.iter_mut().zip(&loaded) {
+                let elapsed = guest.time_process_calls(&polled, calls)?;
+                let per = elapsed.as_nanos() as f64 / (calls as f64 * BATCH as f64);
+                *best = best.min(per);
+            }
+        }
+        figures.push((name, row));
+    }
+    Ok(figures)
+}
+
+/// How many loads each cold-start figure is the median of.
+const COLD_STARTS: usize = 5;
+
+/// The largest embedded guest's name and size, and the median time to load
+/// it into a fresh runtime with an empty compiled cache and with a warm one.
+fn cold_start_figures(dir: &Path) -> Result<(&'static str, usize, Duration, Duration), DemoError> {
+    let (name, wasm) = [
+        ("fraud-filter", crate::guests::FRAUD_FILTER),
+        ("order-totals", crate::guests::ORDER_TOTALS),
+        ("passthrough", crate::guests::PASSTHROUGH),
+    ]
+    .into_iter()
+    .max_by_key(|(_, wasm)| wasm.len())
+    .expect("embedded guests");
+    let data = dir.join("cold-start");
+    let log = Arc::new(Log::open(&data)?);
+    let load = |cache: &Path, expected: Source| -> Result<Duration, DemoError> {
+        let runtime = Runtime::new(cache, log.clone())?;
+        let guest = runtime.load(wasm, Path::new(name), GuestSpec::default())?;
+        assert_eq!(guest.source(), expected, "{name} in {}", cache.display());
+        Ok(guest.load_time())
+    };
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let mut uncached = Vec::new();
+    for i in 0..COLD_STARTS {
+        uncached.push(load(&data.join(format!("empty-{i}")), Source::Compiled)?);
+    }
+    let mut cached = Vec::new();
+    for _ in 0..COLD_STARTS {
+        cached.push(load(&data.join("empty-0"), Source::Cached)?);
+    }
+    Ok((name, wasm.len(), median(uncached), median(cached)))
 }
 
 /// (records/s, MB/s) appending `total` bytes of `record_size`-byte records in

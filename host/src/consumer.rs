@@ -8,8 +8,11 @@
 //! dropped (the batch in flight has already finished, since polls happen between
 //! batches), newly granted ones start at the committed offset or by the reset
 //! policy. Polls rotate over the partitions so a busy one cannot starve the rest,
-//! and return records from one partition at a time.
+//! and return records from one partition at a time. A partition can be paused
+//! (the processor's "pause" failure policy): polls skip it until the member
+//! resumes it or restarts, and its position stays where it was.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +75,8 @@ pub struct Consumer {
     assigned: Vec<(String, u32, u64)>,
     /// Where the next poll starts its rotation.
     cursor: usize,
+    /// Assigned partitions that polls skip.
+    paused: BTreeSet<(String, u32)>,
 }
 
 impl Consumer {
@@ -97,6 +102,7 @@ impl Consumer {
             epoch: 0,
             assigned: Vec::new(),
             cursor: 0,
+            paused: BTreeSet::new(),
         };
         consumer.sync()?;
         Ok(consumer)
@@ -174,7 +180,26 @@ impl Consumer {
             self.cursor = 0;
         }
         self.assigned = next;
+        let assigned = &self.assigned;
+        self.paused
+            .retain(|(t, p)| assigned.iter().any(|(at, ap, _)| at == t && ap == p));
         Ok(())
+    }
+
+    /// Stops fetching a partition; its position stays at the committed offset.
+    /// A revoked partition is no longer paused (its next owner starts afresh).
+    pub fn pause(&mut self, topic: &str, partition: u32) {
+        self.paused.insert((topic.to_string(), partition));
+    }
+
+    /// Fetches every paused partition again, from where it stopped.
+    pub fn resume_all(&mut self) {
+        self.paused.clear();
+    }
+
+    /// The paused partitions, in order.
+    pub fn paused(&self) -> Vec<(String, u32)> {
+        self.paused.iter().cloned().collect()
     }
 
     /// Returns the next batch from some assigned partition, waiting up to
@@ -202,6 +227,9 @@ impl Consumer {
         for i in 0..n {
             let slot = (self.cursor + i) % n;
             let (topic, partition, position) = &self.assigned[slot];
+            if !self.paused.is_empty() && self.paused.contains(&(topic.clone(), *partition)) {
+                continue;
+            }
             let high_watermark = self.log.high_watermark(topic, *partition)?;
             if *position >= high_watermark {
                 continue;

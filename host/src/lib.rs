@@ -19,11 +19,16 @@
 //! - [`consumer`]: the narrow consumer-side interface the processor loop uses:
 //!   follow the group's assignment, poll the assigned partitions (with max
 //!   records, bytes and wait), fenced commits, heartbeats, positions and lag.
-//! - [`runtime`]: the wasmtime engine, the on-disk compiled-component cache, the
-//!   WIT bindings and host imports, per-batch stores with memory and deadline
-//!   limits, and the [`runtime::Handler`] seam a native processor also fits.
+//! - [`runtime`]: the wasmtime engines (one per stack and fuel setting, one
+//!   epoch ticker), the on-disk compiled-component cache, the WIT bindings and
+//!   host imports, per-batch stores under per-processor limits (memory,
+//!   deadline, wasm stack, fuel) with no ambient authority but an optional
+//!   scratch directory, and the [`runtime::Handler`] seam a native processor
+//!   also fits.
 //! - [`processor`]: the trigger: poll → process → commit for one member, with the
-//!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step;
+//!   failure kinds (retry, skip, dead-letter, fatal), what follows exhausted
+//!   retries (stop, isolate and dead-letter, pause the partition), and the
+//!   single commit step;
 //!   `Instances` runs N members of a processor and scales them.
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the

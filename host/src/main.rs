@@ -76,7 +76,7 @@ enum Command {
         max: usize,
     },
     /// Run a processor in the foreground until Ctrl-C or SIGTERM.
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// List, describe and seek consumer groups.
     Group {
         #[command(subcommand)]
@@ -84,7 +84,7 @@ enum Command {
     },
     /// Serve the HTTP API (topics, produce, fetch, groups, metrics).
     Serve(cli::serve::ServeArgs),
-    /// Measure append, guest-boundary and pipeline throughput.
+    /// Measure append, guest-boundary, pipeline, CPU-bound and cold-start costs.
     Bench {
         /// A short smoke run instead of the full measurement.
         #[arg(long)]
@@ -141,7 +141,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             from,
             max,
         } => consume(&dir, &topic, partition, from, max),
-        Command::Run(args) => cli::run::run(&dir, args).await,
+        Command::Run(args) => cli::run::run(&dir, *args).await,
         Command::Serve(args) => cli::serve::serve(&dir, args).await,
         Command::Group { command } => cli::group::run(&dir, command),
         Command::Bench { quick } => {

@@ -7,7 +7,9 @@
 //! of the next batch and applies the failure kind to it: `retry` backs off and
 //! calls again, `skip` commits past it, `dead-letter` appends it to
 //! `<processor>.dlq` and commits past it, `fatal` stops the processor. A trap
-//! (or a blown deadline) commits nothing and is retried with backoff.
+//! (or a blown limit) commits nothing and is retried with backoff; when the
+//! retries run out, the policy stops the processor, isolates the poison record,
+//! or pauses the partition.
 //!
 //! Every commit goes through [`Processor::commit`], the one place where a
 //! batch's emits and its next offset reach the log: emits first, then the offset
@@ -111,6 +113,9 @@ pub struct Processor {
     /// The guest version; read once per batch, so a swap lands between batches.
     slot: Arc<Slot>,
     stats: Arc<Stats>,
+    /// The version that paused partitions: once another is swapped in, they
+    /// are fetched again, so a fix gets its chance at the poison record.
+    paused_by: Option<String>,
 }
 
 impl Processor {
@@ -151,6 +156,7 @@ impl Processor {
             consumer,
             slot,
             stats,
+            paused_by: None,
         })
     }
 
@@ -171,11 +177,16 @@ impl Processor {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<Processor, ProcessorError> {
         while !*shutdown.borrow() {
+            self.resume_after_swap();
             let polled = tokio::select! {
                 polled = self.consumer.poll(self.config.poll) => polled?,
                 // A dropped sender means nobody can stop us any more: stop now.
                 changed = shutdown.changed() => if changed.is_err() { break } else { continue },
             };
+            if self.paused_by.is_some() {
+                // A rebalance may have taken paused partitions away.
+                self.stats.set_paused(self.consumer.paused());
+            }
             if let Some(batch) = polled {
                 self.process(batch, &mut shutdown).await?;
             }
@@ -190,6 +201,7 @@ impl Processor {
             // Syncing every round keeps the member polling in the group's eyes
             // (max poll interval) and follows any reassignment.
             self.consumer.sync()?;
+            self.resume_after_swap();
             let Some(batch) = self.consumer.try_poll(self.config.poll)? else {
                 break;
             };
@@ -205,7 +217,22 @@ impl Processor {
         if self.config.instance_id.is_none() {
             self.consumer.leave();
         }
+        self.stats.stopped();
         self
+    }
+
+    /// Fetches paused partitions again once a new version has been swapped in.
+    fn resume_after_swap(&mut self) {
+        let Some(paused_by) = &self.paused_by else {
+            return;
+        };
+        let current = self.slot.current();
+        if current.version() != paused_by {
+            tracing::info!(processor = %self.config.name, version = current.version(), partitions = ?self.consumer.paused(), "new version: resuming paused partitions");
+            self.consumer.resume_all();
+            self.paused_by = None;
+            self.stats.set_paused(Vec::new());
+        }
     }
 
     async fn process(

@@ -1,33 +1,39 @@
-//! The WebAssembly runtime: one wasmtime `Engine`, the compiled-component cache,
+//! The WebAssembly runtime: the wasmtime engines, the compiled-component cache,
 //! and [`Guest`], a loaded component ready to process batches.
 //!
 //! Loading compiles a component once (or loads it from the on-disk cache), checks
 //! that it implements `weir:processor/processor@0.1.0`, and keeps a pre-linked
-//! `ProcessorPre`. Every batch then runs in a fresh `Store` with its own memory
-//! cap and epoch deadline, so a guest can neither keep state between batches nor
-//! hurt the next one after a trap. An epoch ticker thread drives the deadlines.
+//! `ProcessorPre` on the engine its limits need (see [`engine`]). Every batch
+//! then runs in a fresh `Store` with its own memory cap, epoch deadline, stack
+//! and optional fuel, so a guest can neither keep state between batches nor hurt
+//! the next one after a trap. One epoch ticker thread drives the deadlines.
 
 mod batch;
 mod bindings;
 mod cache;
+pub mod engine;
+mod guest;
 mod host;
+mod limits;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder};
+use wasmtime::Engine;
+use wasmtime::component::Component;
 
 pub use bindings::{PACKAGE_VERSION, WORLD};
 pub use cache::{Source, content_hash};
-pub use host::{Emit, MAX_EMIT_BYTES};
+pub use engine::EPOCH_TICK;
+pub use guest::Guest;
+pub use host::{Emit, MAX_EMIT_BYTES, SCRATCH_GUEST_PATH};
+pub use limits::{Limits, MAX_TABLE_ELEMENTS};
 
 use crate::consumer::Polled;
 use crate::log::Log;
-use bindings::{Processor, ProcessorPre};
-use host::HostState;
+use bindings::ProcessorPre;
+use engine::Engines;
 
 /// A boxed error from wasmtime, keeping its chain.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -63,8 +69,24 @@ pub enum RuntimeError {
     Init(String),
     #[error("guest reported a failure outside the processor loop: {0}")]
     Failed(String),
+    #[error("invalid limits: {0}")]
+    Limits(String),
+    #[error("cannot open scratch directory {path}")]
+    Scratch {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
     #[error("guest exceeded its {0:?} deadline")]
     Deadline(Duration),
+    #[error("guest ran out of fuel (limit {0} per batch)")]
+    OutOfFuel(u64),
+    #[error("guest overflowed its wasm stack (limit {0} bytes)")]
+    StackOverflow(usize),
+    #[error(
+        "guest exceeded its memory limit: it asked for {requested} bytes, the limit is {limit}"
+    )]
+    Memory { requested: usize, limit: usize },
     #[error("guest trapped{}", stderr_note(.stderr))]
     Trap {
         /// The end of what the guest wrote to stderr, where a panic message lands.
@@ -81,29 +103,6 @@ fn stderr_note(stderr: &str) -> String {
         format!(" (guest stderr: {stderr:?})")
     }
 }
-
-/// Per-processor resource limits for each batch's store.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest linear memory a guest may grow to.
-    pub memory_bytes: usize,
-    /// Wall-clock budget for instantiating, initializing and processing a batch.
-    pub deadline: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 128 << 20,
-            deadline: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The epoch ticker's period: deadlines are enforced to within one tick.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// The wasm stack each guest call may use.
-pub const MAX_WASM_STACK: usize = 1 << 20;
 
 /// A failure a guest reported through the WIT `failure` result.
 pub type Failure = bindings::weir::processor::types::Failure;
@@ -160,47 +159,35 @@ pub struct Output {
     pub emits: Vec<Emit>,
 }
 
-/// The shared engine and linker, plus the ticker that drives deadlines.
+/// The engines and linkers (one per engine setting the processors' limits
+/// need), the compiled-component cache, and the log guests emit to.
 pub struct Runtime {
-    engine: Engine,
-    linker: Linker<HostState>,
+    engines: Engines,
     cache_dir: PathBuf,
     log: Arc<Log>,
-    ticker_stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
-    /// Builds the engine; compiled components are cached under `data_dir`.
+    /// A runtime whose compiled components are cached under `data_dir`.
     pub fn new(data_dir: &Path, log: Arc<Log>) -> Result<Runtime, RuntimeError> {
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(MAX_WASM_STACK);
-        let engine =
-            Engine::new(&config).map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
-        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Engine(e.into_boxed_dyn_error()))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
-        std::thread::Builder::new()
-            .name("weir-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
-            .map_err(|e| RuntimeError::Engine(Box::new(e)))?;
+        Runtime::build(data_dir, log, true)
+    }
+
+    /// A runtime whose guests are compiled without epoch checks, so their
+    /// deadlines are not enforced: the baseline `weir bench` measures the cost
+    /// of epoch interruption against. Never use it to run processors.
+    pub fn without_epoch_interruption(
+        data_dir: &Path,
+        log: Arc<Log>,
+    ) -> Result<Runtime, RuntimeError> {
+        Runtime::build(data_dir, log, false)
+    }
+
+    fn build(data_dir: &Path, log: Arc<Log>, epochs: bool) -> Result<Runtime, RuntimeError> {
         Ok(Runtime {
-            engine,
-            linker,
+            engines: Engines::new(epochs)?,
             cache_dir: data_dir.join("compiled"),
             log,
-            ticker_stop,
         })
     }
 
@@ -215,18 +202,25 @@ impl Runtime {
     }
 
     /// Like [`Runtime::load_file`] for bytes already in memory; `name` stands in
-    /// for the file in errors.
+    /// for the file in errors. A scratch directory is created if missing.
     pub fn load(&self, wasm: &[u8], name: &Path, spec: GuestSpec) -> Result<Guest, RuntimeError> {
         let started = Instant::now();
+        let prepared = self.engines.get(&spec.limits)?;
+        if let Some(dir) = &spec.scratch {
+            std::fs::create_dir_all(dir).map_err(|e| RuntimeError::Scratch {
+                path: dir.clone(),
+                source: Box::new(e),
+            })?;
+        }
         let hash = content_hash(wasm);
         let (component, source) =
-            cache::load_or_compile(&self.engine, &self.cache_dir, wasm, &hash, name)?;
-        check_package_version(&component, &self.engine, name)?;
+            cache::load_or_compile(&prepared.engine, &self.cache_dir, wasm, &hash, name)?;
+        check_package_version(&component, &prepared.engine, name)?;
         let incompatible = |e: wasmtime::Error| RuntimeError::Incompatible {
             path: name.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        let instance_pre = self
+        let instance_pre = prepared
             .linker
             .instantiate_pre(&component)
             .map_err(incompatible)?;
@@ -234,21 +228,17 @@ impl Runtime {
         let version: Arc<str> = version_id(&hash, spec.label.as_deref()).into();
         Ok(Guest {
             pre,
-            engine: self.engine.clone(),
+            engine: prepared.engine.clone(),
+            epochs: self.engines.epochs(),
             log: self.log.clone(),
             processor: spec.processor.into(),
             version,
             config: spec.config,
             limits: spec.limits,
+            scratch: spec.scratch,
             source,
             load_time: started.elapsed(),
         })
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -298,129 +288,8 @@ pub struct GuestSpec {
     /// Passed to the guest's `init`.
     pub config: Vec<(String, String)>,
     pub limits: Limits,
-}
-
-/// A validated component, ready to run batches. Cheap to share.
-pub struct Guest {
-    pre: ProcessorPre<HostState>,
-    engine: Engine,
-    log: Arc<Log>,
-    processor: Arc<str>,
-    /// `label@hash` or `sha256:hash`: names the code that processed a record.
-    version: Arc<str>,
-    config: Vec<(String, String)>,
-    limits: Limits,
-    source: Source,
-    load_time: Duration,
-}
-
-impl Guest {
-    /// Whether loading compiled the component or found it in the cache.
-    pub fn source(&self) -> Source {
-        self.source
-    }
-
-    /// How long loading took.
-    pub fn load_time(&self) -> Duration {
-        self.load_time
-    }
-
-    /// Creates a fresh instance and runs `init` on it, returning the store and
-    /// instance for one batch.
-    fn instantiate(&self) -> Result<(Store<HostState>, Processor), RuntimeError> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
-        let state = HostState::new(
-            self.log.clone(),
-            self.processor.clone(),
-            self.version.clone(),
-            limits,
-        );
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.deadline_ticks());
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.fault(e))?;
-        match instance.call_init(&mut store, &self.config) {
-            Ok(Ok(())) => Ok((store, instance)),
-            Ok(Err(message)) => Err(RuntimeError::Init(message)),
-            Err(e) => Err(self.fault(e)),
-        }
-    }
-
-    fn fault(&self, e: wasmtime::Error) -> RuntimeError {
-        if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
-            RuntimeError::Deadline(self.limits.deadline)
-        } else {
-            RuntimeError::Trap {
-                stderr: String::new(),
-                source: e.into_boxed_dyn_error(),
-            }
-        }
-    }
-
-    /// Times `calls` `process` calls on one instance (building the columnar
-    /// batch each time, as a real call does), leaving out instantiation: the
-    /// guest-boundary benchmark.
-    pub fn time_process_calls(
-        &self,
-        polled: &Polled,
-        calls: u32,
-    ) -> Result<Duration, RuntimeError> {
-        let (mut store, instance) = self.instantiate()?;
-        let ticks = self.deadline_ticks();
-        let started = Instant::now();
-        for _ in 0..calls {
-            store.set_epoch_deadline(ticks);
-            let batch = batch::columnar(polled);
-            match instance.call_process(&mut store, &batch) {
-                Ok(Ok(())) => {}
-                Ok(Err(failure)) => return Err(RuntimeError::Failed(failure.message)),
-                Err(e) => return Err(self.fault(e)),
-            }
-        }
-        Ok(started.elapsed())
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        self.limits
-            .deadline
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64
-    }
-
-    /// Instantiates and initializes the guest once, without processing: the
-    /// check a deploy runs before taking a new version into service.
-    pub fn probe(&self) -> Result<(), RuntimeError> {
-        self.instantiate().map(|_| ())
-    }
-}
-
-impl Handler for Guest {
-    fn handle(&self, polled: &Polled) -> Result<Output, RuntimeError> {
-        let (mut store, instance) = self.instantiate()?;
-        let batch = batch::columnar(polled);
-        let result = instance.call_process(&mut store, &batch);
-        store.data().forward_stdio();
-        let outcome = result.map_err(|e| match self.fault(e) {
-            RuntimeError::Trap { source, .. } => RuntimeError::Trap {
-                stderr: store.data().stderr_tail(),
-                source,
-            },
-            other => other,
-        })?;
-        Ok(Output {
-            outcome,
-            emits: std::mem::take(&mut store.data_mut().emits),
-        })
-    }
-
-    fn version(&self) -> &str {
-        &self.version
-    }
+    /// A host directory (created if missing) the guest may read and write as
+    /// `/scratch`, shared by all its instances; the guest's only filesystem
+    /// access. `None`: no filesystem at all.
+    pub scratch: Option<PathBuf>,
 }

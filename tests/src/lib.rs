@@ -91,8 +91,8 @@ impl Host {
     }
 
     /// Appends unkeyed records with these values to one partition.
-    pub fn append_values(&self, topic: &str, partition: u32, values: &[&str]) {
-        let records: Vec<Record> = values.iter().map(|v| Record::value(*v)).collect();
+    pub fn append_values<S: AsRef<str>>(&self, topic: &str, partition: u32, values: &[S]) {
+        let records: Vec<Record> = values.iter().map(|v| Record::value(v.as_ref())).collect();
         self.log.append(topic, partition, &records).expect("append");
     }
 

@@ -353,3 +353,78 @@ fn serve_refuses_a_public_address_without_a_token() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a bearer token"));
 }
+
+#[test]
+fn weir_run_applies_the_sandbox_flags() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    host.append_values("in", 0, &["go"]);
+    let Host { dir, .. } = host;
+    let scratch = dir.path().join("scratch-area");
+
+    let looped = weir(
+        dir.path(),
+        &[
+            "run",
+            "--name",
+            "loop",
+            "--wasm",
+            guests::HOSTILE_LOOP,
+            "--topic",
+            "in",
+            "--fuel",
+            "1000000",
+            "--max-retries",
+            "0",
+            "--when-exhausted",
+            "stop",
+            "--until-caught-up",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&looped.stderr);
+    assert!(!looped.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("guest ran out of fuel (limit 1000000 per batch)"),
+        "{stderr}"
+    );
+
+    let wasi = run_ok(&mut weir(
+        dir.path(),
+        &[
+            "run",
+            "--name",
+            "wasi",
+            "--wasm",
+            guests::HOSTILE_WASI,
+            "--topic",
+            "in",
+            "--config",
+            "output=out",
+            "--scratch",
+            scratch.to_str().unwrap(),
+            "--max-stack-kb",
+            "256",
+            "--memory-mb",
+            "64",
+            "--deadline-ms",
+            "5000",
+            "--until-caught-up",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("hello.txt")).unwrap(),
+        "hello from scratch"
+    );
+    // The guest's stdout reaches the log, tagged with processor and version.
+    let log = String::from_utf8_lossy(&wasi.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("scratch write and read: allowed: hello from scratch"))
+        .unwrap_or_else(|| panic!("no guest stdout in the log: {log}"));
+    assert!(line.contains("processor=wasi"), "{line}");
+    assert!(line.contains("version=sha256:"), "{line}");
+    assert!(line.contains("stream=\"stdout\""), "{line}");
+}

@@ -62,12 +62,23 @@ pub struct RunArgs {
     /// Guest memory cap.
     #[arg(long, default_value_t = 128)]
     pub memory_mb: usize,
+    /// Guest wasm stack (16 to 1024 KiB); deeper recursion traps.
+    #[arg(long, default_value_t = 1024)]
+    pub max_stack_kb: usize,
+    /// Fuel per batch (roughly, wasm instructions); unmetered when absent.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// A host directory the guest may read and write as /scratch (created if
+    /// missing); without it the guest has no filesystem.
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
     /// Retries (with exponential backoff) before the processor stops.
     #[arg(long, default_value_t = 5)]
     pub max_retries: u32,
     #[arg(long, default_value_t = 100)]
     pub initial_backoff_ms: u64,
-    /// After the retries: bisect and dead-letter the poison record, or stop.
+    /// After the retries: bisect and dead-letter the poison record, stop, or
+    /// pause the partition (the others go on).
     #[arg(long, value_enum, default_value = "dead-letter")]
     pub when_exhausted: WhenExhausted,
     /// Watch the wasm file and hot-swap each new version in at the members'
@@ -103,7 +114,10 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
         limits: Limits {
             memory_bytes: args.memory_mb << 20,
             deadline: Duration::from_millis(args.deadline_ms),
+            max_stack_bytes: args.max_stack_kb << 10,
+            fuel: args.fuel,
         },
+        scratch: args.scratch.clone(),
     };
     let guest = runtime.load_file(&args.wasm, spec.clone())?;
     let how = match guest.source() {

@@ -17,6 +17,11 @@ pub enum WhenExhausted {
     /// Stop the processor with the last error; nothing past the batch's
     /// committed prefix moves.
     Stop,
+    /// Pause the partition: this member stops fetching it (nothing past the
+    /// committed prefix moves) and carries on with its other partitions. It
+    /// resumes when the members restart (a restart, a deploy with rewind) or
+    /// when a new version is swapped in.
+    Pause,
 }
 
 /// How retries back off, and what follows when they run out.

@@ -7,6 +7,8 @@
 //! the failing record stands alone and is dead-lettered with its error. Every
 //! record is thus either committed after a successful run or dead-lettered, and
 //! a single poison record costs O(log n) extra calls, not a stuck partition.
+//! With the pause policy, the member instead stops fetching the partition and
+//! goes on with the others, leaving the record for a fix or an operator.
 
 use std::sync::Arc;
 
@@ -51,6 +53,13 @@ impl Processor {
                 attempts,
                 last: Box::new(last),
             }),
+            WhenExhausted::Pause => {
+                tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, offset = batch.records[0].offset, error = %last, "retries exhausted; pausing the partition");
+                self.consumer.pause(&batch.topic, batch.partition);
+                self.paused_by = Some(handler.version().to_string());
+                self.stats.set_paused(self.consumer.paused());
+                Ok(true)
+            }
             WhenExhausted::DeadLetter => {
                 tracing::warn!(processor = %self.config.name, offset = batch.records[0].offset, error = %last, "retries exhausted; isolating the poison record");
                 self.isolate(handler, batch.clone(), shutdown).await?;

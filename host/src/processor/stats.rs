@@ -1,5 +1,6 @@
 //! A processor's counters, shared with whoever reports on it while it runs.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters since the processor started. Each count also goes to the
@@ -17,6 +18,8 @@ pub struct Stats {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     fenced: AtomicU64,
+    /// Partitions the pause policy stopped, as (topic, partition).
+    paused: Mutex<Vec<(String, u32)>>,
 }
 
 macro_rules! counters {
@@ -98,6 +101,33 @@ impl Stats {
 
     pub(super) fn record_fenced(&self) {
         self.fenced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The partitions this member has paused after a batch kept failing (as
+    /// they were when it stopped, once it has).
+    pub fn paused_partitions(&self) -> Vec<(String, u32)> {
+        self.paused.lock().expect("stats lock").clone()
+    }
+
+    /// Publishes the member's paused partitions (the `weir_paused_partitions`
+    /// gauge sums them over the processor's members).
+    pub(super) fn set_paused(&self, now: Vec<(String, u32)>) {
+        let mut paused = self.paused.lock().expect("stats lock");
+        if *paused == now {
+            return;
+        }
+        let change = now.len() as f64 - paused.len() as f64;
+        metrics::gauge!("weir_paused_partitions", "processor" => self.processor.clone())
+            .increment(change);
+        *paused = now;
+    }
+
+    /// The member stopped: its paused partitions leave the gauge (a restarted
+    /// member fetches them again), but stay listed here.
+    pub(super) fn stopped(&self) {
+        let paused = self.paused.lock().expect("stats lock");
+        metrics::gauge!("weir_paused_partitions", "processor" => self.processor.clone())
+            .decrement(paused.len() as f64);
     }
 
     pub(super) fn record_dead_letter(&self, version: &str) {

@@ -1,18 +1,24 @@
 //! The per-batch store data: the host imports a guest may call (`emit`, `log`),
 //! its WASI context and its resource limits.
 //!
+//! The WASI context grants nothing ambient: no environment, no arguments, no
+//! sockets, no name lookups, and no directory except an optional scratch
+//! directory, preopened (through cap-std, which wasmtime-wasi uses) as
+//! `/scratch`; paths that would leave it (`..`, absolute symlinks) fail.
+//!
 //! Emits are only buffered here; the processor appends them after the batch
 //! succeeds. Each emit is checked at once (topic exists, size within bounds) so
 //! the guest gets an error it can act on instead of a failure at commit time.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::weir::processor::{host, types};
+use super::limits::Limiter;
 use crate::log::{Log, Record};
 
 /// The largest single emitted record (key + value + headers).
@@ -21,6 +27,8 @@ pub const MAX_EMIT_BYTES: usize = 1 << 20;
 pub const MAX_BATCH_EMIT_BYTES: usize = 64 << 20;
 /// How much a guest may print to stdout or stderr per batch.
 pub const STDIO_CAPACITY: usize = 64 << 10;
+/// Where a processor's scratch directory appears inside the guest.
+pub const SCRATCH_GUEST_PATH: &str = "/scratch";
 
 /// A record a guest emitted, waiting for its batch to succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +39,7 @@ pub struct Emit {
 
 /// The data of one batch's `Store`.
 pub struct HostState {
-    pub(super) limits: StoreLimits,
+    pub(super) limiter: Limiter,
     pub(super) emits: Vec<Emit>,
     emitted_bytes: usize,
     log: Arc<Log>,
@@ -45,20 +53,30 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// State for one batch: no preopened directories, no environment, no
-    /// arguments, no sockets and no name lookups; stdio is captured.
-    pub fn new(log: Arc<Log>, processor: Arc<str>, version: Arc<str>, limits: StoreLimits) -> Self {
+    /// State for one batch: no environment, no arguments, no sockets and no
+    /// name lookups; stdio is captured; `scratch`, when given, is the only
+    /// directory, read-write at [`SCRATCH_GUEST_PATH`].
+    pub(super) fn new(
+        log: Arc<Log>,
+        processor: Arc<str>,
+        version: Arc<str>,
+        limiter: Limiter,
+        scratch: Option<&Path>,
+    ) -> wasmtime::Result<Self> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        HostState {
-            limits,
+            .allow_ip_name_lookup(false);
+        if let Some(dir) = scratch {
+            wasi.preopened_dir(dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)?;
+        }
+        let wasi = wasi.build();
+        Ok(HostState {
+            limiter,
             emits: Vec::new(),
             emitted_bytes: 0,
             log,
@@ -68,7 +86,7 @@ impl HostState {
             table: ResourceTable::new(),
             stdout,
             stderr,
-        }
+        })
     }
 
     /// Sends whatever the guest printed to tracing, a line per event.
@@ -83,6 +101,12 @@ impl HostState {
 }
 
 impl HostState {
+    /// Drops the emits of a call whose output nobody commits (benchmarks).
+    pub(super) fn clear_emits(&mut self) {
+        self.emits.clear();
+        self.emitted_bytes = 0;
+    }
+
     /// The last 2 KiB the guest wrote to stderr, trimmed.
     pub(super) fn stderr_tail(&self) -> String {
         let bytes = self.stderr.contents();

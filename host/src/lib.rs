@@ -25,16 +25,20 @@
 //! - [`processor`]: the trigger: poll → process → commit for one member, with the
 //!   failure kinds (retry, skip, dead-letter, fatal) and the single commit step;
 //!   `Instances` runs N members of a processor and scales them.
-//! - [`service`]: `weir serve`, the HTTP API (topics, produce, fetch, groups,
-//!   Prometheus metrics, health) with its token check and body limit.
+//! - [`service`]: `weir serve`, the HTTP API (topics, produce and fetch in
+//!   JSON or binary, groups, Prometheus metrics, health) with its token check,
+//!   body limit, access log and JSON errors; `docs/api.md` documents it.
+//! - [`client`]: the typed HTTP client of that API, which the CLI uses when
+//!   `--server` is set.
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
 //! - [`guests`]: the sample guest components embedded in the binary.
 //!
-//! `main.rs` holds the CLI; anyhow is used there and nowhere else.
+//! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.
 
 pub mod bench;
+pub mod client;
 pub mod consumer;
 pub mod demo;
 pub mod group;

@@ -1,6 +1,7 @@
-//! `weir serve`: the host as an HTTP service (axum). This first cut serves the
-//! log and the groups: topics, produce, fetch, group lag and seek, Prometheus
-//! metrics and health. Processor management over the API is not built yet.
+//! `weir serve`: the host as an HTTP service (axum): topics, produce and fetch
+//! (JSON or binary), group lag and seek, Prometheus metrics and health.
+//! `docs/api.md` documents every endpoint; [`ROUTES`] is the list it is
+//! checked against.
 //!
 //! Rules every handler keeps: names are validated by the log before anything
 //! touches the disk; bodies are size-limited; every error is a JSON
@@ -8,8 +9,11 @@
 //! service listens beyond loopback it refuses to start without a bearer token,
 //! which every request must then carry.
 
+mod access;
 mod api;
+pub mod frame;
 mod metrics;
+mod records;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +25,9 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+pub use self::api::{PROCESSOR_ROUTES, ROUTES};
 pub use self::metrics::Metrics;
+pub use self::records::OCTET_STREAM;
 
 use crate::group::Groups;
 use crate::log::Log;
@@ -71,11 +77,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// The API's routes, behind the token check and the body limit.
+/// The API's routes, behind the token check and the body limit, with every
+/// request logged and every error shaped as JSON.
 pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(access::log_and_shape))
         .with_state(state)
 }
 
@@ -121,9 +129,12 @@ impl From<crate::log::LogError> for ApiError {
     fn from(e: crate::log::LogError) -> ApiError {
         use crate::log::LogError as E;
         let status = match &e {
-            E::UnknownTopic(_) | E::UnknownPartition { .. } => StatusCode::NOT_FOUND,
+            E::UnknownTopic(_) | E::UnknownPartition { .. } | E::Deleted { .. } => {
+                StatusCode::NOT_FOUND
+            }
             E::TopicExists(_) => StatusCode::CONFLICT,
             E::Name(_)
+            | E::Internal(_)
             | E::BadPartitionCount { .. }
             | E::OffsetOutOfRange { .. }
             | E::BadConfig { .. } => StatusCode::BAD_REQUEST,
@@ -140,6 +151,18 @@ impl From<crate::group::GroupError> for ApiError {
             E::Log(e) => e.into(),
             E::Active { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             E::UnknownGroup(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            e => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::processor::error_chain(&e),
+            ),
+        }
+    }
+}
+
+impl From<crate::offsets::OffsetsError> for ApiError {
+    fn from(e: crate::offsets::OffsetsError) -> ApiError {
+        match e {
+            crate::offsets::OffsetsError::Log(e) => e.into(),
             e => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 crate::processor::error_chain(&e),

@@ -15,13 +15,11 @@ pub struct ServeArgs {
     /// Where to listen. Anything but loopback needs --token.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// The bearer token every request must carry.
-    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
 }
 
-pub async fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
-    if !args.listen.ip().is_loopback() && args.token.is_none() {
+/// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`).
+pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result<()> {
+    if !args.listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: args.listen });
     }
     let log = super::open_log(dir)?;
@@ -31,7 +29,7 @@ pub async fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
         log,
         offsets,
         metrics: Metrics::install(),
-        token: args.token,
+        token,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

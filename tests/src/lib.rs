@@ -13,6 +13,7 @@ use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy, W
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
 pub mod polyglot;
+pub mod server;
 /// Every guest component, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

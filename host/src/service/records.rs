@@ -93,6 +93,12 @@ pub(super) async fn produce(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let partitions = state.log.partition_count(&topic)?;
+    if topic.starts_with("__") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{topic:?} is internal: only weir writes to it"),
+        ));
+    }
     let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
     for (partition, record) in parse_produce(&headers, &query, &body)? {
         let partition = match partition {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::group::admin::SeekTo;
+pub use crate::group::admin::{GroupLag, PartitionLag};
 use crate::log::{Record, StoredRecord};
 use crate::service::OCTET_STREAM;
 use crate::service::frame::{self, FrameError};
@@ -19,7 +20,7 @@ use crate::service::frame::{self, FrameError};
 /// Everything that can go wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("invalid server URL {url:?}: expected http://HOST:PORT")]
+    #[error("invalid server URL {url:?}: expected http://HOST:PORT (https is not built in)")]
     BadUrl { url: String },
     #[error("could not reach the weir server at {url}")]
     Unreachable {
@@ -62,25 +63,6 @@ pub struct TopicInfo {
 pub struct Produced {
     pub batches: Vec<(u32, u64)>,
     pub count: usize,
-}
-
-/// A group's position and lag on one partition.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: u32,
-    pub committed: Option<u64>,
-    pub log_start: u64,
-    pub high_watermark: u64,
-    pub lag: u64,
-}
-
-/// A group's positions and its total lag.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GroupInfo {
-    pub group: String,
-    pub partitions: Vec<PartitionLag>,
-    pub total_lag: u64,
 }
 
 /// One partition a seek moved.
@@ -317,7 +299,7 @@ impl Client {
     }
 
     /// `GET /groups/{group}`.
-    pub async fn group(&self, name: &str) -> Result<GroupInfo, ClientError> {
+    pub async fn group(&self, name: &str) -> Result<GroupLag, ClientError> {
         self.json(self.get(&["groups", name])).await
     }
 
@@ -442,5 +424,38 @@ impl Client {
         self.send(self.delete(&["processors", name, "shadow"]))
             .await
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_base_urls_are_accepted() {
+        for bad in [
+            "localhost:7070",
+            "ftp://h/",
+            "https://h:1",
+            "mailto:x@y",
+            "",
+        ] {
+            assert!(
+                matches!(Client::new(bad, None), Err(ClientError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
+        assert!(Client::new("http://127.0.0.1:7070", None).is_ok());
+    }
+
+    #[test]
+    fn names_become_single_escaped_segments_under_the_base_path() {
+        let client = Client::new("http://h:1/weir/", None).unwrap();
+        assert_eq!(
+            client.url(&["topics", "../x", "a/b"]).path(),
+            "/weir/topics/..%2Fx/a%2Fb"
+        );
+        let client = Client::new("http://h:1", None).unwrap();
+        assert_eq!(client.url(&["groups", "g"]).as_str(), "http://h:1/groups/g");
     }
 }

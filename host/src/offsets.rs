@@ -400,7 +400,11 @@ mod tests {
                 Err(OffsetsError::Log(LogError::UnknownTopic(_)))
             ));
         }
+        // A delete that crashed between its rename and its removal.
+        let leftover = dir.path().join("topics/old~deleted-1/0");
+        std::fs::create_dir_all(&leftover).unwrap();
         let log = Arc::new(Log::open(dir.path()).unwrap());
+        assert!(!dir.path().join("topics/old~deleted-1").exists());
         let offsets = Offsets::open(log.clone()).unwrap();
         assert_eq!(offsets.get("g", "gone", 0), None, "the tombstone replays");
         assert_eq!(offsets.get("g", "gone", 1), None);

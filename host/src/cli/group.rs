@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use super::Out;
-use weir::client::{Client, GroupInfo, Moved, PartitionLag};
+use weir::client::{Client, GroupLag, Moved};
 use weir::group::Groups;
 use weir::group::admin::{self, SeekTo};
 use weir::offsets::Offsets;
@@ -46,22 +46,7 @@ pub fn run(dir: &Path, command: GroupCommand, out: Out) -> Result<()> {
             if lags.is_empty() {
                 anyhow::bail!("group {group:?} has no committed offsets");
             }
-            let partitions: Vec<PartitionLag> = lags
-                .into_iter()
-                .map(|l| PartitionLag {
-                    topic: l.topic,
-                    partition: l.partition,
-                    committed: l.committed,
-                    log_start: l.log_start,
-                    high_watermark: l.high_watermark,
-                    lag: l.lag,
-                })
-                .collect();
-            let info = GroupInfo {
-                group: group.clone(),
-                total_lag: partitions.iter().map(|p| p.lag).sum(),
-                partitions,
-            };
+            let info = GroupLag::new(&group, lags);
             out.print(&info, |info| {
                 members(&groups, &group);
                 lag_table(info);
@@ -142,7 +127,7 @@ fn members(groups: &Groups, group: &str) {
     }
 }
 
-fn lag_table(info: &GroupInfo) {
+fn lag_table(info: &GroupLag) {
     println!(
         "{:<24} {:>9} {:>10} {:>10} {:>14} {:>8}",
         "topic", "partition", "committed", "log-start", "high-watermark", "lag"

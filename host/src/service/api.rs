@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{fetch, produce};
 use super::{ApiError, AppState};
-use crate::group::admin::{self, SeekTo};
+use crate::group::admin::{self, GroupLag, SeekTo};
 use crate::log::TopicConfig;
 
 pub(super) type Shared = State<Arc<AppState>>;
@@ -149,27 +149,10 @@ async fn list_groups(State(state): Shared) -> Json<Vec<String>> {
     Json(admin::list(&state.offsets, &state.groups))
 }
 
-#[derive(Serialize)]
-struct GroupView {
-    group: String,
-    partitions: Vec<LagView>,
-    total_lag: u64,
-}
-
-#[derive(Serialize)]
-struct LagView {
-    topic: String,
-    partition: u32,
-    committed: Option<u64>,
-    log_start: u64,
-    high_watermark: u64,
-    lag: u64,
-}
-
 async fn describe_group(
     State(state): Shared,
     Path(group): Path<String>,
-) -> Result<Json<GroupView>, ApiError> {
+) -> Result<Json<GroupLag>, ApiError> {
     let lags = admin::lag(&state.log, &state.offsets, &group, &[])?;
     if lags.is_empty() {
         return Err(ApiError::new(
@@ -177,23 +160,7 @@ async fn describe_group(
             format!("group {group:?} has no committed offsets"),
         ));
     }
-    let partitions: Vec<LagView> = lags
-        .into_iter()
-        .map(|l| LagView {
-            topic: l.topic,
-            partition: l.partition,
-            committed: l.committed,
-            log_start: l.log_start,
-            high_watermark: l.high_watermark,
-            lag: l.lag,
-        })
-        .collect();
-    let total_lag = partitions.iter().map(|p| p.lag).sum();
-    Ok(Json(GroupView {
-        group,
-        partitions,
-        total_lag,
-    }))
+    Ok(Json(GroupLag::new(&group, lags)))
 }
 
 #[derive(Deserialize)]

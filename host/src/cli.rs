@@ -1,11 +1,17 @@
-//! Start-up code shared by the `weir` subcommands: the data-directory lock and
-//! opening the log. One process owns a data directory at a time; a second one
-//! gets a clear error instead of two writers corrupting the same segments.
+//! Start-up code shared by the `weir` subcommands: the data-directory lock,
+//! opening the log, and how results are printed. One process owns a data
+//! directory at a time; a second one gets a clear error instead of two writers
+//! corrupting the same segments. In server mode (`--server`) no lock is taken:
+//! the server owns the directory.
 
 pub mod config;
+pub mod deploy;
 pub mod group;
+pub mod processor;
+pub mod records;
 pub mod run;
 pub mod serve;
+pub mod topic;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -15,6 +21,24 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{Context, Result, bail};
 
 use weir::log::Log;
+
+/// How a command prints its result: text for people, or `--json`.
+#[derive(Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// Prints `value` as pretty JSON under `--json`, else runs `text`.
+    pub fn print<T: serde::Serialize>(self, value: &T, text: impl FnOnce(&T)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            text(value);
+        }
+        Ok(())
+    }
+}
 
 /// Held for the life of the process once taken.
 static LOCK: OnceLock<File> = OnceLock::new();

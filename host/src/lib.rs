@@ -33,17 +33,21 @@
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
 //!   data directory and restored on start.
-//! - [`service`]: `weir serve`, the HTTP API (topics, produce, fetch, groups,
-//!   processors, Prometheus metrics, health) with its token check and body
-//!   limits.
+//! - [`service`]: `weir serve`, the HTTP API (topics, produce and fetch in
+//!   JSON or binary, groups, processors, Prometheus metrics, health) with its
+//!   token check, body limits, access log and JSON errors; `docs/api.md`
+//!   documents it.
+//! - [`client`]: the typed HTTP client of that API, which the CLI uses when
+//!   `--server` is set.
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
 //! - [`guests`]: the sample guest components embedded in the binary.
 //!
-//! `main.rs` holds the CLI; anyhow is used there and nowhere else.
+//! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.
 
 pub mod bench;
+pub mod client;
 pub mod consumer;
 pub mod demo;
 pub mod group;

@@ -18,7 +18,9 @@
 //! time per partition; readers never take it and never see past the high
 //! watermark) and wakes waiting consumers after each append. A topic exists once
 //! its `topic.json` does: the file is written last, atomically, so a
-//! half-created topic is never opened.
+//! half-created topic is never opened. Deleting a topic renames its directory
+//! away in one step (to a name no topic can have) before removing it, so a
+//! crash half-way through a delete never leaves half a topic to reopen.
 
 mod batch;
 mod config;
@@ -68,6 +70,10 @@ pub enum LogError {
     },
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
+    #[error("partition {path} belongs to a deleted topic")]
+    Deleted { path: PathBuf },
+    #[error("internal topic {0:?} cannot be deleted")]
+    Internal(String),
     #[error("topic {topic:?} has no partition {partition} (it has {count})")]
     UnknownPartition {
         topic: String,
@@ -102,6 +108,9 @@ impl LogError {
 }
 
 const META_FILE: &str = "topic.json";
+/// Marks the directory of a topic being deleted: `<name>~deleted-<nanos>`
+/// (`~` is not allowed in a topic name, so it is never opened as one).
+const DELETED_MARK: &str = "~deleted-";
 
 /// A source of wall-clock milliseconds; tests substitute their own.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -168,6 +177,12 @@ impl Log {
         for entry in std::fs::read_dir(&log.dir).map_err(|e| LogError::io(&log.dir, e))? {
             let entry = entry.map_err(|e| LogError::io(&log.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(DELETED_MARK) {
+                // A delete that crashed after its rename: finish it.
+                std::fs::remove_dir_all(entry.path())
+                    .map_err(|e| LogError::io(&entry.path(), e))?;
+                continue;
+            }
             let meta = entry.path().join(META_FILE);
             if name::validate("topic", &name).is_err() || !meta.exists() {
                 continue; // not a topic, or one whose creation never finished
@@ -202,6 +217,46 @@ impl Log {
             .and_then(|()| self.options.storage.sync_dir(&dir))
             .map_err(|e| LogError::io(&meta, e))?;
         topics.insert(name.to_string(), Arc::new(topic));
+        Ok(())
+    }
+
+    /// Deletes a topic and every record in it. Internal topics (`__…`) are
+    /// refused. The directory is renamed away first (one atomic step, made
+    /// durable), then every partition's writer is retired, so a caller that
+    /// still holds the old topic fails to append instead of writing into a
+    /// topic created later under the same name; readers that already hold
+    /// open segments finish reading them (the files are unlinked, not
+    /// truncated). A new topic of the same name starts empty.
+    pub fn delete_topic(&self, name: &str) -> Result<(), LogError> {
+        name::validate("topic", name)?;
+        if name.starts_with("__") {
+            return Err(LogError::Internal(name.to_string()));
+        }
+        let mut topics = self.topics.write().expect("topic map lock");
+        let topic = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        let dir = self.dir.join(name);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let doomed = self.dir.join(format!("{name}{DELETED_MARK}{nanos}"));
+        std::fs::rename(&dir, &doomed).map_err(|e| LogError::io(&dir, e))?;
+        // The rename must stick: after a crash the topic is gone, not back.
+        self.options
+            .storage
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io(&self.dir, e))?;
+        for partition in &topic.partitions {
+            partition.retire();
+        }
+        topics.remove(name);
+        drop(topics);
+        // The topic is gone already; leftovers are removed on the next open.
+        if let Err(e) = std::fs::remove_dir_all(&doomed) {
+            tracing::warn!(dir = %doomed.display(), error = %e, "could not remove a deleted topic's files yet");
+        }
         Ok(())
     }
 

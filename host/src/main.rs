@@ -1,7 +1,7 @@
-//! The `weir` command line: embedded log, processors and tools over a local data
-//! directory. Start-up code, so errors are `anyhow` with context here.
+//! The `weir` command line: embedded over a local data directory, or a client
+//! of a running `weir serve` when `--server` (or `WEIR_SERVER`) is set.
+//! Start-up code, so errors are `anyhow` with context here and in `cli/`.
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-use weir::log::{Record, TopicConfig};
+use cli::Out;
 
 #[derive(Parser)]
 #[command(
@@ -18,7 +18,7 @@ use weir::log::{Record, TopicConfig};
     about = "A WebAssembly plugin host for consumer logic"
 )]
 struct Cli {
-    /// Where the log, offsets and compiled components live.
+    /// Where the log, offsets and compiled components live (embedded mode).
     #[arg(
         long,
         global = true,
@@ -26,6 +26,16 @@ struct Cli {
         default_value = "weir-data"
     )]
     data_dir: PathBuf,
+    /// Talk to the `weir serve` at this URL (http://HOST:PORT) instead of
+    /// opening the data directory.
+    #[arg(long, global = true, env = "WEIR_SERVER")]
+    server: Option<String>,
+    /// Bearer token: the one `weir serve` requires, or the one sent to --server.
+    #[arg(long, global = true, env = "WEIR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON (as the API returns it) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     /// Log format on stderr (filter with RUST_LOG).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -47,34 +57,15 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         orders: u64,
     },
-    /// Create or list topics.
+    /// Create, list, describe and delete topics.
     Topic {
         #[command(subcommand)]
-        command: TopicCommand,
+        command: cli::topic::TopicCommand,
     },
     /// Append records: lines from stdin, or generated orders.
-    Produce {
-        #[arg(long)]
-        topic: String,
-        /// Append N generated orders instead of reading stdin.
-        #[arg(long)]
-        generate: Option<u64>,
-        /// Split each line into key and value at the first SEP.
-        #[arg(long)]
-        key_separator: Option<String>,
-    },
+    Produce(cli::records::ProduceArgs),
     /// Print records of one partition.
-    Consume {
-        #[arg(long)]
-        topic: String,
-        #[arg(long, default_value_t = 0)]
-        partition: u32,
-        #[arg(long, default_value_t = 0)]
-        from: u64,
-        /// Stop after this many records.
-        #[arg(long, default_value_t = 100)]
-        max: usize,
-    },
+    Consume(cli::records::ConsumeArgs),
     /// Run a processor in the foreground until Ctrl-C or SIGTERM.
     Run(Box<cli::run::RunArgs>),
     /// List, describe and seek consumer groups.
@@ -90,18 +81,19 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
-}
-
-#[derive(Subcommand)]
-enum TopicCommand {
-    /// Create a topic.
-    Create {
-        name: String,
-        #[arg(long, default_value_t = 1)]
-        partitions: u32,
+    /// Upload a component and create, swap or shadow a processor (needs --server).
+    Deploy(cli::deploy::DeployArgs),
+    /// Processors on the server: list, status, pause, resume, scale, rewind,
+    /// delete (needs --server).
+    Processor {
+        #[command(subcommand)]
+        command: cli::processor::ProcessorCommand,
     },
-    /// List topics with their partitions and high watermarks.
-    List,
+    /// Promote or drop a processor's shadow (needs --server).
+    Shadow {
+        #[command(subcommand)]
+        command: cli::processor::ShadowCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -120,8 +112,22 @@ fn main() -> Result<()> {
     runtime.block_on(dispatch(cli))
 }
 
+const NEEDS_SERVER: &str =
+    "this command talks to a running `weir serve`: set --server URL or WEIR_SERVER";
+
 async fn dispatch(cli: Cli) -> Result<()> {
+    let out = Out { json: cli.json };
+    if let Some(url) = &cli.server {
+        let client = weir::client::Client::new(url, cli.token.clone())?;
+        return remote(&client, cli.command, out).await;
+    }
     let dir = cli.data_dir;
+    if matches!(
+        cli.command,
+        Command::Deploy(_) | Command::Processor { .. } | Command::Shadow { .. }
+    ) {
+        bail!(NEEDS_SERVER);
+    }
     cli::lock_data_dir(&dir)?;
     match cli.command {
         Command::Demo { orders } => {
@@ -129,21 +135,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             print!("{report}");
             Ok(())
         }
-        Command::Topic { command } => topic(&dir, command),
-        Command::Produce {
-            topic,
-            generate,
-            key_separator,
-        } => produce(&dir, &topic, generate, key_separator.as_deref()),
-        Command::Consume {
-            topic,
-            partition,
-            from,
-            max,
-        } => consume(&dir, &topic, partition, from, max),
+        Command::Topic { command } => cli::topic::embedded(&dir, command, out),
+        Command::Produce(args) => cli::records::produce(&dir, args, out),
+        Command::Consume(args) => cli::records::consume(&dir, args, out),
         Command::Run(args) => cli::run::run(&dir, *args).await,
-        Command::Serve(args) => cli::serve::serve(&dir, args).await,
-        Command::Group { command } => cli::group::run(&dir, command),
+        Command::Serve(args) => cli::serve::serve(&dir, args, cli.token).await,
+        Command::Group { command } => cli::group::run(&dir, command, out),
         Command::Bench { quick } => {
             let scratch = tempfile_dir(&dir)?;
             let size = if quick {
@@ -155,95 +152,26 @@ async fn dispatch(cli: Cli) -> Result<()> {
             std::fs::remove_dir_all(&scratch).ok();
             result.context("benchmark failed")
         }
+        Command::Deploy(_) | Command::Processor { .. } | Command::Shadow { .. } => {
+            bail!(NEEDS_SERVER)
+        }
     }
 }
 
-fn topic(dir: &Path, command: TopicCommand) -> Result<()> {
-    let log = cli::open_log(dir)?;
+/// The commands a server can answer; the rest work on a data directory only.
+async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Result<()> {
     match command {
-        TopicCommand::Create { name, partitions } => {
-            log.create_topic(&name, TopicConfig::with_partitions(partitions))?;
-            println!("created topic {name} with {partitions} partition(s)");
-        }
-        TopicCommand::List => {
-            for (name, config) in log.topics() {
-                let mut hws = Vec::new();
-                for p in 0..config.partitions {
-                    hws.push(log.high_watermark(&name, p)?.to_string());
-                }
-                println!(
-                    "{name}\tpartitions={}\thigh-watermarks=[{}]",
-                    config.partitions,
-                    hws.join(",")
-                );
-            }
+        Command::Topic { command } => cli::topic::remote(client, command, out).await,
+        Command::Produce(args) => cli::records::produce_remote(client, args, out).await,
+        Command::Consume(args) => cli::records::consume_remote(client, args, out).await,
+        Command::Group { command } => cli::group::remote(client, command, out).await,
+        Command::Deploy(args) => cli::deploy::deploy(client, args, out).await,
+        Command::Processor { command } => cli::processor::run(client, command, out).await,
+        Command::Shadow { command } => cli::processor::shadow(client, command, out).await,
+        Command::Demo { .. } | Command::Run(_) | Command::Serve(_) | Command::Bench { .. } => {
+            bail!("this command works on a local data directory; unset --server / WEIR_SERVER")
         }
     }
-    Ok(())
-}
-
-fn produce(
-    dir: &Path,
-    topic: &str,
-    generate: Option<u64>,
-    key_separator: Option<&str>,
-) -> Result<()> {
-    let log = cli::open_log(dir)?;
-    if let Some(n) = generate {
-        weir::demo::produce_orders(&log, topic, n)?;
-        println!("produced {n} generated orders to {topic}");
-        return Ok(());
-    }
-    let partitions = log.partition_count(topic)?;
-    let mut pending: Vec<Vec<Record>> = vec![Vec::new(); partitions as usize];
-    let mut count = 0u64;
-    let mut round_robin = 0u32;
-    for line in std::io::stdin().lock().lines() {
-        let line = line.context("reading stdin")?;
-        let record = match key_separator.and_then(|sep| line.split_once(sep)) {
-            Some((key, value)) => Record::keyed(key, value),
-            None => Record::value(line),
-        };
-        let partition = match &record.key {
-            Some(key) => log.partition_for(topic, Some(key))?,
-            None => {
-                round_robin = (round_robin + 1) % partitions;
-                round_robin
-            }
-        };
-        pending[partition as usize].push(record);
-        count += 1;
-    }
-    for (p, records) in pending.iter().enumerate() {
-        log.append(topic, p as u32, records)?;
-    }
-    log.sync_all()?;
-    println!("produced {count} record(s) to {topic}");
-    Ok(())
-}
-
-fn consume(dir: &Path, topic: &str, partition: u32, from: u64, max: usize) -> Result<()> {
-    let log = cli::open_log(dir)?;
-    let mut out = std::io::stdout().lock();
-    let mut next = from;
-    let mut printed = 0;
-    while printed < max && next < log.high_watermark(topic, partition)? {
-        let records = log.read(topic, partition, next, max - printed, 1 << 20)?;
-        for r in &records {
-            let key = r.key.as_deref().map_or("-".into(), String::from_utf8_lossy);
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}",
-                r.offset,
-                r.timestamp,
-                key,
-                String::from_utf8_lossy(&r.value)
-            )?;
-        }
-        printed += records.len();
-        next = records.last().map_or(next, |r| r.offset + 1);
-    }
-    Ok(())
 }
 
 fn tempfile_dir(base: &Path) -> Result<PathBuf> {

@@ -3,9 +3,12 @@
 //!
 //! Each commit appends one record: key `group/topic/partition` (names cannot
 //! contain `/`), value the next offset to read (Kafka's convention) and the group
-//! generation, as 8 + 4 little-endian bytes. Opening replays the topic, the latest
-//! record per key winning, so committed offsets survive any restart. A commit is
-//! visible in memory only after its record is in the log.
+//! generation, as 8 + 4 little-endian bytes. An empty value is a tombstone: the
+//! key is forgotten (deleting a topic writes one per committed partition, so a
+//! topic created again under the same name starts without offsets). Opening
+//! replays the topic, the latest record per key winning, so committed offsets
+//! survive any restart. A commit is visible in memory only after its record is
+//! in the log.
 //!
 //! The topic stays bounded by compaction into a snapshot: once the records
 //! since the last snapshot outnumber the live keys several times over, the
@@ -86,7 +89,10 @@ impl Offsets {
                         offset: record.offset,
                     },
                 )?;
-                committed.insert(key, value);
+                match value {
+                    Some(value) => committed.insert(key, value),
+                    None => committed.remove(&key),
+                };
             }
             next = records.last().map_or(end, |r| r.offset + 1);
         }
@@ -190,6 +196,36 @@ impl Offsets {
         Ok(())
     }
 
+    /// Deletes `topic` from the log, then forgets every group's committed
+    /// offsets on it (one tombstone per committed partition, appended as one
+    /// batch), so a topic created again under the same name inherits none.
+    pub fn delete_topic(&self, topic: &str) -> Result<(), OffsetsError> {
+        let mut state = self.committed.lock().expect("offsets lock");
+        self.log.delete_topic(topic)?;
+        let doomed: Vec<OffsetKey> = state
+            .latest
+            .keys()
+            .filter(|k| k.1 == topic)
+            .cloned()
+            .collect();
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let tombstones: Vec<Record> = doomed
+            .iter()
+            .map(|key| Record::keyed(record_key(key), Vec::new()))
+            .collect();
+        self.log.append(OFFSETS_TOPIC, 0, &tombstones)?;
+        state.since_snapshot += tombstones.len() as u64;
+        for key in &doomed {
+            state.latest.remove(key);
+        }
+        if let Err(e) = self.maybe_compact(&mut state) {
+            tracing::warn!(error = %e, "could not compact {OFFSETS_TOPIC}");
+        }
+        Ok(())
+    }
+
     /// The group's committed position on one partition, if it ever committed.
     pub fn get(&self, group: &str, topic: &str, partition: u32) -> Option<Committed> {
         let state = self.committed.lock().expect("offsets lock");
@@ -219,25 +255,34 @@ impl Offsets {
     }
 }
 
-fn encode((group, topic, partition): &OffsetKey, committed: &Committed) -> Record {
+fn encode(key: &OffsetKey, committed: &Committed) -> Record {
     let mut value = committed.offset.to_le_bytes().to_vec();
     value.extend_from_slice(&committed.generation.to_le_bytes());
-    Record::keyed(format!("{group}/{topic}/{partition}"), value)
+    Record::keyed(record_key(key), value)
 }
 
-fn decode(key: Option<&[u8]>, value: &[u8]) -> Option<(OffsetKey, Committed)> {
+fn record_key((group, topic, partition): &OffsetKey) -> String {
+    format!("{group}/{topic}/{partition}")
+}
+
+/// A record's key and its commit, or `None` for a tombstone.
+fn decode(key: Option<&[u8]>, value: &[u8]) -> Option<(OffsetKey, Option<Committed>)> {
     let key = std::str::from_utf8(key?).ok()?;
     let mut parts = key.splitn(3, '/');
     let (group, topic) = (parts.next()?, parts.next()?);
     let partition = parts.next()?.parse().ok()?;
-    if value.len() != 12 {
-        return None;
+    let key = (group.to_string(), topic.to_string(), partition);
+    match value.len() {
+        0 => Some((key, None)),
+        12 => {
+            let committed = Committed {
+                offset: u64::from_le_bytes(value[0..8].try_into().ok()?),
+                generation: u32::from_le_bytes(value[8..12].try_into().ok()?),
+            };
+            Some((key, Some(committed)))
+        }
+        _ => None,
     }
-    let committed = Committed {
-        offset: u64::from_le_bytes(value[0..8].try_into().ok()?),
-        generation: u32::from_le_bytes(value[8..12].try_into().ok()?),
-    };
-    Some(((group.to_string(), topic.to_string(), partition), committed))
 }
 
 #[cfg(test)]
@@ -325,6 +370,50 @@ mod tests {
         let offsets = Offsets::open(log).unwrap();
         assert_eq!(offsets.get("a", "t", 0), Some(c(9)));
         assert_eq!(offsets.get("b", "t", 1), Some(c(5)));
+    }
+
+    #[test]
+    fn deleting_a_topic_forgets_its_offsets_for_good_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = |offset| Committed {
+            offset,
+            generation: 1,
+        };
+        {
+            let log = Arc::new(Log::open(dir.path()).unwrap());
+            log.create_topic("gone", TopicConfig::with_partitions(2))
+                .unwrap();
+            log.append("gone", 0, &[Record::value("a"), Record::value("b")])
+                .unwrap();
+            let offsets = Offsets::open(log.clone()).unwrap();
+            offsets.commit("g", "gone", 0, c(2)).unwrap();
+            offsets.commit("g", "gone", 1, c(0)).unwrap();
+            offsets.commit("g", "kept", 0, c(7)).unwrap();
+            offsets.delete_topic("gone").unwrap();
+            assert_eq!(offsets.get("g", "gone", 0), None);
+            assert!(matches!(
+                log.partition_count("gone"),
+                Err(LogError::UnknownTopic(_))
+            ));
+            assert!(matches!(
+                offsets.delete_topic("gone"),
+                Err(OffsetsError::Log(LogError::UnknownTopic(_)))
+            ));
+        }
+        // A delete that crashed between its rename and its removal.
+        let leftover = dir.path().join("topics/old~deleted-1/0");
+        std::fs::create_dir_all(&leftover).unwrap();
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        assert!(!dir.path().join("topics/old~deleted-1").exists());
+        let offsets = Offsets::open(log.clone()).unwrap();
+        assert_eq!(offsets.get("g", "gone", 0), None, "the tombstone replays");
+        assert_eq!(offsets.get("g", "gone", 1), None);
+        assert_eq!(offsets.get("g", "kept", 0), Some(c(7)));
+        offsets.compact().unwrap();
+        assert_eq!(offsets.of_group("g").len(), 1);
+        log.create_topic("gone", TopicConfig::with_partitions(1))
+            .unwrap();
+        assert_eq!(log.high_watermark("gone", 0).unwrap(), 0);
     }
 
     #[test]

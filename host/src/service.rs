@@ -1,6 +1,8 @@
-//! `weir serve`: the host as an HTTP service (axum): topics, produce, fetch,
-//! group lag and seek, processors run by the [`Supervisor`] (deploy, swap,
-//! rewind, pause, resume, scale, delete, shadow), Prometheus metrics and health.
+//! `weir serve`: the host as an HTTP service (axum): topics, produce and fetch
+//! (JSON or binary), group lag and seek, processors run by the [`Supervisor`]
+//! (deploy, swap, rewind, pause, resume, scale, delete, shadow), Prometheus
+//! metrics and health. `docs/api.md` documents every endpoint; [`ROUTES`] and
+//! [`PROCESSOR_ROUTES`] are the lists it is checked against.
 //!
 //! Rules every handler keeps: names are validated by the log before anything
 //! touches the disk; bodies are size-limited; every error is a JSON
@@ -8,9 +10,29 @@
 //! service listens beyond loopback it refuses to start without a bearer token,
 //! which every request must then carry.
 
+/// Declares a module's routes once: `$list` names them as (method, path),
+/// for `docs/api.md`'s check, and `$builder` builds the router from the same
+/// lines, so the two cannot drift.
+macro_rules! routes {
+    ($list:ident, $builder:ident; $($method:ident $path:literal => $handler:expr,)*) => {
+        /// Every (method, path) this module serves, paths in axum's `{param}`
+        /// form.
+        pub const $list: &[(&str, &str)] = &[$((stringify!($method), $path),)*];
+
+        pub fn $builder() -> axum::Router<std::sync::Arc<super::AppState>> {
+            axum::Router::new()$(
+                .route($path, axum::routing::on(axum::routing::MethodFilter::$method, $handler))
+            )*
+        }
+    };
+}
+
+mod access;
 mod api;
+pub mod frame;
 mod metrics;
 mod processors;
+mod records;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,8 +44,11 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+pub use self::api::ROUTES;
 pub use self::metrics::Metrics;
 pub use self::processors::MAX_COMPONENT_BYTES;
+pub use self::processors::PROCESSOR_ROUTES;
+pub use self::records::OCTET_STREAM;
 
 use crate::group::Groups;
 use crate::log::Log;
@@ -77,37 +102,15 @@ pub async fn serve(
     Ok(())
 }
 
-/// The API's routes, behind the token check and the body limit.
+/// The API's routes, behind the token check and the body limit, with every
+/// request logged and every error shaped as JSON.
 pub fn router(state: Arc<AppState>) -> Router {
     api::routes()
         .merge(processors::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .layer(middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(access::log_and_shape))
         .with_state(state)
-}
-
-/// Rewrites the plain-text errors axum's extractors produce (malformed JSON,
-/// a wrong content type, an oversized body, an unknown route's 405) as the
-/// API's JSON errors, keeping their status.
-async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let text = match axum::body::to_bytes(response.into_body(), 64 << 10).await {
-        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => status
-            .canonical_reason()
-            .unwrap_or("request failed")
-            .to_string(),
-    };
-    ApiError::new(status, text).into_response()
 }
 
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
@@ -152,9 +155,12 @@ impl From<crate::log::LogError> for ApiError {
     fn from(e: crate::log::LogError) -> ApiError {
         use crate::log::LogError as E;
         let status = match &e {
-            E::UnknownTopic(_) | E::UnknownPartition { .. } => StatusCode::NOT_FOUND,
+            E::UnknownTopic(_) | E::UnknownPartition { .. } | E::Deleted { .. } => {
+                StatusCode::NOT_FOUND
+            }
             E::TopicExists(_) => StatusCode::CONFLICT,
             E::Name(_)
+            | E::Internal(_)
             | E::BadPartitionCount { .. }
             | E::OffsetOutOfRange { .. }
             | E::BadConfig { .. } => StatusCode::BAD_REQUEST,
@@ -171,6 +177,18 @@ impl From<crate::group::GroupError> for ApiError {
             E::Log(e) => e.into(),
             E::Active { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             E::UnknownGroup(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            e => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                crate::processor::error_chain(&e),
+            ),
+        }
+    }
+}
+
+impl From<crate::offsets::OffsetsError> for ApiError {
+    fn from(e: crate::offsets::OffsetsError) -> ApiError {
+        match e {
+            crate::offsets::OffsetsError::Log(e) => e.into(),
             e => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 crate::processor::error_chain(&e),

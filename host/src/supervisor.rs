@@ -108,6 +108,8 @@ pub struct Supervisor {
     groups: Arc<Groups>,
     runtime: Arc<Runtime>,
     store: Store,
+    /// Where processors with a scratch directory get theirs.
+    scratch_dir: PathBuf,
     processors: Mutex<BTreeMap<String, Managed>>,
 }
 
@@ -125,6 +127,7 @@ impl Supervisor {
     ) -> Result<Supervisor> {
         Ok(Supervisor {
             store: Store::open(data_dir)?,
+            scratch_dir: data_dir.join("scratch"),
             log,
             offsets,
             groups,
@@ -439,7 +442,10 @@ impl Supervisor {
             processor: deployment.name.clone(),
             label: deployment.label.clone(),
             config: deployment.config.clone().into_iter().collect(),
-            ..GuestSpec::default()
+            limits: deployment.limits,
+            scratch: deployment
+                .scratch
+                .then(|| self.scratch_dir.join(&deployment.name)),
         };
         let runtime = self.runtime.clone();
         let guest: Guest = tokio::task::spawn_blocking(move || {

@@ -228,10 +228,19 @@ async fn scaling_failing_and_deleting_are_reported_in_the_status() {
         refused["error"].as_str().unwrap().contains("init"),
         "{refused}"
     );
-    let body =
-        json!({"component": scripted["id"], "topics": ["in"], "config": {"output": "in-copy"}});
+    let body = json!({
+        "component": scripted["id"],
+        "topics": ["in"],
+        "config": {"output": "in-copy"},
+        "limits": {"deadline_ms": 2000, "fuel": 1_000_000_000u64},
+        "scratch": true,
+    });
     let (status, created) = server.put("/processors/copy", body.clone()).await;
     assert_eq!(status, 201, "{created}");
+    assert_eq!(created["limits"]["deadline_ms"], 2000);
+    assert_eq!(created["limits"]["fuel"], 1_000_000_000u64);
+    assert_eq!(created["scratch"], true);
+    assert!(host.dir.path().join("scratch/copy").is_dir());
     let (status, _) = server.put("/processors/copy", body).await;
     assert_eq!(status, 409);
 
@@ -285,6 +294,12 @@ async fn bad_processor_requests_get_4xx_and_change_nothing() {
 
     let unknown = "0".repeat(64);
     let cases: Vec<(&str, &str, Value, u16)> = vec![
+        (
+            "PUT",
+            "/processors/new",
+            json!({"component": "x", "topics": ["orders"], "limits": {"deadline": 5}}),
+            422,
+        ),
         (
             "PUT",
             "/processors/new",
@@ -361,6 +376,11 @@ async fn bad_processor_requests_get_4xx_and_change_nothing() {
         assert!(reply["error"].is_string(), "{method} {path}: {reply}");
     }
 
+    assert_eq!(
+        server.delete("/topics/orders").await,
+        409,
+        "a topic a processor reads is not deleted"
+    );
     let (_, status) = server.get("/processors/fx").await;
     assert_eq!(status["version"], v1_version.as_str(), "still v1");
     assert_eq!(status["partitions"][0]["committed"], 10, "no offset moved");

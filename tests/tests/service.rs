@@ -1,8 +1,10 @@
-//! `weir serve`'s API against a real server on 127.0.0.1:0: topics, produce,
-//! fetch, groups, metrics, the token check, size limits and JSON errors.
+//! `weir serve`'s API against a real server on 127.0.0.1:0: topics (with
+//! delete), produce and fetch in JSON and binary, groups, metrics, the token
+//! check, size limits and JSON errors.
 
 use serde_json::{Value, json};
-use weir::service::Metrics;
+use weir::log::Record;
+use weir::service::{Metrics, frame};
 use weir_tests::Host;
 use weir_tests::server::{Server, json_of};
 
@@ -234,5 +236,168 @@ async fn groups_show_lag_can_be_seeked_and_metrics_are_exposed() {
         "{metrics}"
     );
     assert!(metrics.contains("weir_guest_process_seconds"), "{metrics}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_produce_and_fetch_carry_any_bytes_and_garbage_is_refused() {
+    let host = Host::new();
+    host.topic("bin", 2);
+    let server = Server::start(&host, None).await;
+    let c = &server.client;
+    let records = vec![
+        Record {
+            key: Some(vec![0, 0xff, 0xfe]),
+            value: vec![0x80, 0, 1],
+            headers: vec![("raw".into(), vec![0xc3, 0x28])],
+            timestamp: None,
+        },
+        Record::value(Vec::new()),
+    ];
+    let response = c
+        .post(server.url("/topics/bin/records?partition=1"))
+        .header("content-type", weir::service::OCTET_STREAM)
+        .body(frame::encode_records(&records))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["batches"], json!([[1, 0]]));
+
+    let fetched = c
+        .get(server.url("/topics/bin/partitions/1/records"))
+        .header("accept", weir::service::OCTET_STREAM)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status().as_u16(), 200);
+    let stored = frame::decode_stored(&fetched.bytes().await.unwrap()).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!((stored[0].offset, stored[1].offset), (0, 1));
+    assert_eq!(stored[0].key, records[0].key);
+    assert_eq!(stored[0].value, records[0].value);
+    assert_eq!(stored[0].headers, records[0].headers);
+    assert_eq!(stored[1].key, None);
+
+    let good = frame::encode_records(&records);
+    for garbage in [
+        good[..good.len() - 1].to_vec(),
+        [good.clone(), vec![0]].concat(),
+        u32::MAX.to_be_bytes().to_vec(),
+        b"{\"records\": []}".to_vec(),
+    ] {
+        let (status, body) = json_of(
+            c.post(server.url("/topics/bin/records"))
+                .header("content-type", weir::service::OCTET_STREAM)
+                .body(garbage)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("binary body"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        host.log.high_watermark("bin", 1).unwrap(),
+        2,
+        "nothing more appended"
+    );
+    assert_eq!(host.log.high_watermark("bin", 0).unwrap(), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_topic_is_gone_with_its_offsets_and_comes_back_empty() {
+    let host = Host::new();
+    let server = Server::start(&host, None).await;
+    let c = &server.client;
+    let create = || {
+        c.post(server.url("/topics"))
+            .json(&json!({"name": "doomed", "partitions": 2}))
+    };
+    assert_eq!(create().send().await.unwrap().status().as_u16(), 201);
+    let produce =
+        json!({"records": [{"value": "a", "partition": 0}, {"value": "b", "partition": 1}]});
+    // Producers keep writing while the topic is deleted under them: each
+    // request either lands before the delete or gets a 404, never a 5xx.
+    let producers: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, url, body) = (
+                c.clone(),
+                server.url("/topics/doomed/records"),
+                produce.clone(),
+            );
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..50 {
+                    statuses.push(
+                        c.post(&url)
+                            .json(&body)
+                            .send()
+                            .await
+                            .unwrap()
+                            .status()
+                            .as_u16(),
+                    );
+                }
+                statuses
+            })
+        })
+        .collect();
+    host.offsets
+        .commit(
+            "readers",
+            "doomed",
+            0,
+            weir::offsets::Committed {
+                offset: 1,
+                generation: 1,
+            },
+        )
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let deleted = c.delete(server.url("/topics/doomed")).send().await.unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    for producer in producers {
+        for status in producer.await.unwrap() {
+            assert!(status == 200 || status == 404, "status {status}");
+        }
+    }
+    let (status, body) = json_of(c.get(server.url("/topics/doomed")).send().await.unwrap()).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = json_of(c.delete(server.url("/topics/doomed")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    let (status, body) = json_of(
+        c.delete(server.url("/topics/__consumer_offsets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        host.offsets.get("readers", "doomed", 0),
+        None,
+        "offsets are dropped"
+    );
+
+    assert_eq!(create().send().await.unwrap().status().as_u16(), 201);
+    let (_, topic) = json_of(c.get(server.url("/topics/doomed")).send().await.unwrap()).await;
+    assert_eq!(
+        topic["high_watermarks"],
+        json!([0, 0]),
+        "the new topic starts empty"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(host.dir.path().join("topics"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains('~'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     server.shutdown().await;
 }

@@ -18,6 +18,8 @@
 //! label = "v1"
 //! instances = 2
 //! config = { output = "alerts" }
+//! limits = { memory_bytes = 67108864, deadline_ms = 2000, fuel = 50000000 }
+//! scratch = true               # a private /scratch in <data-dir>/scratch/fraud
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use weir::runtime::Limits;
 use weir::supervisor::Reset;
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +67,10 @@ pub struct DeclaredProcessor {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub reset: Reset,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub scratch: bool,
 }
 
 fn one<T: From<u8>>() -> T {
@@ -108,6 +115,7 @@ wasm = "g/fraud.wasm"
 topics = ["orders"]
 config = { output = "alerts" }
 reset = "latest"
+limits = { deadline_ms = 2000, fuel = 5000 }
 "#,
         )
         .unwrap();
@@ -118,6 +126,9 @@ reset = "latest"
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));
         assert_eq!((p.instances, p.reset), (1, Reset::Latest));
         assert_eq!(p.config["output"], "alerts");
+        assert_eq!(p.limits.deadline, std::time::Duration::from_millis(2000));
+        assert_eq!(p.limits.fuel, Some(5000));
+        assert_eq!(p.limits.memory_bytes, Limits::default().memory_bytes);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! `weir group list|describe|seek`: consumer groups as committed offsets (and,
-//! in a process that runs members, live membership).
+//! in a process that runs members, live membership), on the data directory or
+//! through a server. `--json` prints the API's shapes.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 
+use super::Out;
+use weir::client::{Client, GroupLag, Moved};
 use weir::group::Groups;
 use weir::group::admin::{self, SeekTo};
 use weir::offsets::Offsets;
@@ -32,60 +35,22 @@ pub enum GroupCommand {
     },
 }
 
-pub fn run(dir: &Path, command: GroupCommand) -> Result<()> {
+pub fn run(dir: &Path, command: GroupCommand, out: Out) -> Result<()> {
     let log = super::open_log(dir)?;
     let offsets = Offsets::open(log.clone()).context("loading committed offsets")?;
     let groups = Groups::new(log.clone());
     match command {
-        GroupCommand::List => {
-            for group in admin::list(&offsets, &groups) {
-                println!("{group}");
-            }
-        }
+        GroupCommand::List => out.print(&admin::list(&offsets, &groups), |g| list(g)),
         GroupCommand::Describe { group } => {
             let lags = admin::lag(&log, &offsets, &group, &[])?;
             if lags.is_empty() {
                 anyhow::bail!("group {group:?} has no committed offsets");
             }
-            match groups.describe(&group) {
-                Some(d) => {
-                    println!(
-                        "group {group}: generation {}, {:?} protocol, {} assignor",
-                        d.generation,
-                        d.protocol,
-                        d.assignor.name()
-                    );
-                    for m in d.members {
-                        let parts: Vec<String> = m
-                            .assigned
-                            .iter()
-                            .map(|tp| format!("{}/{}", tp.topic, tp.partition))
-                            .collect();
-                        println!(
-                            "  member {} ({}) epoch {}: {}",
-                            m.member,
-                            m.instance_id.as_deref().unwrap_or("dynamic"),
-                            m.epoch,
-                            parts.join(" ")
-                        );
-                    }
-                }
-                None => println!("group {group}: no active members in this process"),
-            }
-            println!(
-                "{:<24} {:>9} {:>10} {:>10} {:>14} {:>8}",
-                "topic", "partition", "committed", "log-start", "high-watermark", "lag"
-            );
-            let mut total = 0;
-            for l in lags {
-                let committed = l.committed.map_or("-".to_string(), |c| c.to_string());
-                println!(
-                    "{:<24} {:>9} {:>10} {:>10} {:>14} {:>8}",
-                    l.topic, l.partition, committed, l.log_start, l.high_watermark, l.lag
-                );
-                total += l.lag;
-            }
-            println!("total lag {total}");
+            let info = GroupLag::new(&group, lags);
+            out.print(&info, |info| {
+                members(&groups, &group);
+                lag_table(info);
+            })
         }
         GroupCommand::Seek {
             group,
@@ -98,12 +63,88 @@ pub fn run(dir: &Path, command: GroupCommand) -> Result<()> {
             if moved.is_empty() {
                 anyhow::bail!("group {group:?} has no committed offsets to move; name a --topic");
             }
-            for (topic, p, old, new) in moved {
-                let old = old.map_or("-".to_string(), |o| o.to_string());
-                println!("{group} {topic}/{p}: {old} -> {new}");
-            }
             log.sync_all()?;
+            let moved: Vec<Moved> = moved
+                .into_iter()
+                .map(|(topic, partition, from, to)| Moved {
+                    topic,
+                    partition,
+                    from,
+                    to,
+                })
+                .collect();
+            out.print(&moved, |moved| seeked(&group, moved))
         }
     }
-    Ok(())
+}
+
+pub async fn remote(client: &Client, command: GroupCommand, out: Out) -> Result<()> {
+    match command {
+        GroupCommand::List => out.print(&client.groups().await?, |g| list(g)),
+        GroupCommand::Describe { group } => out.print(&client.group(&group).await?, lag_table),
+        GroupCommand::Seek {
+            group,
+            to,
+            topic,
+            partition,
+        } => {
+            let moved = client.seek(&group, to, topic.as_deref(), partition).await?;
+            out.print(&moved, |moved| seeked(&group, moved))
+        }
+    }
+}
+
+fn list(groups: &[String]) {
+    groups.iter().for_each(|g| println!("{g}"));
+}
+
+/// Live members, which only a process that runs them knows.
+fn members(groups: &Groups, group: &str) {
+    match groups.describe(group) {
+        Some(d) => {
+            println!(
+                "group {group}: generation {}, {:?} protocol, {} assignor",
+                d.generation,
+                d.protocol,
+                d.assignor.name()
+            );
+            for m in d.members {
+                let parts: Vec<String> = m
+                    .assigned
+                    .iter()
+                    .map(|tp| format!("{}/{}", tp.topic, tp.partition))
+                    .collect();
+                println!(
+                    "  member {} ({}) epoch {}: {}",
+                    m.member,
+                    m.instance_id.as_deref().unwrap_or("dynamic"),
+                    m.epoch,
+                    parts.join(" ")
+                );
+            }
+        }
+        None => println!("group {group}: no active members in this process"),
+    }
+}
+
+fn lag_table(info: &GroupLag) {
+    println!(
+        "{:<24} {:>9} {:>10} {:>10} {:>14} {:>8}",
+        "topic", "partition", "committed", "log-start", "high-watermark", "lag"
+    );
+    for l in &info.partitions {
+        let committed = l.committed.map_or("-".to_string(), |c| c.to_string());
+        println!(
+            "{:<24} {:>9} {:>10} {:>10} {:>14} {:>8}",
+            l.topic, l.partition, committed, l.log_start, l.high_watermark, l.lag
+        );
+    }
+    println!("total lag {}", info.total_lag);
+}
+
+fn seeked(group: &str, moved: &[Moved]) {
+    for m in moved {
+        let old = m.from.map_or("-".to_string(), |o| o.to_string());
+        println!("{group} {}/{}: {old} -> {}", m.topic, m.partition, m.to);
+    }
 }

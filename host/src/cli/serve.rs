@@ -29,12 +29,11 @@ pub struct ServeArgs {
     /// a token.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// The bearer token every request must carry.
-    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
 }
 
-pub async fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
+/// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
+/// which wins over the configuration file's.
+pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result<()> {
     let config = match &args.config {
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::default(),
@@ -43,7 +42,7 @@ pub async fn serve(dir: &Path, args: ServeArgs) -> Result<()> {
         .listen
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
-    let token = args.token.or(config.token.clone());
+    let token = token.or(config.token.clone());
     if !listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
     }
@@ -124,6 +123,8 @@ async fn declare(supervisor: &Supervisor, declared: &DeclaredProcessor) -> Resul
                     instances: declared.instances,
                     config: declared.config.clone(),
                     reset: declared.reset,
+                    limits: declared.limits,
+                    scratch: declared.scratch,
                     paused: false,
                     shadow_of: None,
                 })

@@ -56,8 +56,8 @@ impl FromStr for SeekTo {
 /// A partition a seek moved: (topic, partition, old committed offset, new).
 pub type Moved = (String, u32, Option<u64>, u64);
 
-/// One partition as a group sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One partition as a group sees it (the API's and `--json`'s shape too).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionLag {
     pub topic: String,
     pub partition: u32,
@@ -66,6 +66,25 @@ pub struct PartitionLag {
     pub high_watermark: u64,
     /// Records between the committed offset (or the log start) and the end.
     pub lag: u64,
+}
+
+/// A group's positions with their total lag, as `GET /groups/{group}` shows
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupLag {
+    pub group: String,
+    pub partitions: Vec<PartitionLag>,
+    pub total_lag: u64,
+}
+
+impl GroupLag {
+    pub fn new(group: &str, partitions: Vec<PartitionLag>) -> GroupLag {
+        GroupLag {
+            group: group.to_string(),
+            total_lag: partitions.iter().map(|p| p.lag).sum(),
+            partitions,
+        }
+    }
 }
 
 /// The position a member takes on a partition it gains.

@@ -1,49 +1,39 @@
-//! The HTTP routes and their handlers. Every body is JSON; record keys, values
-//! and header values travel as UTF-8 strings (a fetch shows bytes that are not
-//! UTF-8 lossily).
-//!
-//! | method and path | what |
-//! |---|---|
-//! | `GET /health` | liveness (no token needed) |
-//! | `GET /topics` | topics with partitions and high watermarks |
-//! | `POST /topics` | create `{name, partitions}` |
-//! | `GET /topics/{topic}` | one topic |
-//! | `POST /topics/{topic}/records` | produce `{records: [{key?, value, headers?, partition?}]}` |
-//! | `GET /topics/{topic}/partitions/{p}/records?offset&max_records&max_bytes` | fetch |
-//! | `GET /groups` | groups with committed offsets |
-//! | `GET /groups/{group}` | lag per partition |
-//! | `POST /groups/{group}/seek` | `{to: "earliest"|"latest"|OFFSET|"ts:MILLIS", topic?, partition?}` |
-//! | `GET /metrics` | Prometheus text format |
+//! The HTTP routes and their handlers, listed once in [`ROUTES`] (which builds
+//! the router and which `docs/api.md` is checked against). Bodies are JSON;
+//! produce and fetch also speak the binary framing of [`super::frame`] (see
+//! `records.rs`). `docs/api.md` is the reference for every endpoint.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::records::{fetch, produce};
 use super::{ApiError, AppState};
-use crate::group::admin::{self, SeekTo};
-use crate::log::{Record, TopicConfig};
+use crate::group::admin::{self, GroupLag, SeekTo};
+use crate::log::TopicConfig;
 
-type Shared = State<Arc<AppState>>;
+pub(super) type Shared = State<Arc<AppState>>;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/topics", get(list_topics).post(create_topic))
-        .route("/topics/{topic}", get(describe_topic))
-        .route("/topics/{topic}/records", post(produce))
-        .route("/topics/{topic}/partitions/{partition}/records", get(fetch))
-        .route("/groups", get(list_groups))
-        .route("/groups/{group}", get(describe_group))
-        .route("/groups/{group}/seek", post(seek_group))
-        .route("/metrics", get(render_metrics))
+routes! {
+    ROUTES, routes;
+    GET "/health" => health,
+    GET "/topics" => list_topics,
+    POST "/topics" => create_topic,
+    GET "/topics/{topic}" => describe_topic,
+    DELETE "/topics/{topic}" => delete_topic,
+    POST "/topics/{topic}/records" => produce,
+    GET "/topics/{topic}/partitions/{partition}/records" => fetch,
+    GET "/groups" => list_groups,
+    GET "/groups/{group}" => describe_group,
+    POST "/groups/{group}/seek" => seek_group,
+    GET "/metrics" => render_metrics,
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
 }
 
 #[derive(Serialize)]
@@ -108,152 +98,30 @@ async fn describe_topic(
     Ok(Json(topic_view(&state, &topic)?))
 }
 
-#[derive(Deserialize)]
-struct ProduceRecord {
-    key: Option<String>,
-    value: String,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    partition: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct Produce {
-    records: Vec<ProduceRecord>,
-}
-
-#[derive(Serialize)]
-struct Produced {
-    /// (partition, first offset) of each appended batch.
-    batches: Vec<(u32, u64)>,
-    count: usize,
-}
-
-async fn produce(
+/// Deletes the topic with its records and every group's committed offsets
+/// on it; refused (409) while a deployed processor reads it.
+async fn delete_topic(
     State(state): Shared,
     Path(topic): Path<String>,
-    Json(body): Json<Produce>,
-) -> Result<Json<Produced>, ApiError> {
-    let partitions = state.log.partition_count(&topic)?;
-    let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
-    for r in body.records {
-        let partition = match (r.partition, &r.key) {
-            (Some(p), _) if p < partitions => p,
-            (Some(p), _) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("topic {topic:?} has no partition {p}"),
-                ));
-            }
-            (None, key) => state
-                .log
-                .partition_for(&topic, key.as_deref().map(str::as_bytes))?,
-        };
-        by_partition.entry(partition).or_default().push(Record {
-            key: r.key.map(String::into_bytes),
-            value: r.value.into_bytes(),
-            headers: r
-                .headers
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect(),
-            timestamp: None,
-        });
+) -> Result<StatusCode, ApiError> {
+    if let Some(processor) = state.supervisor.reader_of(&topic).await {
+        return Err(crate::supervisor::SupervisorError::TopicInUse { topic, processor }.into());
     }
-    let log = state.log.clone();
-    let topic_for_task = topic.clone();
-    let (batches, count) = tokio::task::spawn_blocking(move || {
-        let mut batches = Vec::new();
-        let mut count = 0;
-        for (p, records) in by_partition {
-            batches.push((p, log.append(&topic_for_task, p, &records)?));
-            count += records.len();
-        }
-        Ok::<_, crate::log::LogError>((batches, count))
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    metrics::counter!("weir_appended_records_total", "topic" => topic).increment(count as u64);
-    Ok(Json(Produced { batches, count }))
-}
-
-#[derive(Deserialize)]
-struct FetchQuery {
-    #[serde(default)]
-    offset: u64,
-    #[serde(default = "default_max_records")]
-    max_records: usize,
-    #[serde(default = "default_max_bytes")]
-    max_bytes: u64,
-}
-
-fn default_max_records() -> usize {
-    100
-}
-
-fn default_max_bytes() -> u64 {
-    1 << 20
-}
-
-#[derive(Serialize)]
-struct FetchedRecord {
-    offset: u64,
-    timestamp: i64,
-    key: Option<String>,
-    value: String,
-    headers: BTreeMap<String, String>,
-}
-
-async fn fetch(
-    State(state): Shared,
-    Path((topic, partition)): Path<(String, u32)>,
-    Query(q): Query<FetchQuery>,
-) -> Result<Json<Vec<FetchedRecord>>, ApiError> {
-    let max_records = q.max_records.clamp(1, 10_000);
-    let max_bytes = q.max_bytes.clamp(1, super::MAX_BODY_BYTES as u64);
-    let records = state
-        .log
-        .read(&topic, partition, q.offset, max_records, max_bytes)?;
-    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    Ok(Json(
-        records
-            .into_iter()
-            .map(|r| FetchedRecord {
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key.map(text),
-                value: text(r.value),
-                headers: r.headers.into_iter().map(|(k, v)| (k, text(v))).collect(),
-            })
-            .collect(),
-    ))
+    let offsets = state.offsets.clone();
+    tokio::task::spawn_blocking(move || offsets.delete_topic(&topic))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_groups(State(state): Shared) -> Json<Vec<String>> {
     Json(admin::list(&state.offsets, &state.groups))
 }
 
-#[derive(Serialize)]
-struct GroupView {
-    group: String,
-    partitions: Vec<LagView>,
-    total_lag: u64,
-}
-
-#[derive(Serialize)]
-struct LagView {
-    topic: String,
-    partition: u32,
-    committed: Option<u64>,
-    log_start: u64,
-    high_watermark: u64,
-    lag: u64,
-}
-
 async fn describe_group(
     State(state): Shared,
     Path(group): Path<String>,
-) -> Result<Json<GroupView>, ApiError> {
+) -> Result<Json<GroupLag>, ApiError> {
     let lags = admin::lag(&state.log, &state.offsets, &group, &[])?;
     if lags.is_empty() {
         return Err(ApiError::new(
@@ -261,23 +129,7 @@ async fn describe_group(
             format!("group {group:?} has no committed offsets"),
         ));
     }
-    let partitions: Vec<LagView> = lags
-        .into_iter()
-        .map(|l| LagView {
-            topic: l.topic,
-            partition: l.partition,
-            committed: l.committed,
-            log_start: l.log_start,
-            high_watermark: l.high_watermark,
-            lag: l.lag,
-        })
-        .collect();
-    let total_lag = partitions.iter().map(|p| p.lag).sum();
-    Ok(Json(GroupView {
-        group,
-        partitions,
-        total_lag,
-    }))
+    Ok(Json(GroupLag::new(&group, lags)))
 }
 
 #[derive(Deserialize)]

@@ -19,15 +19,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
 use crate::group::admin::SeekTo;
+use crate::runtime::Limits;
 use crate::supervisor::{Deployment, Reset, Status, SupervisorError};
 
 /// The largest component accepted by `POST /components`.
@@ -36,24 +37,21 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 type Shared = State<Arc<AppState>>;
 type Reply = Result<Json<Status>, ApiError>;
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
-            "/components",
-            post(upload).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
-        )
-        .route("/processors", get(list))
-        .route("/processors/{name}", get(status).put(create).delete(delete))
-        .route("/processors/{name}/swap", post(swap))
-        .route("/processors/{name}/rewind", post(rewind))
-        .route("/processors/{name}/pause", post(pause))
-        .route("/processors/{name}/resume", post(resume))
-        .route("/processors/{name}/scale", post(scale))
-        .route(
-            "/processors/{name}/shadow",
-            post(shadow).delete(drop_shadow),
-        )
-        .route("/processors/{name}/shadow/promote", post(promote))
+routes! {
+    PROCESSOR_ROUTES, routes;
+    POST "/components" => upload.layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+    GET "/processors" => list,
+    GET "/processors/{name}" => status,
+    PUT "/processors/{name}" => create,
+    DELETE "/processors/{name}" => delete,
+    POST "/processors/{name}/swap" => swap,
+    POST "/processors/{name}/rewind" => rewind,
+    POST "/processors/{name}/pause" => pause,
+    POST "/processors/{name}/resume" => resume,
+    POST "/processors/{name}/scale" => scale,
+    POST "/processors/{name}/shadow" => shadow,
+    DELETE "/processors/{name}/shadow" => drop_shadow,
+    POST "/processors/{name}/shadow/promote" => promote,
 }
 
 #[derive(Serialize)]
@@ -98,6 +96,10 @@ struct Create {
     config: BTreeMap<String, String>,
     #[serde(default)]
     reset: Reset,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    scratch: bool,
 }
 
 fn one() -> usize {
@@ -118,6 +120,8 @@ async fn create(
         instances: body.instances,
         config: body.config,
         reset: body.reset,
+        limits: body.limits,
+        scratch: body.scratch,
         paused: false,
         shadow_of: None,
     };

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Managed, Run, SHADOW, Supervisor};
 use crate::group::admin;
-use crate::runtime::version_id;
+use crate::runtime::{Limits, version_id};
 
 /// Whether a processor's members run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,6 +60,8 @@ pub struct Status {
     /// Partitions a member stopped fetching after a record kept failing.
     pub paused_partitions: Vec<TopicPartition>,
     pub config: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub scratch: bool,
 }
 
 impl Supervisor {
@@ -78,9 +80,14 @@ impl Supervisor {
                     lag: l.lag,
                 })
                 .collect();
+        let mut paused = Vec::new();
         let (state, error, processed) = match &managed.run {
             Run::Running(instances) => {
-                let processed = instances.stats().iter().map(|s| s.records()).sum();
+                let stats = instances.stats();
+                let processed = stats.iter().map(|s| s.records()).sum();
+                for (topic, partition) in stats.iter().flat_map(|s| s.paused_partitions()) {
+                    paused.push(TopicPartition { topic, partition });
+                }
                 (State::Running, None, processed)
             }
             Run::Paused => (State::Paused, None, 0),
@@ -106,8 +113,10 @@ impl Supervisor {
             lag: partitions.iter().map(|p| p.lag).sum(),
             processed,
             partitions,
-            paused_partitions: Vec::new(),
+            paused_partitions: paused,
             config: d.config.clone(),
+            limits: d.limits,
+            scratch: d.scratch,
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SupervisorError;
 use crate::group::admin::ResetPolicy;
-use crate::runtime::content_hash;
+use crate::runtime::{Limits, content_hash};
 
 /// Where a new group starts on a partition without a committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -53,6 +53,13 @@ pub struct Deployment {
     pub config: BTreeMap<String, String>,
     #[serde(default)]
     pub reset: Reset,
+    /// Memory, deadline, wasm stack and fuel per batch.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Give the guest a private directory, `<data-dir>/scratch/<name>`, as
+    /// `/scratch`.
+    #[serde(default)]
+    pub scratch: bool,
     #[serde(default)]
     pub paused: bool,
     /// Set on a shadow: the processor it shadows. Its group is the shadowed
@@ -202,6 +209,11 @@ mod tests {
             instances: 2,
             config: BTreeMap::from([("output".into(), "out".into())]),
             reset: Reset::Latest,
+            limits: Limits {
+                fuel: Some(1_000_000),
+                ..Limits::default()
+            },
+            scratch: true,
             paused: true,
             shadow_of: None,
         }

@@ -7,7 +7,8 @@
 //! a roll seals (fsyncs) the old segment before the new one exists and fsyncs
 //! the directory after; retention deletes only whole sealed segments, oldest
 //! first, so the log start only moves forward and never past the active
-//! segment.
+//! segment; once the topic is deleted ([`Partition::retire`]) the writer
+//! touches nothing on disk again.
 
 use std::sync::Arc;
 
@@ -22,11 +23,27 @@ use super::commit::Mark;
 #[derive(Debug)]
 pub struct Writer {
     pub(super) active: ActiveSegment,
+    /// Set when the topic is deleted: a caller still holding the partition
+    /// must not write into (or roll a segment inside) a directory that is
+    /// going away, or that a recreated topic of the same name now owns.
+    retired: bool,
 }
 
 impl Writer {
     pub fn new(active: ActiveSegment) -> Writer {
-        Writer { active }
+        Writer {
+            active,
+            retired: false,
+        }
+    }
+
+    fn check_retired(&self, partition: &Partition) -> Result<(), LogError> {
+        if self.retired {
+            return Err(LogError::Deleted {
+                path: partition.dir.clone(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -47,6 +64,7 @@ impl Partition {
     /// once the topic's durability policy holds for it.
     pub fn append(&self, records: &[Record], now_ms: i64) -> Result<u64, LogError> {
         let mut writer = self.writer.lock().expect("writer lock");
+        writer.check_retired(self)?;
         self.check_poison()?;
         let base = writer.active.next_offset();
         if records.is_empty() {
@@ -75,10 +93,17 @@ impl Partition {
         Ok(base)
     }
 
+    /// Stops every later append, roll and deletion (they fail with
+    /// [`LogError::Deleted`]); waits for the one in progress, if any.
+    pub fn retire(&self) {
+        self.writer.lock().expect("writer lock").retired = true;
+    }
+
     /// Seals the active segment and starts a new one, unless it is empty.
     /// Returns whether a roll happened.
     pub fn roll(&self) -> Result<bool, LogError> {
         let mut writer = self.writer.lock().expect("writer lock");
+        writer.check_retired(self)?;
         self.check_poison()?;
         if writer.active.size() == 0 {
             return Ok(false);
@@ -135,6 +160,7 @@ impl Partition {
         doomed: impl Fn(&SealedSegment, u64) -> bool,
     ) -> Result<Vec<DeletedSegment>, LogError> {
         let writer = self.writer.lock().expect("writer lock");
+        writer.check_retired(self)?;
         let sealed = self.view.read().expect("view lock").sealed.clone();
         let mut total = sealed.iter().map(|s| s.size()).sum::<u64>() + writer.active.size();
         let mut count = 0;

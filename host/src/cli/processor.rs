@@ -1,0 +1,111 @@
+//! `weir processor list|status|pause|resume|scale|rewind|delete` and `weir
+//! shadow promote|drop`: processors on a running server (client-only).
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use super::Out;
+use weir::client::{Client, ProcessorStatus};
+use weir::group::admin::SeekTo;
+
+#[derive(Subcommand)]
+pub enum ProcessorCommand {
+    /// Every processor with its state, version and lag.
+    List,
+    /// One processor's status, with lag per partition.
+    Status { name: String },
+    /// Stop polling; members keep their partitions.
+    Pause { name: String },
+    /// Poll again after a pause.
+    Resume { name: String },
+    /// Run N members.
+    Scale { name: String, instances: u32 },
+    /// Move the processor's group to earliest, latest, an offset or ts:MILLIS.
+    Rewind {
+        name: String,
+        #[arg(long)]
+        to: SeekTo,
+    },
+    /// Stop and remove the processor (its group's offsets stay).
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum ShadowCommand {
+    /// Make the shadow's component the processor's, and remove the shadow.
+    Promote { name: String },
+    /// Stop and remove the shadow.
+    Drop { name: String },
+}
+
+/// One line per processor.
+pub fn table(all: &[ProcessorStatus]) {
+    println!(
+        "{:<24} {:<8} {:<28} {:>9} {:>10} {:>12}",
+        "name", "state", "version", "instances", "lag", "processed"
+    );
+    for p in all {
+        println!(
+            "{:<24} {:<8} {:<28} {:>9} {:>10} {:>12}",
+            p.name, p.state, p.version, p.instances, p.lag, p.processed
+        );
+    }
+}
+
+/// One processor in full.
+pub fn status(p: &ProcessorStatus) {
+    println!("processor {} ({})", p.name, p.state);
+    println!("  version:   {}", p.version);
+    println!("  topics:    {}", p.topics.join(", "));
+    println!("  group:     {}", p.group);
+    println!("  instances: {}", p.instances);
+    println!("  processed: {}", p.processed);
+    println!("  lag:       {}", p.lag);
+    if let Some(error) = &p.error {
+        println!("  error:     {error}");
+    }
+    let partitions = p.rest.get("partitions").and_then(|v| v.as_array());
+    for part in partitions.into_iter().flatten() {
+        println!(
+            "  {}/{}: committed {} of {}, lag {}",
+            part["topic"].as_str().unwrap_or("?"),
+            part["partition"],
+            part["committed"],
+            part["high_watermark"],
+            part["lag"]
+        );
+    }
+}
+
+pub async fn run(client: &Client, command: ProcessorCommand, out: Out) -> Result<()> {
+    let changed = match command {
+        ProcessorCommand::List => {
+            return out.print(&client.processors().await?, |all| table(all));
+        }
+        ProcessorCommand::Status { name } => client.processor(&name).await?,
+        ProcessorCommand::Pause { name } => client.pause(&name).await?,
+        ProcessorCommand::Resume { name } => client.resume(&name).await?,
+        ProcessorCommand::Scale { name, instances } => client.scale(&name, instances).await?,
+        ProcessorCommand::Rewind { name, to } => client.rewind(&name, to).await?,
+        ProcessorCommand::Delete { name } => {
+            client.delete_processor(&name).await?;
+            return out.print(&serde_json::json!({"deleted": name}), |_| {
+                println!("deleted processor {name}")
+            });
+        }
+    };
+    out.print(&changed, status)
+}
+
+pub async fn shadow(client: &Client, command: ShadowCommand, out: Out) -> Result<()> {
+    match command {
+        ShadowCommand::Promote { name } => out.print(&client.promote_shadow(&name).await?, status),
+        ShadowCommand::Drop { name } => {
+            client.drop_shadow(&name).await?;
+            out.print(
+                &serde_json::json!({"dropped": format!("{name}.shadow")}),
+                |_| println!("dropped the shadow of {name}"),
+            )
+        }
+    }
+}

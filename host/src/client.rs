@@ -1,0 +1,461 @@
+//! A typed HTTP client for a running `weir serve`: what the CLI uses when
+//! `--server` (or `WEIR_SERVER`) is set. One method per endpoint of
+//! `docs/api.md`; records travel in the binary framing of
+//! [`crate::service::frame`], so bytes arrive exactly as they were produced.
+//!
+//! Every error the server answers (`{"error": ...}` with a 4xx or 5xx) becomes
+//! [`ClientError::Api`] carrying the status and the server's message; names
+//! are put into URLs as single, escaped path segments.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::group::admin::SeekTo;
+pub use crate::group::admin::{GroupLag, PartitionLag};
+use crate::log::{Record, StoredRecord};
+use crate::service::OCTET_STREAM;
+use crate::service::frame::{self, FrameError};
+
+/// Everything that can go wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server URL {url:?}: expected http://HOST:PORT (https is not built in)")]
+    BadUrl { url: String },
+    #[error("could not reach the weir server at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the server answered {status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("unexpected response from {url}")]
+    Decode {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("unexpected binary response")]
+    Frame(#[from] FrameError),
+}
+
+impl ClientError {
+    /// The HTTP status the server answered, if it answered with an error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A topic as the server describes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: u32,
+    pub high_watermarks: Vec<u64>,
+}
+
+/// What a produce appended: (partition, first offset) per batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Produced {
+    pub batches: Vec<(u32, u64)>,
+    pub count: usize,
+}
+
+/// One partition a seek moved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Moved {
+    pub topic: String,
+    pub partition: u32,
+    pub from: Option<u64>,
+    pub to: u64,
+}
+
+/// An uploaded component: its SHA-256 and size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Component {
+    pub id: String,
+    pub bytes: u64,
+}
+
+/// A processor's status. The fields the CLI shows are typed; everything else
+/// the server sends is kept in `rest`, so `--json` prints it all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessorStatus {
+    pub name: String,
+    pub topics: Vec<String>,
+    pub group: String,
+    pub version: String,
+    pub instances: u64,
+    pub state: String,
+    pub error: Option<String>,
+    pub lag: u64,
+    pub processed: u64,
+    #[serde(flatten)]
+    pub rest: serde_json::Map<String, Value>,
+}
+
+/// The body of `PUT /processors/{name}`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NewProcessor {
+    pub component: String,
+    pub topics: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub config: serde_json::Map<String, Value>,
+    /// `"earliest"` or `"latest"`: where the group starts without offsets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<String>,
+}
+
+/// A position as the API takes it: `"earliest"`, `"latest"`, an offset (a
+/// JSON number) or `"ts:MILLIS"`.
+pub fn position(to: SeekTo) -> Value {
+    match to {
+        SeekTo::Earliest => "earliest".into(),
+        SeekTo::Latest => "latest".into(),
+        SeekTo::Offset(o) => o.into(),
+        SeekTo::Timestamp(ms) => format!("ts:{ms}").into(),
+    }
+}
+
+/// A connection to one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: reqwest::Url,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the server at `url` (`http://HOST:PORT`), sending `token`
+    /// as a bearer token when given.
+    pub fn new(url: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let base = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| u.scheme() == "http" && u.has_host() && !u.cannot_be_a_base())
+            .ok_or_else(|| ClientError::BadUrl {
+                url: url.to_string(),
+            })?;
+        Ok(Client {
+            base,
+            token,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The URL of `segments` (each escaped as one path segment).
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the URL can be a base")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    fn request(&self, method: reqwest::Method, segments: &[&str]) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(segments));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends the request; an error status becomes [`ClientError::Api`].
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = self.base.to_string();
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = self.send(request).await?;
+        let url = response.url().to_string();
+        response
+            .json()
+            .await
+            .map_err(|source| ClientError::Decode { url, source })
+    }
+
+    fn get(&self, segments: &[&str]) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, segments)
+    }
+
+    fn post(&self, segments: &[&str]) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, segments)
+    }
+
+    fn delete(&self, segments: &[&str]) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::DELETE, segments)
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.send(self.get(&["health"])).await.map(drop)
+    }
+
+    /// `GET /topics`.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>, ClientError> {
+        self.json(self.get(&["topics"])).await
+    }
+
+    /// `GET /topics/{topic}`.
+    pub async fn topic(&self, name: &str) -> Result<TopicInfo, ClientError> {
+        self.json(self.get(&["topics", name])).await
+    }
+
+    /// `POST /topics`.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+    ) -> Result<TopicInfo, ClientError> {
+        let body = serde_json::json!({"name": name, "partitions": partitions});
+        self.json(self.post(&["topics"]).json(&body)).await
+    }
+
+    /// `DELETE /topics/{topic}`.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        self.send(self.delete(&["topics", name])).await.map(drop)
+    }
+
+    /// `POST /topics/{topic}/records`, binary: to `partition`, or by key.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: &[Record],
+    ) -> Result<Produced, ClientError> {
+        let mut request = self
+            .post(&["topics", topic, "records"])
+            .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+            .body(frame::encode_records(records));
+        if let Some(p) = partition {
+            request = request.query(&[("partition", p)]);
+        }
+        self.json(request).await
+    }
+
+    /// `GET /topics/{topic}/partitions/{p}/records`, binary.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<StoredRecord>, ClientError> {
+        let p = partition.to_string();
+        let request = self
+            .get(&["topics", topic, "partitions", &p, "records"])
+            .header(reqwest::header::ACCEPT, OCTET_STREAM)
+            .query(&[
+                ("offset", offset),
+                ("max_records", max_records as u64),
+                ("max_bytes", max_bytes),
+            ]);
+        let response = self.send(request).await?;
+        let url = response.url().to_string();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Decode { url, source })?;
+        Ok(frame::decode_stored(&body)?)
+    }
+
+    /// `GET /groups`.
+    pub async fn groups(&self) -> Result<Vec<String>, ClientError> {
+        self.json(self.get(&["groups"])).await
+    }
+
+    /// `GET /groups/{group}`.
+    pub async fn group(&self, name: &str) -> Result<GroupLag, ClientError> {
+        self.json(self.get(&["groups", name])).await
+    }
+
+    /// `POST /groups/{group}/seek`.
+    pub async fn seek(
+        &self,
+        group: &str,
+        to: SeekTo,
+        topic: Option<&str>,
+        partition: Option<u32>,
+    ) -> Result<Vec<Moved>, ClientError> {
+        #[derive(Deserialize)]
+        struct Seeked {
+            moved: Vec<Moved>,
+        }
+        let body = serde_json::json!({"to": position(to), "topic": topic, "partition": partition});
+        let seeked: Seeked = self
+            .json(self.post(&["groups", group, "seek"]).json(&body))
+            .await?;
+        Ok(seeked.moved)
+    }
+
+    /// `POST /components`: uploads a wasm component.
+    pub async fn upload_component(&self, wasm: Vec<u8>) -> Result<Component, ClientError> {
+        let request = self
+            .post(&["components"])
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(wasm);
+        self.json(request).await
+    }
+
+    /// `GET /processors`.
+    pub async fn processors(&self) -> Result<Vec<ProcessorStatus>, ClientError> {
+        self.json(self.get(&["processors"])).await
+    }
+
+    /// `GET /processors/{name}`.
+    pub async fn processor(&self, name: &str) -> Result<ProcessorStatus, ClientError> {
+        self.json(self.get(&["processors", name])).await
+    }
+
+    /// `PUT /processors/{name}`.
+    pub async fn create_processor(
+        &self,
+        name: &str,
+        body: &NewProcessor,
+    ) -> Result<ProcessorStatus, ClientError> {
+        let request = self.request(reqwest::Method::PUT, &["processors", name]);
+        self.json(request.json(body)).await
+    }
+
+    /// `POST /processors/{name}/swap`: a new component, optionally rewinding.
+    pub async fn swap(
+        &self,
+        name: &str,
+        component: &str,
+        label: Option<&str>,
+        rewind_to: Option<SeekTo>,
+    ) -> Result<ProcessorStatus, ClientError> {
+        let mut body = serde_json::json!({"component": component, "label": label});
+        if let Some(to) = rewind_to {
+            body["rewind_to"] = position(to);
+        }
+        self.json(self.post(&["processors", name, "swap"]).json(&body))
+            .await
+    }
+
+    /// `POST /processors/{name}/rewind`.
+    pub async fn rewind(&self, name: &str, to: SeekTo) -> Result<ProcessorStatus, ClientError> {
+        let body = serde_json::json!({"to": position(to)});
+        self.json(self.post(&["processors", name, "rewind"]).json(&body))
+            .await
+    }
+
+    /// `POST /processors/{name}/pause`.
+    pub async fn pause(&self, name: &str) -> Result<ProcessorStatus, ClientError> {
+        self.json(self.post(&["processors", name, "pause"])).await
+    }
+
+    /// `POST /processors/{name}/resume`.
+    pub async fn resume(&self, name: &str) -> Result<ProcessorStatus, ClientError> {
+        self.json(self.post(&["processors", name, "resume"])).await
+    }
+
+    /// `POST /processors/{name}/scale`.
+    pub async fn scale(&self, name: &str, instances: u32) -> Result<ProcessorStatus, ClientError> {
+        let body = serde_json::json!({"instances": instances});
+        self.json(self.post(&["processors", name, "scale"]).json(&body))
+            .await
+    }
+
+    /// `DELETE /processors/{name}`.
+    pub async fn delete_processor(&self, name: &str) -> Result<(), ClientError> {
+        self.send(self.delete(&["processors", name]))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /processors/{name}/shadow`: runs `component` as `{name}.shadow`
+    /// from `from`.
+    pub async fn shadow(
+        &self,
+        name: &str,
+        component: &str,
+        label: Option<&str>,
+        from: SeekTo,
+    ) -> Result<ProcessorStatus, ClientError> {
+        let body =
+            serde_json::json!({"component": component, "label": label, "from": position(from)});
+        self.json(self.post(&["processors", name, "shadow"]).json(&body))
+            .await
+    }
+
+    /// `POST /processors/{name}/shadow/promote`.
+    pub async fn promote_shadow(&self, name: &str) -> Result<ProcessorStatus, ClientError> {
+        self.json(self.post(&["processors", name, "shadow", "promote"]))
+            .await
+    }
+
+    /// `DELETE /processors/{name}/shadow`.
+    pub async fn drop_shadow(&self, name: &str) -> Result<(), ClientError> {
+        self.send(self.delete(&["processors", name, "shadow"]))
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_base_urls_are_accepted() {
+        for bad in [
+            "localhost:7070",
+            "ftp://h/",
+            "https://h:1",
+            "mailto:x@y",
+            "",
+        ] {
+            assert!(
+                matches!(Client::new(bad, None), Err(ClientError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
+        assert!(Client::new("http://127.0.0.1:7070", None).is_ok());
+    }
+
+    #[test]
+    fn names_become_single_escaped_segments_under_the_base_path() {
+        let client = Client::new("http://h:1/weir/", None).unwrap();
+        assert_eq!(
+            client.url(&["topics", "../x", "a/b"]).path(),
+            "/weir/topics/..%2Fx/a%2Fb"
+        );
+        let client = Client::new("http://h:1", None).unwrap();
+        assert_eq!(client.url(&["groups", "g"]).as_str(), "http://h:1/groups/g");
+    }
+}

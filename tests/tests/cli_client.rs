@@ -1,0 +1,241 @@
+//! The `weir` binary as a client of a real `weir serve` on 127.0.0.1:0:
+//! topics, produce, consume and groups over HTTP (text and `--json`), clear
+//! errors, no data-directory lock taken in server mode, and the client-only
+//! commands refusing to run without a server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+use weir_tests::weir_bin;
+
+/// A `weir serve` child process and the URL it printed.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(dir: &Path) -> Serve {
+        let mut child = Command::new(weir_bin())
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("WEIR_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn weir serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Serve { child, url }
+    }
+
+    /// `weir --server URL args…`, with a data directory the server holds, to
+    /// show the client never takes its lock.
+    fn weir(&self, dir: &Path, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(weir_bin())
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--server", &self.url])
+            .args(args)
+            .env_remove("WEIR_SERVER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str], stdin: &str) -> String {
+        let out = self.weir(dir, args, stdin);
+        assert!(
+            out.status.success(),
+            "weir {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+#[test]
+fn topic_produce_consume_and_group_commands_work_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Serve::start(dir.path());
+    let d = dir.path();
+
+    let created = server.ok(d, &["topic", "create", "lines", "--partitions", "2"], "");
+    assert_eq!(created.trim(), "created topic lines with 2 partition(s)");
+    let json: Value =
+        serde_json::from_str(&server.ok(d, &["--json", "topic", "describe", "lines"], "")).unwrap();
+    assert_eq!(json["partitions"], 2);
+
+    let produced = server.ok(
+        d,
+        &["produce", "--topic", "lines", "--key-separator", "="],
+        "k1=v1\nk1=v2\nplain\n",
+    );
+    assert_eq!(produced.trim(), "produced 3 record(s) to lines");
+    let listed: Value =
+        serde_json::from_str(&server.ok(d, &["topic", "list", "--json"], "")).unwrap();
+    let lines = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "lines")
+        .unwrap();
+    let hws: Vec<u64> = lines["high_watermarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(hws.iter().sum::<u64>(), 3);
+
+    let keyed_partition = hws.iter().position(|&h| h >= 2).unwrap().to_string();
+    let consumed = server.ok(
+        d,
+        &[
+            "consume",
+            "--topic",
+            "lines",
+            "--partition",
+            &keyed_partition,
+        ],
+        "",
+    );
+    let values: Vec<&str> = consumed
+        .lines()
+        .filter_map(|l| l.split('\t').nth(3))
+        .collect();
+    assert!(values.starts_with(&["v1", "v2"]), "{consumed}");
+    let consumed: Value = serde_json::from_str(&server.ok(
+        d,
+        &[
+            "--json",
+            "consume",
+            "--topic",
+            "lines",
+            "--partition",
+            &keyed_partition,
+            "--max",
+            "1",
+        ],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(consumed.as_array().unwrap().len(), 1);
+    assert_eq!(consumed[0]["key"], "k1");
+
+    let seek = server.weir(
+        d,
+        &[
+            "group", "seek", "readers", "--to", "earliest", "--topic", "lines",
+        ],
+        "",
+    );
+    assert!(
+        seek.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seek.stderr)
+    );
+    let described = server.ok(d, &["group", "describe", "readers"], "");
+    assert!(described.contains("total lag 3"), "{described}");
+    let groups: Value =
+        serde_json::from_str(&server.ok(d, &["group", "list", "--json"], "")).unwrap();
+    assert_eq!(groups, serde_json::json!(["readers"]));
+
+    let missing = server.weir(d, &["topic", "describe", "ghost"], "");
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("404") && stderr.contains("unknown topic \"ghost\""),
+        "{stderr}"
+    );
+
+    let deleted = server.ok(d, &["topic", "delete", "lines"], "");
+    assert_eq!(deleted.trim(), "deleted topic lines");
+    let gone = server.weir(d, &["consume", "--topic", "lines"], "");
+    assert!(!gone.status.success());
+    let described = server.weir(d, &["group", "describe", "readers"], "");
+    assert!(
+        !described.status.success(),
+        "the group's offsets went with the topic"
+    );
+}
+
+#[test]
+fn client_only_commands_name_the_server_setting_when_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["deploy", "--processor", "p", "--wasm", "x.wasm"],
+        vec!["processor", "list"],
+        vec!["shadow", "drop", "p"],
+    ] {
+        let out = Command::new(weir_bin())
+            .arg("--data-dir")
+            .arg(dir.path().join("unused"))
+            .args(&args)
+            .env_remove("WEIR_SERVER")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--server") && stderr.contains("WEIR_SERVER"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join("unused").exists(),
+        "no data directory was created"
+    );
+}
+
+#[test]
+fn embedded_topic_describe_and_delete_work_on_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir = |args: &[&str]| {
+        let out = Command::new(weir_bin())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("WEIR_SERVER")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    weir(&["topic", "create", "t", "--partitions", "3"]);
+    let described: Value =
+        serde_json::from_str(&weir(&["topic", "describe", "t", "--json"])).unwrap();
+    assert_eq!(described["high_watermarks"], serde_json::json!([0, 0, 0]));
+    assert_eq!(weir(&["topic", "delete", "t"]).trim(), "deleted topic t");
+    assert!(!weir(&["topic", "list"]).contains("t\tpartitions"));
+}

@@ -239,3 +239,95 @@ fn embedded_topic_describe_and_delete_work_on_the_data_directory() {
     assert_eq!(weir(&["topic", "delete", "t"]).trim(), "deleted topic t");
     assert!(!weir(&["topic", "list"]).contains("t\tpartitions"));
 }
+
+/// The processor's status, as `weir processor status --json` prints it.
+fn status(serve: &Serve, dir: &Path, name: &str) -> Value {
+    let out = serve.ok(dir, &["--json", "processor", "status", name], "");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn deploy_rewind_shadow_and_a_broken_version_through_the_cli() {
+    use weir_tests::guests;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path());
+    let d = dir.path();
+    serve.ok(d, &["topic", "create", "orders", "--partitions", "2"], "");
+    serve.ok(d, &["topic", "create", "orders-usd"], "");
+    serve.ok(
+        d,
+        &["produce", "--topic", "orders", "--generate", "300"],
+        "",
+    );
+    let deploy = |wasm: &str, label: &str, extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--processor",
+            "fx",
+            "--wasm",
+            wasm,
+            "--label",
+            label,
+        ];
+        args.extend_from_slice(extra);
+        serve.ok(d, &args, "")
+    };
+    deploy(guests::CURRENCY_V1, "v1", &["--topic", "orders", "--wait"]);
+    let v1 = status(&serve, d, "fx");
+    assert_eq!(
+        (v1["lag"].as_u64(), v1["label"].as_str()),
+        (Some(0), Some("v1"))
+    );
+
+    deploy(
+        guests::CURRENCY_V2,
+        "v2",
+        &["--rewind-to", "earliest", "--wait"],
+    );
+    let v2 = status(&serve, d, "fx");
+    assert_eq!(
+        (v2["lag"].as_u64(), v2["label"].as_str()),
+        (Some(0), Some("v2"))
+    );
+    let usd = serve.ok(d, &["--json", "topic", "describe", "orders-usd"], "");
+    let usd: Value = serde_json::from_str(&usd).unwrap();
+    assert_eq!(usd["high_watermarks"][0], 600, "history once per version");
+
+    let broken = serve.weir(
+        d,
+        &[
+            "deploy",
+            "--processor",
+            "fx",
+            "--wasm",
+            guests::WRONG_WORLD,
+            "--label",
+            "v3",
+        ],
+        "",
+    );
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("weir:processor"), "{stderr}");
+    assert_eq!(
+        status(&serve, d, "fx")["version"],
+        v2["version"],
+        "v2 kept running"
+    );
+
+    deploy(
+        guests::CURRENCY_V1,
+        "v1",
+        &["--shadow", "--from", "earliest", "--wait"],
+    );
+    let shadow = status(&serve, d, "fx.shadow");
+    assert_eq!(
+        (shadow["lag"].as_u64(), shadow["shadow_of"].as_str()),
+        (Some(0), Some("fx"))
+    );
+    serve.ok(d, &["shadow", "drop", "fx"], "");
+    let listed = serve.ok(d, &["--json", "processor", "list"], "");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    serve.ok(d, &["processor", "delete", "fx"], "");
+}

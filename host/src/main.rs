@@ -73,7 +73,7 @@ enum Command {
         #[command(subcommand)]
         command: cli::group::GroupCommand,
     },
-    /// Serve the HTTP API (topics, produce, fetch, groups, metrics).
+    /// Serve the HTTP API (topics, produce, fetch, groups, processors, metrics).
     Serve(cli::serve::ServeArgs),
     /// Measure append, guest-boundary, pipeline, CPU-bound and cold-start costs.
     Bench {

@@ -88,3 +88,35 @@ pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
         .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {bytes:?}"));
     (status, body)
 }
+
+/// Starts the real `weir serve` binary on `dir` (arguments after `serve`:
+/// `args`), with no token in its environment; returns the child and the URL
+/// it printed once listening.
+pub fn spawn_serve(
+    dir: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::weir_bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("serve")
+        .args(args)
+        .env_remove("WEIR_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn weir serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the first line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, url)
+}

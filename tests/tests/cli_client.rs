@@ -3,11 +3,12 @@
 //! errors, no data-directory lock taken in server mode, and the client-only
 //! commands refusing to run without a server.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
+use weir_tests::server::spawn_serve;
 use weir_tests::weir_bin;
 
 /// A `weir serve` child process and the URL it printed.
@@ -18,24 +19,7 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path) -> Serve {
-        let mut child = Command::new(weir_bin())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("WEIR_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn weir serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let (child, url) = spawn_serve(dir, &["--listen".as_ref(), "127.0.0.1:0".as_ref()]);
         Serve { child, url }
     }
 

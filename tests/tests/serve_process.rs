@@ -2,37 +2,18 @@
 //! SIGTERM finishes and commits the batches in flight and exits 0, and a
 //! restart picks up where the committed offsets say, processing nothing twice.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use weir_tests::{Host, guests, weir_bin};
+use weir_tests::server::spawn_serve;
+use weir_tests::{Host, guests};
 
 const RECORDS: usize = 30_000;
 
 /// Starts `weir serve --config config` on `dir`; returns the child and its URL.
 fn serve(dir: &Path, config: &Path) -> (Child, String) {
-    let mut child = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn weir serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, url)
+    spawn_serve(dir, &["--config".as_ref(), config.as_os_str()])
 }
 
 fn terminate(mut child: Child) {

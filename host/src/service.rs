@@ -55,6 +55,9 @@ use crate::log::Log;
 use crate::offsets::Offsets;
 use crate::supervisor::Supervisor;
 
+/// How long shutdown waits for processors to finish their batches in flight.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
@@ -92,14 +95,14 @@ pub async fn serve(
     }
     tracing::info!(%addr, "serving the weir API");
     let (log, supervisor) = (state.log.clone(), state.supervisor.clone());
-    axum::serve(listener, router(state))
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
-    supervisor.stop_all().await;
+        .await;
+    supervisor.stop_all(SHUTDOWN_GRACE).await;
     if let Err(e) = log.sync_all() {
         tracing::error!(error = %e, "flushing the log on shutdown");
     }
-    Ok(())
+    Ok(served?)
 }
 
 /// The API's routes, behind the token check and the body limit, with every

@@ -24,6 +24,7 @@ mod store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -37,10 +38,13 @@ use crate::group::{GroupError, Groups};
 use crate::log::{Log, LogError};
 use crate::offsets::Offsets;
 use crate::processor::{Instances, ProcessorError, error_chain};
-use crate::runtime::{GuestSpec, Runtime, RuntimeError};
+use crate::runtime::{GuestSpec, Handler, Runtime, RuntimeError};
 
 /// The most members one processor may run.
 pub const MAX_INSTANCES: usize = 64;
+/// The longest per-batch deadline a deployment may set: operations such as
+/// pause and shutdown wait for a batch in flight, so it bounds them too.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(300);
 /// The suffix of a shadow's name, group and output topics.
 pub const SHADOW: &str = ".shadow";
 
@@ -59,6 +63,8 @@ pub enum SupervisorError {
     ShadowExists(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("topic {topic:?} is read by processor {processor:?}: delete the processor first")]
     TopicInUse { topic: String, processor: String },
     #[error("deployment record {path}: {reason}")]
@@ -180,11 +186,15 @@ impl Supervisor {
     /// Deploys a new processor.
     pub async fn create(&self, deployment: Deployment) -> Result<Status> {
         self.check(&deployment)?;
+        // Compiling can take seconds: it happens before the lock is taken.
+        let guest = self.load(&deployment).await?;
         let mut processors = self.processors.lock().await;
         if processors.contains_key(&deployment.name) {
             return Err(SupervisorError::Exists(deployment.name));
         }
-        let run = self.launch(&deployment).await?;
+        check_group(&deployment, &processors)?;
+        self.commit_latest(&deployment)?;
+        let run = Run::Running(Box::new(self.start(&deployment, guest)?));
         self.record(&deployment, run, &mut processors).await
     }
 
@@ -192,7 +202,7 @@ impl Supervisor {
     /// at their next batch boundary; with it, they pause at a batch boundary,
     /// the group's offsets are reset, the version is swapped and they resume.
     /// A paused processor stays paused (with the new version recorded); a
-    /// failed one starts again.
+    /// failed one starts again with the new version.
     pub async fn swap(
         &self,
         name: &str,
@@ -200,24 +210,64 @@ impl Supervisor {
         label: Option<String>,
         rewind: Option<SeekTo>,
     ) -> Result<Status> {
+        let current = self.deployment(name).await?;
+        let next = Deployment {
+            component: component.to_string(),
+            label,
+            ..current.clone()
+        };
+        let guest = self.load(&next).await?;
         let mut processors = self.processors.lock().await;
-        let managed = processors
-            .get_mut(name)
-            .ok_or_else(|| SupervisorError::UnknownProcessor(name.to_string()))?;
-        let mut deployment = managed.deployment.clone();
-        deployment.component = component.to_string();
-        deployment.label = label;
-        let guest = self.load(&deployment).await?;
-        match &mut managed.run {
-            Run::Running(instances) => instances.deploy(guest, rewind).await?,
-            Run::Paused => self.reset(&deployment, rewind)?,
-            Run::Failed(_) => {
-                self.reset(&deployment, rewind)?;
-                managed.run = Run::Running(Box::new(self.start(&deployment, guest)?));
-            }
+        self.apply_swap(&mut processors, &current, next, guest, rewind)
+            .await
+    }
+
+    /// A copy of `name`'s record.
+    async fn deployment(&self, name: &str) -> Result<Deployment> {
+        let mut processors = self.processors.lock().await;
+        Ok(self.get(&mut processors, name)?.deployment.clone())
+    }
+
+    /// Swaps in `next` (already loaded as `guest`) if `name` is still as
+    /// `current` says. The record is written first and put back if applying
+    /// fails, so it never names a version other than the one that runs.
+    async fn apply_swap(
+        &self,
+        processors: &mut BTreeMap<String, Managed>,
+        current: &Deployment,
+        next: Deployment,
+        guest: Arc<dyn Handler>,
+        rewind: Option<SeekTo>,
+    ) -> Result<Status> {
+        let managed = self.get(processors, &current.name)?;
+        if managed.deployment != *current {
+            return Err(SupervisorError::Conflict(format!(
+                "processor {:?} changed while the new version loaded; try again",
+                current.name
+            )));
         }
-        self.store.save(&deployment)?;
-        managed.deployment = deployment;
+        // A member that failed on the old version must not stand in the way
+        // of the fix: the processor counts as failed, and starts afresh.
+        notice_failure(managed).await;
+        self.store.save(&next)?;
+        let applied = match &mut managed.run {
+            Run::Running(instances) => instances
+                .deploy(guest, rewind)
+                .await
+                .map_err(SupervisorError::from),
+            Run::Paused => self.reset(&next, rewind),
+            Run::Failed(_) => self
+                .reset(&next, rewind)
+                .and_then(|()| self.start(&next, guest))
+                .map(|instances| managed.run = Run::Running(Box::new(instances))),
+        };
+        if let Err(e) = applied {
+            if let Err(undo) = self.store.save(current) {
+                tracing::error!(processor = %current.name, error = %error_chain(&undo), "could not restore the record");
+            }
+            return Err(e);
+        }
+        managed.deployment = next;
         Ok(self.status_of(managed))
     }
 
@@ -226,6 +276,7 @@ impl Supervisor {
     pub async fn rewind(&self, name: &str, to: SeekTo) -> Result<Status> {
         let mut processors = self.processors.lock().await;
         let managed = self.get(&mut processors, name)?;
+        notice_failure(managed).await;
         match &mut managed.run {
             Run::Running(instances) => {
                 let current = instances.slot().current();
@@ -245,10 +296,14 @@ impl Supervisor {
         deployment.paused = true;
         self.store.save(&deployment)?;
         managed.deployment = deployment;
-        if let Run::Running(instances) = std::mem::replace(&mut managed.run, Run::Paused)
-            && let Err(e) = instances.stop().await
-        {
-            managed.run = Run::Failed(error_chain(&e));
+        match std::mem::replace(&mut managed.run, Run::Paused) {
+            Run::Running(instances) => {
+                if let Err(e) = instances.stop().await {
+                    managed.run = Run::Failed(error_chain(&e));
+                }
+            }
+            failed @ Run::Failed(_) => managed.run = failed,
+            Run::Paused => {}
         }
         Ok(self.status_of(managed))
     }
@@ -273,6 +328,7 @@ impl Supervisor {
         check_instances(count)?;
         let mut processors = self.processors.lock().await;
         let managed = self.get(&mut processors, name)?;
+        notice_failure(managed).await;
         let mut deployment = managed.deployment.clone();
         deployment.instances = count;
         if let Run::Running(instances) = &mut managed.run {
@@ -290,8 +346,9 @@ impl Supervisor {
         self.get(&mut processors, name)?;
         let shadow = format!("{name}{SHADOW}");
         for victim in [shadow.as_str(), name] {
-            if let Some(managed) = processors.remove(victim) {
+            if processors.contains_key(victim) {
                 self.store.remove(victim)?;
+                let managed = processors.remove(victim).expect("checked above");
                 retire(victim, managed.run).await;
             }
         }
@@ -317,28 +374,48 @@ impl Supervisor {
         out
     }
 
-    /// The processor reading `topic`, if any (a topic in use is not deleted).
+    /// The processor reading `topic`, or dead-lettering to it, if any (a topic
+    /// in use is not deleted).
     pub async fn reader_of(&self, topic: &str) -> Option<String> {
         let processors = self.processors.lock().await;
         processors
             .values()
-            .find(|m| m.deployment.topics.iter().any(|t| t == topic))
+            .find(|m| {
+                m.deployment.topics.iter().any(|t| t == topic)
+                    || format!("{}.dlq", m.deployment.name) == topic
+            })
             .map(|m| m.deployment.name.clone())
     }
 
-    /// Stops every processor after its batches in flight (graceful shutdown).
-    /// Their records stay, so the next start runs them again.
-    pub async fn stop_all(&self) {
+    /// Stops every processor after its batches in flight (graceful shutdown),
+    /// all at once, waiting at most `grace`: a batch still running then is
+    /// not committed, and is redelivered on the next start. The records stay,
+    /// so the next start runs every processor again.
+    pub async fn stop_all(&self, grace: Duration) {
         let mut processors = self.processors.lock().await;
+        let mut stopping = tokio::task::JoinSet::new();
         for (name, managed) in processors.iter_mut() {
             if let Run::Running(instances) = std::mem::replace(&mut managed.run, Run::Paused) {
-                match instances.stop().await {
-                    Ok(_) => tracing::info!(processor = %name, "stopped"),
-                    Err(e) => {
+                let name = name.clone();
+                stopping.spawn(async move { (name, instances.stop().await) });
+            }
+        }
+        let all = async {
+            while let Some(stopped) = stopping.join_next().await {
+                match stopped {
+                    Ok((name, Ok(_))) => tracing::info!(processor = %name, "stopped"),
+                    Ok((name, Err(e))) => {
                         tracing::error!(processor = %name, error = %error_chain(&e), "stopped with an error")
                     }
+                    Err(e) => tracing::error!(error = %e, "stopping a processor"),
                 }
             }
+        };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "some batches were still running; they will be redelivered"
+            );
         }
     }
 
@@ -362,6 +439,17 @@ impl Supervisor {
         }
         if let Some(group) = &deployment.group {
             crate::name::validate("group", group).map_err(LogError::from)?;
+            if group.starts_with("__") || group.ends_with(SHADOW) {
+                return Err(SupervisorError::Invalid(format!(
+                    "group names starting with __ or ending in {SHADOW} are reserved"
+                )));
+            }
+        }
+        if deployment.limits.deadline > MAX_DEADLINE {
+            return Err(SupervisorError::Invalid(format!(
+                "deadline_ms may be at most {}",
+                MAX_DEADLINE.as_millis()
+            )));
         }
         if deployment.topics.is_empty() {
             return Err(SupervisorError::Invalid(
@@ -372,6 +460,20 @@ impl Supervisor {
             self.log.partition_count(topic)?;
         }
         check_instances(deployment.instances)
+    }
+}
+
+/// Refuses a group another processor's members already join: two
+/// processors in one group would split its partitions between two versions,
+/// and one's rewind would move the other's offsets.
+fn check_group(deployment: &Deployment, processors: &BTreeMap<String, Managed>) -> Result<()> {
+    let group = deployment.group();
+    match processors.values().find(|m| m.deployment.group() == group) {
+        Some(other) => Err(SupervisorError::Conflict(format!(
+            "group {group:?} is used by processor {:?}",
+            other.deployment.name
+        ))),
+        None => Ok(()),
     }
 }
 

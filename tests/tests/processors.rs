@@ -293,7 +293,32 @@ async fn bad_processor_requests_get_4xx_and_change_nothing() {
     assert_eq!(status, 422);
 
     let unknown = "0".repeat(64);
+    let (_, v1) = server.upload(guests::CURRENCY_V1).await;
     let cases: Vec<(&str, &str, Value, u16)> = vec![
+        (
+            "PUT",
+            "/processors/new",
+            json!({"component": v1["id"], "topics": ["orders"], "group": "fx"}),
+            409,
+        ),
+        (
+            "PUT",
+            "/processors/new",
+            json!({"component": "x", "topics": ["orders"], "group": "__consumer_offsets"}),
+            400,
+        ),
+        (
+            "PUT",
+            "/processors/new",
+            json!({"component": "x", "topics": ["orders"], "group": "fx.shadow"}),
+            400,
+        ),
+        (
+            "PUT",
+            "/processors/new",
+            json!({"component": "x", "topics": ["orders"], "limits": {"deadline_ms": 3_600_000}}),
+            400,
+        ),
         (
             "PUT",
             "/processors/new",
@@ -385,5 +410,72 @@ async fn bad_processor_requests_get_4xx_and_change_nothing() {
     assert_eq!(status["version"], v1_version.as_str(), "still v1");
     assert_eq!(status["partitions"][0]["committed"], 10, "no offset moved");
     assert_eq!(status["state"], "running");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_swapped_in_right_after_a_failure_replays_and_runs() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("in-copy", 1);
+    let server = Server::start(&host, None).await;
+    let (_, scripted) = server.upload(guests::SCRIPTED).await;
+    let (_, passthrough) = server.upload(guests::PASSTHROUGH).await;
+    let config = json!({"output": "in-copy"});
+    let body = json!({"component": scripted["id"], "topics": ["in"], "config": config});
+    assert_eq!(server.put("/processors/copy", body).await.0, 201);
+    host.append_values("in", 0, &["a", "fail:fatal", "b"]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The member has failed (or is about to): the fix still goes in.
+    let swap = json!({"component": passthrough["id"], "label": "fix", "rewind_to": "earliest"});
+    let (status, swapped) = server.post("/processors/copy/swap", swap).await;
+    assert_eq!(status, 200, "{swapped}");
+    let done = wait_for(&server, "copy", caught_up).await;
+    assert_eq!(done["label"], "fix");
+    let out = host.values("in-copy", 0);
+    assert_eq!(
+        &out[out.len() - 3..],
+        ["a", "fail:fatal", "b"],
+        "the fix replayed all of it"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_means_from_the_deploy_on_even_across_a_pause() {
+    let host = Host::new();
+    host.topic("in", 2);
+    host.topic("in-copy", 1);
+    host.append_values("in", 0, &["old-1", "old-2"]);
+    let server = Server::start(&host, None).await;
+    let (_, scripted) = server.upload(guests::SCRIPTED).await;
+    let body = json!({
+        "component": scripted["id"],
+        "topics": ["in"],
+        "config": {"output": "in-copy"},
+        "reset": "latest",
+    });
+    assert_eq!(server.put("/processors/copy", body).await.0, 201);
+    assert_eq!(
+        server.post("/processors/copy/pause", json!({})).await.0,
+        200
+    );
+    host.append_values("in", 0, &["new-1"]);
+    host.append_values("in", 1, &["new-2"]);
+    let (_, paused) = server.get("/processors/copy").await;
+    assert_eq!(paused["lag"], 2, "{paused}");
+    assert_eq!(
+        server.post("/processors/copy/resume", json!({})).await.0,
+        200
+    );
+    wait_for(&server, "copy", caught_up).await;
+    let mut out = host.values("in-copy", 0);
+    out.sort();
+    assert_eq!(
+        out,
+        ["new-1", "new-2"],
+        "nothing before the deploy, nothing skipped after"
+    );
     server.shutdown().await;
 }

@@ -149,6 +149,13 @@ async fn wait_caught_up(client: &Client, name: &str) -> Result<()> {
                 status.error.as_deref().unwrap_or("no reason given")
             );
         }
+        if status.state == "paused" {
+            bar.abandon();
+            bail!(
+                "processor {name} is paused; resume it to catch up (lag {})",
+                status.lag
+            );
+        }
         let done = status.processed.saturating_sub(first.processed);
         bar.set_length(done + status.lag);
         bar.set_position(done);

@@ -100,14 +100,28 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
 }
 
 /// Starts a processor the configuration declares, or swaps a recorded one to
-/// the declared component if it changed (the file wins over the record).
+/// the declared component and label if they changed. Other settings of a
+/// recorded processor (topics, instances, config, limits) are kept as
+/// recorded, since the API may have changed them; a difference is logged.
 async fn declare(supervisor: &Supervisor, declared: &DeclaredProcessor) -> Result<()> {
     let wasm = std::fs::read(&declared.wasm)
         .with_context(|| format!("reading {}", declared.wasm.display()))?;
     let component = supervisor.add_component(wasm).await?;
     match supervisor.status(&declared.name).await {
-        Ok(status) if status.component == component && status.label == declared.label => {}
-        Ok(_) => {
+        Ok(status) => {
+            let differs = status.topics != declared.topics
+                || status.instances != declared.instances
+                || status.config != declared.config
+                || status.limits != declared.limits;
+            if differs {
+                tracing::warn!(
+                    processor = %declared.name,
+                    "the configuration's topics, instances, config or limits differ from the recorded ones; keeping the recorded ones (change them through the API, or delete the processor to redeploy it from the file)"
+                );
+            }
+            if status.component == component && status.label == declared.label {
+                return Ok(());
+            }
             supervisor
                 .swap(&declared.name, &component, declared.label.clone(), None)
                 .await?;

@@ -109,7 +109,13 @@ impl Instances {
     /// Whether some member has stopped with an error since the last call
     /// (without waiting); [`Instances::stop`] then returns that error.
     pub fn has_failed(&mut self) -> bool {
-        self.failures.1.try_recv().is_ok()
+        // A member task that ended without being asked to (an error, or a
+        // panic, which never reaches the channel) has failed.
+        let ended = self
+            .running
+            .iter()
+            .any(|m| m.task.is_finished() && !*m.stop.borrow());
+        self.failures.1.try_recv().is_ok() || ended
     }
 
     /// The version slot the members share (a file watcher swaps through it).
@@ -137,20 +143,17 @@ impl Instances {
         for member in &self.running {
             member.stop.send(true).ok();
         }
-        let mut first_error = None;
         for member in self.running.drain(..) {
+            // A member that failed did so on the old version, whose failure
+            // the new one may well fix: it does not stop the deploy.
             match member.task.await.map_err(ProcessorError::Task) {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) | Err(e) => first_error = first_error.or(Some(e)),
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(error = %super::error_chain(&e), "a member had failed before the deploy")
+                }
             }
         }
         while self.failures.1.try_recv().is_ok() {}
-        if let Some(e) = first_error {
-            // Rewinding without swapping would replay history through the old
-            // version: do neither, and resume as before.
-            self.grow_to(count)?;
-            return Err(e);
-        }
         let group = self
             .config
             .group

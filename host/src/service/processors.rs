@@ -229,14 +229,22 @@ impl From<SupervisorError> for ApiError {
             E::UnknownProcessor(_) | E::UnknownComponent(_) | E::NoShadow(_) => {
                 StatusCode::NOT_FOUND
             }
-            E::Exists(_) | E::ShadowExists(_) | E::TopicInUse { .. } => StatusCode::CONFLICT,
-            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Exists(_)
+            | E::ShadowExists(_)
+            | E::TopicInUse { .. }
+            | E::Conflict(_)
+            | E::Processor(P::Fatal { .. } | P::Exhausted { .. }) => StatusCode::CONFLICT,
+            E::Invalid(_) | E::Runtime(R::Limits(_)) => StatusCode::BAD_REQUEST,
             E::Runtime(
                 R::Compile { .. }
                 | R::Incompatible { .. }
                 | R::Init(_)
+                | R::Failed(_)
                 | R::Trap { .. }
-                | R::Deadline(_),
+                | R::Deadline(_)
+                | R::OutOfFuel(_)
+                | R::StackOverflow(_)
+                | R::Memory { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

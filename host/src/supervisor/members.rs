@@ -38,6 +38,38 @@ impl Supervisor {
         Ok(Arc::new(guest))
     }
 
+    /// With `reset: latest`, commits the end of every input partition the
+    /// group has no offset for yet, so "latest" means "from the deploy on":
+    /// records produced while the processor is paused or restarting before
+    /// its first commit are not skipped (what Kafka's auto-commit of the
+    /// reset position achieves).
+    pub(super) fn commit_latest(&self, deployment: &Deployment) -> Result<()> {
+        if deployment.reset != super::Reset::Latest {
+            return Ok(());
+        }
+        let group = deployment.group();
+        let committed = self.offsets.of_group(&group);
+        for topic in &deployment.topics {
+            for partition in 0..self.log.partition_count(topic)? {
+                let known = committed
+                    .iter()
+                    .any(|(t, p, _)| t == topic && *p == partition);
+                if !known {
+                    let topics = std::slice::from_ref(topic);
+                    admin::reset(
+                        &self.log,
+                        &self.offsets,
+                        &group,
+                        topics,
+                        Some(partition),
+                        SeekTo::Latest,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Loads and starts a deployment, or leaves it paused.
     pub(super) async fn launch(&self, deployment: &Deployment) -> Result<Run> {
         if deployment.paused {

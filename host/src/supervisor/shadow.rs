@@ -14,8 +14,7 @@ impl Supervisor {
         label: Option<String>,
         from: SeekTo,
     ) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let main = &self.get(&mut processors, name)?.deployment;
+        let main = self.deployment(name).await?;
         if main.shadow_of.is_some() {
             return Err(SupervisorError::Invalid(format!(
                 "{name:?} is itself a shadow"
@@ -30,29 +29,47 @@ impl Supervisor {
             shadow_of: Some(name.to_string()),
             ..main.clone()
         };
+        let guest = self.load(&shadow).await?;
+        let mut processors = self.processors.lock().await;
         if processors.contains_key(&shadow.name) {
             return Err(SupervisorError::ShadowExists(name.to_string()));
         }
-        let guest = self.load(&shadow).await?;
+        self.get(&mut processors, name)?;
         self.reset(&shadow, Some(from))?;
         let run = Run::Running(Box::new(self.start(&shadow, guest)?));
         self.record(&shadow, run, &mut processors).await
     }
 
-    /// Swaps `name` to its shadow's version and removes the shadow.
+    /// Swaps `name` to its shadow's version and removes the shadow, as one
+    /// operation: if either changed meanwhile, nothing happens (409).
     pub async fn promote(&self, name: &str) -> Result<Status> {
         let shadow = format!("{name}{SHADOW}");
-        let candidate = {
-            let processors = self.processors.lock().await;
-            let managed = processors
-                .get(&shadow)
-                .ok_or_else(|| SupervisorError::NoShadow(name.to_string()))?;
-            managed.deployment.clone()
+        let candidate = self
+            .deployment(&shadow)
+            .await
+            .map_err(|_| SupervisorError::NoShadow(name.to_string()))?;
+        let current = self.deployment(name).await?;
+        let next = Deployment {
+            component: candidate.component.clone(),
+            label: candidate.label.clone(),
+            ..current.clone()
         };
+        let guest = self.load(&next).await?;
+        let mut processors = self.processors.lock().await;
+        match processors.get(&shadow) {
+            Some(m) if m.deployment == candidate => {}
+            _ => {
+                return Err(SupervisorError::Conflict(format!(
+                    "the shadow of {name:?} changed during the promotion; try again"
+                )));
+            }
+        }
         let status = self
-            .swap(name, &candidate.component, candidate.label, None)
+            .apply_swap(&mut processors, &current, next, guest, None)
             .await?;
-        self.drop_shadow(name).await?;
+        self.store.remove(&shadow)?;
+        let managed = processors.remove(&shadow).expect("checked above");
+        retire(&shadow, managed.run).await;
         Ok(status)
     }
 
@@ -60,10 +77,11 @@ impl Supervisor {
     pub async fn drop_shadow(&self, name: &str) -> Result<()> {
         let shadow = format!("{name}{SHADOW}");
         let mut processors = self.processors.lock().await;
-        let managed = processors
-            .remove(&shadow)
-            .ok_or_else(|| SupervisorError::NoShadow(name.to_string()))?;
+        if !processors.contains_key(&shadow) {
+            return Err(SupervisorError::NoShadow(name.to_string()));
+        }
         self.store.remove(&shadow)?;
+        let managed = processors.remove(&shadow).expect("checked above");
         retire(&shadow, managed.run).await;
         Ok(())
     }

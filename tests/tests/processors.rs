@@ -381,6 +381,8 @@ async fn bad_processor_requests_get_4xx_and_change_nothing() {
         ),
         ("POST", "/processors/fx/rewind", json!({"to": "99999"}), 400),
         ("POST", "/processors/fx/rewind", json!({"to": "-1"}), 400),
+        ("POST", "/processors/fx/rewind", json!({"to": 99_999}), 400),
+        ("POST", "/processors/fx/rewind", json!({"to": -1}), 400),
         (
             "POST",
             "/processors/fx/scale",

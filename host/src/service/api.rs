@@ -139,20 +139,26 @@ struct Seek {
     partition: Option<u32>,
 }
 
+/// A position as the API takes it: `"earliest"`, `"latest"`, an offset (a
+/// JSON number, or a string of digits) or `"ts:MILLIS"`.
+pub(super) fn position(value: &serde_json::Value) -> Result<SeekTo, ApiError> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(SeekTo::Offset)
+            .ok_or_else(|| format!("bad offset {n}")),
+        serde_json::Value::String(s) => s.parse(),
+        _ => Err("a position is earliest, latest, an offset or \"ts:MILLIS\"".to_string()),
+    }
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
+}
+
 async fn seek_group(
     State(state): Shared,
     Path(group): Path<String>,
     Json(body): Json<Seek>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let to: SeekTo = match &body.to {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .map(SeekTo::Offset)
-            .ok_or("bad offset".to_string()),
-        serde_json::Value::String(s) => s.parse(),
-        _ => Err("`to` must be earliest, latest, an offset or \"ts:MILLIS\"".to_string()),
-    }
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let to = position(&body.to)?;
     let topics: Vec<String> = body.topic.into_iter().collect();
     let moved = admin::seek(
         &state.log,

@@ -26,8 +26,8 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::api::position;
 use super::{ApiError, AppState};
-use crate::group::admin::SeekTo;
 use crate::runtime::Limits;
 use crate::supervisor::{Deployment, Reset, Status, SupervisorError};
 
@@ -129,21 +129,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(status)))
 }
 
-fn seek_to(s: &str) -> Result<SeekTo, ApiError> {
-    s.parse()
-        .map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, e))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Swap {
     component: String,
     label: Option<String>,
-    rewind_to: Option<String>,
+    rewind_to: Option<serde_json::Value>,
 }
 
 async fn swap(State(state): Shared, Path(name): Path<String>, Json(body): Json<Swap>) -> Reply {
-    let rewind = body.rewind_to.as_deref().map(seek_to).transpose()?;
+    let rewind = body.rewind_to.as_ref().map(position).transpose()?;
     let status = state
         .supervisor
         .swap(&name, &body.component, body.label, rewind)
@@ -154,11 +149,11 @@ async fn swap(State(state): Shared, Path(name): Path<String>, Json(body): Json<S
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Rewind {
-    to: String,
+    to: serde_json::Value,
 }
 
 async fn rewind(State(state): Shared, Path(name): Path<String>, Json(body): Json<Rewind>) -> Reply {
-    let to = seek_to(&body.to)?;
+    let to = position(&body.to)?;
     Ok(Json(state.supervisor.rewind(&name, to).await?))
 }
 
@@ -190,7 +185,7 @@ async fn delete(State(state): Shared, Path(name): Path<String>) -> Result<Status
 struct Shadow {
     component: String,
     label: Option<String>,
-    from: String,
+    from: serde_json::Value,
 }
 
 async fn shadow(
@@ -198,7 +193,7 @@ async fn shadow(
     Path(name): Path<String>,
     Json(body): Json<Shadow>,
 ) -> Result<(StatusCode, Json<Status>), ApiError> {
-    let from = seek_to(&body.from)?;
+    let from = position(&body.from)?;
     let status = state
         .supervisor
         .shadow(&name, &body.component, body.label, from)

@@ -378,10 +378,13 @@ impl Processor {
         let emitted = step.emits.len() as u64;
         let started = std::time::Instant::now();
         let log = &self.log;
-        let dlq = self.config.dlq_topic();
+        // A shadow's emits go to side topics; its dead letters stay put.
+        let redirect = (self.config.emit_suffix.as_deref()).map(|s| (s, self.config.dlq_topic()));
         self.consumer
             .commit(&batch.topic, batch.partition, step.next, || {
                 let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
+                // Side topic -> its source, to create each once per batch.
+                let mut sides: BTreeMap<String, String> = BTreeMap::new();
                 for mut emit in step.emits {
                     if !emit
                         .record
@@ -395,20 +398,27 @@ impl Processor {
                         );
                         emit.record.headers.push(header);
                     }
-                    let topic = match &self.config.emit_suffix {
-                        Some(suffix) if emit.topic != dlq => {
+                    // A side topic has its source's partition count, so the
+                    // source's partitioner places the record.
+                    let partition = log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+                    let topic = match &redirect {
+                        Some((suffix, dlq)) if emit.topic != *dlq => {
                             let side = format!("{}{suffix}", emit.topic);
-                            let partitions = log.partition_count(&emit.topic)?;
-                            log.ensure_topic(&side, TopicConfig::with_partitions(partitions))?;
+                            if !sides.contains_key(&side) {
+                                sides.insert(side.clone(), emit.topic);
+                            }
                             side
                         }
                         _ => emit.topic,
                     };
-                    let partition = log.partition_for(&topic, emit.record.key.as_deref())?;
                     by_partition
                         .entry((topic, partition))
                         .or_default()
                         .push(emit.record);
+                }
+                for (side, source) in &sides {
+                    let partitions = log.partition_count(source)?;
+                    log.ensure_topic(side, TopicConfig::with_partitions(partitions))?;
                 }
                 for ((topic, partition), records) in by_partition {
                     log.append(&topic, partition, &records)?;

@@ -22,13 +22,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::consumer::Polled;
+use crate::broker::Broker;
+use crate::consumer::{Emit, Polled};
 use crate::demo::DemoError;
-use crate::group::Groups;
 use crate::log::{Durability, Log, Record, StoredRecord, TopicConfig};
-use crate::offsets::Offsets;
 use crate::processor::{Processor, ProcessorConfig};
-use crate::runtime::{Emit, GuestSpec, Handler, Limits, Output, Runtime, RuntimeError, Source};
+use crate::runtime::{GuestSpec, Handler, Limits, Output, Runtime, RuntimeError, Source};
 use crate::workload::Orders;
 
 /// How much work each figure does; `quick` is for smoke runs.
@@ -368,18 +367,15 @@ async fn pipeline(
     handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
 ) -> Result<f64, DemoError> {
     let data = dir.join(format!("pipeline-{label}"));
-    let log = Arc::new(Log::open(&data)?);
-    let offsets = Arc::new(Offsets::open(log.clone())?);
+    let broker = Broker::open(&data)?;
+    let log = broker.log();
     let runtime = Runtime::new(&data, log.clone())?;
     log.create_topic("in", TopicConfig::with_partitions(4))?;
     log.create_topic("out", TopicConfig::with_partitions(4))?;
-    crate::demo::produce_orders(&log, "in", records)?;
-    let groups = Arc::new(Groups::new(log.clone()));
+    crate::demo::produce_orders(log, "in", records)?;
     let processor = Processor::new(
         ProcessorConfig::new("pipeline", &["in"]),
-        log.clone(),
-        offsets,
-        groups,
+        broker.as_ref(),
         handler(&runtime)?,
     )?;
     let started = Instant::now();

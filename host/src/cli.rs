@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 
+use weir::broker::Broker;
 use weir::log::Log;
 
 /// How a command prints its result: text for people, or `--json`.
@@ -72,4 +73,9 @@ pub fn lock_data_dir(dir: &Path) -> Result<()> {
 pub fn open_log(dir: &Path) -> Result<Arc<Log>> {
     let log = Log::open(dir).with_context(|| format!("opening the log in {}", dir.display()))?;
     Ok(Arc::new(log))
+}
+
+/// Opens the broker (log, committed offsets, groups) in `dir`.
+pub fn open_broker(dir: &Path) -> Result<Arc<Broker>> {
+    Broker::open(dir).with_context(|| format!("opening the data directory {}", dir.display()))
 }

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::group::admin::SeekTo;
-pub use crate::group::admin::{GroupLag, PartitionLag};
+use crate::broker::SeekTo;
+pub use crate::broker::{GroupLag, Moved, PartitionLag};
 use crate::log::{Record, StoredRecord};
 use crate::service::OCTET_STREAM;
 use crate::service::frame::{self, FrameError};
@@ -63,15 +63,6 @@ pub struct TopicInfo {
 pub struct Produced {
     pub batches: Vec<(u32, u64)>,
     pub count: usize,
-}
-
-/// One partition a seek moved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Moved {
-    pub topic: String,
-    pub partition: u32,
-    pub from: Option<u64>,
-    pub to: u64,
 }
 
 /// An uploaded component: its SHA-256 and size.

@@ -1,25 +1,45 @@
-//! The consumer side of the log, as narrow as the processor loop needs: poll the
-//! assigned partitions, commit (fenced), heartbeat, and follow assignment
-//! changes. An embedded consumer reads the local [`Log`] and belongs to a group
-//! of the local [`Groups`] coordinator; a Kafka-backed consumer could implement
-//! the same calls later without the loop changing.
+//! The seam under the processor loop: the few calls it makes of whatever holds
+//! the records. A [`Backend`] lets members join groups and resets a stopped
+//! group's positions; a [`Consumer`] is one member: it follows the group's
+//! assignment, polls the assigned partitions, commits a batch's outcome
+//! (fenced), and seeks. The embedded [`crate::broker::Broker`] implements both
+//! now; a Kafka-cluster backend implements the same calls without the loop
+//! changing.
 //!
-//! Each poll first syncs with the coordinator: partitions no longer granted are
-//! dropped (the batch in flight has already finished, since polls happen between
-//! batches), newly granted ones start at the committed offset or by the reset
-//! policy. Polls rotate over the partitions so a busy one cannot starve the rest,
-//! and return records from one partition at a time. A partition can be paused
-//! (the processor's "pause" failure policy): polls skip it until the member
-//! resumes it or restarts, and its position stays where it was.
+//! What a backend promises: a [`Commit`] is one unit. Its emits reach their
+//! topics and its next offset becomes the group's committed position only if
+//! the member still owns the partition at its generation; a fenced commit
+//! writes nothing and says so ([`ConsumerError::is_fenced`]).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use crate::group::admin::{self, ResetPolicy};
-use crate::group::{GroupError, GroupSettings, Groups, MemberId, TopicPartition};
-use crate::log::{Log, StoredRecord};
-use crate::offsets::{Committed, Offsets};
+use crate::broker::{Moved, ResetPolicy, SeekTo};
+use crate::group::{GroupError, GroupSettings, TopicPartition};
+use crate::log::{LogError, Record, StoredRecord};
+use crate::offsets::OffsetsError;
+
+/// Why a call through the seam failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Offsets(#[from] OffsetsError),
+    #[error("{topic}/{partition} is not assigned to this member")]
+    NotAssigned { topic: String, partition: u32 },
+}
+
+impl ConsumerError {
+    /// The commit was refused because this member no longer owns the
+    /// partition at its generation (a zombie); nothing was written.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, ConsumerError::Group(GroupError::Fenced { .. }))
+    }
+}
 
 /// A batch of consecutive records from one partition.
 #[derive(Debug, Clone)]
@@ -30,6 +50,40 @@ pub struct Polled {
     pub high_watermark: u64,
     /// Never empty.
     pub records: Vec<StoredRecord>,
+}
+
+impl Polled {
+    /// The offset after the batch's last record: what committing it all moves
+    /// the group to.
+    pub fn next_offset(&self) -> u64 {
+        self.records.last().map_or(0, |r| r.offset + 1)
+    }
+
+    /// The partition the batch came from.
+    pub fn source(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+/// A record a batch sends to a topic; the backend places it by its key.
+#[derive(Debug, Clone)]
+pub struct Emit {
+    pub topic: String,
+    pub record: Record,
+}
+
+/// What one batch commits, as one unit.
+#[derive(Debug)]
+pub struct Commit {
+    /// The partition the batch was read from.
+    pub source: TopicPartition,
+    /// The group's next position on it.
+    pub next: u64,
+    /// Records to append, in order.
+    pub emits: Vec<Emit>,
+    /// Topics to create (if missing) with as many partitions as another,
+    /// before the emits are placed: (topic, like). A shadow's side topics.
+    pub create_like: Vec<(String, String)>,
 }
 
 /// Bounds on one poll.
@@ -63,249 +117,75 @@ pub struct Membership {
     pub settings: GroupSettings,
 }
 
-/// One group member reading its assigned partitions.
-pub struct Consumer {
-    log: Arc<Log>,
-    offsets: Arc<Offsets>,
-    groups: Arc<Groups>,
-    membership: Membership,
-    member: MemberId,
-    epoch: u32,
-    /// (topic, partition, next offset to read), in polling order.
-    assigned: Vec<(String, u32, u64)>,
-    /// Where the next poll starts its rotation.
-    cursor: usize,
-    /// Assigned partitions that polls skip.
-    paused: BTreeSet<(String, u32)>,
+/// A boxed future, for the seam's one asynchronous call.
+pub type PollFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Polled>, ConsumerError>> + Send + 'a>>;
+
+/// Where processors' records live: lets members join, and moves a stopped
+/// group.
+pub trait Backend: Send + Sync {
+    /// Joins `membership.group` and takes the first assignment.
+    fn join(&self, membership: Membership) -> Result<Box<dyn Consumer>, ConsumerError>;
+
+    /// Creates `topic` with `partitions` partitions unless it exists (a
+    /// processor's dead-letter topic).
+    fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), ConsumerError>;
+
+    /// Moves `group`'s committed positions on `topics`, every partition or
+    /// none; the caller has stopped the group's members.
+    fn reset(
+        &self,
+        group: &str,
+        topics: &[String],
+        to: SeekTo,
+    ) -> Result<Vec<Moved>, ConsumerError>;
 }
 
-impl Consumer {
-    /// Joins the group and takes its first assignment.
-    pub fn join(
-        log: Arc<Log>,
-        offsets: Arc<Offsets>,
-        groups: Arc<Groups>,
-        membership: Membership,
-    ) -> Result<Consumer, GroupError> {
-        let member = groups.join(
-            &membership.group,
-            membership.instance_id.as_deref(),
-            &membership.topics,
-            membership.settings,
-        )?;
-        let mut consumer = Consumer {
-            log,
-            offsets,
-            groups,
-            membership,
-            member,
-            epoch: 0,
-            assigned: Vec::new(),
-            cursor: 0,
-            paused: BTreeSet::new(),
-        };
-        consumer.sync()?;
-        Ok(consumer)
-    }
-
+/// One member of a group, reading its assigned partitions.
+pub trait Consumer: Send + Sync {
     /// The group this consumer commits for.
-    pub fn group(&self) -> &str {
-        &self.membership.group
-    }
+    fn group(&self) -> &str;
 
     /// This consumer's member id.
-    pub fn member(&self) -> &str {
-        &self.member
-    }
+    fn member(&self) -> &str;
 
     /// Reports liveness between polls (during a long guest call).
-    pub fn heartbeat(&self) -> Result<(), GroupError> {
-        self.groups.heartbeat(&self.membership.group, &self.member)
-    }
+    fn heartbeat(&self) -> Result<(), ConsumerError>;
 
-    /// Follows the group's assignment: drops revoked partitions, positions new
-    /// ones. A consumer the group no longer knows (evicted, fenced) joins again.
-    pub fn sync(&mut self) -> Result<(), GroupError> {
-        let owned: Vec<TopicPartition> = self
-            .assigned
-            .iter()
-            .map(|(t, p, _)| TopicPartition::new(t.clone(), *p))
-            .collect();
-        let grant = match self
-            .groups
-            .sync(&self.membership.group, &self.member, &owned)
-        {
-            Err(GroupError::UnknownMember { .. }) => {
-                tracing::warn!(group = %self.membership.group, member = %self.member, "no longer a member; rejoining");
-                self.assigned.clear();
-                self.member = self.groups.join(
-                    &self.membership.group,
-                    self.membership.instance_id.as_deref(),
-                    &self.membership.topics,
-                    self.membership.settings,
-                )?;
-                self.groups
-                    .sync(&self.membership.group, &self.member, &[])?
-            }
-            other => other?,
-        };
-        self.epoch = grant.epoch;
-        let mut next = Vec::with_capacity(grant.partitions.len());
-        for tp in grant.partitions {
-            let kept = self
-                .assigned
-                .iter()
-                .find(|(t, p, _)| *t == tp.topic && *p == tp.partition)
-                .map(|(_, _, pos)| *pos);
-            let position = match kept {
-                Some(pos) => pos,
-                None => admin::start_position(
-                    &self.log,
-                    &self.offsets,
-                    &self.membership.group,
-                    &tp.topic,
-                    tp.partition,
-                    self.membership.reset,
-                )?,
-            };
-            next.push((tp.topic, tp.partition, position));
-        }
-        if next.len() != self.assigned.len()
-            || next
-                .iter()
-                .zip(&self.assigned)
-                .any(|(a, b)| a.0 != b.0 || a.1 != b.1)
-        {
-            tracing::info!(group = %self.membership.group, member = %self.member, partitions = next.len(), "assignment changed");
-            self.cursor = 0;
-        }
-        self.assigned = next;
-        let assigned = &self.assigned;
-        self.paused
-            .retain(|(t, p)| assigned.iter().any(|(at, ap, _)| at == t && ap == p));
-        Ok(())
-    }
+    /// Follows the group's assignment: drops revoked partitions, positions
+    /// new ones. A consumer the group no longer knows joins again.
+    fn sync(&mut self) -> Result<(), ConsumerError>;
 
-    /// Stops fetching a partition; its position stays at the committed offset.
-    /// A revoked partition is no longer paused (its next owner starts afresh).
-    pub fn pause(&mut self, topic: &str, partition: u32) {
-        self.paused.insert((topic.to_string(), partition));
-    }
+    /// Syncs, then returns the next batch from some assigned partition,
+    /// waiting up to `limits.max_wait` for records; `None` when none came.
+    fn poll(&mut self, limits: PollLimits) -> PollFuture<'_>;
+
+    /// One pass over the assigned partitions, without waiting or syncing.
+    fn try_poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, ConsumerError>;
+
+    /// Commits a batch's outcome as one unit, fenced by the generation.
+    fn commit(&mut self, commit: Commit) -> Result<(), ConsumerError>;
+
+    /// Moves this consumer's position on an assigned partition (the next
+    /// poll reads from there); commits nothing.
+    fn seek(&mut self, tp: &TopicPartition, to: SeekTo) -> Result<u64, ConsumerError>;
+
+    /// Stops fetching a partition; its position stays where it was. A
+    /// revoked partition is no longer paused.
+    fn pause(&mut self, tp: &TopicPartition);
 
     /// Fetches every paused partition again, from where it stopped.
-    pub fn resume_all(&mut self) {
-        self.paused.clear();
-    }
+    fn resume_all(&mut self);
 
     /// The paused partitions, in order.
-    pub fn paused(&self) -> Vec<(String, u32)> {
-        self.paused.iter().cloned().collect()
-    }
-
-    /// Returns the next batch from some assigned partition, waiting up to
-    /// `limits.max_wait` for records to arrive; `None` when none did.
-    pub async fn poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, GroupError> {
-        self.sync()?;
-        let deadline = tokio::time::Instant::now() + limits.max_wait;
-        let log = self.log.clone();
-        loop {
-            let appended = log.appended();
-            tokio::pin!(appended);
-            appended.as_mut().enable();
-            if let Some(polled) = self.try_poll(limits)? {
-                return Ok(Some(polled));
-            }
-            if tokio::time::timeout_at(deadline, appended).await.is_err() {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// One pass over the assigned partitions without waiting or syncing.
-    pub fn try_poll(&mut self, limits: PollLimits) -> Result<Option<Polled>, GroupError> {
-        let n = self.assigned.len();
-        for i in 0..n {
-            let slot = (self.cursor + i) % n;
-            let (topic, partition, position) = &self.assigned[slot];
-            if !self.paused.is_empty() && self.paused.contains(&(topic.clone(), *partition)) {
-                continue;
-            }
-            let high_watermark = self.log.high_watermark(topic, *partition)?;
-            if *position >= high_watermark {
-                continue;
-            }
-            let records = self.log.read(
-                topic,
-                *partition,
-                *position,
-                limits.max_records,
-                limits.max_bytes,
-            )?;
-            if records.is_empty() {
-                continue;
-            }
-            self.cursor = (slot + 1) % n;
-            return Ok(Some(Polled {
-                topic: topic.clone(),
-                partition: *partition,
-                high_watermark,
-                records,
-            }));
-        }
-        Ok(None)
-    }
-
-    /// Commits `next` as the group's position on the partition, after running
-    /// `before` (the batch's emits), both only if this member still owns the
-    /// partition at its current epoch. A fenced commit changes nothing.
-    pub fn commit<E: From<GroupError> + From<crate::offsets::OffsetsError>>(
-        &mut self,
-        topic: &str,
-        partition: u32,
-        next: u64,
-        before: impl FnOnce() -> Result<(), E>,
-    ) -> Result<(), E> {
-        let tp = TopicPartition::new(topic, partition);
-        let committed = Committed {
-            offset: next,
-            generation: self.epoch,
-        };
-        let (group, offsets) = (&self.membership.group, &self.offsets);
-        self.groups
-            .commit(group, &self.member, self.epoch, &tp, || {
-                before()?;
-                offsets.commit(group, topic, partition, committed)?;
-                Ok::<(), E>(())
-            })?;
-        if let Some(slot) = self
-            .assigned
-            .iter_mut()
-            .find(|(t, p, _)| t == topic && *p == partition)
-        {
-            slot.2 = next;
-        }
-        Ok(())
-    }
-
-    /// Leaves the group for good (scale-down); a restart should not call it.
-    pub fn leave(&self) {
-        self.groups.leave(&self.membership.group, &self.member);
-    }
+    fn paused(&self) -> Vec<TopicPartition>;
 
     /// Every assigned partition with this consumer's position on it.
-    pub fn positions(&self) -> &[(String, u32, u64)] {
-        &self.assigned
-    }
+    fn positions(&self) -> Vec<(TopicPartition, u64)>;
 
-    /// Records between the position and the high watermark, over all partitions.
-    pub fn lag(&self) -> Result<u64, GroupError> {
-        let mut lag = 0;
-        for (topic, partition, position) in &self.assigned {
-            lag += self
-                .log
-                .high_watermark(topic, *partition)?
-                .saturating_sub(*position);
-        }
-        Ok(lag)
-    }
+    /// Records between the positions and the high watermarks.
+    fn lag(&self) -> Result<u64, ConsumerError>;
+
+    /// Leaves the group for good (scale-down); a restart should not call it.
+    fn leave(&self);
 }

@@ -8,9 +8,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::group::Groups;
+use crate::broker::{Broker, BrokerError};
 use crate::log::{Log, LogError, TopicConfig};
-use crate::offsets::{Offsets, OffsetsError};
 use crate::processor::{Processor, ProcessorConfig, ProcessorError};
 use crate::runtime::{GuestSpec, Runtime, RuntimeError};
 use crate::workload::Orders;
@@ -21,7 +20,7 @@ pub enum DemoError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error(transparent)]
-    Offsets(#[from] OffsetsError),
+    Broker(#[from] BrokerError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
@@ -61,10 +60,9 @@ const INPUT: &str = "orders";
 
 /// Runs the demo in `data_dir`, producing `orders` new orders.
 pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> {
-    let log = Arc::new(Log::open(data_dir)?);
-    let offsets = Arc::new(Offsets::open(log.clone())?);
+    let broker = Broker::open(data_dir)?;
+    let log = broker.log().clone();
     let runtime = Runtime::new(data_dir, log.clone())?;
-    let groups = Arc::new(Groups::new(log.clone()));
     log.ensure_topic(INPUT, TopicConfig::with_partitions(3))?;
     log.ensure_topic("alerts", TopicConfig::with_partitions(1))?;
     log.ensure_topic("customer-totals", TopicConfig::with_partitions(3))?;
@@ -95,9 +93,7 @@ pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> 
         let version = crate::runtime::Handler::version(&guest).to_string();
         let processor = Processor::new(
             ProcessorConfig::new(name, &[INPUT]),
-            log.clone(),
-            offsets.clone(),
-            groups.clone(),
+            broker.as_ref(),
             Arc::new(guest),
         )?;
         let task = tokio::spawn(processor.run_until_caught_up());
@@ -110,7 +106,10 @@ pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> 
         let stats = processor.stats();
         let mut partitions = Vec::new();
         for partition in 0..log.partition_count(INPUT)? {
-            let committed = offsets.get(name, INPUT, partition).map_or(0, |c| c.offset);
+            let committed = broker
+                .offsets()
+                .get(name, INPUT, partition)
+                .map_or(0, |c| c.offset);
             let high_watermark = log.high_watermark(INPUT, partition)?;
             partitions.push(PartitionReport {
                 partition,

@@ -23,7 +23,6 @@
 //! Membership lives in memory: when the host restarts, every member restarts
 //! with it. Committed offsets are durable (`offsets`).
 
-pub mod admin;
 pub mod assignor;
 mod state;
 

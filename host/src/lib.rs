@@ -47,9 +47,11 @@
 //! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.
 
 pub mod bench;
+pub mod broker;
 pub mod client;
 pub mod consumer;
 pub mod demo;
+pub mod error;
 pub mod group;
 pub mod log;
 pub mod name;

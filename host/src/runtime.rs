@@ -27,10 +27,10 @@ pub use bindings::{PACKAGE_VERSION, WORLD};
 pub use cache::{Source, content_hash};
 pub use engine::EPOCH_TICK;
 pub use guest::Guest;
-pub use host::{Emit, MAX_EMIT_BYTES, SCRATCH_GUEST_PATH};
+pub use host::{MAX_EMIT_BYTES, SCRATCH_GUEST_PATH};
 pub use limits::{Limits, MAX_TABLE_ELEMENTS};
 
-use crate::consumer::Polled;
+use crate::consumer::{Emit, Polled};
 use crate::log::Log;
 use bindings::ProcessorPre;
 use engine::Engines;
@@ -116,40 +116,6 @@ pub trait Handler: Send + Sync {
     fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError>;
     /// The version that processes records, for logs and dead-letter headers.
     fn version(&self) -> &str;
-}
-
-/// The version a processor runs, swappable while its members run. Each batch
-/// takes the version that is current when it starts, so every record is
-/// processed by exactly one version, and a swap neither waits for nor interrupts
-/// a batch in flight: members pick the new version up at their next batch.
-pub struct Slot {
-    current: std::sync::RwLock<Arc<dyn Handler>>,
-}
-
-impl Slot {
-    /// A slot holding `handler`.
-    pub fn new(handler: Arc<dyn Handler>) -> Arc<Slot> {
-        Arc::new(Slot {
-            current: std::sync::RwLock::new(handler),
-        })
-    }
-
-    /// The version to use for the next batch.
-    pub fn current(&self) -> Arc<dyn Handler> {
-        self.current.read().expect("slot lock").clone()
-    }
-
-    /// Installs `handler` for every batch that starts from now on; returns the
-    /// version it replaced.
-    pub fn swap(&self, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
-        let mut current = self.current.write().expect("slot lock");
-        tracing::info!(
-            from = current.version(),
-            to = handler.version(),
-            "swapping guest version"
-        );
-        std::mem::replace(&mut current, handler)
-    }
 }
 
 /// A handled batch: what the guest said and what it emitted.

@@ -50,9 +50,7 @@ pub use self::processors::MAX_COMPONENT_BYTES;
 pub use self::processors::PROCESSOR_ROUTES;
 pub use self::records::OCTET_STREAM;
 
-use crate::group::Groups;
-use crate::log::Log;
-use crate::offsets::Offsets;
+use crate::broker::Broker;
 use crate::supervisor::Supervisor;
 
 /// How long shutdown waits for processors to finish their batches in flight.
@@ -72,9 +70,7 @@ pub enum ServiceError {
 
 /// What the handlers share.
 pub struct AppState {
-    pub log: Arc<Log>,
-    pub offsets: Arc<Offsets>,
-    pub groups: Arc<Groups>,
+    pub broker: Arc<Broker>,
     pub supervisor: Arc<Supervisor>,
     pub metrics: Metrics,
     /// When set, every request needs `Authorization: Bearer <token>`.
@@ -94,7 +90,7 @@ pub async fn serve(
         return Err(ServiceError::TokenRequired { addr });
     }
     tracing::info!(%addr, "serving the weir API");
-    let (log, supervisor) = (state.log.clone(), state.supervisor.clone());
+    let (log, supervisor) = (state.broker.log().clone(), state.supervisor.clone());
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
@@ -169,7 +165,7 @@ impl From<crate::log::LogError> for ApiError {
             | E::BadConfig { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, crate::processor::error_chain(&e))
+        ApiError::new(status, crate::error::chain(&e))
     }
 }
 
@@ -180,10 +176,19 @@ impl From<crate::group::GroupError> for ApiError {
             E::Log(e) => e.into(),
             E::Active { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             E::UnknownGroup(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
-            e => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                crate::processor::error_chain(&e),
-            ),
+            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::chain(&e)),
+        }
+    }
+}
+
+impl From<crate::consumer::ConsumerError> for ApiError {
+    fn from(e: crate::consumer::ConsumerError) -> ApiError {
+        use crate::consumer::ConsumerError as E;
+        match e {
+            E::Group(e) => e.into(),
+            E::Log(e) => e.into(),
+            E::Offsets(e) => e.into(),
+            E::NotAssigned { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         }
     }
 }
@@ -192,10 +197,7 @@ impl From<crate::offsets::OffsetsError> for ApiError {
     fn from(e: crate::offsets::OffsetsError) -> ApiError {
         match e {
             crate::offsets::OffsetsError::Log(e) => e.into(),
-            e => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                crate::processor::error_chain(&e),
-            ),
+            e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::chain(&e)),
         }
     }
 }

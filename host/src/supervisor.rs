@@ -33,11 +33,11 @@ pub use store::{Deployment, Reset, Store};
 
 use members::{notice_failure, retire};
 
-use crate::group::admin::SeekTo;
-use crate::group::{GroupError, Groups};
-use crate::log::{Log, LogError};
-use crate::offsets::Offsets;
-use crate::processor::{Instances, ProcessorError, error_chain};
+use crate::broker::{Broker, SeekTo};
+use crate::error::chain as error_chain;
+use crate::group::GroupError;
+use crate::log::LogError;
+use crate::processor::{Instances, ProcessorError};
 use crate::runtime::{GuestSpec, Handler, Runtime, RuntimeError};
 
 /// The most members one processor may run.
@@ -112,9 +112,7 @@ enum Run {
 
 /// Runs and manages the deployed processors.
 pub struct Supervisor {
-    log: Arc<Log>,
-    offsets: Arc<Offsets>,
-    groups: Arc<Groups>,
+    broker: Arc<Broker>,
     runtime: Arc<Runtime>,
     store: Store,
     /// Where processors with a scratch directory get theirs.
@@ -127,19 +125,11 @@ type Result<T, E = SupervisorError> = std::result::Result<T, E>;
 impl Supervisor {
     /// A supervisor keeping its records under `data_dir`; nothing runs until
     /// [`Supervisor::restore`] or a deploy.
-    pub fn new(
-        data_dir: &Path,
-        log: Arc<Log>,
-        offsets: Arc<Offsets>,
-        groups: Arc<Groups>,
-        runtime: Arc<Runtime>,
-    ) -> Result<Supervisor> {
+    pub fn new(data_dir: &Path, broker: Arc<Broker>, runtime: Arc<Runtime>) -> Result<Supervisor> {
         Ok(Supervisor {
             store: Store::open(data_dir)?,
             scratch_dir: data_dir.join("scratch"),
-            log,
-            offsets,
-            groups,
+            broker,
             runtime,
             processors: Mutex::new(BTreeMap::new()),
         })
@@ -457,7 +447,7 @@ impl Supervisor {
             ));
         }
         for topic in &deployment.topics {
-            self.log.partition_count(topic)?;
+            self.broker.log().partition_count(topic)?;
         }
         check_instances(deployment.instances)
     }

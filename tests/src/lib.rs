@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use weir::broker::Broker;
 use weir::consumer::PollLimits;
 use weir::group::Groups;
 use weir::log::{Log, Record, StoredRecord, TopicConfig};
@@ -22,6 +23,7 @@ pub mod guests {
 /// An embedded host over a fresh temporary data directory.
 pub struct Host {
     pub dir: tempfile::TempDir,
+    pub broker: Arc<Broker>,
     pub log: Arc<Log>,
     pub offsets: Arc<Offsets>,
     pub groups: Arc<Groups>,
@@ -36,10 +38,23 @@ impl Host {
 
     /// A host over an existing data directory (say, one a `weir` process used).
     pub fn new_in(dir: tempfile::TempDir) -> Host {
-        let (log, offsets, runtime) = open(dir.path());
-        let groups = Arc::new(Groups::new(log.clone()));
+        let cache = dir.path().to_path_buf();
+        Host::with_cache(dir, &cache)
+    }
+
+    /// A host over `dir` whose runtime keeps compiled components under
+    /// `cache`.
+    pub fn with_cache(dir: tempfile::TempDir, cache: &Path) -> Host {
+        let broker = Broker::open(dir.path()).expect("open the data directory");
+        let runtime = Runtime::new(cache, broker.log().clone()).expect("runtime");
+        let (log, offsets, groups) = (
+            broker.log().clone(),
+            broker.offsets().clone(),
+            broker.groups().clone(),
+        );
         Host {
             dir,
+            broker,
             log,
             offsets,
             groups,
@@ -52,12 +67,13 @@ impl Host {
     pub fn reopen(self) -> Host {
         let Host {
             dir,
+            broker,
             log,
             offsets,
             groups,
             runtime,
         } = self;
-        drop((runtime, groups, offsets, log));
+        drop((runtime, groups, offsets, log, broker));
         Host::new_in(dir)
     }
 
@@ -67,16 +83,12 @@ impl Host {
         let runtime = Runtime::new(self.dir.path(), self.log.clone()).expect("runtime");
         let supervisor = weir::supervisor::Supervisor::new(
             self.dir.path(),
-            self.log.clone(),
-            self.offsets.clone(),
-            self.groups.clone(),
+            self.broker.clone(),
             Arc::new(runtime),
         )
         .expect("supervisor");
         Arc::new(weir::service::AppState {
-            log: self.log.clone(),
-            offsets: self.offsets.clone(),
-            groups: self.groups.clone(),
+            broker: self.broker.clone(),
             supervisor: Arc::new(supervisor),
             metrics: weir::service::Metrics::install(),
             token: token.map(str::to_string),
@@ -129,13 +141,7 @@ impl Host {
             ..PollLimits::default()
         };
         config.retry = fast_retries();
-        let processor = Processor::new(
-            config,
-            self.log.clone(),
-            self.offsets.clone(),
-            self.groups.clone(),
-            Arc::new(guest),
-        )?;
+        let processor = Processor::new(config, self.broker.as_ref(), Arc::new(guest))?;
         processor.run_until_caught_up().await
     }
 
@@ -177,13 +183,6 @@ impl Default for Host {
     fn default() -> Self {
         Host::new()
     }
-}
-
-fn open(dir: &Path) -> (Arc<Log>, Arc<Offsets>, Runtime) {
-    let log = Arc::new(Log::open(dir).expect("open log"));
-    let offsets = Arc::new(Offsets::open(log.clone()).expect("open offsets"));
-    let runtime = Runtime::new(dir, log.clone()).expect("runtime");
-    (log, offsets, runtime)
 }
 
 /// Retries that keep tests fast: 3 retries from 5 ms, then stop.

@@ -21,11 +21,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
-use weir::log::Log;
-use weir::offsets::Offsets;
-use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError, content_hash};
+use weir::runtime::{Guest, GuestSpec, RuntimeError, content_hash};
 
 use crate::Host;
 
@@ -308,17 +306,7 @@ pub fn shared_cache_dir() -> PathBuf {
 /// components in the [shared cache](shared_cache_dir).
 pub fn host() -> Host {
     let dir = tempfile::tempdir().expect("temp dir");
-    let log = Arc::new(Log::open(dir.path()).expect("open log"));
-    let offsets = Arc::new(Offsets::open(log.clone()).expect("open offsets"));
-    let runtime = Runtime::new(&shared_cache_dir(), log.clone()).expect("runtime");
-    let groups = Arc::new(weir::group::Groups::new(log.clone()));
-    Host {
-        dir,
-        log,
-        offsets,
-        groups,
-        runtime,
-    }
+    Host::with_cache(dir, &shared_cache_dir())
 }
 
 /// Loads a component for processor `name`. Loads are serialized so two tests

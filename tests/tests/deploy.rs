@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use weir::broker::SeekTo;
 use weir::consumer::PollLimits;
 use weir::demo::produce_orders;
 use weir::group::GroupSettings;
-use weir::group::admin::SeekTo;
 use weir::processor::{Instances, ProcessorConfig, dlq_headers};
 use weir::runtime::{Guest, GuestSpec, Handler};
 use weir_tests::{Host, guests};
@@ -33,15 +33,7 @@ fn start(host: &Host, guest: Arc<Guest>) -> Instances {
         max_wait: Duration::from_millis(50),
     };
     config.group_settings = GroupSettings::default();
-    Instances::start(
-        config,
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        guest,
-        1,
-    )
-    .unwrap()
+    Instances::start(config, host.broker.clone(), guest, 1).unwrap()
 }
 
 async fn wait_committed(host: &Host, n: u64) {
@@ -190,15 +182,7 @@ async fn swaps_under_load_give_every_record_exactly_one_version_without_gaps() {
         max_bytes: 1 << 20,
         max_wait: Duration::from_millis(5),
     };
-    let mut instances = Instances::start(
-        config,
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        a.clone(),
-        2,
-    )
-    .unwrap();
+    let mut instances = Instances::start(config, host.broker.clone(), a.clone(), 2).unwrap();
     // A producer appends 4,000 records while the version changes 20 times.
     let log = host.log.clone();
     let producer = tokio::spawn(async move {

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use weir::consumer::{PollLimits, Polled};
-use weir::group::admin::{self, ResetPolicy, SeekTo};
+use weir::broker::{Moved, ResetPolicy, SeekTo};
+use weir::consumer::Emit;
+use weir::consumer::{ConsumerError, PollLimits, Polled};
 use weir::group::{GroupError, GroupSettings, Protocol};
 use weir::log::Record;
 use weir::processor::{Instances, Processor, ProcessorConfig, ProcessorError};
-use weir::runtime::{Emit, Handler, Output, RuntimeError};
+use weir::runtime::{Handler, Output, RuntimeError};
 use weir_tests::{Host, guests};
 
 /// A native handler that copies every record to `out`, optionally sleeping on
@@ -110,9 +111,7 @@ async fn scaling_out_shares_the_partitions_and_every_record_is_processed_once() 
     let handler = Copy::new(Duration::ZERO);
     let mut instances = Instances::start(
         config("copy", GroupSettings::default()),
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
+        host.broker.clone(),
         handler,
         1,
     )
@@ -169,9 +168,7 @@ async fn a_member_stuck_past_the_max_poll_interval_is_fenced_and_its_work_reassi
     };
     let slow = Processor::new(
         config("g", settings),
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
+        host.broker.as_ref(),
         Copy::new(Duration::from_millis(1500)),
     )
     .unwrap();
@@ -181,14 +178,8 @@ async fn a_member_stuck_past_the_max_poll_interval_is_fenced_and_its_work_reassi
     let slow_stats = slow.stats();
     let slow_task = tokio::spawn(slow.run(slow_stopped));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let fast = Processor::new(
-        fast_config,
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        Copy::new(Duration::ZERO),
-    )
-    .unwrap();
+    let fast =
+        Processor::new(fast_config, host.broker.as_ref(), Copy::new(Duration::ZERO)).unwrap();
     let (stop_fast, fast_stopped) = tokio::sync::watch::channel(false);
     let fast_task = tokio::spawn(fast.run(fast_stopped));
 
@@ -225,9 +216,7 @@ async fn a_static_instance_that_restarts_in_time_causes_no_rebalance() {
     let start = || {
         Instances::start(
             config("s", GroupSettings::default()),
-            host.log.clone(),
-            host.offsets.clone(),
-            host.groups.clone(),
+            host.broker.clone(),
             Copy::new(Duration::ZERO),
             2,
         )
@@ -290,17 +279,19 @@ async fn independent_groups_keep_their_own_offsets_and_seek_rewinds_one() {
         "another group is untouched"
     );
 
-    let moved = admin::seek(
-        &host.log,
-        &host.offsets,
-        &host.groups,
-        "one",
-        &[],
-        None,
-        SeekTo::Offset(1),
-    )
-    .unwrap();
-    assert_eq!(moved, vec![("in".to_string(), 0, Some(3), 1)]);
+    let moved = host
+        .broker
+        .seek("one", &[], None, SeekTo::Offset(1))
+        .unwrap();
+    assert_eq!(
+        moved,
+        vec![Moved {
+            topic: "in".to_string(),
+            partition: 0,
+            from: Some(3),
+            to: 1
+        }]
+    );
     let guest = host
         .guest(guests::SCRIPTED, "one", &[("output", "out")])
         .unwrap();
@@ -311,21 +302,13 @@ async fn independent_groups_keep_their_own_offsets_and_seek_rewinds_one() {
         "replayed from offset 1"
     );
 
-    let lag = admin::lag(&host.log, &host.offsets, "one", &[]).unwrap();
+    let lag = host.broker.lag("one", &[]).unwrap();
     assert_eq!(lag.len(), 1);
     assert_eq!(
         (lag[0].committed, lag[0].high_watermark, lag[0].lag),
         (Some(3), 3, 0)
     );
-    let bad = admin::seek(
-        &host.log,
-        &host.offsets,
-        &host.groups,
-        "one",
-        &[],
-        None,
-        SeekTo::Offset(99),
-    );
+    let bad = host.broker.seek("one", &[], None, SeekTo::Offset(99));
     assert!(matches!(bad, Err(GroupError::Log(_))), "{bad:?}");
     assert_eq!(
         host.committed("one", "in", 0),
@@ -348,40 +331,22 @@ async fn seek_by_timestamp_lands_on_the_first_record_at_or_after_it() {
     host.log.append("in", 0, &records).unwrap();
     let topics = vec!["in".to_string()];
     for (ts, expected) in [(0, 0), (2_000, 1), (2_001, 2), (4_000, 3), (9_999, 4)] {
-        let moved = admin::seek(
-            &host.log,
-            &host.offsets,
-            &host.groups,
-            "g",
-            &topics,
-            None,
-            SeekTo::Timestamp(ts),
-        )
-        .unwrap();
-        assert_eq!(moved[0].3, expected, "timestamp {ts}");
+        let moved = host
+            .broker
+            .seek("g", &topics, None, SeekTo::Timestamp(ts))
+            .unwrap();
+        assert_eq!(moved[0].to, expected, "timestamp {ts}");
     }
-    let moved = admin::seek(
-        &host.log,
-        &host.offsets,
-        &host.groups,
-        "g",
-        &topics,
-        Some(0),
-        SeekTo::Earliest,
-    )
-    .unwrap();
-    assert_eq!(moved[0].3, 0);
-    let moved = admin::seek(
-        &host.log,
-        &host.offsets,
-        &host.groups,
-        "g",
-        &topics,
-        Some(0),
-        SeekTo::Latest,
-    )
-    .unwrap();
-    assert_eq!(moved[0].3, 4);
+    let moved = host
+        .broker
+        .seek("g", &topics, Some(0), SeekTo::Earliest)
+        .unwrap();
+    assert_eq!(moved[0].to, 0);
+    let moved = host
+        .broker
+        .seek("g", &topics, Some(0), SeekTo::Latest)
+        .unwrap();
+    assert_eq!(moved[0].to, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,22 +355,14 @@ async fn seeking_a_group_with_live_members_is_refused() {
     seed(&host, 1, 5);
     let instances = Instances::start(
         config("live", GroupSettings::default()),
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
+        host.broker.clone(),
         Copy::new(Duration::ZERO),
         1,
     )
     .unwrap();
-    let refused = admin::seek(
-        &host.log,
-        &host.offsets,
-        &host.groups,
-        "live",
-        &["in".into()],
-        None,
-        SeekTo::Earliest,
-    );
+    let refused = host
+        .broker
+        .seek("live", &["in".into()], None, SeekTo::Earliest);
     instances.stop().await.unwrap();
     assert!(
         matches!(refused, Err(GroupError::Active { members: 1, .. })),
@@ -429,20 +386,13 @@ async fn reset_policies_pick_the_start_of_a_partition_without_a_commit() {
         let guest = host
             .guest(guests::SCRIPTED, &group, &[("output", "out")])
             .unwrap();
-        let processor = Processor::new(
-            config,
-            host.log.clone(),
-            host.offsets.clone(),
-            host.groups.clone(),
-            Arc::new(guest),
-        )
-        .unwrap();
+        let processor = Processor::new(config, host.broker.as_ref(), Arc::new(guest)).unwrap();
         if reset == ResetPolicy::Earliest {
             host.append_values("in", 0, &["new"]);
         } else {
             // "latest" positioned itself at the end when it joined; only records
             // appended afterwards reach it.
-            assert_eq!(processor.consumer().positions()[0].2, 2);
+            assert_eq!(processor.consumer().positions()[0].1, 2);
             host.append_values("in", 0, &["newer"]);
         }
         let before = host.values("out", 0).len();
@@ -458,17 +408,14 @@ async fn reset_policies_pick_the_start_of_a_partition_without_a_commit() {
     let mut config = ProcessorConfig::new("strict", &["in"]);
     config.reset = ResetPolicy::None;
     let guest = host.guest(guests::SCRIPTED, "strict", &[]).unwrap();
-    let err = Processor::new(
-        config,
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        Arc::new(guest),
-    )
-    .err()
-    .expect("no committed offset and no reset policy");
+    let err = Processor::new(config, host.broker.as_ref(), Arc::new(guest))
+        .err()
+        .expect("no committed offset and no reset policy");
     assert!(
-        matches!(err, ProcessorError::Group(GroupError::NoOffset { .. })),
+        matches!(
+            err,
+            ProcessorError::Consumer(ConsumerError::Group(GroupError::NoOffset { .. }))
+        ),
         "{err:?}"
     );
 }
@@ -488,9 +435,7 @@ async fn eager_and_cooperative_protocols_both_process_everything_exactly_once() 
         };
         let mut instances = Instances::start(
             config("p", settings),
-            host.log.clone(),
-            host.offsets.clone(),
-            host.groups.clone(),
+            host.broker.clone(),
             Copy::new(Duration::ZERO),
             3,
         )

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::consumer::PollLimits;
+use weir::group::TopicPartition;
 use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy, WhenExhausted};
 use weir_tests::{Host, fast_retries, guests};
 
@@ -40,14 +41,7 @@ fn member(host: &Host, then: WhenExhausted) -> Processor {
     let guest = host
         .guest(guests::SCRIPTED, "p", &[("output", "out")])
         .unwrap();
-    Processor::new(
-        config(then),
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        Arc::new(guest),
-    )
-    .unwrap()
+    Processor::new(config(then), host.broker.as_ref(), Arc::new(guest)).unwrap()
 }
 
 #[tokio::test]
@@ -71,7 +65,7 @@ async fn a_poisoned_partition_pauses_while_the_other_is_processed_and_committed(
     );
     assert_eq!(
         processor.stats().paused_partitions(),
-        vec![("in".to_string(), 1)]
+        vec![TopicPartition::new("in", 1)]
     );
     assert_eq!(processor.stats().records(), 14);
     let out = host.values("out", 0);
@@ -100,9 +94,7 @@ async fn swapping_in_a_new_version_resumes_the_paused_partition() {
         .unwrap();
     let mut instances = Instances::start(
         config(WhenExhausted::Pause),
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
+        host.broker.clone(),
         Arc::new(guest),
         1,
     )
@@ -116,7 +108,10 @@ async fn swapping_in_a_new_version_resumes_the_paused_partition() {
     };
     let stats = instances.stats()[0].clone();
     wait("pausing", &|| !stats.paused_partitions().is_empty()).await;
-    assert_eq!(stats.paused_partitions(), vec![("in".to_string(), 1)]);
+    assert_eq!(
+        stats.paused_partitions(),
+        vec![TopicPartition::new("in", 1)]
+    );
     assert_eq!(host.committed("p", "in", 1), 4);
 
     // The fix: a version that processes the poison record.

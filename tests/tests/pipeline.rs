@@ -1,7 +1,8 @@
 //! The processor loop end to end, embedded: produce → guest → emit → commit, and
 //! what each failure kind commits.
 
-use weir::processor::{ProcessorError, dlq_headers, error_chain};
+use weir::error::chain as error_chain;
+use weir::processor::{ProcessorError, dlq_headers};
 use weir_tests::{Host, guests};
 
 fn numbered(n: usize) -> Vec<String> {
@@ -328,14 +329,9 @@ async fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_alone() {
         then: weir::processor::WhenExhausted::DeadLetter,
         ..weir_tests::fast_retries()
     };
-    let processor = weir::processor::Processor::new(
-        config,
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        std::sync::Arc::new(guest),
-    )
-    .unwrap();
+    let processor =
+        weir::processor::Processor::new(config, host.broker.as_ref(), std::sync::Arc::new(guest))
+            .unwrap();
 
     let processor = processor.run_until_caught_up().await.unwrap();
 

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use weir::demo::produce_orders;
+use weir::error::chain as error_chain;
 use weir::log::StoredRecord;
-use weir::processor::{ProcessorError, dlq_headers, error_chain};
+use weir::processor::{ProcessorError, dlq_headers};
 use weir::runtime::Source;
 use weir_tests::guests;
 use weir_tests::polyglot::{self, Language};

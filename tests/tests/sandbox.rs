@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weir::consumer::PollLimits;
-use weir::processor::{Attempt, Processor, ProcessorConfig, ProcessorError, error_chain};
+use weir::error::chain as error_chain;
+use weir::processor::{Attempt, Processor, ProcessorConfig, ProcessorError};
 use weir::runtime::{GuestSpec, Limits, RuntimeError};
 use weir_tests::{Host, guests};
 
@@ -36,14 +37,7 @@ fn start_bystander(host: &Host) -> Bystander {
         max_wait: Duration::from_millis(20),
         ..PollLimits::default()
     };
-    let processor = Processor::new(
-        config,
-        host.log.clone(),
-        host.offsets.clone(),
-        host.groups.clone(),
-        Arc::new(guest),
-    )
-    .unwrap();
+    let processor = Processor::new(config, host.broker.as_ref(), Arc::new(guest)).unwrap();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(processor.run(stopped));
     Bystander { stop, task }

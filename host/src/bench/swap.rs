@@ -9,12 +9,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::broker::{Broker, SeekTo};
 use crate::consumer::{PollLimits, Polled};
 use crate::demo::DemoError;
-use crate::group::Groups;
-use crate::group::admin::SeekTo;
-use crate::log::{Log, TopicConfig};
-use crate::offsets::Offsets;
+use crate::log::TopicConfig;
 use crate::processor::{Instances, ProcessorConfig};
 use crate::runtime::{Guest, GuestSpec, Handler, Output, Runtime, RuntimeError};
 
@@ -51,9 +49,8 @@ pub async fn figures(
 ) -> Result<(), DemoError> {
     let io = |e: std::io::Error| DemoError::Log(crate::log::LogError::io(dir, e));
     let data = dir.join("swap");
-    let log = Arc::new(Log::open(&data)?);
-    let offsets = Arc::new(Offsets::open(log.clone())?);
-    let groups = Arc::new(Groups::new(log.clone()));
+    let broker = Broker::open(&data)?;
+    let log = broker.log().clone();
     let runtime = Runtime::new(&data, log.clone())?;
     log.create_topic("in", TopicConfig::with_partitions(1))?;
     log.create_topic("out", TopicConfig::with_partitions(1))?;
@@ -79,7 +76,12 @@ pub async fn figures(
         max_wait: Duration::from_millis(10),
         ..PollLimits::default()
     };
-    let committed = || offsets.get("swap", "in", 0).map_or(0, |c| c.offset);
+    let committed = || {
+        broker
+            .offsets()
+            .get("swap", "in", 0)
+            .map_or(0, |c| c.offset)
+    };
     let caught_up = || async {
         while committed() < records {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -87,8 +89,7 @@ pub async fn figures(
     };
 
     let started = Instant::now();
-    let mut instances =
-        Instances::start(config, log.clone(), offsets.clone(), groups, version(0)?, 1)?;
+    let mut instances = Instances::start(config, broker.clone(), version(0)?, 1)?;
     caught_up().await;
     let first = records as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();

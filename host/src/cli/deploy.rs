@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Out;
+use weir::broker::SeekTo;
 use weir::client::{Client, NewProcessor, ProcessorStatus};
-use weir::group::admin::SeekTo;
 
 /// How often `--wait` asks the server for the processor's status.
 const POLL: Duration = Duration::from_millis(500);

@@ -4,14 +4,13 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
-use weir::client::{Client, GroupLag, Moved};
+use weir::broker::{GroupLag, Moved, SeekTo};
+use weir::client::Client;
 use weir::group::Groups;
-use weir::group::admin::{self, SeekTo};
-use weir::offsets::Offsets;
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
@@ -36,19 +35,17 @@ pub enum GroupCommand {
 }
 
 pub fn run(dir: &Path, command: GroupCommand, out: Out) -> Result<()> {
-    let log = super::open_log(dir)?;
-    let offsets = Offsets::open(log.clone()).context("loading committed offsets")?;
-    let groups = Groups::new(log.clone());
+    let broker = super::open_broker(dir)?;
     match command {
-        GroupCommand::List => out.print(&admin::list(&offsets, &groups), |g| list(g)),
+        GroupCommand::List => out.print(&broker.list_groups(), |g| list(g)),
         GroupCommand::Describe { group } => {
-            let lags = admin::lag(&log, &offsets, &group, &[])?;
+            let lags = broker.lag(&group, &[])?;
             if lags.is_empty() {
                 anyhow::bail!("group {group:?} has no committed offsets");
             }
             let info = GroupLag::new(&group, lags);
             out.print(&info, |info| {
-                members(&groups, &group);
+                members(broker.groups(), &group);
                 lag_table(info);
             })
         }
@@ -59,20 +56,11 @@ pub fn run(dir: &Path, command: GroupCommand, out: Out) -> Result<()> {
             partition,
         } => {
             let topics: Vec<String> = topic.into_iter().collect();
-            let moved = admin::seek(&log, &offsets, &groups, &group, &topics, partition, to)?;
+            let moved = broker.seek(&group, &topics, partition, to)?;
             if moved.is_empty() {
                 anyhow::bail!("group {group:?} has no committed offsets to move; name a --topic");
             }
-            log.sync_all()?;
-            let moved: Vec<Moved> = moved
-                .into_iter()
-                .map(|(topic, partition, from, to)| Moved {
-                    topic,
-                    partition,
-                    from,
-                    to,
-                })
-                .collect();
+            broker.log().sync_all()?;
             out.print(&moved, |moved| seeked(&group, moved))
         }
     }

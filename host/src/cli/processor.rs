@@ -5,8 +5,8 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
+use weir::broker::SeekTo;
 use weir::client::{Client, ProcessorStatus};
-use weir::group::admin::SeekTo;
 
 #[derive(Subcommand)]
 pub enum ProcessorCommand {

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use weir::broker::ResetPolicy;
 use weir::consumer::PollLimits;
-use weir::group::admin::ResetPolicy;
-use weir::group::{AssignorKind, GroupSettings, Groups, Protocol};
-use weir::offsets::Offsets;
-use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy, WhenExhausted};
-use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Slot, Source};
+use weir::group::{AssignorKind, GroupSettings, Protocol};
+use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy, Slot, WhenExhausted};
+use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -103,9 +102,8 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
-    let log = super::open_log(dir)?;
-    let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
-    let groups = Arc::new(Groups::new(log.clone()));
+    let broker = super::open_broker(dir)?;
+    let log = broker.log().clone();
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
     let spec = GuestSpec {
         processor: args.name.clone(),
@@ -129,7 +127,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
     let handler: Arc<dyn Handler> = Arc::new(guest);
     let (name, count) = (args.name.clone(), args.instances.max(1));
     let processors = if args.until_caught_up {
-        let processor = Processor::new(config, log.clone(), offsets, groups, handler)?;
+        let processor = Processor::new(config, broker.as_ref(), handler)?;
         vec![
             processor
                 .run_until_caught_up()
@@ -137,7 +135,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
                 .context("processor stopped")?,
         ]
     } else {
-        let mut instances = Instances::start(config, log.clone(), offsets, groups, handler, count)?;
+        let mut instances = Instances::start(config, broker.clone(), handler, count)?;
         if args.watch {
             tokio::spawn(watch(
                 args.wasm.clone(),
@@ -171,13 +169,6 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
     if args.max_records == 0 {
         bail!("--max-records must be at least 1");
     }
-    let crash_before_commit = match std::env::var("WEIR_CRASH_BEFORE_COMMIT") {
-        Ok(n) => Some(
-            n.parse()
-                .context("WEIR_CRASH_BEFORE_COMMIT must be a number")?,
-        ),
-        Err(_) => None,
-    };
     Ok(ProcessorConfig {
         name: args.name.clone(),
         topics: args.topics.clone(),
@@ -202,7 +193,6 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
             ..RetryPolicy::default()
         },
         emit_suffix: None,
-        crash_before_commit,
     })
 }
 

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use weir::group::Groups;
 use weir::log::{Log, TopicConfig};
-use weir::offsets::Offsets;
 use weir::runtime::Runtime;
 use weir::service::{AppState, Metrics};
 use weir::supervisor::{Deployment, Supervisor};
@@ -46,21 +44,14 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     if !listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
     }
-    let log = super::open_log(dir)?;
+    let broker = super::open_broker(dir)?;
+    let log = broker.log().clone();
     for topic in &config.topics {
         log.ensure_topic(&topic.name, TopicConfig::with_partitions(topic.partitions))
             .with_context(|| format!("creating topic {}", topic.name))?;
     }
-    let offsets = Arc::new(Offsets::open(log.clone()).context("loading committed offsets")?);
-    let groups = Arc::new(Groups::new(log.clone()));
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
-    let supervisor = Arc::new(Supervisor::new(
-        dir,
-        log.clone(),
-        offsets.clone(),
-        groups.clone(),
-        runtime,
-    )?);
+    let supervisor = Arc::new(Supervisor::new(dir, broker.clone(), runtime)?);
     let failed = supervisor
         .restore()
         .await
@@ -82,9 +73,7 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     supervisor.watch_failures(Duration::from_millis(500));
     spawn_retention(log.clone(), config.retention_check_secs.unwrap_or(60));
     let state = Arc::new(AppState {
-        log,
-        offsets,
-        groups,
+        broker,
         supervisor,
         metrics: Metrics::install(),
         token,

@@ -9,7 +9,6 @@ use clap::Subcommand;
 use super::Out;
 use weir::client::{Client, TopicInfo};
 use weir::log::{Log, TopicConfig};
-use weir::offsets::Offsets;
 
 #[derive(Subcommand)]
 pub enum TopicCommand {
@@ -87,7 +86,7 @@ pub fn embedded(dir: &Path, command: TopicCommand, out: Out) -> Result<()> {
         }
         TopicCommand::Describe { name } => out.print(&info(&log, &name)?, describe),
         TopicCommand::Delete { name } => {
-            Offsets::open(log.clone())?.delete_topic(&name)?;
+            weir::broker::Broker::over(log.clone())?.delete_topic(&name)?;
             deleted(out, &name)
         }
     }

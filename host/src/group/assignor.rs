@@ -55,7 +55,9 @@ pub type MemberId = String;
 pub type Assignment = BTreeMap<MemberId, Vec<TopicPartition>>;
 
 /// One partition of one topic, the unit of assignment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TopicPartition {
     pub topic: String,
     pub partition: u32,

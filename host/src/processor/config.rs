@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use crate::broker::ResetPolicy;
 use crate::consumer::PollLimits;
 use crate::group::GroupSettings;
-use crate::group::admin::ResetPolicy;
 
 /// What happens once a batch has failed `max_retries` times over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -63,10 +63,6 @@ pub struct ProcessorConfig {
     /// When set, records the guest emits to topic `T` go to `T<suffix>`
     /// instead (a shadow's side topics); dead-lettered records are not moved.
     pub emit_suffix: Option<String>,
-    /// Crash-test seam: abort the process between processing and committing
-    /// the Nth batch, as a kill would (`weir run` reads it from
-    /// `WEIR_CRASH_BEFORE_COMMIT`).
-    pub crash_before_commit: Option<u64>,
 }
 
 impl ProcessorConfig {
@@ -82,7 +78,6 @@ impl ProcessorConfig {
             instance_id: None,
             retry: RetryPolicy::default(),
             emit_suffix: None,
-            crash_before_commit: None,
         }
     }
 

@@ -15,12 +15,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{Processor, ProcessorConfig, ProcessorError, Stats};
-use crate::group::Groups;
-use crate::group::admin::{self, SeekTo};
-use crate::log::Log;
-use crate::offsets::Offsets;
-use crate::runtime::{Handler, Slot};
+use super::{Processor, ProcessorConfig, ProcessorError, Slot, Stats};
+use crate::broker::SeekTo;
+use crate::consumer::Backend;
+use crate::runtime::Handler;
 
 struct Running {
     stop: watch::Sender<bool>,
@@ -31,9 +29,7 @@ struct Running {
 /// The running members of one processor.
 pub struct Instances {
     config: ProcessorConfig,
-    log: Arc<Log>,
-    offsets: Arc<Offsets>,
-    groups: Arc<Groups>,
+    backend: Arc<dyn Backend>,
     slot: Arc<Slot>,
     running: Vec<Running>,
     /// Each member that stops on its own (a failure) says so here.
@@ -44,17 +40,13 @@ impl Instances {
     /// Starts `count` members.
     pub fn start(
         config: ProcessorConfig,
-        log: Arc<Log>,
-        offsets: Arc<Offsets>,
-        groups: Arc<Groups>,
+        backend: Arc<dyn Backend>,
         handler: Arc<dyn Handler>,
         count: usize,
     ) -> Result<Instances, ProcessorError> {
         let mut instances = Instances {
             config,
-            log,
-            offsets,
-            groups,
+            backend,
             slot: Slot::new(handler),
             running: Vec::new(),
             failures: mpsc::unbounded_channel(),
@@ -67,13 +59,7 @@ impl Instances {
         while self.running.len() < count {
             let mut config = self.config.clone();
             config.instance_id = Some(format!("{}-{}", config.name, self.running.len()));
-            let processor = Processor::with_slot(
-                config,
-                self.log.clone(),
-                self.offsets.clone(),
-                self.groups.clone(),
-                self.slot.clone(),
-            )?;
+            let processor = Processor::with_slot(config, self.backend.as_ref(), self.slot.clone())?;
             let stats = processor.stats();
             let (stop, stopped) = watch::channel(false);
             let (failed, index) = (self.failures.0.clone(), self.running.len());
@@ -149,7 +135,7 @@ impl Instances {
             match member.task.await.map_err(ProcessorError::Task) {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) | Err(e) => {
-                    tracing::warn!(error = %super::error_chain(&e), "a member had failed before the deploy")
+                    tracing::warn!(error = %crate::error::chain(&e), "a member had failed before the deploy")
                 }
             }
         }
@@ -159,14 +145,7 @@ impl Instances {
             .group
             .clone()
             .unwrap_or_else(|| self.config.name.clone());
-        let reset = admin::reset(
-            &self.log,
-            &self.offsets,
-            &group,
-            &self.config.topics,
-            None,
-            to,
-        );
+        let reset = self.backend.reset(&group, &self.config.topics, to);
         if reset.is_ok() {
             self.slot.swap(handler);
         }

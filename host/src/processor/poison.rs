@@ -7,6 +7,9 @@
 //! the failing record stands alone and is dead-lettered with its error. Every
 //! record is thus either committed after a successful run or dead-lettered, and
 //! a single poison record costs O(log n) extra calls, not a stuck partition.
+//! What each call leads to is the loop's own decision (`decision.rs`): a
+//! record the guest skips or dead-letters is handled as its kind says, and a
+//! fatal failure stops the processor, during isolation as outside it.
 //! With the pause policy, the member instead stops fetching the partition and
 //! goes on with the others, leaving the record for a fix or an operator.
 
@@ -14,10 +17,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{Attempt, Processor, ProcessorError, Step, WhenExhausted, error_chain};
+use super::decision::{Decision, dead_letter, decide};
+use super::{Attempt, Processor, ProcessorError, WhenExhausted};
 use crate::consumer::Polled;
-use crate::group::GroupError;
-use crate::runtime::{Handler, Output};
+use crate::runtime::Handler;
 
 impl Processor {
     /// Backs off before the next attempt, or, once retries ran out, applies
@@ -55,7 +58,7 @@ impl Processor {
             }),
             WhenExhausted::Pause => {
                 tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, offset = batch.records[0].offset, error = %last, "retries exhausted; pausing the partition");
-                self.consumer.pause(&batch.topic, batch.partition);
+                self.consumer.pause(&batch.source());
                 self.paused_by = Some(handler.version().to_string());
                 self.stats.set_paused(self.consumer.paused());
                 Ok(true)
@@ -75,6 +78,7 @@ impl Processor {
         batch: Polled,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ProcessorError> {
+        let dlq = self.config.dlq_topic();
         let mut pending = batch.records.clone();
         let mut window = (pending.len() / 2).max(1);
         while !pending.is_empty() && !*shutdown.borrow() {
@@ -85,45 +89,37 @@ impl Processor {
             };
             let (part, result) = self.call(handler, part).await?;
             let first = part.records[0].offset;
-            let step = match result {
-                Ok(Output {
-                    outcome: Ok(()),
-                    emits,
-                }) => Step {
-                    emits,
-                    next: part.records[take - 1].offset + 1,
-                },
-                failed if take == 1 => {
+            let version = handler.version();
+            let step = match decide(&part, result, &dlq, version) {
+                Decision::Commit(step) => {
+                    self.note(&step.handled, version, first);
+                    step
+                }
+                Decision::Stop(e) => return Err(e),
+                Decision::Prefix(len) => {
+                    window = len;
+                    continue;
+                }
+                Decision::Retry(failed) if take == 1 => {
                     let error = match failed {
-                        Ok(Output {
-                            outcome: Err(f), ..
-                        }) => f.message,
-                        Err(fault) => error_chain(&fault),
-                        Ok(_) => unreachable!("a success is handled above"),
+                        Attempt::Retry(message) => message,
+                        Attempt::Fault(fault) => crate::error::chain(&fault),
                     };
                     tracing::warn!(processor = %self.config.name, offset = first, %error, "dead-lettering the poison record");
-                    self.stats.record_dead_letter(handler.version());
-                    Step {
-                        emits: vec![self.dead_letter(&part, &error, handler.version())],
-                        next: first + 1,
-                    }
+                    self.stats.record_dead_letter(version);
+                    dead_letter(&part, &error, &dlq, version)
                 }
-                _ => {
+                Decision::Retry(_) => {
                     window = take / 2;
                     continue;
                 }
             };
-            let processed = step.next - first;
-            match self.commit(&part, step, handler.version()) {
-                Err(ProcessorError::Group(e @ GroupError::Fenced { .. })) => {
-                    tracing::warn!(processor = %self.config.name, error = %e, "isolation abandoned");
-                    self.stats.record_fenced();
-                    return Ok(());
-                }
-                other => other?,
+            let moved = (step.next - first) as usize;
+            if !self.commit(&part, step, version)? {
+                tracing::warn!(processor = %self.config.name, "isolation abandoned");
+                return Ok(());
             }
-            self.stats.record_batch(processed, handler.version());
-            pending.drain(..take);
+            pending.drain(..moved);
             window = pending.len();
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! A processor's counters, shared with whoever reports on it while it runs.
 
 use std::sync::Mutex;
+
+use crate::group::TopicPartition;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters since the processor started. Each count also goes to the
@@ -19,7 +21,7 @@ pub struct Stats {
     dead_lettered: AtomicU64,
     fenced: AtomicU64,
     /// Partitions the pause policy stopped, as (topic, partition).
-    paused: Mutex<Vec<(String, u32)>>,
+    paused: Mutex<Vec<TopicPartition>>,
 }
 
 macro_rules! counters {
@@ -105,13 +107,13 @@ impl Stats {
 
     /// The partitions this member has paused after a batch kept failing (as
     /// they were when it stopped, once it has).
-    pub fn paused_partitions(&self) -> Vec<(String, u32)> {
+    pub fn paused_partitions(&self) -> Vec<TopicPartition> {
         self.paused.lock().expect("stats lock").clone()
     }
 
     /// Publishes the member's paused partitions (the `weir_paused_partitions`
     /// gauge sums them over the processor's members).
-    pub(super) fn set_paused(&self, now: Vec<(String, u32)>) {
+    pub(super) fn set_paused(&self, now: Vec<TopicPartition>) {
         let mut paused = self.paused.lock().expect("stats lock");
         if *paused == now {
             return;

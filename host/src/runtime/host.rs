@@ -19,6 +19,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::weir::processor::{host, types};
 use super::limits::Limiter;
+use crate::consumer::Emit;
 use crate::log::{Log, Record};
 
 /// The largest single emitted record (key + value + headers).
@@ -29,13 +30,6 @@ pub const MAX_BATCH_EMIT_BYTES: usize = 64 << 20;
 pub const STDIO_CAPACITY: usize = 64 << 10;
 /// Where a processor's scratch directory appears inside the guest.
 pub const SCRATCH_GUEST_PATH: &str = "/scratch";
-
-/// A record a guest emitted, waiting for its batch to succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Emit {
-    pub topic: String,
-    pub record: Record,
-}
 
 /// The data of one batch's `Store`.
 pub struct HostState {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{fetch, produce};
 use super::{ApiError, AppState};
-use crate::group::admin::{self, GroupLag, SeekTo};
+use crate::broker::{GroupLag, SeekTo};
 use crate::log::TopicConfig;
 
 pub(super) type Shared = State<Arc<AppState>>;
@@ -44,9 +44,9 @@ struct TopicView {
 }
 
 fn topic_view(state: &AppState, name: &str) -> Result<TopicView, ApiError> {
-    let partitions = state.log.partition_count(name)?;
+    let partitions = state.broker.log().partition_count(name)?;
     let high_watermarks = (0..partitions)
-        .map(|p| state.log.high_watermark(name, p))
+        .map(|p| state.broker.log().high_watermark(name, p))
         .collect::<Result<_, _>>()?;
     Ok(TopicView {
         name: name.to_string(),
@@ -56,7 +56,13 @@ fn topic_view(state: &AppState, name: &str) -> Result<TopicView, ApiError> {
 }
 
 async fn list_topics(State(state): Shared) -> Result<Json<Vec<TopicView>>, ApiError> {
-    let names: Vec<String> = state.log.topics().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = state
+        .broker
+        .log()
+        .topics()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let views = names
         .iter()
         .map(|n| topic_view(&state, n))
@@ -86,7 +92,8 @@ async fn create_topic(
         ));
     }
     state
-        .log
+        .broker
+        .log()
         .create_topic(&body.name, TopicConfig::with_partitions(body.partitions))?;
     Ok((StatusCode::CREATED, Json(topic_view(&state, &body.name)?)))
 }
@@ -107,22 +114,22 @@ async fn delete_topic(
     if let Some(processor) = state.supervisor.reader_of(&topic).await {
         return Err(crate::supervisor::SupervisorError::TopicInUse { topic, processor }.into());
     }
-    let offsets = state.offsets.clone();
-    tokio::task::spawn_blocking(move || offsets.delete_topic(&topic))
+    let broker = state.broker.clone();
+    tokio::task::spawn_blocking(move || broker.delete_topic(&topic))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_groups(State(state): Shared) -> Json<Vec<String>> {
-    Json(admin::list(&state.offsets, &state.groups))
+    Json(state.broker.list_groups())
 }
 
 async fn describe_group(
     State(state): Shared,
     Path(group): Path<String>,
 ) -> Result<Json<GroupLag>, ApiError> {
-    let lags = admin::lag(&state.log, &state.offsets, &group, &[])?;
+    let lags = state.broker.lag(&group, &[])?;
     if lags.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -160,22 +167,10 @@ async fn seek_group(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let to = position(&body.to)?;
     let topics: Vec<String> = body.topic.into_iter().collect();
-    let moved = admin::seek(
-        &state.log,
-        &state.offsets,
-        &state.groups,
-        &group,
-        &topics,
-        body.partition,
-        to,
-    )?;
-    let moved: Vec<_> = moved
-        .into_iter()
-        .map(|(topic, partition, old, new)| serde_json::json!({"topic": topic, "partition": partition, "from": old, "to": new}))
-        .collect();
+    let moved = state.broker.seek(&group, &topics, body.partition, to)?;
     Ok(Json(serde_json::json!({ "moved": moved })))
 }
 
 async fn render_metrics(State(state): Shared) -> String {
-    state.metrics.render(&state.log, &state.offsets)
+    state.metrics.render(&state.broker)
 }

@@ -7,9 +7,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::group::admin;
-use crate::log::Log;
-use crate::offsets::Offsets;
+use crate::broker::Broker;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -38,9 +36,9 @@ impl Metrics {
     }
 
     /// The exposition text, with lag gauges refreshed first.
-    pub fn render(&self, log: &Log, offsets: &Offsets) -> String {
-        for group in offsets.groups() {
-            let Ok(lags) = admin::lag(log, offsets, &group, &[]) else {
+    pub fn render(&self, broker: &Broker) -> String {
+        for group in broker.offsets().groups() {
+            let Ok(lags) = broker.lag(&group, &[]) else {
                 continue;
             };
             for l in lags {

@@ -219,8 +219,9 @@ impl From<SupervisorError> for ApiError {
         use crate::runtime::RuntimeError as R;
         use SupervisorError as E;
         let status = match e {
-            E::Log(e) | E::Processor(P::Log(e)) => return e.into(),
-            E::Group(e) | E::Processor(P::Group(e)) => return e.into(),
+            E::Log(e) => return e.into(),
+            E::Group(e) => return e.into(),
+            E::Processor(P::Consumer(e)) => return e.into(),
             E::UnknownProcessor(_) | E::UnknownComponent(_) | E::NoShadow(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -243,6 +244,6 @@ impl From<SupervisorError> for ApiError {
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, crate::processor::error_chain(&e))
+        ApiError::new(status, crate::error::chain(&e))
     }
 }

@@ -92,7 +92,7 @@ pub(super) async fn produce(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let partitions = state.log.partition_count(&topic)?;
+    let partitions = state.broker.log().partition_count(&topic)?;
     if topic.starts_with("__") {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -109,11 +109,14 @@ pub(super) async fn produce(
                     format!("topic {topic:?} has no partition {p}"),
                 ));
             }
-            None => state.log.partition_for(&topic, record.key.as_deref())?,
+            None => state
+                .broker
+                .log()
+                .partition_for(&topic, record.key.as_deref())?,
         };
         by_partition.entry(partition).or_default().push(record);
     }
-    let log = state.log.clone();
+    let log = state.broker.log().clone();
     let topic_for_task = topic.clone();
     let (batches, count) = tokio::task::spawn_blocking(move || {
         let mut batches = Vec::new();
@@ -166,7 +169,8 @@ pub(super) async fn fetch(
     let max_records = q.max_records.clamp(1, 10_000);
     let max_bytes = q.max_bytes.clamp(1, super::MAX_BODY_BYTES as u64);
     let records = state
-        .log
+        .broker
+        .log()
         .read(&topic, partition, q.offset, max_records, max_bytes)?;
     if is_binary(headers.get(header::ACCEPT)) {
         let body = frame::encode_stored(&records);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Deployment, Managed, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
-use crate::group::admin::{self, SeekTo};
-use crate::processor::{Instances, ProcessorConfig, error_chain};
+use crate::broker::SeekTo;
+use crate::processor::{Instances, ProcessorConfig};
 use crate::runtime::{Guest, GuestSpec, Handler, RuntimeError};
 
 impl Supervisor {
@@ -48,22 +48,16 @@ impl Supervisor {
             return Ok(());
         }
         let group = deployment.group();
-        let committed = self.offsets.of_group(&group);
+        let committed = self.broker.offsets().of_group(&group);
         for topic in &deployment.topics {
-            for partition in 0..self.log.partition_count(topic)? {
+            for partition in 0..self.broker.log().partition_count(topic)? {
                 let known = committed
                     .iter()
                     .any(|(t, p, _)| t == topic && *p == partition);
                 if !known {
                     let topics = std::slice::from_ref(topic);
-                    admin::reset(
-                        &self.log,
-                        &self.offsets,
-                        &group,
-                        topics,
-                        Some(partition),
-                        SeekTo::Latest,
-                    )?;
+                    self.broker
+                        .reset(&group, topics, Some(partition), SeekTo::Latest)?;
                 }
             }
         }
@@ -95,9 +89,7 @@ impl Supervisor {
         }
         Ok(Instances::start(
             config,
-            self.log.clone(),
-            self.offsets.clone(),
-            self.groups.clone(),
+            self.broker.clone(),
             guest,
             deployment.instances,
         )?)
@@ -107,14 +99,7 @@ impl Supervisor {
     pub(super) fn reset(&self, deployment: &Deployment, to: Option<SeekTo>) -> Result<()> {
         if let Some(to) = to {
             let group = deployment.group();
-            admin::reset(
-                &self.log,
-                &self.offsets,
-                &group,
-                &deployment.topics,
-                None,
-                to,
-            )?;
+            self.broker.reset(&group, &deployment.topics, None, to)?;
         }
         Ok(())
     }
@@ -165,7 +150,7 @@ pub(super) async fn retire(name: &str, run: Run) {
     if let Run::Running(instances) = run
         && let Err(e) = instances.retire().await
     {
-        tracing::warn!(processor = name, error = %error_chain(&e), "a member had failed");
+        tracing::warn!(processor = name, error = %crate::error::chain(&e), "a member had failed");
     }
 }
 
@@ -177,7 +162,7 @@ pub(super) async fn notice_failure(managed: &mut Managed) {
     };
     if failed && let Run::Running(instances) = std::mem::replace(&mut managed.run, Run::Paused) {
         let message = match instances.stop().await {
-            Err(e) => error_chain(&e),
+            Err(e) => crate::error::chain(&e),
             Ok(_) => "a member stopped".to_string(),
         };
         tracing::error!(processor = %managed.deployment.name, error = %message, "processor failed");

@@ -3,7 +3,7 @@
 
 use super::members::retire;
 use super::{Deployment, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
-use crate::group::admin::SeekTo;
+use crate::broker::SeekTo;
 
 impl Supervisor {
     /// Starts a shadow of `name` running `component` from `from`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Managed, Run, SHADOW, Supervisor};
-use crate::group::admin;
+use crate::group::TopicPartition;
 use crate::runtime::{Limits, version_id};
 
 /// Whether a processor's members run.
@@ -26,13 +26,6 @@ pub struct PartitionStatus {
     pub committed: Option<u64>,
     pub high_watermark: u64,
     pub lag: u64,
-}
-
-/// A topic and partition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: u32,
 }
 
 /// A processor's status.
@@ -68,26 +61,25 @@ impl Supervisor {
     pub(super) fn status_of(&self, managed: &Managed) -> Status {
         let d = &managed.deployment;
         let group = d.group();
-        let partitions: Vec<PartitionStatus> =
-            admin::lag(&self.log, &self.offsets, &group, &d.topics)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|l| PartitionStatus {
-                    topic: l.topic,
-                    partition: l.partition,
-                    committed: l.committed,
-                    high_watermark: l.high_watermark,
-                    lag: l.lag,
-                })
-                .collect();
+        let partitions: Vec<PartitionStatus> = self
+            .broker
+            .lag(&group, &d.topics)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| PartitionStatus {
+                topic: l.topic,
+                partition: l.partition,
+                committed: l.committed,
+                high_watermark: l.high_watermark,
+                lag: l.lag,
+            })
+            .collect();
         let mut paused = Vec::new();
         let (state, error, processed) = match &managed.run {
             Run::Running(instances) => {
                 let stats = instances.stats();
                 let processed = stats.iter().map(|s| s.records()).sum();
-                for (topic, partition) in stats.iter().flat_map(|s| s.paused_partitions()) {
-                    paused.push(TopicPartition { topic, partition });
-                }
+                paused.extend(stats.iter().flat_map(|s| s.paused_partitions()));
                 (State::Running, None, processed)
             }
             Run::Paused => (State::Paused, None, 0),

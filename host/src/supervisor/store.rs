@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::SupervisorError;
-use crate::group::admin::ResetPolicy;
+use crate::broker::ResetPolicy;
 use crate::runtime::{Limits, content_hash};
 
 /// Where a new group starts on a partition without a committed offset.

@@ -1,0 +1,295 @@
+//! The offsets API of a group, as methods of the [`Broker`]: where a member
+//! starts on a partition (the reset policy), lag per partition, and seeking a
+//! stopped group to the beginning, the end, an offset or a timestamp (through
+//! the time index). A seek resolves every target before it writes anything,
+//! and writes them as one batch: it moves every partition or none.
+
+use std::str::FromStr;
+
+use super::Broker;
+use crate::group::{GroupError, TopicPartition};
+use crate::log::LogError;
+use crate::offsets::{Committed, Offsets};
+
+/// Where a member starts on a partition without a usable committed offset
+/// (none yet, or one that retention has deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ResetPolicy {
+    /// The oldest record still in the log.
+    #[default]
+    Earliest,
+    /// Only records appended from now on.
+    Latest,
+    /// Refuse to guess: a clear error.
+    None,
+}
+
+/// Where a seek moves a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    Earliest,
+    Latest,
+    Offset(u64),
+    /// Milliseconds since the Unix epoch: the first record at or after it.
+    Timestamp(i64),
+}
+
+impl FromStr for SeekTo {
+    type Err = String;
+
+    /// `earliest`, `latest`, an offset (`1234`) or a timestamp (`ts:MILLIS`).
+    fn from_str(s: &str) -> Result<SeekTo, String> {
+        match s {
+            "earliest" | "beginning" => Ok(SeekTo::Earliest),
+            "latest" | "end" => Ok(SeekTo::Latest),
+            _ => {
+                if let Some(ms) = s.strip_prefix("ts:") {
+                    return ms.parse().map(SeekTo::Timestamp).map_err(|_| {
+                        format!("bad timestamp {ms:?}: expected milliseconds since the epoch")
+                    });
+                }
+                s.parse().map(SeekTo::Offset).map_err(|_| {
+                    format!("expected earliest, latest, an offset or ts:MILLIS, got {s:?}")
+                })
+            }
+        }
+    }
+}
+
+/// A partition a seek moved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Moved {
+    pub topic: String,
+    pub partition: u32,
+    /// The committed offset before the seek, if there was one.
+    pub from: Option<u64>,
+    pub to: u64,
+}
+
+/// One partition as a group sees it (the API's and `--json`'s shape too).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: Option<u64>,
+    pub log_start: u64,
+    pub high_watermark: u64,
+    /// Records between the committed offset (or the log start) and the end.
+    pub lag: u64,
+}
+
+/// A group's positions with their total lag, as `GET /groups/{group}` shows
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupLag {
+    pub group: String,
+    pub partitions: Vec<PartitionLag>,
+    pub total_lag: u64,
+}
+
+impl GroupLag {
+    pub fn new(group: &str, partitions: Vec<PartitionLag>) -> GroupLag {
+        GroupLag {
+            group: group.to_string(),
+            total_lag: partitions.iter().map(|p| p.lag).sum(),
+            partitions,
+        }
+    }
+}
+
+impl Broker {
+    /// The position a member takes on a partition it gains.
+    pub fn start_position(
+        &self,
+        group: &str,
+        tp: &TopicPartition,
+        reset: ResetPolicy,
+    ) -> Result<u64, GroupError> {
+        let (log, offsets) = (&self.log, &self.offsets);
+        let (topic, partition) = (tp.topic.as_str(), tp.partition);
+        let start = log.log_start(topic, partition)?;
+        let end = log.high_watermark(topic, partition)?;
+        match offsets.get(group, topic, partition) {
+            Some(c) if c.offset >= start && c.offset <= end => Ok(c.offset),
+            committed => {
+                if let Some(c) = committed {
+                    tracing::warn!(
+                        group,
+                        topic,
+                        partition,
+                        committed = c.offset,
+                        start,
+                        end,
+                        "committed offset is outside the log; applying the reset policy"
+                    );
+                }
+                match reset {
+                    ResetPolicy::Earliest => Ok(start),
+                    ResetPolicy::Latest => Ok(end),
+                    ResetPolicy::None => Err(GroupError::NoOffset {
+                        group: group.to_string(),
+                        topic: topic.to_string(),
+                        partition,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Committed offset, high watermark and lag for every partition of `topics`
+    /// (or, when empty, of every topic the group has committed to).
+    pub fn lag(&self, group: &str, topics: &[String]) -> Result<Vec<PartitionLag>, GroupError> {
+        let (log, offsets) = (&self.log, &self.offsets);
+        let topics = group_topics(offsets, group, topics);
+        let mut out = Vec::new();
+        for topic in topics {
+            for partition in 0..log.partition_count(&topic)? {
+                let committed = offsets.get(group, &topic, partition).map(|c| c.offset);
+                let log_start = log.log_start(&topic, partition)?;
+                let high_watermark = log.high_watermark(&topic, partition)?;
+                let from = committed.unwrap_or(log_start).max(log_start);
+                out.push(PartitionLag {
+                    topic: topic.clone(),
+                    partition,
+                    committed,
+                    log_start,
+                    high_watermark,
+                    lag: high_watermark.saturating_sub(from),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every group with committed offsets or live members.
+    pub fn list_groups(&self) -> Vec<String> {
+        let mut all = self.offsets.groups();
+        all.extend(self.groups.live_groups());
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Moves a stopped group's committed offsets on `topics` (every topic it has
+    /// committed to when empty), on one partition or all. Returns
+    /// (topic, partition, old, new) per partition moved.
+    pub fn seek(
+        &self,
+        group: &str,
+        topics: &[String],
+        partition: Option<u32>,
+        to: SeekTo,
+    ) -> Result<Vec<Moved>, GroupError> {
+        self.groups
+            .when_idle(group, || self.reset(group, topics, partition, to))
+    }
+
+    /// [`seek`] without the stopped-group check: for callers that have paused the
+    /// group's members themselves (deploy-and-rewind).
+    pub fn reset(
+        &self,
+        group: &str,
+        topics: &[String],
+        partition: Option<u32>,
+        to: SeekTo,
+    ) -> Result<Vec<Moved>, GroupError> {
+        let (log, offsets) = (&self.log, &self.offsets);
+        crate::name::validate("group", group).map_err(LogError::from)?;
+        let mut plan = Vec::new();
+        for topic in group_topics(offsets, group, topics) {
+            let count = log.partition_count(&topic)?;
+            let partitions: Vec<u32> = match partition {
+                Some(p) if p < count => vec![p],
+                Some(p) => {
+                    return Err(LogError::UnknownPartition {
+                        topic,
+                        partition: p,
+                        count,
+                    }
+                    .into());
+                }
+                None => (0..count).collect(),
+            };
+            for p in partitions {
+                let start = log.log_start(&topic, p)?;
+                let end = log.high_watermark(&topic, p)?;
+                let target = match to {
+                    SeekTo::Earliest => start,
+                    SeekTo::Latest => end,
+                    SeekTo::Offset(o) if o >= start && o <= end => o,
+                    SeekTo::Offset(o) => {
+                        return Err(LogError::OffsetOutOfRange {
+                            offset: o,
+                            start,
+                            end,
+                        }
+                        .into());
+                    }
+                    SeekTo::Timestamp(ts) => {
+                        log.offset_for_timestamp(&topic, p, ts)?.unwrap_or(end)
+                    }
+                };
+                let old = offsets.get(group, &topic, p).map(|c| c.offset);
+                plan.push(Moved {
+                    topic: topic.clone(),
+                    partition: p,
+                    from: old,
+                    to: target,
+                });
+            }
+        }
+        // Everything was resolved before anything is written, and it is written as
+        // one batch: a bad partition or offset, or a failed write, changes nothing.
+        let commits: Vec<(String, u32, Committed)> = plan
+            .iter()
+            .map(|m| {
+                (
+                    m.topic.clone(),
+                    m.partition,
+                    Committed {
+                        offset: m.to,
+                        generation: 0,
+                    },
+                )
+            })
+            .collect();
+        offsets.commit_many(group, &commits)?;
+        Ok(plan)
+    }
+
+    /// Deletes `topic` and forgets every group's committed offsets on it.
+    pub fn delete_topic(&self, topic: &str) -> Result<(), GroupError> {
+        Ok(self.offsets.delete_topic(topic)?)
+    }
+}
+
+fn group_topics(offsets: &Offsets, group: &str, topics: &[String]) -> Vec<String> {
+    if !topics.is_empty() {
+        return topics.to_vec();
+    }
+    let mut found: Vec<String> = offsets
+        .of_group(group)
+        .into_iter()
+        .map(|(t, _, _)| t)
+        .collect();
+    found.dedup();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seek_targets_parse_from_the_cli_forms() {
+        assert_eq!("earliest".parse(), Ok(SeekTo::Earliest));
+        assert_eq!("latest".parse(), Ok(SeekTo::Latest));
+        assert_eq!("42".parse(), Ok(SeekTo::Offset(42)));
+        assert_eq!(
+            "ts:1700000000000".parse(),
+            Ok(SeekTo::Timestamp(1_700_000_000_000))
+        );
+        assert!("ts:soon".parse::<SeekTo>().is_err());
+        assert!("-3".parse::<SeekTo>().is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! What stops a processor, and why an attempt at a batch failed.
+
+use crate::consumer::ConsumerError;
+use crate::runtime::RuntimeError;
+
+/// Everything that stops a processor.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("consumer")]
+    Consumer(#[from] ConsumerError),
+    #[error("invalid processor name")]
+    Name(#[source] crate::log::LogError),
+    #[error("guest reported a fatal failure at {topic}/{partition} offset {offset}: {message}")]
+    Fatal {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        message: String,
+    },
+    #[error("gave up on {topic}/{partition} offset {offset} after {attempts} attempts")]
+    Exhausted {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        attempts: u32,
+        #[source]
+        last: Box<Attempt>,
+    },
+    #[error("guest failed at index {index}, but the batch has {len} records")]
+    BadFailureIndex { index: u32, len: usize },
+    #[error("guest")]
+    Guest(#[source] RuntimeError),
+    #[error("processor task")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Why the last attempt at a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Attempt {
+    #[error("guest asked to retry: {0}")]
+    Retry(String),
+    #[error(transparent)]
+    Fault(RuntimeError),
+}

@@ -10,9 +10,11 @@
 
 pub mod admin;
 mod consumer;
+mod state;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use admin::{GroupLag, Moved, PartitionLag, ResetPolicy, SeekTo};
 pub use consumer::EmbeddedConsumer;
@@ -20,6 +22,7 @@ pub use consumer::EmbeddedConsumer;
 use crate::group::Groups;
 use crate::log::{Log, LogError, LogOptions};
 use crate::offsets::{Offsets, OffsetsError};
+use crate::state::StateStore;
 
 /// Why a data directory could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,9 @@ pub struct Broker {
     log: Arc<Log>,
     offsets: Arc<Offsets>,
     groups: Arc<Groups>,
+    /// Each group's state store, opened once (redb allows one handle per
+    /// file).
+    stores: Arc<Mutex<HashMap<String, Arc<StateStore>>>>,
 }
 
 impl Broker {
@@ -60,6 +66,7 @@ impl Broker {
             log,
             offsets,
             groups,
+            stores: Arc::default(),
         }))
     }
 

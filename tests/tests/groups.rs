@@ -13,7 +13,7 @@ use weir::consumer::{ConsumerError, PollLimits, Polled};
 use weir::group::{GroupError, GroupSettings, Protocol};
 use weir::log::Record;
 use weir::processor::{Instances, Processor, ProcessorConfig, ProcessorError};
-use weir::runtime::{Handler, Output, RuntimeError};
+use weir::runtime::{Handler, Output, RuntimeError, StateView};
 use weir_tests::{Host, guests};
 
 /// A native handler that copies every record to `out`, optionally sleeping on
@@ -33,7 +33,7 @@ impl Copy {
 }
 
 impl Handler for Copy {
-    fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError> {
+    fn handle(&self, batch: &Polled, _: Arc<dyn StateView>) -> Result<Output, RuntimeError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             std::thread::sleep(self.first_call_delay);
         }
@@ -48,6 +48,7 @@ impl Handler for Copy {
         Ok(Output {
             outcome: Ok(()),
             emits,
+            state: Vec::new(),
         })
     }
 

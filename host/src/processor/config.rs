@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::broker::ResetPolicy;
+use crate::consumer::CommitMode;
 use crate::consumer::PollLimits;
 use crate::group::GroupSettings;
 
@@ -63,6 +64,10 @@ pub struct ProcessorConfig {
     /// When set, records the guest emits to topic `T` go to `T<suffix>`
     /// instead (a shadow's side topics); dead-lettered records are not moved.
     pub emit_suffix: Option<String>,
+    /// When the offset commits relative to processing.
+    pub commit: CommitMode,
+    /// The most bytes of keys and values the processor's state may hold.
+    pub state_budget: u64,
 }
 
 impl ProcessorConfig {
@@ -78,6 +83,8 @@ impl ProcessorConfig {
             instance_id: None,
             retry: RetryPolicy::default(),
             emit_suffix: None,
+            commit: CommitMode::default(),
+            state_budget: crate::state::DEFAULT_BUDGET_BYTES,
         }
     }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use config::{ProcessorConfig, RetryPolicy, WhenExhausted};
+pub use config::{LagSkip, ProcessorConfig, RetryPolicy, WhenExhausted};
 pub use decision::dlq_headers;
 pub use error::{Attempt, ProcessorError};
 pub use instances::Instances;
@@ -193,6 +193,9 @@ impl Processor {
         let mut attempts = 0u32;
         let handler = self.slot.current();
         let dlq = self.config.dlq_topic();
+        if self.skip_lagging(&batch)? {
+            return Ok(());
+        }
         let at_most_once = self.config.commit == CommitMode::AtMostOnce;
         if at_most_once && !self.commit_before(&batch)? {
             return Ok(());
@@ -279,6 +282,38 @@ impl Processor {
                 }
             }
         }
+    }
+
+    /// Lag tolerance: when `batch` shows its partition too far behind, moves
+    /// the partition to its latest offset (committing it, so a restart does
+    /// not go back) instead of processing. Returns whether it skipped.
+    fn skip_lagging(&mut self, batch: &Polled) -> Result<bool, ProcessorError> {
+        let Some(bound) = self.config.lag_skip else {
+            return Ok(false);
+        };
+        let first = &batch.records[0];
+        let lag = batch.high_watermark - first.offset;
+        if !bound.exceeded(lag, crate::log::now_ms() - first.timestamp) {
+            return Ok(false);
+        }
+        let commit = Commit {
+            source: batch.source(),
+            next: batch.high_watermark,
+            emits: Vec::new(),
+            create_like: Vec::new(),
+            state: Vec::new(),
+            mode: self.config.commit,
+        };
+        match self.consumer.commit(commit) {
+            Err(e) if e.is_fenced() => {
+                self.stats.record_fenced();
+                return Ok(true);
+            }
+            other => other?,
+        }
+        tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, from = first.offset, to = batch.high_watermark, skipped = lag, "lagging too far: skipped to the latest offset");
+        self.stats.record_lag_skip(lag);
+        Ok(true)
     }
 
     /// At-most-once: commits the batch's end before the guest sees it.

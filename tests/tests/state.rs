@@ -350,3 +350,161 @@ async fn an_exactly_once_commit_cut_short_is_finished_on_the_next_start() {
         .unwrap();
     assert_eq!(value, br#"{"orders":1,"amount_cents":1}"#);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_moves_with_its_partitions_when_the_group_scales() {
+    let host = Host::new();
+    topics(&host, 3);
+    produce(&host, "orders", 600);
+    let guest = host
+        .guest(guests::RUNNING_TOTALS, "totals", &[("output", "totals")])
+        .unwrap();
+    let mut config = ProcessorConfig::new("totals", &["orders"]);
+    config.poll.max_records = 25;
+    config.poll.max_wait = std::time::Duration::from_millis(20);
+    config.commit = CommitMode::ExactlyOnce;
+    let mut instances =
+        weir::processor::Instances::start(config, host.broker.clone(), Arc::new(guest), 1).unwrap();
+    let committed = |host: &Host| {
+        (0..3)
+            .map(|p| host.committed("totals", "orders", p))
+            .sum::<u64>()
+    };
+    let wait = |target: u64| {
+        let host = &host;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while committed(host) < target {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "stuck at {}",
+                    committed(host)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait(200).await;
+    instances.scale(3).await.unwrap();
+    produce(&host, "orders", 600);
+    wait(800).await;
+    instances.scale(1).await.unwrap();
+    produce(&host, "orders", 300);
+    wait(1500).await;
+    instances.stop().await.unwrap();
+    assert_eq!(emitted(&host, "totals", 3), model(&host, "orders", 3, None));
+}
+
+#[tokio::test]
+async fn a_trap_keeps_only_the_state_of_what_committed() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.append_values("in", 0, &["a", "b", "trap", "c"]);
+    host.append_values("in", 0, &["d"]);
+    let guest = host
+        .guest(guests::SCRIPTED, "s", &[("count", "1")])
+        .unwrap();
+    let mut config = ProcessorConfig::new("s", &["in"]);
+    config.retry = weir::processor::RetryPolicy {
+        then: weir::processor::WhenExhausted::DeadLetter,
+        ..fast_retries()
+    };
+    config.commit = CommitMode::ExactlyOnce;
+    Processor::new(config, host.broker.as_ref(), Arc::new(guest))
+        .unwrap()
+        .run_until_caught_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        host.records("s.dlq", 0).len(),
+        1,
+        "the trapping record is isolated"
+    );
+    let (_, seen) = host
+        .broker
+        .state_get("s", "in", Some(0), b"seen")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen, b"4",
+        "a, b, c and d counted once each; no trapped call's changes"
+    );
+}
+
+#[tokio::test]
+async fn at_most_once_loses_a_trapped_batch_and_never_repeats_it() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.append_values("in", 0, &["a", "trap", "b"]);
+    host.append_values("in", 0, &["c"]);
+    let guest = host
+        .guest(guests::SCRIPTED, "m", &[("count", "1")])
+        .unwrap();
+    let mut config = ProcessorConfig::new("m", &["in"]);
+    config.retry = fast_retries();
+    config.poll.max_records = 3;
+    config.commit = CommitMode::AtMostOnce;
+    let processor = Processor::new(config, host.broker.as_ref(), Arc::new(guest))
+        .unwrap()
+        .run_until_caught_up()
+        .await
+        .unwrap();
+    assert_eq!(processor.stats().lost(), 3, "the first batch is lost whole");
+    assert_eq!(host.committed("m", "in", 0), 4);
+    let (_, seen) = host
+        .broker
+        .state_get("m", "in", Some(0), b"seen")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, b"1", "only c's call committed its state");
+}
+
+#[tokio::test]
+async fn lag_tolerance_jumps_a_lagging_partition_to_the_latest_offset() {
+    let host = Host::new();
+    topics(&host, 1);
+    produce(&host, "orders", 1000);
+    let guest = host
+        .guest(guests::RUNNING_TOTALS, "dash", &[("output", "totals")])
+        .unwrap();
+    let mut config = ProcessorConfig::new("dash", &["orders"]);
+    config.poll.max_records = 100;
+    config.lag_skip = Some(weir::processor::LagSkip {
+        records: Some(500),
+        age_ms: None,
+    });
+    let processor = Processor::new(config, host.broker.as_ref(), Arc::new(guest))
+        .unwrap()
+        .run_until_caught_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        processor.stats().lag_skipped(),
+        1000,
+        "all 1000 were behind by more than 500"
+    );
+    assert_eq!(host.committed("dash", "orders", 0), 1000);
+    assert!(
+        host.records("totals", 0).is_empty(),
+        "nothing was processed"
+    );
+    produce(&host, "orders", 200);
+    let guest = host
+        .guest(guests::RUNNING_TOTALS, "dash", &[("output", "totals")])
+        .unwrap();
+    let mut config = ProcessorConfig::new("dash", &["orders"]);
+    config.lag_skip = Some(weir::processor::LagSkip {
+        records: Some(500),
+        age_ms: None,
+    });
+    Processor::new(config, host.broker.as_ref(), Arc::new(guest))
+        .unwrap()
+        .run_until_caught_up()
+        .await
+        .unwrap();
+    assert_eq!(
+        host.records("totals", 0).len(),
+        200,
+        "within the bound, records are processed"
+    );
+}

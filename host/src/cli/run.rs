@@ -195,6 +195,7 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
         emit_suffix: None,
         commit: Default::default(),
         state_budget: weir::state::DEFAULT_BUDGET_BYTES,
+        lag_skip: None,
     })
 }
 

@@ -3,7 +3,13 @@
 
 use std::path::Path;
 
-const EMBEDDED: [&str; 3] = ["fraud-filter", "order-totals", "passthrough"];
+const EMBEDDED: [&str; 5] = [
+    "fraud-filter",
+    "order-totals",
+    "passthrough",
+    "running-totals",
+    "scripted",
+];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo");

@@ -14,7 +14,10 @@
 //! 5. Cold start: loading the largest embedded guest with an empty compiled
 //!    cache against loading it from the cache.
 //! 6. Replay throughput and the hot-swap pause (see [`swap`]).
+//! 7. Commit modes and guest state (see [`state`]): the pipeline in each
+//!    mode, state operations from a guest, and restoring a million keys.
 
+mod state;
 mod swap;
 
 use std::io::Write;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::broker::Broker;
-use crate::consumer::{Emit, Polled};
+use crate::consumer::{CommitMode, Emit, Polled};
 use crate::demo::DemoError;
 use crate::log::{Durability, Log, Record, StoredRecord, TopicConfig};
 use crate::processor::{Processor, ProcessorConfig};
@@ -181,7 +184,8 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
     .map_err(io)?;
     writeln!(out, "uncached (compile): {:>8.1} ms", ms(uncached)).map_err(io)?;
     writeln!(out, "cached:             {:>8.1} ms", ms(cached)).map_err(io)?;
-    swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, out).await
+    swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, out).await?;
+    state::figures(dir, size, out).await
 }
 
 fn ms(d: Duration) -> f64 {
@@ -361,11 +365,24 @@ fn synthetic_batch(n: usize) -> Polled {
     }
 }
 
-/// Records per second through a whole processor with `handler`.
+/// Records per second through a whole processor with `handler`, committing
+/// at-least-once.
 async fn pipeline(
     dir: &Path,
     label: &str,
     records: u64,
+    handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
+) -> Result<f64, DemoError> {
+    pipeline_in(dir, label, records, CommitMode::AtLeastOnce, handler).await
+}
+
+/// Records per second through a whole processor with `handler` in `mode`
+/// (4 partitions, batches of 500, output topic `out`).
+async fn pipeline_in(
+    dir: &Path,
+    label: &str,
+    records: u64,
+    mode: CommitMode,
     handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
 ) -> Result<f64, DemoError> {
     let data = dir.join(format!("pipeline-{label}"));
@@ -375,11 +392,9 @@ async fn pipeline(
     log.create_topic("in", TopicConfig::with_partitions(4))?;
     log.create_topic("out", TopicConfig::with_partitions(4))?;
     crate::demo::produce_orders(log, "in", records)?;
-    let processor = Processor::new(
-        ProcessorConfig::new("pipeline", &["in"]),
-        broker.as_ref(),
-        handler(&runtime)?,
-    )?;
+    let mut config = ProcessorConfig::new("pipeline", &["in"]);
+    config.commit = mode;
+    let processor = Processor::new(config, broker.as_ref(), handler(&runtime)?)?;
     let started = Instant::now();
     let processor = processor.run_until_caught_up().await?;
     let elapsed = started.elapsed().as_secs_f64();

@@ -258,11 +258,10 @@ impl Processor {
         batch: Polled,
     ) -> Result<(Polled, Result<Output, RuntimeError>), ProcessorError> {
         let (handler, stats) = (handler.clone(), self.stats.clone());
-        let view: Arc<dyn StateView> = Arc::new(PartitionView {
-            store: self.state.clone(),
-            tp: batch.source(),
-            budget: self.config.state_budget,
-        });
+        let view: Arc<dyn StateView> = Arc::new(
+            PartitionView::new(self.state.clone(), batch.source(), self.config.state_budget)
+                .map_err(|e| ProcessorError::Consumer(e.into()))?,
+        );
         let call = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let result = handler.handle(&batch, view);

@@ -10,6 +10,9 @@
 //! - anything else: emit the record (key, value, headers) to the `output`
 //!   configuration key's topic, with a `label` header when one is configured.
 //!
+//! - `state-put:N`, `state-get:N`: N state writes (keys `k0`..`k{N-1}`, 100-byte
+//!   values) or N reads of them, for the state benchmark;
+//!
 //! With the `count` configuration key set, every record first adds one to the
 //! state key `seen`, so tests can see which calls' state changes committed.
 
@@ -74,6 +77,20 @@ impl Processor for Scripted {
                     }
                 }
                 _ => {}
+            }
+            if let Some(n) = value.strip_prefix("state-put:") {
+                let value = [7u8; 100];
+                for i in 0..n.parse::<u32>().unwrap_or(0) {
+                    weir_guest::state::put(format!("k{i}").as_bytes(), &value)
+                        .map_err(|e| record.fail(FailureKind::Fatal, e))?;
+                }
+                continue;
+            }
+            if let Some(n) = value.strip_prefix("state-get:") {
+                for i in 0..n.parse::<u32>().unwrap_or(0) {
+                    std::hint::black_box(weir_guest::state::get(format!("k{i}").as_bytes()));
+                }
+                continue;
             }
             if let Some(text) = value.strip_prefix("print:") {
                 println!("{text}");

@@ -50,6 +50,12 @@ impl Broker {
         Ok(store)
     }
 
+    /// The state stores opened so far, by group.
+    pub fn state_stores(&self) -> Vec<(String, Arc<StateStore>)> {
+        let stores = self.stores.lock().expect("state stores lock");
+        stores.iter().map(|(g, s)| (g.clone(), s.clone())).collect()
+    }
+
     /// Whether `group` keeps a changelog for `topic`.
     fn has_changelog(&self, group: &str, topic: &str) -> bool {
         self.log

@@ -46,6 +46,13 @@ impl Metrics {
                     .set(l.lag as f64);
             }
         }
+        for (group, store) in broker.state_stores() {
+            let Ok((keys, bytes)) = store.totals() else {
+                continue;
+            };
+            metrics::gauge!("weir_state_keys", "group" => group.clone()).set(keys as f64);
+            metrics::gauge!("weir_state_bytes", "group" => group).set(bytes as f64);
+        }
         self.handle.render()
     }
 }

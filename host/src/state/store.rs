@@ -68,6 +68,25 @@ pub struct StateStore {
     total: AtomicU64,
 }
 
+/// A snapshot of the committed state (see [`StateStore::reader`]).
+pub struct Reader {
+    path: PathBuf,
+    table: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+}
+
+impl Reader {
+    /// The value under `key` in `tp`'s state.
+    pub fn get(&self, tp: &TopicPartition, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(table) = &self.table else {
+            return Ok(None);
+        };
+        let value = table
+            .get(full_key(tp, key).as_slice())
+            .map_err(|e| StateError::store(&self.path, e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+}
+
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateStore")
@@ -120,16 +139,22 @@ impl StateStore {
 
     /// The value under `key` in `tp`'s state.
     pub fn get(&self, tp: &TopicPartition, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.reader()?.get(tp, key)
+    }
+
+    /// A consistent read-only view of every partition's committed state, as
+    /// of now: a batch opens one and reads through it.
+    pub fn reader(&self) -> Result<Reader, StateError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(KV) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(e) => return Err(self.err(e)),
         };
-        let value = table
-            .get(full_key(tp, key).as_slice())
-            .map_err(|e| self.err(e))?;
-        Ok(value.map(|v| v.value().to_vec()))
+        Ok(Reader {
+            path: self.path.clone(),
+            table,
+        })
     }
 
     /// Up to `limit` entries of `tp` whose keys start with `start` and sort
@@ -181,6 +206,14 @@ impl StateStore {
         };
         let meta = table.get(prefix(tp).as_slice()).map_err(|e| self.err(e))?;
         Ok(meta.map_or_else(PartitionMeta::default, |m| PartitionMeta::decode(m.value())))
+    }
+
+    /// Keys and bytes over every partition.
+    pub fn totals(&self) -> Result<(u64, u64), StateError> {
+        let metas = self.metas()?;
+        Ok(metas
+            .iter()
+            .fold((0, 0), |(k, b), (_, m)| (k + m.keys, b + m.bytes)))
     }
 
     /// Every partition's metadata, as (key prefix, meta).

@@ -6,6 +6,9 @@
 //!
 //! - [`name`]: validation of topic, group and processor names (they become
 //!   paths and keys).
+//! - [`durable`]: whole-file replacement that survives a crash (temporary
+//!   file, fsync, rename, fsync of the directory), for `topic.json`,
+//!   deployment records, stored components and compiled artifacts.
 //! - [`log`]: the partitioned, append-only log on disk: topics, partitions,
 //!   segments, the sparse offset index, the CRC32C-checked batch codec, and
 //!   recovery of a torn tail on open.
@@ -60,6 +63,7 @@ pub mod broker;
 pub mod client;
 pub mod consumer;
 pub mod demo;
+pub mod durable;
 pub mod error;
 pub mod group;
 pub mod log;

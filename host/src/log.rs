@@ -42,6 +42,7 @@ pub use config::{DEFAULT_INTERVAL_MS, Durability, MAX_PARTITIONS, TopicConfig};
 pub use partition::{DeletedSegment, segment_path};
 pub use storage::{OsStorage, Storage, StorageFile};
 
+use crate::durable;
 use crate::name::{self, NameError};
 use flusher::Flusher;
 use partition::Partition;
@@ -207,15 +208,9 @@ impl Log {
         let dir = self.dir.join(name);
         let topic = self.open_topic(&dir, config)?;
         let meta = dir.join(META_FILE);
-        let tmp = dir.join("topic.json.tmp");
         let json = serde_json::to_vec_pretty(&config).expect("config serializes");
-        // The topic exists once `topic.json` does: write it whole, fsync it,
-        // rename it into place and fsync the directory so the rename sticks.
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &meta))
-            .and_then(|()| self.options.storage.sync_dir(&dir))
-            .map_err(|e| LogError::io(&meta, e))?;
+        // The topic exists once `topic.json` does, so it is written whole and durably.
+        durable::replace(&meta, &json).map_err(|e| LogError::io(&meta, e))?;
         topics.insert(name.to_string(), Arc::new(topic));
         Ok(())
     }

@@ -4,17 +4,18 @@
 //! that makes compiled code incompatible (wasmtime's own compatibility hash, which
 //! includes its version and the compiler settings), so a cached artifact is only
 //! ever loaded into an engine that could have produced it. Artifacts are written
-//! to a temporary file and renamed into place, so a crash leaves no half file;
-//! an artifact that fails to load anyway is recompiled and replaced.
+//! through [`durable::replace`], so a crash leaves no half file; an artifact
+//! that fails to load anyway is recompiled and replaced.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::RuntimeError;
+use crate::durable;
 
 /// A hasher over SHA-256, so the engine half of the key is stable across runs
 /// (std's default hasher makes no such promise).
@@ -85,13 +86,8 @@ pub fn load_or_compile(
         path: name.to_path_buf(),
         source: e.into_boxed_dyn_error(),
     })?;
-    store(dir, &path, &bytes).map_err(|source| RuntimeError::Cache { path, source })?;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| durable::replace(&path, &bytes))
+        .map_err(|source| RuntimeError::Cache { path, source })?;
     Ok((component, Source::Compiled))
-}
-
-fn store(dir: &Path, path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }

@@ -1,19 +1,18 @@
 //! What the supervisor keeps on disk, so deployments survive a restart:
 //! uploaded components, content-addressed as `components/<sha256>.wasm`, and one
-//! JSON record per processor in `deployments/<name>.json`. Every write goes to a
-//! temporary file that is synced and renamed into place, and the directory is
-//! synced after, so a crash leaves either the old record or the new one.
+//! JSON record per processor in `deployments/<name>.json`. Every write goes
+//! through [`durable::replace`] and a removal fsyncs the directory, so a crash
+//! leaves either the old record or the new one.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use super::SupervisorError;
 use crate::broker::ResetPolicy;
+use crate::durable;
 use crate::runtime::{Limits, content_hash};
 
 /// Where a new group starts on a partition without a committed offset.
@@ -104,7 +103,7 @@ impl Store {
         let hash = content_hash(wasm);
         let path = self.component_path(&hash);
         if !path.exists() {
-            write_atomically(&path, wasm)?;
+            durable::replace(&path, wasm).map_err(|e| SupervisorError::io(&path, e))?;
         }
         Ok(hash)
     }
@@ -130,14 +129,18 @@ impl Store {
     /// Records a deployment, replacing any earlier record of the same name.
     pub fn save(&self, deployment: &Deployment) -> Result<(), SupervisorError> {
         let json = serde_json::to_vec_pretty(deployment).expect("a deployment serializes");
-        write_atomically(&self.deployment_path(&deployment.name), &json)
+        let path = self.deployment_path(&deployment.name);
+        durable::replace(&path, &json).map_err(|e| SupervisorError::io(&path, e))
     }
 
     /// Forgets a deployment.
     pub fn remove(&self, name: &str) -> Result<(), SupervisorError> {
         let path = self.deployment_path(name);
         match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.deployments),
+            // The removal is an entry in the directory: fsync it, or a crash
+            // can bring the record back.
+            Ok(()) => durable::sync_dir(&self.deployments)
+                .map_err(|e| SupervisorError::io(&self.deployments, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SupervisorError::io(&path, e)),
         }
@@ -176,27 +179,6 @@ impl Store {
     fn deployment_path(&self, name: &str) -> PathBuf {
         self.deployments.join(format!("{name}.json"))
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SupervisorError> {
-    // A name of its own per write: two uploads of one component may race.
-    static WRITES: AtomicU64 = AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| SupervisorError::io(path, e))?;
-    sync_dir(path.parent().expect("a stored file has a directory"))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), SupervisorError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| SupervisorError::io(dir, e))
 }
 
 #[cfg(test)]

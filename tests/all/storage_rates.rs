@@ -1,6 +1,6 @@
 //! Append rates under each durability policy, printed, never asserted (timed
 //! assertions are flaky on a shared machine). Run with
-//! `cargo test --release -p weir-tests --test storage_rates -- --ignored --nocapture`.
+//! `cargo test --release -p weir-tests --test all storage_rates -- --ignored --nocapture`.
 
 use std::time::{Duration, Instant};
 

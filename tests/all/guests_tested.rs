@@ -4,7 +4,7 @@ use std::path::Path;
 
 #[test]
 fn every_guest_is_used_by_a_test() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("all");
     let mut sources = String::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -1,0 +1,25 @@
+//! The integration tests, as one binary (as wasmtime's `tests/all/` does): each
+//! module is one area, so wasmtime, axum and the host link once instead of once
+//! per file. Run one area with a filter, e.g.
+//! `cargo test --release -p weir-tests --test all storage::`.
+
+mod api_docs;
+mod cli_client;
+mod components;
+mod deploy;
+mod groups;
+mod guests_tested;
+mod pause;
+mod pipeline;
+mod polyglot;
+mod process;
+mod processors;
+mod samples;
+mod sandbox;
+mod serve_process;
+mod service;
+mod service_stress;
+mod state;
+mod storage;
+mod storage_faults;
+mod storage_rates;

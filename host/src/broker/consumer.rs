@@ -12,14 +12,15 @@
 //! A commit appends the batch's emits and then the offset, both under the
 //! group's lock after the fence check, so a zombie writes neither.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Broker, Moved, SeekTo};
 use crate::consumer::{
     Backend, Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
 };
 use crate::group::{GroupError, MemberId, TopicPartition};
-use crate::log::{LogError, Record, TopicConfig};
+use crate::log::{LogError, Placement, Record, TopicConfig};
 use crate::offsets::Committed;
 
 impl Backend for Broker {
@@ -169,16 +170,22 @@ impl EmbeddedConsumer {
         Ok(None)
     }
 
-    /// Appends a commit's emits, grouped by the partition their key picks.
+    /// Appends a commit's emits, grouped by the partition the log's placement
+    /// rule picks ([`Placement`]: by key, unkeyed ones round robin).
     fn append(&self, commit: Commit) -> Result<(), LogError> {
         let log = &self.broker.log;
         for (topic, like) in &commit.create_like {
             let partitions = log.partition_count(like)?;
             log.ensure_topic(topic, TopicConfig::with_partitions(partitions))?;
         }
+        let mut placements: HashMap<String, Placement> = HashMap::new();
         let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
         for emit in commit.emits {
-            let partition = log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+            let placement = match placements.entry(emit.topic.clone()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(log.placement(&emit.topic)?),
+            };
+            let partition = placement.place(None, emit.record.key.as_deref())?;
             by_partition
                 .entry((emit.topic, partition))
                 .or_default()

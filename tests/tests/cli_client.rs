@@ -26,24 +26,9 @@ impl Serve {
     /// `weir --server URL args…`, with a data directory the server holds, to
     /// show the client never takes its lock.
     fn weir(&self, dir: &Path, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(weir_bin())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--server", &self.url])
-            .args(args)
-            .env_remove("WEIR_SERVER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut server_args = vec!["--server", &self.url];
+        server_args.extend_from_slice(args);
+        weir_with_stdin(dir, &server_args, stdin)
     }
 
     fn ok(&self, dir: &Path, args: &[&str], stdin: &str) -> String {
@@ -55,6 +40,27 @@ impl Serve {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+}
+
+/// `weir --data-dir DIR args…` with `stdin` as its input.
+fn weir_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(weir_bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WEIR_SERVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 impl Drop for Serve {
@@ -318,20 +324,7 @@ fn deploy_rewind_shadow_and_a_broken_version_through_the_cli() {
 
 /// `weir --data-dir DIR args…` on the data directory itself (no server).
 fn embedded(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEIR_SERVER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).unwrap();
-    drop(input);
-    let out = child.wait_with_output().unwrap();
+    let out = weir_with_stdin(dir, args, stdin);
     assert!(
         out.status.success(),
         "weir {args:?} failed: {}",

@@ -173,6 +173,7 @@ impl From<crate::group::GroupError> for ApiError {
         use crate::group::GroupError as E;
         match e {
             E::Log(e) => e.into(),
+            E::Offsets(e) => e.into(),
             E::Active { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             E::UnknownGroup(_) | E::NoCommits(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, e.to_string())

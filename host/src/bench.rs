@@ -27,7 +27,9 @@ use crate::consumer::{Emit, Polled};
 use crate::demo::DemoError;
 use crate::log::{Durability, Log, Record, StoredRecord, TopicConfig};
 use crate::processor::{Processor, ProcessorConfig};
-use crate::runtime::{GuestSpec, Handler, Limits, Output, Runtime, RuntimeError, Source};
+use crate::runtime::{
+    GuestSpec, Handler, Limits, NoState, Output, Runtime, RuntimeError, Source, StateView,
+};
 use crate::workload::Orders;
 
 /// How much work each figure does; `quick` is for smoke runs.
@@ -107,7 +109,7 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
         let fresh_calls = calls.min(20_000);
         let started = Instant::now();
         for _ in 0..fresh_calls {
-            guest.handle(&polled)?;
+            guest.handle(&polled, Arc::new(NoState))?;
         }
         let fresh = started.elapsed();
         let per = |d: Duration, n: u32| d.as_nanos() as f64 / (n as f64 * batch_size as f64);
@@ -390,7 +392,7 @@ struct NativePassthrough {
 }
 
 impl Handler for NativePassthrough {
-    fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError> {
+    fn handle(&self, batch: &Polled, _: Arc<dyn StateView>) -> Result<Output, RuntimeError> {
         let emits = batch
             .records
             .iter()
@@ -407,6 +409,7 @@ impl Handler for NativePassthrough {
         Ok(Output {
             outcome: Ok(()),
             emits,
+            state: Vec::new(),
         })
     }
 

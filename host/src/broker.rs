@@ -11,10 +11,12 @@
 
 pub mod admin;
 mod consumer;
+mod state;
 mod topics;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use crate::wire::{GroupLag, Moved, PartitionLag, SeekTo};
 pub use admin::ResetPolicy;
@@ -23,6 +25,7 @@ pub use consumer::EmbeddedConsumer;
 use crate::group::Groups;
 use crate::log::{Log, LogError, LogOptions};
 use crate::offsets::{Offsets, OffsetsError};
+use crate::state::StateStore;
 
 /// Why a data directory could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,9 @@ pub struct Broker {
     log: Arc<Log>,
     offsets: Arc<Offsets>,
     groups: Arc<Groups>,
+    /// Each group's state store, opened once (redb allows one handle per
+    /// file).
+    stores: Arc<Mutex<HashMap<String, Arc<StateStore>>>>,
 }
 
 impl Broker {
@@ -63,6 +69,7 @@ impl Broker {
             log,
             offsets,
             groups,
+            stores: Arc::default(),
         }))
     }
 

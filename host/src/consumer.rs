@@ -11,14 +11,18 @@
 //! the member still owns the partition at its generation; a fenced commit
 //! writes nothing and says so ([`ConsumerError::is_fenced`]).
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::{Moved, ResetPolicy, SeekTo};
 use crate::group::{GroupError, GroupSettings, TopicPartition};
 use crate::log::{LogError, Record, StoredRecord};
 use crate::offsets::OffsetsError;
+use crate::state::{Change, StateError, StateStore};
 
 /// Why a call through the seam failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,52 @@ pub enum ConsumerError {
     Offsets(#[from] OffsetsError),
     #[error("{topic}/{partition} is not assigned to this member")]
     NotAssigned { topic: String, partition: u32 },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// When a batch's offset is committed relative to its processing: the
+/// strategies of Kafka's consumer chapter (idempotent processing is the
+/// fourth, a guest helper built on state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitMode {
+    /// The offset is committed before the guest runs: a crash or a trap loses
+    /// the batch and never repeats it.
+    AtMostOnce,
+    /// The offset (with the state changes) is committed after the emits: a
+    /// crash may repeat the batch in flight's emits, never its state changes.
+    #[default]
+    AtLeastOnce,
+    /// Emits, state changes and offset commit as one unit: after any crash
+    /// every input record's effects appear exactly once, and no reader sees
+    /// an emit of a batch that did not commit.
+    ExactlyOnce,
+}
+
+impl FromStr for CommitMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CommitMode, String> {
+        match s {
+            "at-most-once" => Ok(CommitMode::AtMostOnce),
+            "at-least-once" => Ok(CommitMode::AtLeastOnce),
+            "exactly-once" => Ok(CommitMode::ExactlyOnce),
+            _ => Err(format!(
+                "unknown commit mode {s:?}: expected at-most-once, at-least-once or exactly-once"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CommitMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CommitMode::AtMostOnce => "at-most-once",
+            CommitMode::AtLeastOnce => "at-least-once",
+            CommitMode::ExactlyOnce => "exactly-once",
+        })
+    }
 }
 
 impl ConsumerError {
@@ -84,6 +134,9 @@ pub struct Commit {
     /// Topics to create (if missing) with as many partitions as another,
     /// before the emits are placed: (topic, like). A shadow's side topics.
     pub create_like: Vec<(String, String)>,
+    /// The batch's state changes: they commit with the offset in every mode.
+    pub state: Vec<Change>,
+    pub mode: CommitMode,
 }
 
 /// Bounds on one poll.
@@ -115,6 +168,9 @@ pub struct Membership {
     pub instance_id: Option<String>,
     pub reset: ResetPolicy,
     pub settings: GroupSettings,
+    /// The group's state: caught up (and, after a crash, the last commit
+    /// completed) before a partition is polled.
+    pub state: Arc<StateStore>,
 }
 
 /// A boxed future, for the seam's one asynchronous call.
@@ -131,8 +187,13 @@ pub trait Backend: Send + Sync {
     /// processor's dead-letter topic).
     fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), ConsumerError>;
 
-    /// Moves `group`'s committed positions on `topics`, every partition or
-    /// none; the caller has stopped the group's members.
+    /// The local copy of `group`'s state, shared by every member in this
+    /// process.
+    fn state(&self, group: &str) -> Result<Arc<StateStore>, ConsumerError>;
+
+    /// Moves `group`'s committed positions (and its state with them) on
+    /// `topics`, every partition or none; the caller has stopped the group's
+    /// members.
     fn reset(
         &self,
         group: &str,

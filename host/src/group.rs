@@ -79,6 +79,8 @@ pub enum GroupError {
     Log(#[from] LogError),
     #[error("committed offsets")]
     Offsets(#[from] crate::offsets::OffsetsError),
+    #[error("guest state")]
+    State(#[from] crate::state::StateError),
 }
 
 /// A member as `describe` shows it.

@@ -15,21 +15,28 @@
 //! - [`group`]: the in-process group coordinator: membership with heartbeats,
 //!   session timeout and max poll interval, generations, the range,
 //!   round-robin, sticky and cooperative-sticky assignors, eager and
-//!   cooperative rebalancing, static membership, commit fencing, and the
-//!   offsets API (reset policy, lag, seek by offset or timestamp).
-//! - [`consumer`]: the narrow consumer-side interface the processor loop uses:
-//!   follow the group's assignment, poll the assigned partitions (with max
-//!   records, bytes and wait), fenced commits, heartbeats, positions and lag.
+//!   cooperative rebalancing, static membership and commit fencing.
+//! - [`broker`]: the one handle over a data directory's log, offsets and
+//!   groups, opened in one place, with the admin operations as its methods
+//!   (reset policy, lag, seek by offset or timestamp, group listing, topic
+//!   deletion with its offsets), and the embedded side of the consumer seam.
+//! - [`consumer`]: the seam under the processor loop: a [`consumer::Backend`]
+//!   lets members join and moves a stopped group; a [`consumer::Consumer`]
+//!   follows the assignment, polls (max records, bytes and wait), commits a
+//!   batch's emits and next offset as one fenced unit, and seeks. The embedded
+//!   broker implements it; a Kafka-cluster backend will too.
 //! - [`runtime`]: the wasmtime engines (one per stack and fuel setting, one
 //!   epoch ticker), the on-disk compiled-component cache, the WIT bindings and
 //!   host imports, per-batch stores under per-processor limits (memory,
 //!   deadline, wasm stack, fuel) with no ambient authority but an optional
 //!   scratch directory, and the [`runtime::Handler`] seam a native processor
 //!   also fits.
-//! - [`processor`]: the trigger: poll → process → commit for one member, with the
-//!   failure kinds (retry, skip, dead-letter, fatal), what follows exhausted
-//!   retries (stop, isolate and dead-letter, pause the partition), and the
-//!   single commit step;
+//! - [`processor`]: the trigger: poll → process → commit for one member over
+//!   the seam, with one pure decision per guest call (commit, rerun a prefix,
+//!   retry, stop) shared with the poison-record isolation, the failure kinds
+//!   (retry, skip, dead-letter, fatal), what follows exhausted retries (stop,
+//!   isolate and dead-letter, pause the partition), the single commit step
+//!   with emit routing, and the version slot a hot swap replaces;
 //!   `Instances` runs N members of a processor and scales them.
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
@@ -48,6 +55,8 @@
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
+//! - [`error`]: helpers every subsystem's error type shares (an error chain
+//!   on one line).
 //! - [`guests`]: the sample guest components embedded in the binary.
 //!
 //! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.
@@ -65,6 +74,7 @@ pub mod offsets;
 pub mod processor;
 pub mod runtime;
 pub mod service;
+pub mod state;
 pub mod supervisor;
 pub mod wire;
 pub mod workload;

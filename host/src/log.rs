@@ -408,6 +408,11 @@ impl Log {
         self.partition(topic, partition)?.sync()
     }
 
+    /// The data directory the log lives in.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     /// The directory of one partition.
     pub fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
         self.dir.join(topic).join(partition.to_string())

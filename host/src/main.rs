@@ -99,8 +99,16 @@ fn main() -> Result<()> {
         LogFormat::Json => subscriber.json().init(),
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(dispatch(cli))
+    let result = runtime.block_on(dispatch(cli));
+    // A guest call still running after the shutdown grace must not keep the
+    // process alive (dropping the runtime would wait for its blocking thread
+    // without bound): its batch was never committed and is redelivered.
+    runtime.shutdown_timeout(SHUTDOWN_BOUND);
+    result
 }
+
+/// How long exiting waits for blocking work left after a command finished.
+const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_millis(500);
 
 const NEEDS_SERVER: &str =
     "this command talks to a running `weir serve`: set --server URL or WEIR_SERVER";

@@ -32,15 +32,16 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use config::{ProcessorConfig, RetryPolicy, WhenExhausted};
+pub use config::{LagSkip, ProcessorConfig, RetryPolicy, WhenExhausted};
 pub use decision::dlq_headers;
 pub use error::{Attempt, ProcessorError};
 pub use instances::Instances;
 pub use slot::Slot;
 pub use stats::Stats;
 
-use crate::consumer::{Backend, Consumer, Membership, Polled};
-use crate::runtime::{Handler, Output, RuntimeError};
+use crate::consumer::{Backend, Commit, CommitMode, Consumer, Membership, Polled};
+use crate::runtime::{Handler, Output, RuntimeError, StateView};
+use crate::state::{PartitionView, StateStore};
 use decision::{Decision, Handled, decide};
 
 /// One member of a processor's group, running its handler over polled batches.
@@ -53,7 +54,15 @@ pub struct Processor {
     /// The version that paused partitions: once another is swapped in, they
     /// are fetched again, so a fix gets its chance at the poison record.
     paused_by: Option<String>,
+    /// The group's state, read by every batch.
+    state: Arc<StateStore>,
+    /// When the state store was last made durable.
+    persisted: std::time::Instant,
 }
+
+/// How often the state store is made durable between batches (the changelog
+/// holds everything anyway; this bounds what a restart replays).
+const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Processor {
     /// Prepares a processor: validates its names, creates its dead-letter topic
@@ -75,12 +84,15 @@ impl Processor {
         crate::name::validate("processor", &config.name)
             .map_err(|e| ProcessorError::Name(e.into()))?;
         backend.ensure_topic(&config.dlq_topic(), 1)?;
+        let group = config.group.clone().unwrap_or_else(|| config.name.clone());
+        let state = backend.state(&group)?;
         let membership = Membership {
-            group: config.group.clone().unwrap_or_else(|| config.name.clone()),
+            group,
             topics: config.topics.clone(),
             instance_id: config.instance_id.clone(),
             reset: config.reset,
             settings: config.group_settings,
+            state: state.clone(),
         };
         let consumer = backend.join(membership)?;
         #[cfg(feature = "crash-seam")]
@@ -92,6 +104,8 @@ impl Processor {
             slot,
             stats,
             paused_by: None,
+            state,
+            persisted: std::time::Instant::now(),
         })
     }
 
@@ -148,7 +162,8 @@ impl Processor {
     /// A dynamic member leaves its group when it stops, so the group can
     /// rebalance (or be reset) at once; a static member stays until its session
     /// times out, so a quick restart keeps its partitions without a rebalance.
-    fn finish(self) -> Processor {
+    fn finish(mut self) -> Processor {
+        self.persist();
         if self.config.instance_id.is_none() {
             self.consumer.leave();
         }
@@ -178,6 +193,13 @@ impl Processor {
         let mut attempts = 0u32;
         let handler = self.slot.current();
         let dlq = self.config.dlq_topic();
+        if self.skip_lagging(&batch)? {
+            return Ok(());
+        }
+        let at_most_once = self.config.commit == CommitMode::AtMostOnce;
+        if at_most_once && !self.commit_before(&batch)? {
+            return Ok(());
+        }
         loop {
             let (returned, result) = self.call(&handler, batch).await?;
             batch = returned;
@@ -188,7 +210,16 @@ impl Processor {
             let last = match decide(&batch, result, &dlq, handler.version()) {
                 Decision::Commit(step) => {
                     self.note(&step.handled, handler.version(), first);
+                    let moved = (step.next - first) as usize;
                     self.commit(&batch, step, handler.version())?;
+                    if at_most_once && moved < batch.records.len() {
+                        // The offset already stands past the batch: what is
+                        // left of it is handled here or never.
+                        batch.records.drain(..moved);
+                        attempts = 0;
+                        continue;
+                    }
+                    self.persist_now_and_then();
                     return Ok(());
                 }
                 Decision::Prefix(len) => {
@@ -201,6 +232,12 @@ impl Processor {
             if let Attempt::Fault(fault) = &last {
                 self.stats.record_trap(handler.version());
                 tracing::warn!(processor = %self.config.name, offset = first, error = %fault, "guest fault");
+            }
+            if at_most_once {
+                tracing::warn!(processor = %self.config.name, offset = first, records = batch.records.len(), error = %last, "at-most-once: the batch is lost");
+                self.stats
+                    .record_lost(batch.records.len() as u64, handler.version());
+                return Ok(());
             }
             attempts += 1;
             if self
@@ -221,9 +258,14 @@ impl Processor {
         batch: Polled,
     ) -> Result<(Polled, Result<Output, RuntimeError>), ProcessorError> {
         let (handler, stats) = (handler.clone(), self.stats.clone());
+        let view: Arc<dyn StateView> = Arc::new(PartitionView {
+            store: self.state.clone(),
+            tp: batch.source(),
+            budget: self.config.state_budget,
+        });
         let call = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let result = handler.handle(&batch);
+            let result = handler.handle(&batch, view);
             let seconds = started.elapsed().as_secs_f64();
             stats.record_latency("weir_guest_process_seconds", handler.version(), seconds);
             (batch, result)
@@ -240,6 +282,74 @@ impl Processor {
                 }
             }
         }
+    }
+
+    /// Lag tolerance: when `batch` shows its partition too far behind, moves
+    /// the partition to its latest offset (committing it, so a restart does
+    /// not go back) instead of processing. Returns whether it skipped.
+    fn skip_lagging(&mut self, batch: &Polled) -> Result<bool, ProcessorError> {
+        let Some(bound) = self.config.lag_skip else {
+            return Ok(false);
+        };
+        let first = &batch.records[0];
+        let lag = batch.high_watermark - first.offset;
+        if !bound.exceeded(lag, crate::log::now_ms() - first.timestamp) {
+            return Ok(false);
+        }
+        let commit = Commit {
+            source: batch.source(),
+            next: batch.high_watermark,
+            emits: Vec::new(),
+            create_like: Vec::new(),
+            state: Vec::new(),
+            mode: self.config.commit,
+        };
+        match self.consumer.commit(commit) {
+            Err(e) if e.is_fenced() => {
+                self.stats.record_fenced();
+                return Ok(true);
+            }
+            other => other?,
+        }
+        tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, from = first.offset, to = batch.high_watermark, skipped = lag, "lagging too far: skipped to the latest offset");
+        self.stats.record_lag_skip(lag);
+        Ok(true)
+    }
+
+    /// At-most-once: commits the batch's end before the guest sees it.
+    /// Returns `false` when the group fenced the commit (the batch is left to
+    /// its new owner).
+    fn commit_before(&mut self, batch: &Polled) -> Result<bool, ProcessorError> {
+        let commit = Commit {
+            source: batch.source(),
+            next: batch.next_offset(),
+            emits: Vec::new(),
+            create_like: Vec::new(),
+            state: Vec::new(),
+            mode: CommitMode::AtMostOnce,
+        };
+        match self.consumer.commit(commit) {
+            Err(e) if e.is_fenced() => {
+                self.stats.record_fenced();
+                Ok(false)
+            }
+            other => Ok(other.map(|()| true)?),
+        }
+    }
+
+    /// Makes the state store durable every [`PERSIST_EVERY`], between
+    /// batches, so a restart replays little of the changelog.
+    fn persist_now_and_then(&mut self) {
+        if self.persisted.elapsed() >= PERSIST_EVERY {
+            self.persist();
+        }
+    }
+
+    fn persist(&mut self) {
+        if let Err(e) = self.state.persist() {
+            tracing::warn!(processor = %self.config.name, error = %crate::error::chain(&e), "could not make the state durable");
+        }
+        self.persisted = std::time::Instant::now();
     }
 
     /// Counts (and logs) what a committed step did with its front record.

@@ -15,6 +15,7 @@ pub mod engine;
 mod guest;
 mod host;
 mod limits;
+mod overlay;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,18 +112,61 @@ pub use bindings::weir::processor::types::FailureKind;
 /// What a processor hands batches to: a WASM guest, or a native implementation
 /// (the benchmark's baseline) with the same contract.
 pub trait Handler: Send + Sync {
-    /// Processes one batch. `Ok` carries the outcome the guest reported and the
-    /// records it emitted; `Err` means the guest trapped or overran a limit.
-    fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError>;
+    /// Processes one batch, reading the partition's committed `state`. `Ok`
+    /// carries the outcome the guest reported, the records it emitted and its
+    /// state changes; `Err` means the guest trapped or overran a limit.
+    fn handle(&self, batch: &Polled, state: Arc<dyn StateView>) -> Result<Output, RuntimeError>;
     /// The version that processes records, for logs and dead-letter headers.
     fn version(&self) -> &str;
 }
 
-/// A handled batch: what the guest said and what it emitted.
+/// A handled batch: what the guest said, what it emitted and how it changed
+/// its state.
 #[derive(Debug)]
 pub struct Output {
     pub outcome: Result<(), Failure>,
     pub emits: Vec<Emit>,
+    /// The batch's state changes, one per key, in key order.
+    pub state: Vec<crate::state::Change>,
+}
+
+/// The committed state of the batch's input partition, as a guest reads it.
+pub trait StateView: Send + Sync {
+    /// The committed value under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
+    /// Up to `limit` committed entries whose keys start with `prefix` and
+    /// sort after `after`, in key order.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    /// How many more bytes of keys and values the processor may store.
+    fn headroom(&self) -> u64;
+}
+
+/// No committed state: a fresh partition, or a handler run outside a
+/// processor.
+pub struct NoState;
+
+impl StateView for NoState {
+    fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+
+    fn scan(
+        &self,
+        _: &[u8],
+        _: Option<&[u8]>,
+        _: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        Ok(Vec::new())
+    }
+
+    fn headroom(&self) -> u64 {
+        crate::state::DEFAULT_BUDGET_BYTES
+    }
 }
 
 /// The engines and linkers (one per engine setting the processors' limits

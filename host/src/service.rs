@@ -191,6 +191,9 @@ impl From<crate::consumer::ConsumerError> for ApiError {
             E::Log(e) => e.into(),
             E::Offsets(e) => e.into(),
             E::NotAssigned { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            E::State(e) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::chain(&e))
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use weir::consumer::{ConsumerError, PollLimits, Polled};
 use weir::group::{GroupError, GroupSettings, Protocol};
 use weir::log::Record;
 use weir::processor::{Instances, Processor, ProcessorConfig, ProcessorError};
-use weir::runtime::{Handler, Output, RuntimeError};
+use weir::runtime::{Handler, Output, RuntimeError, StateView};
 use weir_tests::{Host, guests};
 
 /// A native handler that copies every record to `out`, optionally sleeping on
@@ -33,7 +33,14 @@ impl Copy {
 }
 
 impl Handler for Copy {
-    fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError> {
+    fn handle(&self, batch: &Polled, state: Arc<dyn StateView>) -> Result<Output, RuntimeError> {
+        // Counts its partition's records in state, so a test can tell which
+        // batches' state changes committed.
+        let seen = state
+            .get(b"n")
+            .unwrap()
+            .map_or(0, |v| u64::from_be_bytes(v.try_into().unwrap()));
+        let counted = (seen + batch.records.len() as u64).to_be_bytes().to_vec();
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             std::thread::sleep(self.first_call_delay);
         }
@@ -48,6 +55,7 @@ impl Handler for Copy {
         Ok(Output {
             outcome: Ok(()),
             emits,
+            state: vec![(b"n".to_vec(), Some(counted))],
         })
     }
 
@@ -207,6 +215,18 @@ async fn a_member_stuck_past_the_max_poll_interval_is_fenced_and_its_work_reassi
         "the fenced batch appended nothing: {:?}",
         counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
     );
+    for p in 0..2 {
+        let (_, n) = host
+            .broker
+            .state_get("g", "in", Some(p), b"n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            u64::from_be_bytes(n.try_into().unwrap()),
+            100,
+            "partition {p}: the zombie's state changes were fenced with its offset"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,9 @@
 //! - `print:TEXT`: write TEXT to stdout;
 //! - anything else: emit the record (key, value, headers) to the `output`
 //!   configuration key's topic, with a `label` header when one is configured.
+//!
+//! With the `count` configuration key set, every record first adds one to the
+//! state key `seen`, so tests can see which calls' state changes committed.
 
 use weir_guest::{Batch, Config, Failure, FailureKind, Level, Processor};
 
@@ -16,6 +19,7 @@ struct Scripted;
 
 thread_local! {
     static LABEL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static COUNT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn kind(name: &str) -> Option<FailureKind> {
@@ -35,13 +39,20 @@ impl Processor for Scripted {
         }
         orders::configure_output(config, "");
         LABEL.with(|l| *l.borrow_mut() = config.get("label").unwrap_or("").to_string());
+        COUNT.with(|c| c.set(config.get("count").is_some()));
         Ok(())
     }
 
     fn process(batch: &Batch) -> Result<(), Failure> {
         let topic = orders::output_topic();
         let label = LABEL.with(|l| l.borrow().clone());
+        let count = COUNT.with(|c| c.get());
         for record in batch.records() {
+            if count {
+                let seen: u64 = weir_guest::state::get_json(b"seen").unwrap_or(0);
+                weir_guest::state::put_json(b"seen", &(seen + 1))
+                    .map_err(|e| record.fail(FailureKind::Fatal, e))?;
+            }
             let value = record.value_str().unwrap_or("");
             if let Some(name) = value.strip_prefix("fail:") {
                 let kind = kind(name).unwrap_or(FailureKind::Fatal);

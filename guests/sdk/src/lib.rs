@@ -42,6 +42,8 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen::rt as __rt;
 
+pub mod state;
+
 use bindings::weir::processor::types as wit;
 
 /// The key length that marks a record without a key.
@@ -52,7 +54,8 @@ const HEADER_WIDTH: usize = 4;
 pub use bindings::weir::processor::types::{Failure, FailureKind, Level};
 
 /// What a guest implements. `init` runs once per fresh instance, and the host
-/// creates a fresh instance for every batch, so keep no state between calls.
+/// creates a fresh instance for every batch, so keep nothing in memory between
+/// calls: what must last goes in [`state`].
 pub trait Processor {
     /// Receives the processor's configuration. The default accepts anything.
     fn init(config: &Config) -> Result<(), String> {

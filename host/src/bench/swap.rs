@@ -14,7 +14,7 @@ use crate::consumer::{PollLimits, Polled};
 use crate::demo::DemoError;
 use crate::log::TopicConfig;
 use crate::processor::{Instances, ProcessorConfig};
-use crate::runtime::{Guest, GuestSpec, Handler, Output, Runtime, RuntimeError};
+use crate::runtime::{Guest, GuestSpec, Handler, Output, Runtime, RuntimeError, StateView};
 
 /// One handled batch: which version, when it started and ended.
 type Span = (usize, Instant, Instant);
@@ -27,9 +27,9 @@ struct Timed {
 }
 
 impl Handler for Timed {
-    fn handle(&self, batch: &Polled) -> Result<Output, RuntimeError> {
+    fn handle(&self, batch: &Polled, state: Arc<dyn StateView>) -> Result<Output, RuntimeError> {
         let started = Instant::now();
-        let output = self.guest.handle(batch);
+        let output = self.guest.handle(batch, state);
         let span = (self.id, started, Instant::now());
         self.spans.lock().expect("spans lock").push(span);
         output

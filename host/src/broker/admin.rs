@@ -132,6 +132,7 @@ impl Broker {
         let (log, offsets) = (&self.log, &self.offsets);
         crate::name::validate("group", group).map_err(LogError::from)?;
         let mut plan = Vec::new();
+        let mut rewinds = Vec::new();
         for topic in group_topics(offsets, group, topics) {
             let count = log.partition_count(&topic)?;
             let partitions: Vec<u32> = match partition {
@@ -166,6 +167,10 @@ impl Broker {
                     }
                 };
                 let old = offsets.get(group, &topic, p).map(|c| c.offset);
+                let tp = TopicPartition::new(topic.clone(), p);
+                let rewound = self.rewound(group, &tp, target)?;
+                let target = rewound.as_ref().map_or(target, |r| r.position);
+                rewinds.extend(rewound.map(|r| (tp, r)));
                 plan.push(Moved {
                     topic: topic.clone(),
                     partition: p,
@@ -174,8 +179,13 @@ impl Broker {
                 });
             }
         }
-        // Everything was resolved before anything is written, and it is written as
-        // one batch: a bad partition or offset, or a failed write, changes nothing.
+        // Everything was resolved before anything is written. The state's units
+        // go first (the changelog has the last word on where a stateful group
+        // stands, so a crash in between is finished on the next start), then
+        // the offsets as one batch: a bad partition or offset changes nothing.
+        for (tp, rewound) in &rewinds {
+            self.write_rewind(group, tp, rewound)?;
+        }
         let commits: Vec<(String, u32, Committed)> = plan
             .iter()
             .map(|m| {

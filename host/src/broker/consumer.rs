@@ -9,19 +9,22 @@
 //! (the processor's "pause" failure policy): polls skip it until the member
 //! resumes it or restarts, and its position stays where it was.
 //!
-//! A commit appends the batch's emits and then the offset, both under the
-//! group's lock after the fence check, so a zombie writes neither.
+//! A commit writes the batch's emits, state changes and offset (see
+//! `state.rs` for the order each commit mode needs), all under the group's
+//! lock after the fence check, so a zombie writes none of them. A partition
+//! gained is first brought up to date with the group's state changelog.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::{Broker, Moved, SeekTo};
+use std::sync::Arc;
+
 use crate::consumer::{
     Backend, Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
 };
 use crate::group::{GroupError, MemberId, TopicPartition};
-use crate::log::{LogError, Placement, Record, TopicConfig};
-use crate::offsets::Committed;
+use crate::log::{LogError, TopicConfig};
+use crate::state::StateStore;
 
 impl Backend for Broker {
     fn join(&self, membership: Membership) -> Result<Box<dyn Consumer>, ConsumerError> {
@@ -32,6 +35,10 @@ impl Backend for Broker {
         Ok(self
             .log
             .ensure_topic(topic, TopicConfig::with_partitions(partitions))?)
+    }
+
+    fn state(&self, group: &str) -> Result<Arc<StateStore>, ConsumerError> {
+        Ok(self.state_store(group)?)
     }
 
     fn reset(
@@ -60,7 +67,7 @@ pub struct EmbeddedConsumer {
 
 impl EmbeddedConsumer {
     /// Joins the group and takes its first assignment.
-    pub fn join(broker: Broker, membership: Membership) -> Result<EmbeddedConsumer, GroupError> {
+    pub fn join(broker: Broker, membership: Membership) -> Result<EmbeddedConsumer, ConsumerError> {
         let member = broker.groups.join(
             &membership.group,
             membership.instance_id.as_deref(),
@@ -80,7 +87,7 @@ impl EmbeddedConsumer {
         Ok(consumer)
     }
 
-    fn follow(&mut self) -> Result<(), GroupError> {
+    fn follow(&mut self) -> Result<(), ConsumerError> {
         let groups = &self.broker.groups;
         let group = &self.membership.group;
         let owned: Vec<TopicPartition> = self.assigned.iter().map(|(tp, _)| tp.clone()).collect();
@@ -104,9 +111,12 @@ impl EmbeddedConsumer {
             let kept = self.position(&tp);
             let position = match kept {
                 Some(pos) => pos,
-                None => self
-                    .broker
-                    .start_position(group, &tp, self.membership.reset)?,
+                None => match self.broker.recover(group, &tp, &self.membership.state)? {
+                    Some(pos) => pos,
+                    None => self
+                        .broker
+                        .start_position(group, &tp, self.membership.reset)?,
+                },
             };
             next.push((tp, position));
         }
@@ -169,33 +179,6 @@ impl EmbeddedConsumer {
         }
         Ok(None)
     }
-
-    /// Appends a commit's emits, grouped by the partition the log's placement
-    /// rule picks ([`Placement`]: by key, unkeyed ones round robin).
-    fn append(&self, commit: Commit) -> Result<(), LogError> {
-        let log = &self.broker.log;
-        for (topic, like) in &commit.create_like {
-            let partitions = log.partition_count(like)?;
-            log.ensure_topic(topic, TopicConfig::with_partitions(partitions))?;
-        }
-        let mut placements: HashMap<String, Placement> = HashMap::new();
-        let mut by_partition: BTreeMap<(String, u32), Vec<Record>> = BTreeMap::new();
-        for emit in commit.emits {
-            let placement = match placements.entry(emit.topic.clone()) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(log.placement(&emit.topic)?),
-            };
-            let partition = placement.place(None, emit.record.key.as_deref())?;
-            by_partition
-                .entry((emit.topic, partition))
-                .or_default()
-                .push(emit.record);
-        }
-        for ((topic, partition), records) in by_partition {
-            log.append(&topic, partition, &records)?;
-        }
-        Ok(())
-    }
 }
 
 impl Consumer for EmbeddedConsumer {
@@ -243,18 +226,12 @@ impl Consumer for EmbeddedConsumer {
 
     fn commit(&mut self, commit: Commit) -> Result<(), ConsumerError> {
         let (source, next) = (commit.source.clone(), commit.next);
-        let committed = Committed {
-            offset: next,
-            generation: self.epoch,
-        };
-        let group = &self.membership.group;
+        let (group, epoch) = (&self.membership.group, self.epoch);
+        let store = &self.membership.state;
         self.broker
             .groups
-            .commit(group, &self.member, self.epoch, &source, || {
-                self.append(commit)?;
-                let offsets = &self.broker.offsets;
-                offsets.commit(group, &source.topic, source.partition, committed)?;
-                Ok::<(), ConsumerError>(())
+            .commit(group, &self.member, epoch, &source, || {
+                self.broker.write_commit(group, commit, epoch, store)
             })?;
         self.set_position(&source, next);
         Ok(())

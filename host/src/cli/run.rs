@@ -193,6 +193,9 @@ fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
             ..RetryPolicy::default()
         },
         emit_suffix: None,
+        commit: Default::default(),
+        state_budget: weir::state::DEFAULT_BUDGET_BYTES,
+        lag_skip: None,
     })
 }
 

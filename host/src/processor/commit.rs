@@ -6,7 +6,7 @@
 
 use super::decision::{Step, dlq_headers};
 use super::{Processor, ProcessorError};
-use crate::consumer::{Commit, Emit, Polled};
+use crate::consumer::{Commit, CommitMode, Emit, Polled};
 
 impl Processor {
     /// Commits `step` for `batch`. Returns `false` when the group fenced the
@@ -24,12 +24,22 @@ impl Processor {
         let emitted = step.emits.len() as u64;
         let dlq = self.config.dlq_topic();
         let suffix = self.config.emit_suffix.as_deref();
-        let (emits, create_like) = route(step.emits, version, suffix, &dlq);
+        let (mut emits, create_like) = route(step.emits, version, suffix, &dlq);
+        stamp_source(&mut emits, batch);
+        let mode = self.config.commit;
+        // At-most-once committed the batch's end before the call: never
+        // move the offset back.
+        let next = match mode {
+            CommitMode::AtMostOnce => step.next.max(batch.next_offset()),
+            _ => step.next,
+        };
         let commit = Commit {
             source: batch.source(),
-            next: step.next,
+            next,
             emits,
             create_like,
+            state: step.state,
+            mode,
         };
         match self.consumer.commit(commit) {
             Err(e) if e.is_fenced() => {
@@ -45,6 +55,39 @@ impl Processor {
         self.stats
             .record_latency("weir_commit_seconds", version, seconds);
         Ok(true)
+    }
+}
+
+/// Names the source of every emit (`weir.source.topic`, `.partition`,
+/// `.offset`: the batch's first record, and `weir.source.seq`: the emit's
+/// place among the batch's emits), unless the guest named one, so an
+/// at-least-once reader can drop the repeats of a redelivered batch.
+fn stamp_source(emits: &mut [Emit], batch: &Polled) {
+    let first = batch.records[0].offset.to_string();
+    let partition = batch.partition.to_string();
+    for (seq, emit) in emits.iter_mut().enumerate() {
+        let headers = &mut emit.record.headers;
+        if headers.iter().any(|(n, _)| n == dlq_headers::SOURCE_TOPIC) {
+            continue;
+        }
+        headers.extend([
+            (
+                dlq_headers::SOURCE_TOPIC.to_string(),
+                batch.topic.as_bytes().to_vec(),
+            ),
+            (
+                dlq_headers::SOURCE_PARTITION.to_string(),
+                partition.as_bytes().to_vec(),
+            ),
+            (
+                dlq_headers::SOURCE_OFFSET.to_string(),
+                first.as_bytes().to_vec(),
+            ),
+            (
+                dlq_headers::SOURCE_SEQ.to_string(),
+                seq.to_string().into_bytes(),
+            ),
+        ]);
     }
 }
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::broker::ResetPolicy;
+use crate::consumer::CommitMode;
 use crate::consumer::PollLimits;
 use crate::group::GroupSettings;
 
@@ -63,6 +64,34 @@ pub struct ProcessorConfig {
     /// When set, records the guest emits to topic `T` go to `T<suffix>`
     /// instead (a shadow's side topics); dead-lettered records are not moved.
     pub emit_suffix: Option<String>,
+    /// When the offset commits relative to processing.
+    pub commit: CommitMode,
+    /// The most bytes of keys and values the processor's state may hold.
+    pub state_budget: u64,
+    /// When a partition falls this far behind, jump it to the latest offset.
+    pub lag_skip: Option<LagSkip>,
+}
+
+/// Lag tolerance (the real-time dashboard pattern: fresh data matters more
+/// than complete data): a partition whose lag passes either bound skips to
+/// its latest offset, and the skipped records are logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LagSkip {
+    /// Skip when more than this many records wait.
+    #[serde(default)]
+    pub records: Option<u64>,
+    /// Skip when the oldest waiting record is older than this.
+    #[serde(default)]
+    pub age_ms: Option<u64>,
+}
+
+impl LagSkip {
+    /// Whether a batch read at `lag` records behind, whose first record is
+    /// `age_ms` old, should skip.
+    pub fn exceeded(&self, lag: u64, age_ms: i64) -> bool {
+        self.records.is_some_and(|n| lag > n) || self.age_ms.is_some_and(|t| age_ms > t as i64)
+    }
 }
 
 impl ProcessorConfig {
@@ -78,6 +107,9 @@ impl ProcessorConfig {
             instance_id: None,
             retry: RetryPolicy::default(),
             emit_suffix: None,
+            commit: CommitMode::default(),
+            state_budget: crate::state::DEFAULT_BUDGET_BYTES,
+            lag_skip: None,
         }
     }
 

@@ -7,6 +7,7 @@ use super::{Attempt, ProcessorError};
 use crate::consumer::{Emit, Polled};
 use crate::log::Record;
 use crate::runtime::{FailureKind, Output, RuntimeError};
+use crate::state::Change;
 
 /// Headers weir adds: `VERSION` on every emitted and dead-lettered record (the
 /// guest version that produced it), the rest on dead-lettered records.
@@ -16,6 +17,8 @@ pub mod dlq_headers {
     pub const SOURCE_OFFSET: &str = "weir.source.offset";
     pub const ERROR: &str = "weir.error";
     pub const VERSION: &str = "weir.version";
+    /// On emits: the emit's place among its batch's emits.
+    pub const SOURCE_SEQ: &str = "weir.source.seq";
 }
 
 /// What a committed step did with the records it moves past.
@@ -29,10 +32,12 @@ pub enum Handled {
     DeadLettered,
 }
 
-/// What one step commits: the emits to append and the next offset.
+/// What one step commits: the emits to append, the state changes and the
+/// next offset.
 #[derive(Debug)]
 pub struct Step {
     pub emits: Vec<Emit>,
+    pub state: Vec<Change>,
     pub next: u64,
     pub handled: Handled,
 }
@@ -72,6 +77,7 @@ pub fn decide(
         Ok(()) => {
             return Decision::Commit(Step {
                 emits: output.emits,
+                state: output.state,
                 next: batch.next_offset(),
                 handled: Handled::Processed,
             });
@@ -92,6 +98,7 @@ pub fn decide(
         FailureKind::Retry => Decision::Retry(Attempt::Retry(failure.message)),
         FailureKind::Skip => Decision::Commit(Step {
             emits: Vec::new(),
+            state: Vec::new(),
             next: first + 1,
             handled: Handled::Skipped(failure.message),
         }),
@@ -141,6 +148,7 @@ pub fn dead_letter(batch: &Polled, error: &str, dlq: &str, version: &str) -> Ste
                 timestamp: Some(source.timestamp),
             },
         }],
+        state: Vec::new(),
         next: source.offset + 1,
         handled: Handled::DeadLettered,
     }
@@ -180,6 +188,7 @@ mod tests {
                 topic: "out".into(),
                 record: Record::keyed(b"k".to_vec(), b"x".to_vec()),
             }],
+            state: vec![(b"k".to_vec(), Some(b"1".to_vec()))],
         })
     }
 
@@ -192,11 +201,13 @@ mod tests {
         let ok = Ok(Output {
             outcome: Ok(()),
             emits: Vec::new(),
+            state: vec![(b"k".to_vec(), None)],
         });
         let Decision::Commit(step) = decide_on(ok) else {
             panic!("a success commits")
         };
         assert_eq!((step.next, step.handled), (15, Handled::Processed));
+        assert_eq!(step.state.len(), 1, "a success commits its state changes");
     }
 
     #[test]
@@ -214,6 +225,10 @@ mod tests {
         };
         assert_eq!(skip.next, 11);
         assert!(skip.emits.is_empty(), "a skipped record emits nothing");
+        assert!(
+            skip.state.is_empty(),
+            "a failed call's state changes are dropped"
+        );
         assert_eq!(skip.handled, Handled::Skipped("bad".into()));
 
         let Decision::Commit(dead) = decide_on(failed(0, FailureKind::DeadLetter)) else {

@@ -20,6 +20,8 @@ pub struct Stats {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     fenced: AtomicU64,
+    lost: AtomicU64,
+    lag_skipped: AtomicU64,
     /// Partitions the pause policy stopped, as (topic, partition).
     paused: Mutex<Vec<TopicPartition>>,
 }
@@ -47,6 +49,8 @@ counters! {
     skipped => skipped, "Records skipped at the guest's request.";
     dead_lettered => dead_lettered, "Records sent to the dead-letter topic.";
     fenced => fenced, "Batches abandoned because the group fenced their commit.";
+    lost => lost, "Records an at-most-once processor lost to a failure.";
+    lag_skipped => lag_skipped, "Records skipped by lag tolerance.";
 }
 
 impl Stats {
@@ -99,6 +103,17 @@ impl Stats {
     pub(super) fn record_skip(&self, version: &str) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
         self.failure("skip", version);
+    }
+
+    pub(super) fn record_lost(&self, records: u64, version: &str) {
+        self.lost.fetch_add(records, Ordering::Relaxed);
+        self.count("weir_records_lost_total", version, records);
+    }
+
+    pub(super) fn record_lag_skip(&self, records: u64) {
+        self.lag_skipped.fetch_add(records, Ordering::Relaxed);
+        metrics::counter!("weir_lag_skipped_records_total", "processor" => self.processor.clone())
+            .increment(records);
     }
 
     pub(super) fn record_fenced(&self) {

@@ -12,7 +12,7 @@ use wasmtime::{Engine, Store};
 use super::bindings::{Processor, ProcessorPre};
 use super::host::HostState;
 use super::limits::Limiter;
-use super::{Handler, Limits, Output, RuntimeError, Source, batch};
+use super::{Handler, Limits, NoState, Output, RuntimeError, Source, StateView, batch};
 use crate::consumer::Polled;
 use crate::log::Log;
 
@@ -53,13 +53,14 @@ impl Guest {
     }
 
     /// A fresh store with this guest's limits, deadline and fuel set.
-    fn store(&self) -> Result<Store<HostState>, RuntimeError> {
+    fn store(&self, state: Arc<dyn StateView>) -> Result<Store<HostState>, RuntimeError> {
         let state = HostState::new(
             self.log.clone(),
             self.processor.clone(),
             self.version.clone(),
             Limiter::new(self.limits.memory_bytes),
             self.scratch.as_deref(),
+            state,
         )
         .map_err(|e| RuntimeError::Scratch {
             path: self.scratch.clone().unwrap_or_default(),
@@ -86,8 +87,11 @@ impl Guest {
 
     /// Creates a fresh instance and runs `init` on it, returning the store and
     /// instance for one batch.
-    fn instantiate(&self) -> Result<(Store<HostState>, Processor), RuntimeError> {
-        let mut store = self.store()?;
+    fn instantiate(
+        &self,
+        state: Arc<dyn StateView>,
+    ) -> Result<(Store<HostState>, Processor), RuntimeError> {
+        let mut store = self.store(state)?;
         let instance = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => return Err(self.fault(e, &store)),
@@ -137,7 +141,7 @@ impl Guest {
         polled: &Polled,
         calls: u32,
     ) -> Result<Duration, RuntimeError> {
-        let (mut store, instance) = self.instantiate()?;
+        let (mut store, instance) = self.instantiate(Arc::new(NoState))?;
         let started = Instant::now();
         for _ in 0..calls {
             self.arm(&mut store)?;
@@ -164,22 +168,24 @@ impl Guest {
     /// Instantiates and initializes the guest once, without processing: the
     /// check a deploy runs before taking a new version into service.
     pub fn probe(&self) -> Result<(), RuntimeError> {
-        self.instantiate().map(|_| ())
+        self.instantiate(Arc::new(NoState)).map(|_| ())
     }
 }
 
 impl Handler for Guest {
-    fn handle(&self, polled: &Polled) -> Result<Output, RuntimeError> {
-        let (mut store, instance) = self.instantiate()?;
+    fn handle(&self, polled: &Polled, state: Arc<dyn StateView>) -> Result<Output, RuntimeError> {
+        let (mut store, instance) = self.instantiate(state)?;
         let batch = batch::columnar(polled);
         let outcome = match instance.call_process(&mut store, &batch) {
             Ok(outcome) => outcome,
             Err(e) => return Err(self.fault(e, &store)),
         };
         store.data().forward_stdio();
+        let data = store.data_mut();
         Ok(Output {
             outcome,
-            emits: std::mem::take(&mut store.data_mut().emits),
+            emits: std::mem::take(&mut data.emits),
+            state: data.state.take(),
         })
     }
 

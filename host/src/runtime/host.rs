@@ -1,4 +1,5 @@
-//! The per-batch store data: the host imports a guest may call (`emit`, `log`),
+//! The per-batch store data: the host imports a guest may call (`emit`, `log`,
+//! `state`),
 //! its WASI context and its resource limits.
 //!
 //! The WASI context grants nothing ambient: no environment, no arguments, no
@@ -17,8 +18,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::weir::processor::{host, types};
+use super::StateView;
+use super::bindings::weir::processor::{host, state, types};
 use super::limits::Limiter;
+use super::overlay::StateOverlay;
 use crate::consumer::Emit;
 use crate::log::{Log, Record};
 
@@ -36,6 +39,8 @@ pub struct HostState {
     pub(super) limiter: Limiter,
     pub(super) emits: Vec<Emit>,
     emitted_bytes: usize,
+    /// The batch's state reads and writes.
+    pub(super) state: StateOverlay,
     log: Arc<Log>,
     /// Tags guest log lines.
     processor: Arc<str>,
@@ -56,6 +61,7 @@ impl HostState {
         version: Arc<str>,
         limiter: Limiter,
         scratch: Option<&Path>,
+        state: Arc<dyn StateView>,
     ) -> wasmtime::Result<Self> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
@@ -73,6 +79,7 @@ impl HostState {
             limiter,
             emits: Vec::new(),
             emitted_bytes: 0,
+            state: StateOverlay::new(state),
             log,
             processor,
             version,
@@ -169,5 +176,28 @@ impl host::Host for HostState {
             types::Level::Warn => tracing::warn!(processor, version, "{message}"),
             types::Level::Error => tracing::error!(processor, version, "{message}"),
         }
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> Option<Vec<u8>> {
+        self.state.get(&key)
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), String> {
+        self.state.put(key, value)
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.state.delete(key)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: Vec<u8>,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.state.scan(&prefix, after.as_deref(), limit as usize)
     }
 }

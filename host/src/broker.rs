@@ -2,7 +2,8 @@
 //! the group coordinator of a data directory, opened in one place. Everything
 //! that reads or moves a group's position goes through it ([`admin`]: the
 //! reset policy, lag, seek and reset, group listing, topic deletion with its
-//! offsets), and it is the embedded backend of the processor loop's seam
+//! offsets), and so do the API's topic and produce operations (`topics.rs`:
+//! topic info, creation, produce by the log's placement rule), and it is the embedded backend of the processor loop's seam
 //! ([`crate::consumer::Backend`]).
 //!
 //! Lock order: a group's lock (the coordinator) is taken before the offsets'
@@ -11,12 +12,14 @@
 pub mod admin;
 mod consumer;
 mod state;
+mod topics;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub use admin::{GroupLag, Moved, PartitionLag, ResetPolicy, SeekTo};
+pub use crate::wire::{GroupLag, Moved, PartitionLag, SeekTo};
+pub use admin::ResetPolicy;
 pub use consumer::EmbeddedConsumer;
 
 use crate::group::Groups;

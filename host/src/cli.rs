@@ -1,9 +1,11 @@
 //! Start-up code shared by the `weir` subcommands: the data-directory lock,
-//! opening the log, and how results are printed. One process owns a data
+//! opening the broker, the data commands that run over [`admin::Admin`]
+//! embedded or remote, and how results are printed. One process owns a data
 //! directory at a time; a second one gets a clear error instead of two writers
 //! corrupting the same segments. In server mode (`--server`) no lock is taken:
 //! the server owns the directory.
 
+pub mod admin;
 pub mod config;
 pub mod deploy;
 pub mod group;
@@ -20,8 +22,41 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 
+use clap::Subcommand;
+
 use weir::broker::Broker;
-use weir::log::Log;
+
+use self::admin::Admin;
+
+/// The commands that run the same on a data directory and through a server.
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(subcommand)]
+        command: topic::TopicCommand,
+    },
+    /// Append records: lines from stdin, or generated orders.
+    Produce(records::ProduceArgs),
+    /// Print records of one partition.
+    Consume(records::ConsumeArgs),
+    /// List, describe and seek consumer groups.
+    Group {
+        #[command(subcommand)]
+        command: group::GroupCommand,
+    },
+}
+
+/// Runs a data command over `admin`, then makes what it wrote durable.
+pub async fn data(admin: &impl Admin, command: DataCommand, out: Out) -> Result<()> {
+    match command {
+        DataCommand::Topic { command } => topic::run(admin, command, out).await?,
+        DataCommand::Produce(args) => records::produce(admin, args, out).await?,
+        DataCommand::Consume(args) => records::consume(admin, args, out).await?,
+        DataCommand::Group { command } => group::run(admin, command, out).await?,
+    }
+    admin.finish().await
+}
 
 /// How a command prints its result: text for people, or `--json`.
 #[derive(Clone, Copy)]
@@ -67,12 +102,6 @@ pub fn lock_data_dir(dir: &Path) -> Result<()> {
     write!(file, "{}", std::process::id())?;
     LOCK.set(file).ok();
     Ok(())
-}
-
-/// Opens the log in `dir`.
-pub fn open_log(dir: &Path) -> Result<Arc<Log>> {
-    let log = Log::open(dir).with_context(|| format!("opening the log in {}", dir.display()))?;
-    Ok(Arc::new(log))
 }
 
 /// Opens the broker (log, committed offsets, groups) in `dir`.

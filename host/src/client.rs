@@ -1,7 +1,8 @@
 //! A typed HTTP client for a running `weir serve`: what the CLI uses when
 //! `--server` (or `WEIR_SERVER`) is set. One method per endpoint of
-//! `docs/api.md`; records travel in the binary framing of
-//! [`crate::service::frame`], so bytes arrive exactly as they were produced.
+//! `docs/api.md`, sending and reading the shapes of [`crate::wire`] that the
+//! server uses too; records travel in the binary framing of
+//! [`crate::wire::frame`], so bytes arrive exactly as they were produced.
 //!
 //! Every error the server answers (`{"error": ...}` with a 4xx or 5xx) becomes
 //! [`ClientError::Api`] carrying the status and the server's message; names
@@ -11,11 +12,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::broker::SeekTo;
-pub use crate::broker::{GroupLag, Moved, PartitionLag};
 use crate::log::{Record, StoredRecord};
-use crate::service::OCTET_STREAM;
-use crate::service::frame::{self, FrameError};
+use crate::wire::frame::{self, FrameError};
+use crate::wire::{CreateTopic, FetchQuery, OCTET_STREAM, ProduceQuery, Seek, Seeked};
+pub use crate::wire::{GroupLag, Moved, PartitionLag, Produced, SeekTo, TopicInfo, position};
 
 /// Everything that can go wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -48,21 +48,6 @@ impl ClientError {
             _ => None,
         }
     }
-}
-
-/// A topic as the server describes it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TopicInfo {
-    pub name: String,
-    pub partitions: u32,
-    pub high_watermarks: Vec<u64>,
-}
-
-/// What a produce appended: (partition, first offset) per batch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Produced {
-    pub batches: Vec<(u32, u64)>,
-    pub count: usize,
 }
 
 /// An uploaded component: its SHA-256 and size.
@@ -105,17 +90,6 @@ pub struct NewProcessor {
     /// `"earliest"` or `"latest"`: where the group starts without offsets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<String>,
-}
-
-/// A position as the API takes it: `"earliest"`, `"latest"`, an offset (a
-/// JSON number) or `"ts:MILLIS"`.
-pub fn position(to: SeekTo) -> Value {
-    match to {
-        SeekTo::Earliest => "earliest".into(),
-        SeekTo::Latest => "latest".into(),
-        SeekTo::Offset(o) => o.into(),
-        SeekTo::Timestamp(ms) => format!("ts:{ms}").into(),
-    }
 }
 
 /// A connection to one server.
@@ -231,7 +205,10 @@ impl Client {
         name: &str,
         partitions: u32,
     ) -> Result<TopicInfo, ClientError> {
-        let body = serde_json::json!({"name": name, "partitions": partitions});
+        let body = CreateTopic {
+            name: name.to_string(),
+            partitions,
+        };
         self.json(self.post(&["topics"]).json(&body)).await
     }
 
@@ -240,20 +217,19 @@ impl Client {
         self.send(self.delete(&["topics", name])).await.map(drop)
     }
 
-    /// `POST /topics/{topic}/records`, binary: to `partition`, or by key.
+    /// `POST /topics/{topic}/records`, binary: to `partition`, or by the
+    /// server's placement rule.
     pub async fn produce(
         &self,
         topic: &str,
         partition: Option<u32>,
         records: &[Record],
     ) -> Result<Produced, ClientError> {
-        let mut request = self
+        let request = self
             .post(&["topics", topic, "records"])
             .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+            .query(&ProduceQuery { partition })
             .body(frame::encode_records(records));
-        if let Some(p) = partition {
-            request = request.query(&[("partition", p)]);
-        }
         self.json(request).await
     }
 
@@ -270,11 +246,11 @@ impl Client {
         let request = self
             .get(&["topics", topic, "partitions", &p, "records"])
             .header(reqwest::header::ACCEPT, OCTET_STREAM)
-            .query(&[
-                ("offset", offset),
-                ("max_records", max_records as u64),
-                ("max_bytes", max_bytes),
-            ]);
+            .query(&FetchQuery {
+                offset,
+                max_records,
+                max_bytes,
+            });
         let response = self.send(request).await?;
         let url = response.url().to_string();
         let body = response
@@ -302,11 +278,7 @@ impl Client {
         topic: Option<&str>,
         partition: Option<u32>,
     ) -> Result<Vec<Moved>, ClientError> {
-        #[derive(Deserialize)]
-        struct Seeked {
-            moved: Vec<Moved>,
-        }
-        let body = serde_json::json!({"to": position(to), "topic": topic, "partition": partition});
+        let body = Seek::new(to, topic.map(str::to_string), partition);
         let seeked: Seeked = self
             .json(self.post(&["groups", group, "seek"]).json(&body))
             .await?;

@@ -140,13 +140,11 @@ pub async fn run(data_dir: &Path, orders: u64) -> Result<DemoReport, DemoError> 
 /// up to 500 per partition. Order ids continue after the records already there.
 pub fn produce_orders(log: &Log, topic: &str, count: u64) -> Result<u64, LogError> {
     let partitions = log.partition_count(topic)?;
-    let mut first_id = 0;
-    for p in 0..partitions {
-        first_id += log.high_watermark(topic, p)?;
-    }
+    let mut placement = log.placement(topic)?;
+    let first_id = placement.next();
     let mut pending: Vec<Vec<crate::log::Record>> = vec![Vec::new(); partitions as usize];
     for record in Orders::new(0x5EED ^ first_id, first_id).take(count as usize) {
-        let p = log.partition_for(topic, record.key.as_deref())?;
+        let p = placement.place(None, record.key.as_deref())?;
         let batch = &mut pending[p as usize];
         batch.push(record);
         if batch.len() == 500 {

@@ -73,6 +73,8 @@ pub enum GroupError {
     },
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
+    #[error("group {0:?} has no committed offsets")]
+    NoCommits(String),
     #[error("log")]
     Log(#[from] LogError),
     #[error("committed offsets")]

@@ -10,8 +10,9 @@
 //!   file, fsync, rename, fsync of the directory), for `topic.json`,
 //!   deployment records, stored components and compiled artifacts.
 //! - [`log`]: the partitioned, append-only log on disk: topics, partitions,
-//!   segments, the sparse offset index, the CRC32C-checked batch codec, and
-//!   recovery of a torn tail on open.
+//!   segments, the sparse offset index, the CRC32C-checked batch codec,
+//!   recovery of a torn tail on open, and the one placement rule for records
+//!   that name no partition (by key, else round robin per record).
 //! - [`offsets`]: committed offsets, kept in the internal topic
 //!   `__consumer_offsets` and rebuilt in memory when the log opens.
 //! - [`group`]: the in-process group coordinator: membership with heartbeats,
@@ -43,12 +44,17 @@
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
 //!   data directory and restored on start.
+//! - [`wire`]: the API's request and response shapes (topics, produce,
+//!   fetch, groups, positions) defined once with serde, and the binary
+//!   framing of records; the service and the client both speak through it,
+//!   and it depends on nothing above the log's record types.
 //! - [`service`]: `weir serve`, the HTTP API (topics, produce and fetch in
 //!   JSON or binary, groups, processors, Prometheus metrics, health) with its
 //!   token check, body limits, access log and JSON errors; `docs/api.md`
 //!   documents it.
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
-//!   `--server` is set.
+//!   `--server` is set (the embedded broker serves the same commands
+//!   otherwise).
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
@@ -74,6 +80,7 @@ pub mod runtime;
 pub mod service;
 pub mod state;
 pub mod supervisor;
+pub mod wire;
 pub mod workload;
 
 /// The sample guests built by `host/build.rs` from `guests/`, embedded so that

@@ -29,6 +29,7 @@ mod index;
 #[cfg(test)]
 mod model;
 mod partition;
+mod placement;
 mod segment;
 pub mod storage;
 mod timeindex;
@@ -40,6 +41,7 @@ use std::sync::{Arc, RwLock};
 pub use batch::{Record, StoredRecord};
 pub use config::{DEFAULT_INTERVAL_MS, Durability, MAX_PARTITIONS, TopicConfig};
 pub use partition::{DeletedSegment, segment_path};
+pub use placement::Placement;
 pub use storage::{OsStorage, Storage, StorageFile};
 
 use crate::durable;
@@ -75,6 +77,10 @@ pub enum LogError {
     Deleted { path: PathBuf },
     #[error("internal topic {0:?} cannot be deleted")]
     Internal(String),
+    #[error(
+        "topic {0:?} is internal: names starting with __ are reserved, and only weir writes to them"
+    )]
+    Reserved(String),
     #[error("topic {topic:?} has no partition {partition} (it has {count})")]
     UnknownPartition {
         topic: String,
@@ -405,13 +411,6 @@ impl Log {
     /// The directory of one partition.
     pub fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
         self.dir.join(topic).join(partition.to_string())
-    }
-
-    /// The partition a keyed record belongs to: CRC32C of the key modulo the
-    /// partition count. Records without a key go to partition 0.
-    pub fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32, LogError> {
-        let count = self.partition_count(topic)?;
-        Ok(key.map_or(0, |k| crc32c::crc32c(k) % count))
     }
 
     /// A future that completes at the next append to any partition. Create it

@@ -1,5 +1,7 @@
 //! The `weir` command line: embedded over a local data directory, or a client
-//! of a running `weir serve` when `--server` (or `WEIR_SERVER`) is set.
+//! of a running `weir serve` when `--server` (or `WEIR_SERVER`) is set. The
+//! data commands (topic, produce, consume, group) are written once over
+//! `cli::admin::Admin`; this file picks the broker or the client for them.
 //! Start-up code, so errors are `anyhow` with context here and in `cli/`.
 
 use std::path::{Path, PathBuf};
@@ -57,22 +59,10 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         orders: u64,
     },
-    /// Create, list, describe and delete topics.
-    Topic {
-        #[command(subcommand)]
-        command: cli::topic::TopicCommand,
-    },
-    /// Append records: lines from stdin, or generated orders.
-    Produce(cli::records::ProduceArgs),
-    /// Print records of one partition.
-    Consume(cli::records::ConsumeArgs),
+    #[command(flatten)]
+    Data(cli::DataCommand),
     /// Run a processor in the foreground until Ctrl-C or SIGTERM.
     Run(Box<cli::run::RunArgs>),
-    /// List, describe and seek consumer groups.
-    Group {
-        #[command(subcommand)]
-        command: cli::group::GroupCommand,
-    },
     /// Serve the HTTP API (topics, produce, fetch, groups, processors, metrics).
     Serve(cli::serve::ServeArgs),
     /// Measure append, guest-boundary, pipeline, CPU-bound and cold-start costs.
@@ -143,12 +133,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             print!("{report}");
             Ok(())
         }
-        Command::Topic { command } => cli::topic::embedded(&dir, command, out),
-        Command::Produce(args) => cli::records::produce(&dir, args, out),
-        Command::Consume(args) => cli::records::consume(&dir, args, out),
+        Command::Data(command) => cli::data(&*cli::open_broker(&dir)?, command, out).await,
         Command::Run(args) => cli::run::run(&dir, *args).await,
         Command::Serve(args) => cli::serve::serve(&dir, args, cli.token).await,
-        Command::Group { command } => cli::group::run(&dir, command, out),
         Command::Bench { quick } => {
             let scratch = tempfile_dir(&dir)?;
             let size = if quick {
@@ -169,10 +156,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 /// The commands a server can answer; the rest work on a data directory only.
 async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Result<()> {
     match command {
-        Command::Topic { command } => cli::topic::remote(client, command, out).await,
-        Command::Produce(args) => cli::records::produce_remote(client, args, out).await,
-        Command::Consume(args) => cli::records::consume_remote(client, args, out).await,
-        Command::Group { command } => cli::group::remote(client, command, out).await,
+        Command::Data(command) => cli::data(client, command, out).await,
         Command::Deploy(args) => cli::deploy::deploy(client, args, out).await,
         Command::Processor { command } => cli::processor::run(client, command, out).await,
         Command::Shadow { command } => cli::processor::shadow(client, command, out).await,

@@ -29,7 +29,6 @@ macro_rules! routes {
 
 mod access;
 mod api;
-pub mod frame;
 mod metrics;
 mod processors;
 mod records;
@@ -48,7 +47,6 @@ pub use self::api::ROUTES;
 pub use self::metrics::Metrics;
 pub use self::processors::MAX_COMPONENT_BYTES;
 pub use self::processors::PROCESSOR_ROUTES;
-pub use self::records::OCTET_STREAM;
 
 use crate::broker::Broker;
 use crate::supervisor::Supervisor;
@@ -160,6 +158,7 @@ impl From<crate::log::LogError> for ApiError {
             E::TopicExists(_) => StatusCode::CONFLICT,
             E::Name(_)
             | E::Internal(_)
+            | E::Reserved(_)
             | E::BadPartitionCount { .. }
             | E::OffsetOutOfRange { .. }
             | E::BadConfig { .. } => StatusCode::BAD_REQUEST,
@@ -174,8 +173,11 @@ impl From<crate::group::GroupError> for ApiError {
         use crate::group::GroupError as E;
         match e {
             E::Log(e) => e.into(),
+            E::Offsets(e) => e.into(),
             E::Active { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            E::UnknownGroup(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            E::UnknownGroup(_) | E::NoCommits(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             e => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::chain(&e)),
         }
     }

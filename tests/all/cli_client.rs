@@ -26,24 +26,9 @@ impl Serve {
     /// `weir --server URL args…`, with a data directory the server holds, to
     /// show the client never takes its lock.
     fn weir(&self, dir: &Path, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(weir_bin())
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--server", &self.url])
-            .args(args)
-            .env_remove("WEIR_SERVER")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut server_args = vec!["--server", &self.url];
+        server_args.extend_from_slice(args);
+        weir_with_stdin(dir, &server_args, stdin)
     }
 
     fn ok(&self, dir: &Path, args: &[&str], stdin: &str) -> String {
@@ -55,6 +40,27 @@ impl Serve {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+}
+
+/// `weir --data-dir DIR args…` with `stdin` as its input.
+fn weir_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(weir_bin())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WEIR_SERVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 impl Drop for Serve {
@@ -314,4 +320,96 @@ fn deploy_rewind_shadow_and_a_broken_version_through_the_cli() {
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     serve.ok(d, &["processor", "delete", "fx"], "");
+}
+
+/// `weir --data-dir DIR args…` on the data directory itself (no server).
+fn embedded(dir: &Path, args: &[&str], stdin: &str) -> String {
+    let out = weir_with_stdin(dir, args, stdin);
+    assert!(
+        out.status.success(),
+        "weir {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// (offset, key, value) of every record of one partition, from `consume --json`.
+fn partition_records(consume: impl Fn(&[&str]) -> String, topic: &str, p: u32) -> Vec<Value> {
+    let p = p.to_string();
+    let args = ["--json", "consume", "--topic", topic, "--partition", &p];
+    let records: Value = serde_json::from_str(&consume(&args)).unwrap();
+    records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!([r["offset"], r["key"], r["value"]]))
+        .collect()
+}
+
+#[test]
+fn local_and_remote_produce_place_records_identically() {
+    // Two produce commands, so placement also has to carry over between them.
+    let requests = [
+        vec![
+            "a=1", "plain-1", "plain-2", "b=2", "plain-3", "a=3", "plain-4",
+        ],
+        vec!["plain-5", "c=4", "plain-6", "plain-7", "plain-8"],
+    ];
+    let produce = ["produce", "--topic", "t", "--key-separator", "="];
+    let create = ["topic", "create", "t", "--partitions", "3"];
+
+    let local = tempfile::tempdir().unwrap();
+    embedded(local.path(), &create, "");
+    for lines in &requests {
+        embedded(local.path(), &produce, &(lines.join("\n") + "\n"));
+    }
+
+    let served = tempfile::tempdir().unwrap();
+    let server = Serve::start(served.path());
+    let d = served.path();
+    server.ok(d, &create, "");
+    for lines in &requests {
+        server.ok(d, &produce, &(lines.join("\n") + "\n"));
+    }
+    // The same records through a JSON produce, to a twin topic.
+    server.ok(d, &["topic", "create", "j", "--partitions", "3"], "");
+    let http = reqwest::Client::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for lines in &requests {
+        let records: Vec<Value> = lines
+            .iter()
+            .map(|line| match line.split_once('=') {
+                Some((key, value)) => serde_json::json!({"key": key, "value": value}),
+                None => serde_json::json!({"value": line}),
+            })
+            .collect();
+        let url = format!("{}/topics/j/records", server.url);
+        let status = runtime.block_on(async {
+            let body = serde_json::json!({ "records": records });
+            http.post(url).json(&body).send().await.unwrap().status()
+        });
+        assert_eq!(status, 200);
+    }
+
+    let all: Vec<&str> = requests.iter().flatten().copied().collect();
+    for p in 0..3 {
+        let here = partition_records(|args| embedded(local.path(), args, ""), "t", p);
+        let binary = partition_records(|args| server.ok(d, args, ""), "t", p);
+        let json = partition_records(|args| server.ok(d, args, ""), "j", p);
+        assert_eq!(here, binary, "partition {p}: embedded vs binary produce");
+        assert_eq!(here, json, "partition {p}: embedded vs JSON produce");
+        // The documented rule: the topic's n-th record, unkeyed, goes to n mod 3.
+        let unkeyed: Vec<Value> = all
+            .iter()
+            .enumerate()
+            .filter(|(n, line)| !line.contains('=') && *n as u32 % 3 == p)
+            .map(|(_, line)| Value::from(*line))
+            .collect();
+        let placed: Vec<Value> = here
+            .iter()
+            .filter(|r| r[1].is_null())
+            .map(|r| r[2].clone())
+            .collect();
+        assert_eq!(placed, unkeyed, "partition {p}");
+    }
 }

@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 use weir::log::Record;
-use weir::service::{Metrics, frame};
+use weir::service::Metrics;
+use weir::wire::frame;
 use weir_tests::Host;
 use weir_tests::server::{Server, json_of};
 
@@ -256,7 +257,7 @@ async fn binary_produce_and_fetch_carry_any_bytes_and_garbage_is_refused() {
     ];
     let response = c
         .post(server.url("/topics/bin/records?partition=1"))
-        .header("content-type", weir::service::OCTET_STREAM)
+        .header("content-type", weir::wire::OCTET_STREAM)
         .body(frame::encode_records(&records))
         .send()
         .await
@@ -267,7 +268,7 @@ async fn binary_produce_and_fetch_carry_any_bytes_and_garbage_is_refused() {
 
     let fetched = c
         .get(server.url("/topics/bin/partitions/1/records"))
-        .header("accept", weir::service::OCTET_STREAM)
+        .header("accept", weir::wire::OCTET_STREAM)
         .send()
         .await
         .unwrap();
@@ -289,7 +290,7 @@ async fn binary_produce_and_fetch_carry_any_bytes_and_garbage_is_refused() {
     ] {
         let (status, body) = json_of(
             c.post(server.url("/topics/bin/records"))
-                .header("content-type", weir::service::OCTET_STREAM)
+                .header("content-type", weir::wire::OCTET_STREAM)
                 .body(garbage)
                 .send()
                 .await

@@ -4,12 +4,11 @@
 //! the time index). A seek resolves every target before it writes anything,
 //! and writes them as one batch: it moves every partition or none.
 
-use std::str::FromStr;
-
 use super::Broker;
 use crate::group::{GroupError, TopicPartition};
 use crate::log::LogError;
 use crate::offsets::{Committed, Offsets};
+use crate::wire::{GroupLag, Moved, PartitionLag, SeekTo};
 
 /// Where a member starts on a partition without a usable committed offset
 /// (none yet, or one that retention has deleted).
@@ -22,79 +21,6 @@ pub enum ResetPolicy {
     Latest,
     /// Refuse to guess: a clear error.
     None,
-}
-
-/// Where a seek moves a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeekTo {
-    Earliest,
-    Latest,
-    Offset(u64),
-    /// Milliseconds since the Unix epoch: the first record at or after it.
-    Timestamp(i64),
-}
-
-impl FromStr for SeekTo {
-    type Err = String;
-
-    /// `earliest`, `latest`, an offset (`1234`) or a timestamp (`ts:MILLIS`).
-    fn from_str(s: &str) -> Result<SeekTo, String> {
-        match s {
-            "earliest" | "beginning" => Ok(SeekTo::Earliest),
-            "latest" | "end" => Ok(SeekTo::Latest),
-            _ => {
-                if let Some(ms) = s.strip_prefix("ts:") {
-                    return ms.parse().map(SeekTo::Timestamp).map_err(|_| {
-                        format!("bad timestamp {ms:?}: expected milliseconds since the epoch")
-                    });
-                }
-                s.parse().map(SeekTo::Offset).map_err(|_| {
-                    format!("expected earliest, latest, an offset or ts:MILLIS, got {s:?}")
-                })
-            }
-        }
-    }
-}
-
-/// A partition a seek moved.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Moved {
-    pub topic: String,
-    pub partition: u32,
-    /// The committed offset before the seek, if there was one.
-    pub from: Option<u64>,
-    pub to: u64,
-}
-
-/// One partition as a group sees it (the API's and `--json`'s shape too).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PartitionLag {
-    pub topic: String,
-    pub partition: u32,
-    pub committed: Option<u64>,
-    pub log_start: u64,
-    pub high_watermark: u64,
-    /// Records between the committed offset (or the log start) and the end.
-    pub lag: u64,
-}
-
-/// A group's positions with their total lag, as `GET /groups/{group}` shows
-/// them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GroupLag {
-    pub group: String,
-    pub partitions: Vec<PartitionLag>,
-    pub total_lag: u64,
-}
-
-impl GroupLag {
-    pub fn new(group: &str, partitions: Vec<PartitionLag>) -> GroupLag {
-        GroupLag {
-            group: group.to_string(),
-            total_lag: partitions.iter().map(|p| p.lag).sum(),
-            partitions,
-        }
-    }
 }
 
 impl Broker {
@@ -161,6 +87,16 @@ impl Broker {
         Ok(out)
     }
 
+    /// The lag of every partition a group has committed to; a group without
+    /// committed offsets is [`GroupError::NoCommits`].
+    pub fn describe_group(&self, group: &str) -> Result<GroupLag, GroupError> {
+        let lags = self.lag(group, &[])?;
+        if lags.is_empty() {
+            return Err(GroupError::NoCommits(group.to_string()));
+        }
+        Ok(GroupLag::new(group, lags))
+    }
+
     /// Every group with committed offsets or live members.
     pub fn list_groups(&self) -> Vec<String> {
         let mut all = self.offsets.groups();
@@ -171,8 +107,8 @@ impl Broker {
     }
 
     /// Moves a stopped group's committed offsets on `topics` (every topic it has
-    /// committed to when empty), on one partition or all. Returns
-    /// (topic, partition, old, new) per partition moved.
+    /// committed to when empty), on one partition or all. Returns what
+    /// moved, per partition.
     pub fn seek(
         &self,
         group: &str,
@@ -284,22 +220,4 @@ fn group_topics(offsets: &Offsets, group: &str, topics: &[String]) -> Vec<String
         .collect();
     found.dedup();
     found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seek_targets_parse_from_the_cli_forms() {
-        assert_eq!("earliest".parse(), Ok(SeekTo::Earliest));
-        assert_eq!("latest".parse(), Ok(SeekTo::Latest));
-        assert_eq!("42".parse(), Ok(SeekTo::Offset(42)));
-        assert_eq!(
-            "ts:1700000000000".parse(),
-            Ok(SeekTo::Timestamp(1_700_000_000_000))
-        );
-        assert!("ts:soon".parse::<SeekTo>().is_err());
-        assert!("-3".parse::<SeekTo>().is_err());
-    }
 }

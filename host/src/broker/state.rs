@@ -8,14 +8,15 @@
 //! truth about where the group stands: when a partition is assigned, the
 //! committed offset is repaired to it if a crash came in between.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::Broker;
 use crate::consumer::{Commit, CommitMode, ConsumerError};
 use crate::group::TopicPartition;
-use crate::log::{LogError, Record, StoredRecord, TopicConfig};
+use crate::log::{LogError, Placement, Record, StoredRecord, TopicConfig};
 use crate::offsets::Committed;
 use crate::state::changelog::{self, Marker, Unit, Units};
 use crate::state::{StateError, StateStore, changelog_topic};
@@ -92,9 +93,16 @@ impl Broker {
             log.ensure_topic(topic, TopicConfig::with_partitions(partitions))?;
         }
         let tp = &commit.source;
+        // Emits go where the log's one placement rule puts them (by key,
+        // unkeyed ones round robin per record; see `log::Placement`).
+        let mut placements: HashMap<String, Placement> = HashMap::new();
         let mut placed = Vec::with_capacity(commit.emits.len());
         for emit in commit.emits {
-            let partition = log.partition_for(&emit.topic, emit.record.key.as_deref())?;
+            let placement = match placements.entry(emit.topic.clone()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(log.placement(&emit.topic)?),
+            };
+            let partition = placement.place(None, emit.record.key.as_deref())?;
             placed.push((emit.topic, partition, emit.record));
         }
         let changelog = changelog_topic(group, &tp.topic);

@@ -1,23 +1,20 @@
-//! `weir group list|describe|seek`: consumer groups as committed offsets (and,
-//! in a process that runs members, live membership), on the data directory or
-//! through a server. `--json` prints the API's shapes.
-
-use std::path::Path;
+//! `weir group list|describe|seek`: consumer groups as committed offsets, over
+//! [`Admin`] (the data directory or a server). `--json` prints the API's
+//! shapes. Live members exist only in the process that runs them (`weir run`,
+//! `weir serve`), so neither path shows them here.
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
-use weir::broker::{GroupLag, Moved, SeekTo};
-use weir::client::Client;
-use weir::group::Groups;
+use super::admin::Admin;
+use weir::wire::{GroupLag, Moved, SeekTo};
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
     /// Every group with committed offsets.
     List,
-    /// Members, assignment, and the committed offset, high watermark and lag of
-    /// every partition.
+    /// The committed offset, high watermark and lag of every partition.
     Describe { group: String },
     /// Move a stopped group's committed offsets.
     Seek {
@@ -34,49 +31,20 @@ pub enum GroupCommand {
     },
 }
 
-pub fn run(dir: &Path, command: GroupCommand, out: Out) -> Result<()> {
-    let broker = super::open_broker(dir)?;
+pub async fn run(admin: &impl Admin, command: GroupCommand, out: Out) -> Result<()> {
     match command {
-        GroupCommand::List => out.print(&broker.list_groups(), |g| list(g)),
-        GroupCommand::Describe { group } => {
-            let lags = broker.lag(&group, &[])?;
-            if lags.is_empty() {
-                anyhow::bail!("group {group:?} has no committed offsets");
-            }
-            let info = GroupLag::new(&group, lags);
-            out.print(&info, |info| {
-                members(broker.groups(), &group);
-                lag_table(info);
-            })
-        }
+        GroupCommand::List => out.print(&admin.groups().await?, |g| list(g)),
+        GroupCommand::Describe { group } => out.print(&admin.group(&group).await?, lag_table),
         GroupCommand::Seek {
             group,
             to,
             topic,
             partition,
         } => {
-            let topics: Vec<String> = topic.into_iter().collect();
-            let moved = broker.seek(&group, &topics, partition, to)?;
+            let moved = admin.seek(&group, to, topic.as_deref(), partition).await?;
             if moved.is_empty() {
                 anyhow::bail!("group {group:?} has no committed offsets to move; name a --topic");
             }
-            broker.log().sync_all()?;
-            out.print(&moved, |moved| seeked(&group, moved))
-        }
-    }
-}
-
-pub async fn remote(client: &Client, command: GroupCommand, out: Out) -> Result<()> {
-    match command {
-        GroupCommand::List => out.print(&client.groups().await?, |g| list(g)),
-        GroupCommand::Describe { group } => out.print(&client.group(&group).await?, lag_table),
-        GroupCommand::Seek {
-            group,
-            to,
-            topic,
-            partition,
-        } => {
-            let moved = client.seek(&group, to, topic.as_deref(), partition).await?;
             out.print(&moved, |moved| seeked(&group, moved))
         }
     }
@@ -84,35 +52,6 @@ pub async fn remote(client: &Client, command: GroupCommand, out: Out) -> Result<
 
 fn list(groups: &[String]) {
     groups.iter().for_each(|g| println!("{g}"));
-}
-
-/// Live members, which only a process that runs them knows.
-fn members(groups: &Groups, group: &str) {
-    match groups.describe(group) {
-        Some(d) => {
-            println!(
-                "group {group}: generation {}, {:?} protocol, {} assignor",
-                d.generation,
-                d.protocol,
-                d.assignor.name()
-            );
-            for m in d.members {
-                let parts: Vec<String> = m
-                    .assigned
-                    .iter()
-                    .map(|tp| format!("{}/{}", tp.topic, tp.partition))
-                    .collect();
-                println!(
-                    "  member {} ({}) epoch {}: {}",
-                    m.member,
-                    m.instance_id.as_deref().unwrap_or("dynamic"),
-                    m.epoch,
-                    parts.join(" ")
-                );
-            }
-        }
-        None => println!("group {group}: no active members in this process"),
-    }
 }
 
 fn lag_table(info: &GroupLag) {

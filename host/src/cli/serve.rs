@@ -44,6 +44,13 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     if !listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
     }
+    // Listen for SIGTERM and Ctrl-C before any processor starts: a signal that
+    // arrives while they start must stop them gracefully, not kill the process.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        super::run::shutdown_signal().await;
+        stop.send(()).ok();
+    });
     let broker = super::open_broker(dir)?;
     let log = broker.log().clone();
     for topic in &config.topics {
@@ -82,7 +89,10 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         .await
         .with_context(|| format!("binding {listen}"))?;
     println!("listening on http://{}", listener.local_addr()?);
-    weir::service::serve(listener, state, super::run::shutdown_signal())
+    let shutdown = async {
+        stopped.await.ok();
+    };
+    weir::service::serve(listener, state, shutdown)
         .await
         .context("serving")?;
     Ok(())

@@ -1,14 +1,12 @@
-//! `weir topic create|list|describe|delete`, on the data directory or through
-//! a server. Both print the same text, and under `--json` the API's topic shape.
-
-use std::path::Path;
+//! `weir topic create|list|describe|delete`, over [`Admin`] (the data
+//! directory or a server): text, or under `--json` the API's topic shape.
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
-use weir::client::{Client, TopicInfo};
-use weir::log::{Log, TopicConfig};
+use super::admin::Admin;
+use weir::wire::TopicInfo;
 
 #[derive(Subcommand)]
 pub enum TopicCommand {
@@ -24,18 +22,6 @@ pub enum TopicCommand {
     Describe { name: String },
     /// Delete a topic, its records and every group's committed offsets on it.
     Delete { name: String },
-}
-
-fn info(log: &Log, name: &str) -> Result<TopicInfo> {
-    let partitions = log.partition_count(name)?;
-    let high_watermarks = (0..partitions)
-        .map(|p| log.high_watermark(name, p))
-        .collect::<Result<_, _>>()?;
-    Ok(TopicInfo {
-        name: name.to_string(),
-        partitions,
-        high_watermarks,
-    })
 }
 
 fn line(t: &TopicInfo) {
@@ -69,40 +55,17 @@ fn deleted(out: Out, name: &str) -> Result<()> {
     })
 }
 
-pub fn embedded(dir: &Path, command: TopicCommand, out: Out) -> Result<()> {
-    let log = super::open_log(dir)?;
+pub async fn run(admin: &impl Admin, command: TopicCommand, out: Out) -> Result<()> {
     match command {
         TopicCommand::Create { name, partitions } => {
-            log.create_topic(&name, TopicConfig::with_partitions(partitions))?;
-            out.print(&info(&log, &name)?, created)
+            out.print(&admin.create_topic(&name, partitions).await?, created)
         }
-        TopicCommand::List => {
-            let topics = log
-                .topics()
-                .into_iter()
-                .map(|(name, _)| info(&log, &name))
-                .collect::<Result<Vec<_>>>()?;
-            out.print(&topics, |topics| topics.iter().for_each(line))
-        }
-        TopicCommand::Describe { name } => out.print(&info(&log, &name)?, describe),
-        TopicCommand::Delete { name } => {
-            weir::broker::Broker::over(log.clone())?.delete_topic(&name)?;
-            deleted(out, &name)
-        }
-    }
-}
-
-pub async fn remote(client: &Client, command: TopicCommand, out: Out) -> Result<()> {
-    match command {
-        TopicCommand::Create { name, partitions } => {
-            out.print(&client.create_topic(&name, partitions).await?, created)
-        }
-        TopicCommand::List => out.print(&client.topics().await?, |topics| {
+        TopicCommand::List => out.print(&admin.topics().await?, |topics| {
             topics.iter().for_each(line)
         }),
-        TopicCommand::Describe { name } => out.print(&client.topic(&name).await?, describe),
+        TopicCommand::Describe { name } => out.print(&admin.topic(&name).await?, describe),
         TopicCommand::Delete { name } => {
-            client.delete_topic(&name).await?;
+            admin.delete_topic(&name).await?;
             deleted(out, &name)
         }
     }

@@ -1,19 +1,19 @@
 //! The HTTP routes and their handlers, listed once in [`ROUTES`] (which builds
-//! the router and which `docs/api.md` is checked against). Bodies are JSON;
-//! produce and fetch also speak the binary framing of [`super::frame`] (see
-//! `records.rs`). `docs/api.md` is the reference for every endpoint.
+//! the router and which `docs/api.md` is checked against). Bodies are JSON in
+//! the shapes of [`crate::wire`]; produce and fetch also speak the binary
+//! framing of [`crate::wire::frame`] (see `records.rs`). `docs/api.md` is the
+//! reference for every endpoint.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use super::records::{fetch, produce};
 use super::{ApiError, AppState};
-use crate::broker::{GroupLag, SeekTo};
-use crate::log::TopicConfig;
+use crate::broker::SeekTo;
+use crate::wire::{CreateTopic, GroupLag, Seek, Seeked, TopicInfo};
 
 pub(super) type Shared = State<Arc<AppState>>;
 
@@ -36,73 +36,23 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-#[derive(Serialize)]
-struct TopicView {
-    name: String,
-    partitions: u32,
-    high_watermarks: Vec<u64>,
-}
-
-fn topic_view(state: &AppState, name: &str) -> Result<TopicView, ApiError> {
-    let partitions = state.broker.log().partition_count(name)?;
-    let high_watermarks = (0..partitions)
-        .map(|p| state.broker.log().high_watermark(name, p))
-        .collect::<Result<_, _>>()?;
-    Ok(TopicView {
-        name: name.to_string(),
-        partitions,
-        high_watermarks,
-    })
-}
-
-async fn list_topics(State(state): Shared) -> Result<Json<Vec<TopicView>>, ApiError> {
-    let names: Vec<String> = state
-        .broker
-        .log()
-        .topics()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let views = names
-        .iter()
-        .map(|n| topic_view(&state, n))
-        .collect::<Result<_, _>>()?;
-    Ok(Json(views))
-}
-
-#[derive(Deserialize)]
-struct CreateTopic {
-    name: String,
-    #[serde(default = "one")]
-    partitions: u32,
-}
-
-fn one() -> u32 {
-    1
+async fn list_topics(State(state): Shared) -> Result<Json<Vec<TopicInfo>>, ApiError> {
+    Ok(Json(state.broker.topic_infos()?))
 }
 
 async fn create_topic(
     State(state): Shared,
     Json(body): Json<CreateTopic>,
-) -> Result<(StatusCode, Json<TopicView>), ApiError> {
-    if body.name.starts_with("__") {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "names starting with __ are reserved",
-        ));
-    }
-    state
-        .broker
-        .log()
-        .create_topic(&body.name, TopicConfig::with_partitions(body.partitions))?;
-    Ok((StatusCode::CREATED, Json(topic_view(&state, &body.name)?)))
+) -> Result<(StatusCode, Json<TopicInfo>), ApiError> {
+    let topic = state.broker.create_topic(&body.name, body.partitions)?;
+    Ok((StatusCode::CREATED, Json(topic)))
 }
 
 async fn describe_topic(
     State(state): Shared,
     Path(topic): Path<String>,
-) -> Result<Json<TopicView>, ApiError> {
-    Ok(Json(topic_view(&state, &topic)?))
+) -> Result<Json<TopicInfo>, ApiError> {
+    Ok(Json(state.broker.topic_info(&topic)?))
 }
 
 /// Deletes the topic with its records and every group's committed offsets
@@ -129,46 +79,24 @@ async fn describe_group(
     State(state): Shared,
     Path(group): Path<String>,
 ) -> Result<Json<GroupLag>, ApiError> {
-    let lags = state.broker.lag(&group, &[])?;
-    if lags.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("group {group:?} has no committed offsets"),
-        ));
-    }
-    Ok(Json(GroupLag::new(&group, lags)))
+    Ok(Json(state.broker.describe_group(&group)?))
 }
 
-#[derive(Deserialize)]
-struct Seek {
-    to: serde_json::Value,
-    topic: Option<String>,
-    partition: Option<u32>,
-}
-
-/// A position as the API takes it: `"earliest"`, `"latest"`, an offset (a
-/// JSON number, or a string of digits) or `"ts:MILLIS"`.
+/// A position as the API takes it (see [`crate::wire::parse_position`]); a
+/// bad one is 400.
 pub(super) fn position(value: &serde_json::Value) -> Result<SeekTo, ApiError> {
-    match value {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .map(SeekTo::Offset)
-            .ok_or_else(|| format!("bad offset {n}")),
-        serde_json::Value::String(s) => s.parse(),
-        _ => Err("a position is earliest, latest, an offset or \"ts:MILLIS\"".to_string()),
-    }
-    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
+    crate::wire::parse_position(value).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
 }
 
 async fn seek_group(
     State(state): Shared,
     Path(group): Path<String>,
     Json(body): Json<Seek>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Seeked>, ApiError> {
     let to = position(&body.to)?;
     let topics: Vec<String> = body.topic.into_iter().collect();
     let moved = state.broker.seek(&group, &topics, body.partition, to)?;
-    Ok(Json(serde_json::json!({ "moved": moved })))
+    Ok(Json(Seeked { moved }))
 }
 
 async fn render_metrics(State(state): Shared) -> String {

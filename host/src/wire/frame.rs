@@ -18,6 +18,10 @@
 
 use crate::log::{Record, StoredRecord};
 
+/// The media type of the binary framing, in `Content-Type` (produce) and
+/// `Accept` (fetch).
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
 /// The most records one body may declare.
 pub const MAX_RECORDS: u32 = 100_000;
 /// The key length that means "no key".

@@ -1,0 +1,58 @@
+//! Topics and produce as the API offers them, as methods of the [`Broker`]:
+//! what `weir serve`'s handlers and the embedded CLI both call, so the two
+//! answer the same. Names starting with `__` belong to weir: they cannot be
+//! created or written through here.
+
+use super::Broker;
+use crate::log::{LogError, Record, TopicConfig};
+use crate::wire::{Produced, TopicInfo};
+
+impl Broker {
+    /// A topic with its partitions' high watermarks.
+    pub fn topic_info(&self, name: &str) -> Result<TopicInfo, LogError> {
+        let partitions = self.log.partition_count(name)?;
+        let high_watermarks = (0..partitions)
+            .map(|p| self.log.high_watermark(name, p))
+            .collect::<Result<_, _>>()?;
+        Ok(TopicInfo {
+            name: name.to_string(),
+            partitions,
+            high_watermarks,
+        })
+    }
+
+    /// Every topic, internal ones included, in name order.
+    pub fn topic_infos(&self) -> Result<Vec<TopicInfo>, LogError> {
+        let names: Vec<String> = self.log.topics().into_iter().map(|(n, _)| n).collect();
+        names.iter().map(|n| self.topic_info(n)).collect()
+    }
+
+    /// Creates a topic with `partitions` partitions and default settings.
+    pub fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo, LogError> {
+        refuse_reserved(name)?;
+        self.log
+            .create_topic(name, TopicConfig::with_partitions(partitions))?;
+        self.topic_info(name)
+    }
+
+    /// Appends `records` (each with the partition it names, if any) by the
+    /// log's placement rule ([`crate::log::Placement`]).
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: Vec<(Option<u32>, Record)>,
+    ) -> Result<Produced, LogError> {
+        self.log.partition_count(topic)?;
+        refuse_reserved(topic)?;
+        let count = records.len();
+        let batches = self.log.produce(topic, records)?;
+        Ok(Produced { batches, count })
+    }
+}
+
+fn refuse_reserved(topic: &str) -> Result<(), LogError> {
+    if topic.starts_with("__") {
+        return Err(LogError::Reserved(topic.to_string()));
+    }
+    Ok(())
+}

@@ -2,9 +2,10 @@
 //
 // It mirrors the Rust SDK (`guests/sdk`): a `Batch` whose `records()` are views
 // that resolve the columnar spans for you (`offset`, `timestamp`, `key`,
-// `value`, `headers`), `emit` and `log` wrapping the host imports, and
-// `record.fail(kind, message)` building the failure the host acts on. A guest
-// author never handles spans by hand:
+// `value`, `headers`), `emit` and `log` wrapping the host imports,
+// `record.fail(kind, message)` building the failure the host acts on, keyed
+// `state` that commits with the batch, and `Dedupe` for idempotent processing
+// on it. A guest author never handles spans by hand:
 //
 //     import { processor, emit, FailureKind } from '../weir-guest.js';
 //
@@ -25,6 +26,7 @@
 // commit the batch and backs off, as it does for a Rust panic.
 
 import * as host from 'weir:processor/host@0.1.0';
+import * as witState from 'weir:processor/state@0.1.0';
 
 /** What the host does with a failed record (the WIT `failure-kind`). */
 export const FailureKind = Object.freeze({
@@ -189,14 +191,169 @@ export function emit(topic, key, value, headers = []) {
       headers.map(([name, v]) => [name, bytes(v)]),
     );
   } catch (e) {
-    const reason = e && Object.prototype.hasOwnProperty.call(e, 'payload') ? e.payload : e;
-    throw new EmitError(String(reason));
+    throw new EmitError(String(reasonOf(e)));
   }
 }
 
 /** Writes a line to the host's log, tagged with the processor's name. */
 export function log(level, message) {
   host.log(level, String(message));
+}
+
+/** Thrown by `state.put` when the host refuses a write (a key or value over
+ * its limit, a spent budget), and by `Dedupe` on an entry it did not write. */
+export class StateError extends Error {}
+
+/** The message of an error a host import threw (its WIT `err` payload). */
+function reasonOf(e) {
+  return e && Object.prototype.hasOwnProperty.call(e, 'payload') ? e.payload : e;
+}
+
+/**
+ * Keyed state, scoped to the processor and the input partition of the batch
+ * being processed (the WIT `state` interface). Reads see the batch's own
+ * writes; the writes commit with the batch's offset, and a failed batch's are
+ * dropped. State survives restarts and moves with its partition, and a rewind
+ * of the group puts it back as it was at the rewind point. Keys and values
+ * are strings (stored as UTF-8) or Uint8Arrays; what comes back is bytes.
+ */
+export const state = Object.freeze({
+  /** The value stored under `key` (a Uint8Array), or `undefined`. */
+  get(key) {
+    return witState.get(bytes(key));
+  },
+
+  /** Stores `value` under `key`; throws a `StateError`, changing nothing,
+   * when the host refuses it. */
+  put(key, value) {
+    try {
+      witState.put(bytes(key), bytes(value));
+    } catch (e) {
+      throw new StateError(String(reasonOf(e)));
+    }
+  },
+
+  /** Removes `key` (a no-op when it is absent). */
+  delete(key) {
+    witState.delete(bytes(key));
+  },
+
+  /** Up to `limit` [key, value] entries whose keys start with `prefix` and
+   * sort after `after` (when given), in key order. */
+  scan(prefix, after, limit) {
+    return witState.scan(
+      bytes(prefix),
+      after === undefined || after === null ? undefined : bytes(after),
+      limit,
+    );
+  },
+
+  /** The value under `key` parsed as JSON, or `undefined` when it is absent
+   * or not UTF-8 JSON. */
+  getJson(key) {
+    const value = state.get(key);
+    if (value === undefined) return undefined;
+    try {
+      return JSON.parse(strictUtf8.decode(value));
+    } catch {
+      return undefined;
+    }
+  },
+
+  /** Stores `value` as JSON under `key`; throws a `StateError` as `put` does. */
+  putJson(key, value) {
+    state.put(key, JSON.stringify(value));
+  },
+});
+
+const SIGN_BIT = 1n << 63n;
+
+/** `at` (milliseconds, a BigInt or a Number) as 8 big-endian bytes of an s64. */
+function millisBytes(at) {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigInt64(0, BigInt.asIntN(64, BigInt(at)));
+  return out;
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Idempotent processing: remembers the ids it has seen for `ttlMs` (measured
+ * in the records' own timestamps, so a replay decides the same way), and
+ * forgets them after. The same keys and semantics as the Rust SDK's `Dedupe`,
+ * so a guest may move between languages with its state:
+ * `dedupe/<name>/id/<id>` holds the time the id was first seen (8 big-endian
+ * bytes), and `dedupe/<name>/t/<time><id>` (the time with its sign bit
+ * flipped, big-endian, so keys sort like times) indexes them for `expire`.
+ */
+export class Dedupe {
+  /** A dedupe set called `name` (a processor may keep several). */
+  constructor(name, ttlMs) {
+    this.ids = utf8.encode(`dedupe/${name}/id/`);
+    this.times = utf8.encode(`dedupe/${name}/t/`);
+    this.ttlMs = BigInt(ttlMs);
+  }
+
+  #idKey(id) {
+    return concat(this.ids, id);
+  }
+
+  #timeKey(at, id) {
+    const flipped = new Uint8Array(8);
+    new DataView(flipped.buffer).setBigUint64(0, BigInt.asUintN(64, at) ^ SIGN_BIT);
+    return concat(this.times, flipped, id);
+  }
+
+  /**
+   * `true` the first time `id` (a string or bytes) is seen at `nowMs` (a
+   * BigInt such as `record.timestamp`, or a Number), or once its last sighting
+   * is older than the TTL, and remembers it; `false` for a duplicate within the
+   * TTL. Throws a `StateError` when the host refuses the write.
+   */
+  firstSeen(id, nowMs) {
+    const idBytes = bytes(id);
+    const now = BigInt.asIntN(64, BigInt(nowMs));
+    const key = this.#idKey(idBytes);
+    const seen = state.get(key);
+    if (seen !== undefined) {
+      if (seen.length !== 8) throw new StateError('corrupt dedupe entry');
+      const at = new DataView(seen.buffer, seen.byteOffset, 8).getBigInt64(0);
+      if (now - at < this.ttlMs) return false;
+      state.delete(this.#timeKey(at, idBytes));
+    }
+    state.put(key, millisBytes(now));
+    state.put(this.#timeKey(now, idBytes), new Uint8Array(0));
+    return true;
+  }
+
+  /** Forgets up to `limit` ids whose TTL ran out by `nowMs`, oldest first;
+   * returns how many. Call it once per batch to keep state bounded. */
+  expire(nowMs, limit) {
+    const now = BigInt.asIntN(64, BigInt(nowMs));
+    let forgotten = 0;
+    for (const [key] of state.scan(this.times, undefined, limit)) {
+      const rest = key.subarray(this.times.length);
+      if (rest.length < 8) {
+        state.delete(key);
+        continue;
+      }
+      const flipped = new DataView(rest.buffer, rest.byteOffset, 8).getBigUint64(0);
+      const at = BigInt.asIntN(64, flipped ^ SIGN_BIT);
+      if (now - at < this.ttlMs) break;
+      state.delete(key);
+      state.delete(this.#idKey(rest.subarray(8)));
+      forgotten += 1;
+    }
+    return forgotten;
+  }
 }
 
 /**

@@ -3,8 +3,9 @@
 It mirrors the Rust SDK (``guests/sdk``): a :class:`Batch` whose ``records()``
 are views that resolve the columnar spans for you (``offset``, ``timestamp``,
 ``key``, ``value``, ``headers``), :func:`emit` and :func:`log` wrapping the host
-imports, and ``record.fail(kind, message)`` building the failure the host acts
-on. A guest author never handles spans by hand::
+imports, ``record.fail(kind, message)`` building the failure the host acts
+on, keyed :data:`state` that commits with the batch, and :class:`Dedupe` for
+idempotent processing on it. A guest author never handles spans by hand::
 
     import weir_guest as weir
 
@@ -21,24 +22,30 @@ other exception escaping ``process`` is a bug in the guest: the call traps, the
 host does not commit the batch and backs off, as it does for a Rust panic.
 """
 
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+import json
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from componentize_py_types import Err
 from wit_world.imports import host, types
+from wit_world.imports import state as _wit_state
 from wit_world.imports.types import FailureKind, Level
 
 __all__ = [
     "Batch",
     "Config",
+    "Dedupe",
     "EmitError",
     "Failure",
     "FailureKind",
     "Level",
     "Processor",
     "Record",
+    "State",
+    "StateError",
     "emit",
     "export_processor",
     "log",
+    "state",
 ]
 
 Bytes = Union[bytes, str]
@@ -192,10 +199,135 @@ def log(level: Level, message: str) -> None:
     host.log(level, str(message))
 
 
+class StateError(Exception):
+    """Raised by :meth:`State.put` when the host refuses a write (a key or
+    value over its limit, a spent budget), and by :class:`Dedupe` on an entry
+    it did not write."""
+
+
+class State:
+    """Keyed state, scoped to the processor and the input partition of the
+    batch being processed (the WIT ``state`` interface); use the module's
+    :data:`state`. Reads see the batch's own writes; the writes commit with
+    the batch's offset, and a failed batch's are dropped. State survives
+    restarts and moves with its partition, and a rewind of the group puts it
+    back as it was at the rewind point. Keys and values are bytes or str
+    (stored as UTF-8); what comes back is bytes."""
+
+    def get(self, key: Bytes) -> Optional[bytes]:
+        """The value stored under ``key``, or ``None``."""
+        return _wit_state.get(_bytes(key))
+
+    def put(self, key: Bytes, value: Bytes) -> None:
+        """Stores ``value`` under ``key``; raises :class:`StateError`, changing
+        nothing, when the host refuses it."""
+        try:
+            _wit_state.put(_bytes(key), _bytes(value))
+        except Err as e:
+            raise StateError(str(e.value)) from None
+
+    def delete(self, key: Bytes) -> None:
+        """Removes ``key`` (a no-op when it is absent)."""
+        _wit_state.delete(_bytes(key))
+
+    def scan(
+        self, prefix: Bytes, after: Optional[Bytes] = None, limit: int = 1000
+    ) -> List[Tuple[bytes, bytes]]:
+        """Up to ``limit`` (key, value) entries whose keys start with
+        ``prefix`` and sort after ``after`` (when given), in key order."""
+        return _wit_state.scan(_bytes(prefix), None if after is None else _bytes(after), limit)
+
+    def get_json(self, key: Bytes) -> Any:
+        """The value under ``key`` parsed as JSON, or ``None`` when it is
+        absent or not UTF-8 JSON."""
+        value = self.get(key)
+        if value is None:
+            return None
+        try:
+            return json.loads(value.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError too
+            return None
+
+    def put_json(self, key: Bytes, value: Any) -> None:
+        """Stores ``value`` as compact JSON (``{"a":1}``, as serde_json writes
+        it) under ``key``; raises :class:`StateError` as :meth:`put` does."""
+        self.put(key, json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+#: The guest's keyed state: ``weir.state.get(key)``, ``weir.state.put_json(key, value)``.
+state = State()
+
+_SIGN_BIT = 1 << 63
+_U64 = (1 << 64) - 1
+
+
+def _flip(at: int) -> bytes:
+    """``at`` as an s64 with its sign bit flipped, big-endian: keys sort like times."""
+    return ((at & _U64) ^ _SIGN_BIT).to_bytes(8, "big")
+
+
+def _unflip(raw: bytes) -> int:
+    """The time :func:`_flip` made ``raw`` from."""
+    at = int.from_bytes(raw, "big") ^ _SIGN_BIT
+    return at - (1 << 64) if at & _SIGN_BIT else at
+
+
+class Dedupe:
+    """Idempotent processing: remembers the ids it has seen for ``ttl_ms``
+    (measured in the records' own timestamps, so a replay decides the same
+    way), and forgets them after. The same keys and semantics as the Rust
+    SDK's ``Dedupe``, so a guest may move between languages with its state:
+    ``dedupe/<name>/id/<id>`` holds the time the id was first seen (8
+    big-endian bytes), and ``dedupe/<name>/t/<time><id>`` (the time with its
+    sign bit flipped, big-endian) indexes them for :meth:`expire`."""
+
+    def __init__(self, name: str, ttl_ms: int):
+        """A dedupe set called ``name`` (a processor may keep several)."""
+        self._ids = f"dedupe/{name}/id/".encode("utf-8")
+        self._times = f"dedupe/{name}/t/".encode("utf-8")
+        self._ttl_ms = ttl_ms
+
+    def first_seen(self, id: Bytes, now_ms: int) -> bool:
+        """``True`` the first time ``id`` is seen at ``now_ms`` (or once its
+        last sighting is older than the TTL), and remembers it; ``False`` for a
+        duplicate within the TTL. Raises :class:`StateError` when the host
+        refuses the write."""
+        id = _bytes(id)
+        key = self._ids + id
+        seen = state.get(key)
+        if seen is not None:
+            if len(seen) != 8:
+                raise StateError("corrupt dedupe entry")
+            at = int.from_bytes(seen, "big", signed=True)
+            if now_ms - at < self._ttl_ms:
+                return False
+            state.delete(self._times + _flip(at) + id)
+        state.put(key, now_ms.to_bytes(8, "big", signed=True))
+        state.put(self._times + _flip(now_ms) + id, b"")
+        return True
+
+    def expire(self, now_ms: int, limit: int) -> int:
+        """Forgets up to ``limit`` ids whose TTL ran out by ``now_ms``, oldest
+        first; returns how many. Call it once per batch to keep state bounded."""
+        forgotten = 0
+        for key, _ in state.scan(self._times, None, limit):
+            rest = key[len(self._times) :]
+            if len(rest) < 8:
+                state.delete(key)
+                continue
+            at = _unflip(rest[:8])
+            if now_ms - at < self._ttl_ms:
+                break
+            state.delete(key)
+            state.delete(self._ids + rest[8:])
+            forgotten += 1
+        return forgotten
+
+
 class Processor:
     """What a guest implements. ``init`` runs once per fresh instance, and the
     host creates a fresh instance for every batch, so keep no state between
-    batches beyond what ``init`` sets up."""
+    batches beyond what ``init`` sets up: what must last goes in :data:`state`."""
 
     def init(self, config: Config) -> None:
         """Receives the configuration; raise any exception to reject it."""

@@ -141,7 +141,7 @@ pub trait StateView: Send + Sync {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+    ) -> Result<Vec<crate::state::KeyValue>, String>;
     /// How many more bytes of keys and values the processor may store.
     fn headroom(&self) -> u64;
 }

@@ -41,6 +41,9 @@ pub const DEFAULT_BUDGET_BYTES: u64 = 1 << 30;
 /// One change to state: a key and its new value, or `None` for a delete.
 pub type Change = (Vec<u8>, Option<Vec<u8>>);
 
+/// One key and its stored value, as a scan or a snapshot returns them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Why state could not be read, written or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use weir::consumer::Polled;
 use weir::demo::produce_orders;
 use weir::log::{Log, TopicConfig};
-use weir::runtime::{Guest, GuestSpec, Handler, Runtime, Source};
+use weir::runtime::{Guest, GuestSpec, Handler, NoState, Runtime, Source};
 use weir_tests::{guests, polyglot};
 
 const BATCH: usize = 500;
@@ -144,7 +144,9 @@ fn measure(fixture: &Fixture, language: &'static str, path: &Path) -> Row {
     let process_ns_per_record = elapsed.as_nanos() as f64 / (calls as f64 * BATCH as f64);
 
     let (batches, elapsed) = repeat(Duration::from_secs(2), 5, || {
-        let out = guest.handle(&fixture.polled).expect("handle");
+        let out = guest
+            .handle(&fixture.polled, Arc::new(NoState))
+            .expect("handle");
         assert!(out.outcome.is_ok(), "{:?}", out.outcome);
     });
     let batch_rec_per_s = batches as f64 * BATCH as f64 / elapsed.as_secs_f64();
@@ -233,7 +235,11 @@ fn main() {
             })
         });
         group.bench_function(BenchmarkId::new("fresh-instance-batch", language), |b| {
-            b.iter(|| guest.handle(&fixture.polled).expect("handle"))
+            b.iter(|| {
+                guest
+                    .handle(&fixture.polled, Arc::new(NoState))
+                    .expect("handle")
+            })
         });
     }
     group.finish();

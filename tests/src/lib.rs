@@ -65,6 +65,13 @@ impl Host {
     /// Drops every handle and opens the same data directory again, as a
     /// restarted process would.
     pub fn reopen(self) -> Host {
+        let cache = self.dir.path().to_path_buf();
+        self.reopen_with_cache(&cache)
+    }
+
+    /// [`reopen`](Host::reopen), with the new runtime keeping compiled
+    /// components under `cache` (so a restart does not compile them again).
+    pub fn reopen_with_cache(self, cache: &Path) -> Host {
         let Host {
             dir,
             broker,
@@ -74,7 +81,7 @@ impl Host {
             runtime,
         } = self;
         drop((runtime, groups, offsets, log, broker));
-        Host::new_in(dir)
+        Host::with_cache(dir, cache)
     }
 
     /// The state `weir serve` shares between its handlers, over this host,

@@ -309,6 +309,12 @@ pub fn host() -> Host {
     Host::with_cache(dir, &shared_cache_dir())
 }
 
+/// Restarts `host` over the same data directory, keeping the
+/// [shared cache](shared_cache_dir).
+pub fn reopen(host: Host) -> Host {
+    host.reopen_with_cache(&shared_cache_dir())
+}
+
 /// Loads a component for processor `name`. Loads are serialized so two tests
 /// needing the same uncached component compile it once, not side by side.
 pub fn load(

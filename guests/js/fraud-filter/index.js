@@ -8,6 +8,7 @@
 // a fixed field order. A malformed order is sent to the dead-letter topic.
 
 import { processor, emit, FailureKind } from '../weir-guest.js';
+import { jsonString, parseOrder } from '../orders.js';
 
 const LARGE_CENTS = 500000;
 const FOREIGN_CENTS = 200000;
@@ -25,29 +26,6 @@ function homeCurrency(country) {
     default:
       return 'EUR';
   }
-}
-
-// Parses an order the way the Rust guest's serde does: an object whose five
-// fields have the right types (extra fields are ignored). Throws on anything else.
-function parseOrder(text) {
-  const o = JSON.parse(text);
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) {
-    throw new Error('expected an object');
-  }
-  const integer = (name, min) => {
-    if (!Number.isSafeInteger(o[name]) || o[name] < min) {
-      throw new Error(`field ${name} must be an integer`);
-    }
-  };
-  const string = (name) => {
-    if (typeof o[name] !== 'string') throw new Error(`field ${name} must be a string`);
-  };
-  integer('id', 0);
-  integer('amount_cents', Number.MIN_SAFE_INTEGER);
-  string('customer');
-  string('currency');
-  string('country');
-  return o;
 }
 
 function reason(order) {
@@ -74,8 +52,8 @@ const guest = processor({
       const why = reason(order);
       if (why === undefined) continue;
       const alert =
-        `{"order_id":${order.id},"customer":${JSON.stringify(order.customer)},` +
-        `"amount_cents":${order.amount_cents},"currency":${JSON.stringify(order.currency)},` +
+        `{"order_id":${order.id},"customer":${jsonString(order.customer)},` +
+        `"amount_cents":${order.amount_cents},"currency":${jsonString(order.currency)},` +
         `"reason":"${why}"}`;
       try {
         emit(topic, order.customer, alert);

@@ -8,34 +8,12 @@ The alert is keyed by customer and its value is a JSON object with a fixed
 field order. A malformed order is sent to the dead-letter topic.
 """
 
-import json
-
 import weir_guest as weir
+from orders import json_string, parse_order
 
 LARGE_CENTS = 500_000
 FOREIGN_CENTS = 200_000
 HOME_CURRENCY = {"US": "USD", "GB": "GBP", "JP": "JPY"}
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_order(value: bytes) -> dict:
-    """Parses an order the way the Rust guest's serde does: an object whose
-    five fields have the right types (extra fields are ignored)."""
-    order = json.loads(value.decode("utf-8"), parse_constant=_reject_constant)
-    if not isinstance(order, dict):
-        raise ValueError("expected an object")
-    for name in ("id", "amount_cents"):
-        if type(order.get(name)) is not int:
-            raise ValueError(f"field {name} must be an integer")
-    if order["id"] < 0:
-        raise ValueError("field id must not be negative")
-    for name in ("customer", "currency", "country"):
-        if type(order.get(name)) is not str:
-            raise ValueError(f"field {name} must be a string")
-    return order
 
 
 def reason(order: dict):
@@ -46,11 +24,6 @@ def reason(order: dict):
     if cents >= FOREIGN_CENTS and order["currency"] != home:
         return "foreign-currency"
     return None
-
-
-def js(s: str) -> str:
-    """A JSON string literal, escaped as serde_json escapes it."""
-    return json.dumps(s, ensure_ascii=False)
 
 
 class FraudFilter(weir.Processor):
@@ -67,8 +40,8 @@ class FraudFilter(weir.Processor):
             if why is None:
                 continue
             alert = (
-                f'{{"order_id":{order["id"]},"customer":{js(order["customer"])},'
-                f'"amount_cents":{order["amount_cents"]},"currency":{js(order["currency"])},'
+                f'{{"order_id":{order["id"]},"customer":{json_string(order["customer"])},'
+                f'"amount_cents":{order["amount_cents"]},"currency":{json_string(order["currency"])},'
                 f'"reason":"{why}"}}'
             )
             try:

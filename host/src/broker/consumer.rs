@@ -198,7 +198,7 @@ impl Consumer for EmbeddedConsumer {
     }
 
     fn sync(&mut self) -> Result<(), ConsumerError> {
-        Ok(self.follow()?)
+        self.follow()
     }
 
     fn poll(&mut self, limits: PollLimits) -> PollFuture<'_> {

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::StateError;
 use super::changelog::{self, Marker, Unit, Units};
+use super::{KeyValue, StateError};
 use crate::group::TopicPartition;
 use crate::log::StoredRecord;
 
@@ -165,7 +165,7 @@ impl StateStore {
         start: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<Vec<KeyValue>, StateError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(KV) {
             Ok(t) => t,
@@ -192,7 +192,7 @@ impl StateStore {
     }
 
     /// Every entry of `tp`, in key order.
-    pub fn snapshot(&self, tp: &TopicPartition) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    pub fn snapshot(&self, tp: &TopicPartition) -> Result<Vec<KeyValue>, StateError> {
         self.scan(tp, &[], None, usize::MAX)
     }
 

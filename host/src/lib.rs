@@ -26,8 +26,16 @@
 //! - [`consumer`]: the seam under the processor loop: a [`consumer::Backend`]
 //!   lets members join and moves a stopped group; a [`consumer::Consumer`]
 //!   follows the assignment, polls (max records, bytes and wait), commits a
-//!   batch's emits and next offset as one fenced unit, and seeks. The embedded
-//!   broker implements it; a Kafka-cluster backend will too.
+//!   batch's emits, state changes and next offset as one fenced unit in the
+//!   processor's commit mode (at-most-once, at-least-once, exactly-once), and
+//!   seeks. The embedded broker implements it (writing and recovering the
+//!   units, and rewinding state with offsets); a Kafka-cluster backend will
+//!   too.
+//! - [`state`]: guest state: keyed values per group and input partition, kept
+//!   as units of an internal changelog topic (`__state.<group>.<topic>`; a
+//!   unit is the commit point of a batch: state changes, exactly-once emits
+//!   and the input position) and materialized in a redb store with a
+//!   checkpoint; the changelog's record formats and how units replay.
 //! - [`runtime`]: the wasmtime engines (one per stack and fuel setting, one
 //!   epoch ticker), the on-disk compiled-component cache, the WIT bindings and
 //!   host imports, per-batch stores under per-processor limits (memory,

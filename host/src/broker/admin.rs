@@ -129,11 +129,60 @@ impl Broker {
         partition: Option<u32>,
         to: SeekTo,
     ) -> Result<Vec<Moved>, GroupError> {
-        let (log, offsets) = (&self.log, &self.offsets);
         crate::name::validate("group", group).map_err(LogError::from)?;
         let mut plan = Vec::new();
         let mut rewinds = Vec::new();
-        for topic in group_topics(offsets, group, topics) {
+        for (tp, target) in self.targets(group, topics, partition, to)? {
+            let old = self
+                .offsets
+                .get(group, &tp.topic, tp.partition)
+                .map(|c| c.offset);
+            let rewound = self.rewound(group, &tp, target)?;
+            let target = rewound.as_ref().map_or(target, |r| r.position);
+            plan.push(Moved {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                from: old,
+                to: target,
+            });
+            rewinds.extend(rewound.map(|r| (tp, r)));
+        }
+        // Everything was resolved before anything is written. The state's units
+        // go first (the changelog has the last word on where a stateful group
+        // stands, so a crash in between is finished on the next start), then
+        // the offsets as one batch: a bad partition or offset changes nothing.
+        for (tp, rewound) in &rewinds {
+            self.write_rewind(group, tp, rewound)?;
+        }
+        let commits: Vec<(String, u32, Committed)> = plan
+            .iter()
+            .map(|m| {
+                (
+                    m.topic.clone(),
+                    m.partition,
+                    Committed {
+                        offset: m.to,
+                        generation: 0,
+                    },
+                )
+            })
+            .collect();
+        self.offsets.commit_many(group, &commits)?;
+        Ok(plan)
+    }
+
+    /// Resolves `to` on `topics` (every topic `group` has committed to when
+    /// empty), on one partition or all, to an offset per partition.
+    pub(super) fn targets(
+        &self,
+        group: &str,
+        topics: &[String],
+        partition: Option<u32>,
+        to: SeekTo,
+    ) -> Result<Vec<(TopicPartition, u64)>, GroupError> {
+        let log = &self.log;
+        let mut out = Vec::new();
+        for topic in group_topics(&self.offsets, group, topics) {
             let count = log.partition_count(&topic)?;
             let partitions: Vec<u32> = match partition {
                 Some(p) if p < count => vec![p],
@@ -166,41 +215,10 @@ impl Broker {
                         log.offset_for_timestamp(&topic, p, ts)?.unwrap_or(end)
                     }
                 };
-                let old = offsets.get(group, &topic, p).map(|c| c.offset);
-                let tp = TopicPartition::new(topic.clone(), p);
-                let rewound = self.rewound(group, &tp, target)?;
-                let target = rewound.as_ref().map_or(target, |r| r.position);
-                rewinds.extend(rewound.map(|r| (tp, r)));
-                plan.push(Moved {
-                    topic: topic.clone(),
-                    partition: p,
-                    from: old,
-                    to: target,
-                });
+                out.push((TopicPartition::new(topic.clone(), p), target));
             }
         }
-        // Everything was resolved before anything is written. The state's units
-        // go first (the changelog has the last word on where a stateful group
-        // stands, so a crash in between is finished on the next start), then
-        // the offsets as one batch: a bad partition or offset changes nothing.
-        for (tp, rewound) in &rewinds {
-            self.write_rewind(group, tp, rewound)?;
-        }
-        let commits: Vec<(String, u32, Committed)> = plan
-            .iter()
-            .map(|m| {
-                (
-                    m.topic.clone(),
-                    m.partition,
-                    Committed {
-                        offset: m.to,
-                        generation: 0,
-                    },
-                )
-            })
-            .collect();
-        offsets.commit_many(group, &commits)?;
-        Ok(plan)
+        Ok(out)
     }
 
     /// Deletes `topic` and forgets every group's committed offsets on it.

@@ -35,7 +35,10 @@ impl Supervisor {
             return Err(SupervisorError::ShadowExists(name.to_string()));
         }
         self.get(&mut processors, name)?;
-        self.reset(&shadow, Some(from))?;
+        // The shadow starts from the live group's state at `from`, and keeps
+        // its own from there.
+        self.broker
+            .seed_state(&main.group(), &shadow.group(), &shadow.topics, from)?;
         let run = Run::Running(Box::new(self.start(&shadow, guest)?));
         self.record(&shadow, run, &mut processors).await
     }

@@ -11,6 +11,7 @@ pub mod processor;
 pub mod records;
 pub mod run;
 pub mod serve;
+pub mod spec;
 pub mod topic;
 
 use std::fs::{File, OpenOptions};

@@ -53,6 +53,7 @@ pub mod consumer;
 pub mod demo;
 pub mod error;
 pub mod group;
+mod keyword;
 pub mod log;
 pub mod name;
 pub mod offsets;

@@ -13,7 +13,7 @@ use crate::offsets::{Committed, Offsets};
 
 /// Where a member starts on a partition without a usable committed offset
 /// (none yet, or one that retention has deleted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResetPolicy {
     /// The oldest record still in the log.
     #[default]
@@ -23,6 +23,30 @@ pub enum ResetPolicy {
     /// Refuse to guess: a clear error.
     None,
 }
+
+impl ResetPolicy {
+    pub const ALL: [ResetPolicy; 3] = [
+        ResetPolicy::Earliest,
+        ResetPolicy::Latest,
+        ResetPolicy::None,
+    ];
+
+    /// The name in flags, JSON and `weir.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResetPolicy::Earliest => "earliest",
+            ResetPolicy::Latest => "latest",
+            ResetPolicy::None => "none",
+        }
+    }
+
+    /// The inverse of [`ResetPolicy::name`].
+    pub fn parse(s: &str) -> Option<ResetPolicy> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+crate::keyword::keywords!(ResetPolicy);
 
 /// Where a seek moves a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -146,8 +146,9 @@ impl Groups {
             .ok_or_else(|| GroupError::UnknownGroup(name.to_string()))
     }
 
-    /// Joins `group` (creating it with `settings` if it is new) subscribed to
-    /// `topics`; returns the new member id.
+    /// Joins `group` (creating it with `settings` if it is new, or giving it
+    /// them if it has no members: a processor restarted with new settings)
+    /// subscribed to `topics`; returns the new member id.
     pub fn join(
         &self,
         group: &str,
@@ -162,6 +163,9 @@ impl Groups {
         }
         let state = self.group(group, settings);
         let mut state = state.lock().expect("group lock");
+        if state.members.is_empty() {
+            state.settings = settings;
+        }
         Ok(state.join(instance_id, topics, &partitions, Instant::now()))
     }
 

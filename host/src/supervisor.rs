@@ -243,15 +243,16 @@ impl Supervisor {
         self.store.save(&next)?;
         let restart = !current.spec.same_members(&next.spec);
         if restart && let Run::Running(_) = managed.run {
-            // The members stop after their batches in flight and start again
-            // below with the new settings, as a failed processor does.
+            // The members finish their batches in flight and leave the group,
+            // which the new ones join with the new settings (below, as a
+            // failed processor's do).
             let Run::Running(old) = std::mem::replace(
                 &mut managed.run,
                 Run::Failed("restarting with new settings".into()),
             ) else {
                 unreachable!("matched above")
             };
-            if let Err(e) = old.stop().await {
+            if let Err(e) = old.retire().await {
                 tracing::warn!(processor = %current.name, error = %error_chain(&e), "a member had failed");
             }
         }

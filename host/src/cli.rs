@@ -13,6 +13,7 @@ pub mod processor;
 pub mod records;
 pub mod run;
 pub mod serve;
+pub mod spec;
 pub mod topic;
 
 use std::fs::{File, OpenOptions};

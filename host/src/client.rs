@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::log::{Record, StoredRecord};
+pub use crate::supervisor::{NewProcessor, Swap};
 use crate::wire::frame::{self, FrameError};
 use crate::wire::{CreateTopic, FetchQuery, OCTET_STREAM, ProduceQuery, Seek, Seeked};
 pub use crate::wire::{GroupLag, Moved, PartitionLag, Produced, SeekTo, TopicInfo, position};
@@ -72,24 +73,6 @@ pub struct ProcessorStatus {
     pub processed: u64,
     #[serde(flatten)]
     pub rest: serde_json::Map<String, Value>,
-}
-
-/// The body of `PUT /processors/{name}`.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct NewProcessor {
-    pub component: String,
-    pub topics: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instances: Option<u32>,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub config: serde_json::Map<String, Value>,
-    /// `"earliest"` or `"latest"`: where the group starts without offsets.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reset: Option<String>,
 }
 
 /// A connection to one server.
@@ -314,19 +297,10 @@ impl Client {
         self.json(request.json(body)).await
     }
 
-    /// `POST /processors/{name}/swap`: a new component, optionally rewinding.
-    pub async fn swap(
-        &self,
-        name: &str,
-        component: &str,
-        label: Option<&str>,
-        rewind_to: Option<SeekTo>,
-    ) -> Result<ProcessorStatus, ClientError> {
-        let mut body = serde_json::json!({"component": component, "label": label});
-        if let Some(to) = rewind_to {
-            body["rewind_to"] = position(to);
-        }
-        self.json(self.post(&["processors", name, "swap"]).json(&body))
+    /// `POST /processors/{name}/swap`: a new component, optionally rewinding,
+    /// with changes to the settings.
+    pub async fn swap(&self, name: &str, body: &Swap) -> Result<ProcessorStatus, ClientError> {
+        self.json(self.post(&["processors", name, "swap"]).json(body))
             .await
     }
 

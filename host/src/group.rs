@@ -37,7 +37,7 @@ use crate::log::{Log, LogError};
 use state::GroupState;
 
 /// How a group rebalances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// Every member revokes every partition, then all are reassigned.
     Eager,
@@ -45,6 +45,25 @@ pub enum Protocol {
     #[default]
     Cooperative,
 }
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Eager, Protocol::Cooperative];
+
+    /// The name in flags, JSON and `weir.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Eager => "eager",
+            Protocol::Cooperative => "cooperative",
+        }
+    }
+
+    /// The inverse of [`Protocol::name`].
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+crate::keyword::keywords!(Protocol);
 
 /// Everything that can go wrong in a group.
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +150,9 @@ impl Groups {
             .ok_or_else(|| GroupError::UnknownGroup(name.to_string()))
     }
 
-    /// Joins `group` (creating it with `settings` if it is new) subscribed to
-    /// `topics`; returns the new member id.
+    /// Joins `group` (creating it with `settings` if it is new, or giving it
+    /// them if it has no members: a processor restarted with new settings)
+    /// subscribed to `topics`; returns the new member id.
     pub fn join(
         &self,
         group: &str,
@@ -147,6 +167,9 @@ impl Groups {
         }
         let state = self.group(group, settings);
         let mut state = state.lock().expect("group lock");
+        if state.members.is_empty() {
+            state.settings = settings;
+        }
         Ok(state.join(instance_id, topics, &partitions, Instant::now()))
     }
 

@@ -80,6 +80,7 @@ pub mod demo;
 pub mod durable;
 pub mod error;
 pub mod group;
+mod keyword;
 pub mod log;
 pub mod name;
 pub mod offsets;

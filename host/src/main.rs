@@ -72,7 +72,7 @@ enum Command {
         quick: bool,
     },
     /// Upload a component and create, swap or shadow a processor (needs --server).
-    Deploy(cli::deploy::DeployArgs),
+    Deploy(Box<cli::deploy::DeployArgs>),
     /// Processors on the server: list, status, pause, resume, scale, rewind,
     /// delete (needs --server).
     Processor {
@@ -157,7 +157,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Result<()> {
     match command {
         Command::Data(command) => cli::data(client, command, out).await,
-        Command::Deploy(args) => cli::deploy::deploy(client, args, out).await,
+        Command::Deploy(args) => cli::deploy::deploy(client, *args, out).await,
         Command::Processor { command } => cli::processor::run(client, command, out).await,
         Command::Shadow { command } => cli::processor::shadow(client, command, out).await,
         Command::Demo { .. } | Command::Run(_) | Command::Serve(_) | Command::Bench { .. } => {

@@ -26,6 +26,7 @@ mod error;
 mod instances;
 mod poison;
 mod slot;
+pub mod spec;
 mod stats;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use decision::dlq_headers;
 pub use error::{Attempt, ProcessorError};
 pub use instances::Instances;
 pub use slot::Slot;
+pub use spec::{MAX_DEADLINE, MAX_INSTANCES, ProcessorSpec, SpecChanges};
 pub use stats::Stats;
 
 use crate::consumer::{Backend, Commit, CommitMode, Consumer, Membership, Polled};

@@ -17,6 +17,7 @@
 //! and removes the shadow.
 
 mod members;
+mod request;
 mod shadow;
 mod status;
 mod store;
@@ -28,8 +29,9 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+pub use request::{NewProcessor, Swap};
 pub use status::{PartitionStatus, State, Status};
-pub use store::{Deployment, Reset, Store};
+pub use store::{Deployment, Store};
 
 use members::{notice_failure, retire};
 
@@ -37,14 +39,9 @@ use crate::broker::{Broker, SeekTo};
 use crate::error::chain as error_chain;
 use crate::group::GroupError;
 use crate::log::LogError;
-use crate::processor::{Instances, ProcessorError};
+use crate::processor::spec::check_instances;
+use crate::processor::{Instances, ProcessorError, SpecChanges};
 use crate::runtime::{GuestSpec, Handler, Runtime, RuntimeError};
-
-/// The most members one processor may run.
-pub const MAX_INSTANCES: usize = 64;
-/// The longest per-batch deadline a deployment may set: operations such as
-/// pause and shutdown wait for a batch in flight, so it bounds them too.
-pub const MAX_DEADLINE: Duration = Duration::from_secs(300);
 /// The suffix of a shadow's name, group and output topics.
 pub const SHADOW: &str = ".shadow";
 
@@ -175,7 +172,7 @@ impl Supervisor {
 
     /// Deploys a new processor.
     pub async fn create(&self, deployment: Deployment) -> Result<Status> {
-        self.check(&deployment)?;
+        self.check_new(&deployment)?;
         // Compiling can take seconds: it happens before the lock is taken.
         let guest = self.load(&deployment).await?;
         let mut processors = self.processors.lock().await;
@@ -188,32 +185,36 @@ impl Supervisor {
         self.record(&deployment, run, &mut processors).await
     }
 
-    /// Deploys a new version of `name`. Without `rewind`, members pick it up
-    /// at their next batch boundary; with it, they pause at a batch boundary,
-    /// the group's offsets are reset, the version is swapped and they resume.
-    /// A paused processor stays paused (with the new version recorded); a
-    /// failed one starts again with the new version.
+    /// Deploys a new version of `name` with `changes` to its settings (see
+    /// [`Deployment::changed`]). When only the version and what travels with
+    /// it change (label, config, limits, scratch), members pick it up at
+    /// their next batch boundary; with `rewind`, they pause at a batch
+    /// boundary, the group's offsets are reset, the version is swapped and
+    /// they resume. Any other setting restarts the members with it (their
+    /// group rebalances). A paused processor stays paused (with the new
+    /// version and settings recorded); a failed one starts again with them.
     pub async fn swap(
         &self,
         name: &str,
         component: &str,
-        label: Option<String>,
+        changes: &SpecChanges,
         rewind: Option<SeekTo>,
     ) -> Result<Status> {
         let current = self.deployment(name).await?;
-        let next = Deployment {
-            component: component.to_string(),
-            label,
-            ..current.clone()
-        };
+        let next = current.changed(component, changes)?;
+        self.check_settings(&next)?;
+        if next.group() != current.group() {
+            check_group_name(&next)?;
+        }
         let guest = self.load(&next).await?;
         let mut processors = self.processors.lock().await;
+        check_group(&next, &processors)?;
         self.apply_swap(&mut processors, &current, next, guest, rewind)
             .await
     }
 
     /// A copy of `name`'s record.
-    async fn deployment(&self, name: &str) -> Result<Deployment> {
+    pub async fn deployment(&self, name: &str) -> Result<Deployment> {
         let mut processors = self.processors.lock().await;
         Ok(self.get(&mut processors, name)?.deployment.clone())
     }
@@ -240,6 +241,21 @@ impl Supervisor {
         // of the fix: the processor counts as failed, and starts afresh.
         notice_failure(managed).await;
         self.store.save(&next)?;
+        let restart = !current.spec.same_members(&next.spec);
+        if restart && let Run::Running(_) = managed.run {
+            // The members finish their batches in flight and leave the group,
+            // which the new ones join with the new settings (below, as a
+            // failed processor's do).
+            let Run::Running(old) = std::mem::replace(
+                &mut managed.run,
+                Run::Failed("restarting with new settings".into()),
+            ) else {
+                unreachable!("matched above")
+            };
+            if let Err(e) = old.retire().await {
+                tracing::warn!(processor = %current.name, error = %error_chain(&e), "a member had failed");
+            }
+        }
         let applied = match &mut managed.run {
             Run::Running(instances) => instances
                 .deploy(guest, rewind)
@@ -248,10 +264,14 @@ impl Supervisor {
             Run::Paused => self.reset(&next, rewind),
             Run::Failed(_) => self
                 .reset(&next, rewind)
+                .and_then(|()| self.commit_latest(&next))
                 .and_then(|()| self.start(&next, guest))
                 .map(|instances| managed.run = Run::Running(Box::new(instances))),
         };
         if let Err(e) = applied {
+            if restart {
+                managed.run = Run::Failed(error_chain(&e));
+            }
             if let Err(undo) = self.store.save(current) {
                 tracing::error!(processor = %current.name, error = %error_chain(&undo), "could not restore the record");
             }
@@ -320,7 +340,7 @@ impl Supervisor {
         let managed = self.get(&mut processors, name)?;
         notice_failure(managed).await;
         let mut deployment = managed.deployment.clone();
-        deployment.instances = count;
+        deployment.spec.instances = count;
         if let Run::Running(instances) = &mut managed.run {
             instances.scale(count).await?;
         }
@@ -371,7 +391,7 @@ impl Supervisor {
         processors
             .values()
             .find(|m| {
-                m.deployment.topics.iter().any(|t| t == topic)
+                m.deployment.spec.topics.iter().any(|t| t == topic)
                     || format!("{}.dlq", m.deployment.name) == topic
             })
             .map(|m| m.deployment.name.clone())
@@ -419,38 +439,39 @@ impl Supervisor {
             .ok_or_else(|| SupervisorError::UnknownProcessor(name.to_string()))
     }
 
-    /// Checks a new deployment's names, topics and sizes.
-    fn check(&self, deployment: &Deployment) -> Result<()> {
+    /// Checks a new deployment's names and settings.
+    fn check_new(&self, deployment: &Deployment) -> Result<()> {
         crate::name::validate("processor", &deployment.name).map_err(LogError::from)?;
         if deployment.name.ends_with(SHADOW) || deployment.name.starts_with("__") {
             return Err(SupervisorError::Invalid(format!(
                 "processor names starting with __ or ending in {SHADOW} are reserved"
             )));
         }
-        if let Some(group) = &deployment.group {
-            crate::name::validate("group", group).map_err(LogError::from)?;
-            if group.starts_with("__") || group.ends_with(SHADOW) {
-                return Err(SupervisorError::Invalid(format!(
-                    "group names starting with __ or ending in {SHADOW} are reserved"
-                )));
-            }
-        }
-        if deployment.limits.deadline > MAX_DEADLINE {
-            return Err(SupervisorError::Invalid(format!(
-                "deadline_ms may be at most {}",
-                MAX_DEADLINE.as_millis()
-            )));
-        }
-        if deployment.topics.is_empty() {
-            return Err(SupervisorError::Invalid(
-                "a processor needs at least one topic".into(),
-            ));
-        }
-        for topic in &deployment.topics {
+        check_group_name(deployment)?;
+        self.check_settings(deployment)
+    }
+
+    /// Checks a deployment's settings, and that its topics exist.
+    fn check_settings(&self, deployment: &Deployment) -> Result<()> {
+        deployment.spec.validate()?;
+        for topic in &deployment.spec.topics {
             self.broker.log().partition_count(topic)?;
         }
-        check_instances(deployment.instances)
+        Ok(())
     }
+}
+
+/// Refuses an invalid or reserved group name.
+fn check_group_name(deployment: &Deployment) -> Result<()> {
+    if let Some(group) = &deployment.spec.group {
+        crate::name::validate("group", group).map_err(LogError::from)?;
+        if group.starts_with("__") || group.ends_with(SHADOW) {
+            return Err(SupervisorError::Invalid(format!(
+                "group names starting with __ or ending in {SHADOW} are reserved"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a group another processor's members already join: two
@@ -458,21 +479,14 @@ impl Supervisor {
 /// and one's rewind would move the other's offsets.
 fn check_group(deployment: &Deployment, processors: &BTreeMap<String, Managed>) -> Result<()> {
     let group = deployment.group();
-    match processors.values().find(|m| m.deployment.group() == group) {
+    let other = processors
+        .values()
+        .find(|m| m.deployment.name != deployment.name && m.deployment.group() == group);
+    match other {
         Some(other) => Err(SupervisorError::Conflict(format!(
             "group {group:?} is used by processor {:?}",
             other.deployment.name
         ))),
         None => Ok(()),
-    }
-}
-
-fn check_instances(count: usize) -> Result<()> {
-    if (1..=MAX_INSTANCES).contains(&count) {
-        Ok(())
-    } else {
-        Err(SupervisorError::Invalid(format!(
-            "instances must be between 1 and {MAX_INSTANCES}, got {count}"
-        )))
     }
 }

@@ -12,7 +12,7 @@ use crate::wire::{GroupLag, Moved, PartitionLag, SeekTo};
 
 /// Where a member starts on a partition without a usable committed offset
 /// (none yet, or one that retention has deleted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResetPolicy {
     /// The oldest record still in the log.
     #[default]
@@ -22,6 +22,30 @@ pub enum ResetPolicy {
     /// Refuse to guess: a clear error.
     None,
 }
+
+impl ResetPolicy {
+    pub const ALL: [ResetPolicy; 3] = [
+        ResetPolicy::Earliest,
+        ResetPolicy::Latest,
+        ResetPolicy::None,
+    ];
+
+    /// The name in flags, JSON and `weir.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResetPolicy::Earliest => "earliest",
+            ResetPolicy::Latest => "latest",
+            ResetPolicy::None => "none",
+        }
+    }
+
+    /// The inverse of [`ResetPolicy::name`].
+    pub fn parse(s: &str) -> Option<ResetPolicy> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+crate::keyword::keywords!(ResetPolicy);
 
 impl Broker {
     /// The position a member takes on a partition it gains.

@@ -20,17 +20,17 @@
 //! config = { output = "alerts" }
 //! limits = { memory_bytes = 67108864, deadline_ms = 2000, fuel = 50000000 }
 //! scratch = true               # a private /scratch in <data-dir>/scratch/fraud
+//! # ...and any other key of a processor spec (the README's settings table)
 //! ```
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use weir::runtime::Limits;
-use weir::supervisor::Reset;
+use weir::processor::SpecChanges;
+use weir::processor::spec::Fields;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,28 +53,32 @@ pub struct DeclaredTopic {
     pub partitions: u32,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A processor the file declares: its name, its wasm file and the settings
+/// of its spec that the table gives (any key of [`ProcessorSpec`], checked
+/// when the file is read). At every start they are applied: a new processor
+/// takes them with defaults for the rest; a recorded one has them changed and
+/// keeps its other settings.
+#[derive(Debug)]
 pub struct DeclaredProcessor {
     pub name: String,
     pub wasm: PathBuf,
-    pub topics: Vec<String>,
-    pub label: Option<String>,
-    pub group: Option<String>,
-    #[serde(default = "one")]
-    pub instances: usize,
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-    #[serde(default)]
-    pub reset: Reset,
-    #[serde(default)]
-    pub limits: Limits,
-    #[serde(default)]
-    pub scratch: bool,
+    pub settings: SpecChanges,
 }
 
-fn one<T: From<u8>>() -> T {
-    T::from(1)
+impl<'de> Deserialize<'de> for DeclaredProcessor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Fields::read(d, |mut fields| {
+            Ok(DeclaredProcessor {
+                name: fields.take("name")?,
+                wasm: fields.take("wasm")?,
+                settings: fields.into_changes()?,
+            })
+        })
+    }
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl ServeConfig {
@@ -97,6 +101,9 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir::broker::ResetPolicy;
+    use weir::processor::ProcessorSpec;
+    use weir::runtime::Limits;
 
     #[test]
     fn a_full_file_parses_and_resolves_wasm_paths() {
@@ -124,11 +131,25 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         assert_eq!(config.topics[0].partitions, 3);
         let p = &config.processors[0];
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));
-        assert_eq!((p.instances, p.reset), (1, Reset::Latest));
-        assert_eq!(p.config["output"], "alerts");
-        assert_eq!(p.limits.deadline, std::time::Duration::from_millis(2000));
-        assert_eq!(p.limits.fuel, Some(5000));
-        assert_eq!(p.limits.memory_bytes, Limits::default().memory_bytes);
+        let spec = ProcessorSpec::default().apply(&p.settings).unwrap();
+        assert_eq!((spec.instances, spec.reset), (1, ResetPolicy::Latest));
+        assert_eq!(spec.config["output"], "alerts");
+        assert_eq!(spec.limits.deadline, std::time::Duration::from_millis(2000));
+        assert_eq!(spec.limits.fuel, Some(5000));
+        assert_eq!(spec.limits.memory_bytes, Limits::default().memory_bytes);
+    }
+
+    #[test]
+    fn a_misspelt_processor_setting_is_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        let text = "[[processors]]\nname = \"p\"\nwasm = \"p.wasm\"\nmax_record = 5\n";
+        std::fs::write(&path, text).unwrap();
+        let err = format!("{:#}", ServeConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("weir.toml") && err.contains("max_record"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `weir deploy`: upload a component, then create the processor (if the server
-//! has none of that name), swap it in (optionally rewinding the group), or run
-//! it as a shadow. With `--wait`, or after a rewind or shadow start when stderr
+//! has none of that name) with the settings the flags give, swap it in with
+//! those settings changed (optionally rewinding the group), or run it as a
+//! shadow. With `--wait`, or after a rewind or shadow start when stderr
 //! is a terminal, a progress bar follows the processor until its lag is 0.
 
 use std::io::IsTerminal;
@@ -11,8 +12,10 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Out;
-use weir::broker::SeekTo;
-use weir::client::{Client, NewProcessor, ProcessorStatus};
+use super::spec::SpecArgs;
+use weir::broker::{ResetPolicy, SeekTo};
+use weir::client::{Client, NewProcessor, ProcessorStatus, Swap, position};
+use weir::processor::{ProcessorSpec, SpecChanges};
 
 /// How often `--wait` asks the server for the processor's status.
 const POLL: Duration = Duration::from_millis(500);
@@ -25,27 +28,21 @@ pub struct DeployArgs {
     /// The guest component.
     #[arg(long)]
     pub wasm: PathBuf,
-    /// A label for this version, e.g. v2.
-    #[arg(long)]
-    pub label: Option<String>,
-    /// Input topic (repeatable; needed to create a processor).
-    #[arg(long = "topic")]
-    pub topics: Vec<String>,
-    /// Consumer group of a new processor (defaults to its name).
-    #[arg(long)]
-    pub group: Option<String>,
-    /// Members of a new processor.
-    #[arg(long)]
-    pub instances: Option<u32>,
-    /// Guest configuration KEY=VALUE of a new processor (repeatable).
-    #[arg(long = "config", value_parser = key_value)]
-    pub config: Vec<(String, String)>,
+    /// Settings: a new processor takes them (the rest at their defaults); an
+    /// existing one has these changed and keeps the others.
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Give the guest a private directory, <data-dir>/scratch/<processor> on
+    /// the server, as /scratch (--scratch=false takes it away).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub scratch: Option<bool>,
     /// Swap and move the group: earliest, latest, an offset or ts:MILLIS (a new
     /// processor takes earliest or latest as its start).
     #[arg(long, conflicts_with = "shadow")]
     pub rewind_to: Option<SeekTo>,
     /// Run the component as `<processor>.shadow` beside the current version,
-    /// its emits going to `<topic>.shadow` topics.
+    /// its emits going to `<topic>.shadow` topics, with the processor's
+    /// settings (only --label may be given).
     #[arg(long, requires = "from")]
     pub shadow: bool,
     /// Where the shadow starts: earliest, an offset or ts:MILLIS.
@@ -56,13 +53,19 @@ pub struct DeployArgs {
     pub wait: bool,
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
 pub async fn deploy(client: &Client, args: DeployArgs, out: Out) -> Result<()> {
+    let mut changes = args.spec.changes();
+    if let Some(scratch) = args.scratch {
+        changes.set("scratch", scratch);
+    }
+    if args.shadow
+        && let Some(key) = changes.keys().find(|k| *k != "label")
+    {
+        bail!(
+            "a shadow runs with {}'s settings: `{key}` cannot be given with --shadow",
+            args.processor
+        );
+    }
     let wasm =
         std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?;
     let component = client.upload_component(wasm).await?;
@@ -73,22 +76,22 @@ pub async fn deploy(client: &Client, args: DeployArgs, out: Out) -> Result<()> {
         component.id
     );
     let name = &args.processor;
-    let label = args.label.as_deref();
     let status = if let Some(from) = args.shadow.then_some(args.from).flatten() {
+        let label = args.spec.label.as_deref();
         client.shadow(name, &component.id, label, from).await?
     } else {
         match client.processor(name).await {
             Ok(_) => {
-                if !args.topics.is_empty() || args.group.is_some() || !args.config.is_empty() {
-                    eprintln!(
-                        "note: --topic, --group and --config only apply when creating; {name} exists, so its settings stay"
-                    );
-                }
-                client
-                    .swap(name, &component.id, label, args.rewind_to)
-                    .await?
+                let body = Swap {
+                    component: component.id,
+                    rewind_to: args.rewind_to.map(position),
+                    changes,
+                };
+                client.swap(name, &body).await?
             }
-            Err(e) if e.status() == Some(404) => create(client, &args, component.id).await?,
+            Err(e) if e.status() == Some(404) => {
+                create(client, &args, component.id, &changes).await?
+            }
             Err(e) => return Err(e.into()),
         }
     };
@@ -101,32 +104,32 @@ pub async fn deploy(client: &Client, args: DeployArgs, out: Out) -> Result<()> {
     Ok(())
 }
 
-async fn create(client: &Client, args: &DeployArgs, component: String) -> Result<ProcessorStatus> {
-    if args.topics.is_empty() {
+async fn create(
+    client: &Client,
+    args: &DeployArgs,
+    component: String,
+    changes: &SpecChanges,
+) -> Result<ProcessorStatus> {
+    let mut spec = ProcessorSpec::default().apply(changes)?;
+    if spec.topics.is_empty() {
         bail!(
             "processor {:?} does not exist yet: name its input with --topic",
             args.processor
         );
     }
-    let reset = match args.rewind_to {
+    let start = match args.rewind_to {
         None => None,
-        Some(SeekTo::Earliest) => Some("earliest".to_string()),
-        Some(SeekTo::Latest) => Some("latest".to_string()),
+        Some(SeekTo::Earliest) => Some(ResetPolicy::Earliest),
+        Some(SeekTo::Latest) => Some(ResetPolicy::Latest),
         Some(_) => bail!("a new processor starts at earliest or latest, not an offset or time"),
     };
-    let body = NewProcessor {
-        component,
-        topics: args.topics.clone(),
-        label: args.label.clone(),
-        group: args.group.clone(),
-        instances: args.instances,
-        config: args
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone().into()))
-            .collect(),
-        reset,
-    };
+    if let Some(start) = start {
+        if changes.has("reset") && spec.reset != start {
+            bail!("--rewind-to {start} and --reset {} disagree", spec.reset);
+        }
+        spec.reset = start;
+    }
+    let body = NewProcessor { component, spec };
     Ok(client.create_processor(&args.processor, &body).await?)
 }
 

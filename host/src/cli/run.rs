@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
-use weir::broker::ResetPolicy;
-use weir::consumer::PollLimits;
-use weir::group::{AssignorKind, GroupSettings, Protocol};
-use weir::processor::{Instances, Processor, ProcessorConfig, RetryPolicy, Slot, WhenExhausted};
-use weir::runtime::{GuestSpec, Handler, Limits, Runtime, Source};
+use super::spec::SpecArgs;
+use weir::processor::{Instances, Processor, ProcessorSpec, Slot};
+use weir::runtime::{GuestSpec, Handler, Runtime, Source};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -22,64 +20,12 @@ pub struct RunArgs {
     /// The guest component.
     #[arg(long)]
     pub wasm: PathBuf,
-    /// Input topic (repeatable).
-    #[arg(long = "topic", required = true)]
-    pub topics: Vec<String>,
-    /// Consumer group (defaults to the processor's name).
-    #[arg(long)]
-    pub group: Option<String>,
-    /// Guest configuration entry KEY=VALUE (repeatable).
-    #[arg(long = "config", value_parser = parse_pair)]
-    pub config: Vec<(String, String)>,
-    /// A label for this guest version, e.g. v2.
-    #[arg(long)]
-    pub label: Option<String>,
-    /// Where the group starts on a partition it has no committed offset for.
-    #[arg(long, value_enum, default_value = "earliest")]
-    pub reset: ResetPolicy,
-    /// Members of the group to run (each a static member `<name>-<i>`).
-    #[arg(long, default_value_t = 1)]
-    pub instances: usize,
-    #[arg(long, value_enum, default_value = "cooperative")]
-    pub protocol: Protocol,
-    /// range, roundrobin, sticky or cooperative-sticky.
-    #[arg(long, default_value = "cooperative-sticky", value_parser = parse_assignor)]
-    pub assignor: AssignorKind,
-    #[arg(long, default_value_t = 10_000)]
-    pub session_timeout_ms: u64,
-    #[arg(long, default_value_t = 60_000)]
-    pub max_poll_interval_ms: u64,
-    #[arg(long, default_value_t = 500)]
-    pub max_records: usize,
-    #[arg(long, default_value_t = 1 << 20)]
-    pub max_bytes: u64,
-    #[arg(long, default_value_t = 500)]
-    pub max_wait_ms: u64,
-    /// Per-batch deadline.
-    #[arg(long, default_value_t = 10_000)]
-    pub deadline_ms: u64,
-    /// Guest memory cap.
-    #[arg(long, default_value_t = 128)]
-    pub memory_mb: usize,
-    /// Guest wasm stack (16 to 1024 KiB); deeper recursion traps.
-    #[arg(long, default_value_t = 1024)]
-    pub max_stack_kb: usize,
-    /// Fuel per batch (roughly, wasm instructions); unmetered when absent.
-    #[arg(long)]
-    pub fuel: Option<u64>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// A host directory the guest may read and write as /scratch (created if
     /// missing); without it the guest has no filesystem.
     #[arg(long)]
     pub scratch: Option<PathBuf>,
-    /// Retries (with exponential backoff) before the processor stops.
-    #[arg(long, default_value_t = 5)]
-    pub max_retries: u32,
-    #[arg(long, default_value_t = 100)]
-    pub initial_backoff_ms: u64,
-    /// After the retries: bisect and dead-letter the poison record, stop, or
-    /// pause the partition (the others go on).
-    #[arg(long, value_enum, default_value = "dead-letter")]
-    pub when_exhausted: WhenExhausted,
     /// Watch the wasm file and hot-swap each new version in at the members'
     /// next batch boundary; a version that fails to load is rejected and the
     /// running one carries on.
@@ -91,41 +37,26 @@ pub struct RunArgs {
     pub until_caught_up: bool,
 }
 
-fn parse_assignor(s: &str) -> Result<AssignorKind, String> {
-    AssignorKind::parse(s).ok_or_else(|| format!("unknown assignor {s:?}"))
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
 pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
+    let mut changes = args.spec.changes();
+    if args.scratch.is_some() {
+        changes.set("scratch", true);
+    }
+    let spec = ProcessorSpec::default().apply(&changes)?;
+    spec.validate()?;
     let broker = super::open_broker(dir)?;
     let log = broker.log().clone();
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
-    let spec = GuestSpec {
-        processor: args.name.clone(),
-        label: args.label.clone(),
-        config: args.config.clone(),
-        limits: Limits {
-            memory_bytes: args.memory_mb << 20,
-            deadline: Duration::from_millis(args.deadline_ms),
-            max_stack_bytes: args.max_stack_kb << 10,
-            fuel: args.fuel,
-        },
-        scratch: args.scratch.clone(),
-    };
-    let guest = runtime.load_file(&args.wasm, spec.clone())?;
+    let guest_spec = spec.guest_spec(&args.name, args.scratch.clone());
+    let guest = runtime.load_file(&args.wasm, guest_spec.clone())?;
     let how = match guest.source() {
         Source::Compiled => "compiled",
         Source::Cached => "loaded from cache",
     };
     tracing::info!(processor = %args.name, version = guest.version(), "{} {how} in {:?}", args.wasm.display(), guest.load_time());
-    let config = processor_config(&args)?;
+    let config = spec.processor_config(&args.name);
     let handler: Arc<dyn Handler> = Arc::new(guest);
-    let (name, count) = (args.name.clone(), args.instances.max(1));
+    let (name, count) = (args.name.clone(), spec.instances);
     let processors = if args.until_caught_up {
         let processor = Processor::new(config, broker.as_ref(), handler)?;
         vec![
@@ -140,7 +71,7 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
             tokio::spawn(watch(
                 args.wasm.clone(),
                 runtime.clone(),
-                spec,
+                guest_spec,
                 instances.slot(),
             ));
         }
@@ -163,40 +94,6 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
         "{name}: processed {records} record(s) in {batches} batch(es), emitted {emitted}, lag {lag}"
     );
     Ok(())
-}
-
-fn processor_config(args: &RunArgs) -> Result<ProcessorConfig> {
-    if args.max_records == 0 {
-        bail!("--max-records must be at least 1");
-    }
-    Ok(ProcessorConfig {
-        name: args.name.clone(),
-        topics: args.topics.clone(),
-        group: args.group.clone(),
-        poll: PollLimits {
-            max_records: args.max_records,
-            max_bytes: args.max_bytes,
-            max_wait: Duration::from_millis(args.max_wait_ms),
-        },
-        reset: args.reset,
-        group_settings: GroupSettings {
-            protocol: args.protocol,
-            assignor: args.assignor,
-            session_timeout: Duration::from_millis(args.session_timeout_ms),
-            max_poll_interval: Duration::from_millis(args.max_poll_interval_ms),
-        },
-        instance_id: None,
-        retry: RetryPolicy {
-            max_retries: args.max_retries,
-            initial_backoff: Duration::from_millis(args.initial_backoff_ms),
-            then: args.when_exhausted,
-            ..RetryPolicy::default()
-        },
-        emit_suffix: None,
-        commit: Default::default(),
-        state_budget: weir::state::DEFAULT_BUDGET_BYTES,
-        lag_skip: None,
-    })
 }
 
 /// Polls `path` and swaps in every new version that loads; a broken one is

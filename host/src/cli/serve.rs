@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use weir::log::{Log, TopicConfig};
+use weir::processor::ProcessorSpec;
 use weir::runtime::Runtime;
 use weir::service::{AppState, Metrics};
-use weir::supervisor::{Deployment, Supervisor};
+use weir::supervisor::{Deployment, Supervisor, SupervisorError};
 
 use super::config::{DeclaredProcessor, ServeConfig};
 
@@ -98,51 +99,37 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     Ok(())
 }
 
-/// Starts a processor the configuration declares, or swaps a recorded one to
-/// the declared component and label if they changed. Other settings of a
-/// recorded processor (topics, instances, config, limits) are kept as
-/// recorded, since the API may have changed them; a difference is logged.
+/// Starts a processor the configuration declares with the settings it
+/// gives, or, if one of that name is recorded, swaps in the declared
+/// component with those settings changed (the ones the file does not give
+/// keep their recorded values; see [`Supervisor::swap`]), when anything
+/// differs.
 async fn declare(supervisor: &Supervisor, declared: &DeclaredProcessor) -> Result<()> {
     let wasm = std::fs::read(&declared.wasm)
         .with_context(|| format!("reading {}", declared.wasm.display()))?;
     let component = supervisor.add_component(wasm).await?;
-    match supervisor.status(&declared.name).await {
-        Ok(status) => {
-            let differs = status.topics != declared.topics
-                || status.instances != declared.instances
-                || status.config != declared.config
-                || status.limits != declared.limits;
-            if differs {
-                tracing::warn!(
-                    processor = %declared.name,
-                    "the configuration's topics, instances, config or limits differ from the recorded ones; keeping the recorded ones (change them through the API, or delete the processor to redeploy it from the file)"
-                );
+    let name = &declared.name;
+    match supervisor.deployment(name).await {
+        Ok(current) => {
+            let next = current.changed(&component, &declared.settings)?;
+            if next != current {
+                supervisor
+                    .swap(name, &component, &declared.settings, None)
+                    .await?;
             }
-            if status.component == component && status.label == declared.label {
-                return Ok(());
-            }
-            supervisor
-                .swap(&declared.name, &component, declared.label.clone(), None)
-                .await?;
         }
-        Err(_) => {
+        Err(SupervisorError::UnknownProcessor(_)) => {
             supervisor
                 .create(Deployment {
-                    name: declared.name.clone(),
-                    topics: declared.topics.clone(),
-                    group: declared.group.clone(),
+                    name: name.clone(),
                     component,
-                    label: declared.label.clone(),
-                    instances: declared.instances,
-                    config: declared.config.clone(),
-                    reset: declared.reset,
-                    limits: declared.limits,
-                    scratch: declared.scratch,
+                    spec: ProcessorSpec::default().apply(&declared.settings)?,
                     paused: false,
                     shadow_of: None,
                 })
                 .await?;
         }
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

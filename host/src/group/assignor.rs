@@ -102,7 +102,7 @@ impl AssignorKind {
     ];
 
     /// The name used in configuration, the same as Kafka's.
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             AssignorKind::Range => "range",
             AssignorKind::RoundRobin => "roundrobin",
@@ -124,6 +124,8 @@ impl AssignorKind {
         matches!(self, AssignorKind::CooperativeSticky)
     }
 }
+
+crate::keyword::keywords!(AssignorKind);
 
 /// Assigns the partitions of the subscribed topics to `members`.
 ///

@@ -9,7 +9,7 @@ use crate::consumer::PollLimits;
 use crate::group::GroupSettings;
 
 /// What happens once a batch has failed `max_retries` times over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenExhausted {
     /// Bisect the batch to isolate the poison record, dead-letter it alone,
     /// commit everything else (with its emits) and carry on.
@@ -24,6 +24,30 @@ pub enum WhenExhausted {
     /// when a new version is swapped in.
     Pause,
 }
+
+impl WhenExhausted {
+    pub const ALL: [WhenExhausted; 3] = [
+        WhenExhausted::DeadLetter,
+        WhenExhausted::Stop,
+        WhenExhausted::Pause,
+    ];
+
+    /// The name in flags, JSON and `weir.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhenExhausted::DeadLetter => "dead-letter",
+            WhenExhausted::Stop => "stop",
+            WhenExhausted::Pause => "pause",
+        }
+    }
+
+    /// The inverse of [`WhenExhausted::name`].
+    pub fn parse(s: &str) -> Option<WhenExhausted> {
+        Self::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+crate::keyword::keywords!(WhenExhausted);
 
 /// How retries back off, and what follows when they run out.
 #[derive(Debug, Clone, Copy)]

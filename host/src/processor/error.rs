@@ -10,6 +10,18 @@ pub enum ProcessorError {
     Consumer(#[from] ConsumerError),
     #[error("invalid processor name")]
     Name(#[source] crate::log::LogError),
+    #[error("invalid processor settings: {0}")]
+    Spec(String),
+    #[error("invalid processor settings")]
+    Settings(#[source] serde_json::Error),
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{key}`")]
+    Field {
+        key: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("guest reported a fatal failure at {topic}/{partition} offset {offset}: {message}")]
     Fatal {
         topic: String,

@@ -6,8 +6,8 @@
 //! | `POST /components` | upload a component (raw wasm, up to 64 MiB) |
 //! | `GET /processors` | every processor's status |
 //! | `GET /processors/{name}` | one processor's status |
-//! | `PUT /processors/{name}` | deploy `{component, topics, label?, group?, instances?, config?, reset?}` |
-//! | `POST /processors/{name}/swap` | `{component, label?, rewind_to?}` |
+//! | `PUT /processors/{name}` | deploy [`NewProcessor`]: `{component, …spec}` |
+//! | `POST /processors/{name}/swap` | [`Swap`]: `{component, rewind_to?, …settings to change}` |
 //! | `POST /processors/{name}/rewind` | `{to}` |
 //! | `POST /processors/{name}/pause`, `/resume` | stop or restart the members |
 //! | `POST /processors/{name}/scale` | `{instances}` |
@@ -16,7 +16,6 @@
 //! | `POST /processors/{name}/shadow/promote` | swap to the shadow's version |
 //! | `DELETE /processors/{name}/shadow` | drop the shadow |
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -28,8 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::position;
 use super::{ApiError, AppState};
-use crate::runtime::Limits;
-use crate::supervisor::{Deployment, Reset, Status, SupervisorError};
+use crate::supervisor::{Deployment, NewProcessor, Status, SupervisorError, Swap};
 
 /// The largest component accepted by `POST /components`.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -83,45 +81,15 @@ async fn status(State(state): Shared, Path(name): Path<String>) -> Reply {
     Ok(Json(state.supervisor.status(&name).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Create {
-    component: String,
-    topics: Vec<String>,
-    label: Option<String>,
-    group: Option<String>,
-    #[serde(default = "one")]
-    instances: usize,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
-    #[serde(default)]
-    reset: Reset,
-    #[serde(default)]
-    limits: Limits,
-    #[serde(default)]
-    scratch: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
 async fn create(
     State(state): Shared,
     Path(name): Path<String>,
-    Json(body): Json<Create>,
+    Json(body): Json<NewProcessor>,
 ) -> Result<(StatusCode, Json<Status>), ApiError> {
     let deployment = Deployment {
         name,
-        topics: body.topics,
-        group: body.group,
         component: body.component,
-        label: body.label,
-        instances: body.instances,
-        config: body.config,
-        reset: body.reset,
-        limits: body.limits,
-        scratch: body.scratch,
+        spec: body.spec,
         paused: false,
         shadow_of: None,
     };
@@ -129,19 +97,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(status)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Swap {
-    component: String,
-    label: Option<String>,
-    rewind_to: Option<serde_json::Value>,
-}
-
 async fn swap(State(state): Shared, Path(name): Path<String>, Json(body): Json<Swap>) -> Reply {
     let rewind = body.rewind_to.as_ref().map(position).transpose()?;
     let status = state
         .supervisor
-        .swap(&name, &body.component, body.label, rewind)
+        .swap(&name, &body.component, &body.changes, rewind)
         .await?;
     Ok(Json(status))
 }
@@ -230,7 +190,9 @@ impl From<SupervisorError> for ApiError {
             | E::TopicInUse { .. }
             | E::Conflict(_)
             | E::Processor(P::Fatal { .. } | P::Exhausted { .. }) => StatusCode::CONFLICT,
-            E::Invalid(_) | E::Runtime(R::Limits(_)) => StatusCode::BAD_REQUEST,
+            E::Invalid(_)
+            | E::Runtime(R::Limits(_))
+            | E::Processor(P::Spec(_) | P::Settings(_) | P::Name(_)) => StatusCode::BAD_REQUEST,
             E::Runtime(
                 R::Compile { .. }
                 | R::Incompatible { .. }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Deployment, Managed, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
-use crate::broker::SeekTo;
-use crate::processor::{Instances, ProcessorConfig};
-use crate::runtime::{Guest, GuestSpec, Handler, RuntimeError};
+use crate::broker::{ResetPolicy, SeekTo};
+use crate::processor::Instances;
+use crate::runtime::{Guest, Handler, RuntimeError};
 
 impl Supervisor {
     /// Loads (compiles or finds in the cache) and probes a deployment's
@@ -18,15 +18,8 @@ impl Supervisor {
     pub(super) async fn load(&self, deployment: &Deployment) -> Result<Arc<dyn Handler>> {
         let wasm = self.store.component(&deployment.component)?;
         let path = self.store.component_path(&deployment.component);
-        let spec = GuestSpec {
-            processor: deployment.name.clone(),
-            label: deployment.label.clone(),
-            config: deployment.config.clone().into_iter().collect(),
-            limits: deployment.limits,
-            scratch: deployment
-                .scratch
-                .then(|| self.scratch_dir.join(&deployment.name)),
-        };
+        let scratch = self.scratch_dir.join(&deployment.name);
+        let spec = deployment.spec.guest_spec(&deployment.name, Some(scratch));
         let runtime = self.runtime.clone();
         let guest: Guest = tokio::task::spawn_blocking(move || {
             let guest = runtime.load(&wasm, &path, spec)?;
@@ -44,12 +37,12 @@ impl Supervisor {
     /// its first commit are not skipped (what Kafka's auto-commit of the
     /// reset position achieves).
     pub(super) fn commit_latest(&self, deployment: &Deployment) -> Result<()> {
-        if deployment.reset != super::Reset::Latest {
+        if deployment.spec.reset != ResetPolicy::Latest {
             return Ok(());
         }
         let group = deployment.group();
         let committed = self.broker.offsets().of_group(&group);
-        for topic in &deployment.topics {
+        for topic in &deployment.spec.topics {
             for partition in 0..self.broker.log().partition_count(topic)? {
                 let known = committed
                     .iter()
@@ -80,10 +73,8 @@ impl Supervisor {
         deployment: &Deployment,
         guest: Arc<dyn Handler>,
     ) -> Result<Instances> {
-        let mut config = ProcessorConfig::new(&deployment.name, &[]);
-        config.topics = deployment.topics.clone();
+        let mut config = deployment.spec.processor_config(&deployment.name);
         config.group = Some(deployment.group());
-        config.reset = deployment.reset.into();
         if deployment.shadow_of.is_some() {
             config.emit_suffix = Some(SHADOW.to_string());
         }
@@ -91,7 +82,7 @@ impl Supervisor {
             config,
             self.broker.clone(),
             guest,
-            deployment.instances,
+            deployment.spec.instances,
         )?)
     }
 
@@ -99,7 +90,8 @@ impl Supervisor {
     pub(super) fn reset(&self, deployment: &Deployment, to: Option<SeekTo>) -> Result<()> {
         if let Some(to) = to {
             let group = deployment.group();
-            self.broker.reset(&group, &deployment.topics, None, to)?;
+            self.broker
+                .reset(&group, &deployment.spec.topics, None, to)?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use super::members::retire;
 use super::{Deployment, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
 use crate::broker::SeekTo;
+use crate::processor::ProcessorSpec;
 
 impl Supervisor {
     /// Starts a shadow of `name` running `component` from `from`.
@@ -22,12 +23,14 @@ impl Supervisor {
         }
         let shadow = Deployment {
             name: format!("{name}{SHADOW}"),
-            group: Some(format!("{}{SHADOW}", main.group())),
             component: component.to_string(),
-            label,
+            spec: ProcessorSpec {
+                group: Some(format!("{}{SHADOW}", main.group())),
+                label,
+                ..main.spec.clone()
+            },
             paused: false,
             shadow_of: Some(name.to_string()),
-            ..main.clone()
         };
         let guest = self.load(&shadow).await?;
         let mut processors = self.processors.lock().await;
@@ -38,7 +41,7 @@ impl Supervisor {
         // The shadow starts from the live group's state at `from`, and keeps
         // its own from there.
         self.broker
-            .seed_state(&main.group(), &shadow.group(), &shadow.topics, from)?;
+            .seed_state(&main.group(), &shadow.group(), &shadow.spec.topics, from)?;
         let run = Run::Running(Box::new(self.start(&shadow, guest)?));
         self.record(&shadow, run, &mut processors).await
     }
@@ -54,7 +57,10 @@ impl Supervisor {
         let current = self.deployment(name).await?;
         let next = Deployment {
             component: candidate.component.clone(),
-            label: candidate.label.clone(),
+            spec: ProcessorSpec {
+                label: candidate.spec.label.clone(),
+                ..current.spec.clone()
+            },
             ..current.clone()
         };
         let guest = self.load(&next).await?;

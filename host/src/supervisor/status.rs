@@ -1,13 +1,12 @@
 //! A processor's status as the API shows it: what it runs, its state, and its
 //! group's position and lag on every input partition.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::{Managed, Run, SHADOW, Supervisor};
 use crate::group::TopicPartition;
-use crate::runtime::{Limits, version_id};
+use crate::processor::ProcessorSpec;
+use crate::runtime::version_id;
 
 /// Whether a processor's members run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,17 +27,14 @@ pub struct PartitionStatus {
     pub lag: u64,
 }
 
-/// A processor's status.
+/// A processor's status: its state and position beside every setting of its
+/// spec (flattened, with `group` always the group its members join).
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub name: String,
-    pub topics: Vec<String>,
-    pub group: String,
     pub component: String,
     /// `label@hash` or `sha256:hash`, as in the `weir.version` header.
     pub version: String,
-    pub label: Option<String>,
-    pub instances: usize,
     pub state: State,
     /// Why it failed, when it did.
     pub error: Option<String>,
@@ -52,9 +48,8 @@ pub struct Status {
     pub partitions: Vec<PartitionStatus>,
     /// Partitions a member stopped fetching after a record kept failing.
     pub paused_partitions: Vec<TopicPartition>,
-    pub config: BTreeMap<String, String>,
-    pub limits: Limits,
-    pub scratch: bool,
+    #[serde(flatten)]
+    pub spec: ProcessorSpec,
 }
 
 impl Supervisor {
@@ -63,7 +58,7 @@ impl Supervisor {
         let group = d.group();
         let partitions: Vec<PartitionStatus> = self
             .broker
-            .lag(&group, &d.topics)
+            .lag(&group, &d.spec.topics)
             .unwrap_or_default()
             .into_iter()
             .map(|l| PartitionStatus {
@@ -88,12 +83,8 @@ impl Supervisor {
         let shadow = format!("{}{SHADOW}", d.name);
         Status {
             name: d.name.clone(),
-            topics: d.topics.clone(),
-            group,
             component: d.component.clone(),
-            version: version_id(&d.component, d.label.as_deref()),
-            label: d.label.clone(),
-            instances: d.instances,
+            version: version_id(&d.component, d.spec.label.as_deref()),
             state,
             error,
             shadow_of: d.shadow_of.clone(),
@@ -106,9 +97,10 @@ impl Supervisor {
             processed,
             partitions,
             paused_partitions: paused,
-            config: d.config.clone(),
-            limits: d.limits,
-            scratch: d.scratch,
+            spec: ProcessorSpec {
+                group: Some(group),
+                ..d.spec.clone()
+            },
         }
     }
 }

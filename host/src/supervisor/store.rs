@@ -4,78 +4,82 @@
 //! through [`durable::replace`] and a removal fsyncs the directory, so a crash
 //! leaves either the old record or the new one.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::SupervisorError;
-use crate::broker::ResetPolicy;
 use crate::durable;
-use crate::runtime::{Limits, content_hash};
+use crate::processor::spec::Fields;
+use crate::processor::{ProcessorError, ProcessorSpec, SpecChanges};
+use crate::runtime::content_hash;
 
-/// Where a new group starts on a partition without a committed offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Reset {
-    #[default]
-    Earliest,
-    Latest,
-}
-
-impl From<Reset> for ResetPolicy {
-    fn from(r: Reset) -> ResetPolicy {
-        match r {
-            Reset::Earliest => ResetPolicy::Earliest,
-            Reset::Latest => ResetPolicy::Latest,
-        }
-    }
-}
-
-/// A processor as deployed: what to run, over what, and whether it is paused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A processor as deployed: its name, the component it runs, its settings,
+/// and whether it is paused. On disk it is one flat JSON object, the spec's
+/// keys beside `name`, `component`, `paused` and `shadow_of`, so a record
+/// written before a setting existed loads with that setting's default.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
     pub name: String,
-    pub topics: Vec<String>,
-    /// The consumer group; defaults to the processor's name.
-    #[serde(default)]
-    pub group: Option<String>,
     /// The component's SHA-256, as `POST /components` returned it.
     pub component: String,
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default = "one")]
-    pub instances: usize,
-    /// Passed to the guest's `init`.
-    #[serde(default)]
-    pub config: BTreeMap<String, String>,
-    #[serde(default)]
-    pub reset: Reset,
-    /// Memory, deadline, wasm stack and fuel per batch.
-    #[serde(default)]
-    pub limits: Limits,
-    /// Give the guest a private directory, `<data-dir>/scratch/<name>`, as
-    /// `/scratch`.
-    #[serde(default)]
-    pub scratch: bool,
-    #[serde(default)]
+    pub spec: ProcessorSpec,
     pub paused: bool,
     /// Set on a shadow: the processor it shadows. Its group is the shadowed
     /// group plus `.shadow`, and its emits go to `<topic>.shadow`.
-    #[serde(default)]
     pub shadow_of: Option<String>,
-}
-
-fn one() -> usize {
-    1
 }
 
 impl Deployment {
     /// The consumer group the processor's members join.
     pub fn group(&self) -> String {
-        self.group.clone().unwrap_or_else(|| self.name.clone())
+        self.spec.group.clone().unwrap_or_else(|| self.name.clone())
+    }
+
+    /// This deployment running `component`, with `changes` to its settings:
+    /// the keys given replace the recorded ones and the others stay, but for
+    /// the label, which names a version: a new version given none has none.
+    pub fn changed(
+        &self,
+        component: &str,
+        changes: &SpecChanges,
+    ) -> Result<Deployment, ProcessorError> {
+        let mut spec = self.spec.apply(changes)?;
+        if !changes.has("label") {
+            spec.label = None;
+        }
+        Ok(Deployment {
+            component: component.to_string(),
+            spec,
+            ..self.clone()
+        })
+    }
+}
+
+impl Serialize for Deployment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let head = serde_json::json!({
+            "name": self.name,
+            "component": self.component,
+            "paused": self.paused,
+            "shadow_of": self.shadow_of,
+        });
+        Fields::merge(head, &self.spec).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Deployment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Fields::read(d, |mut fields| {
+            Ok(Deployment {
+                name: fields.take("name")?,
+                component: fields.take("component")?,
+                paused: fields.take_or_default("paused")?,
+                shadow_of: fields.take_or_default("shadow_of")?,
+                spec: fields.into_spec()?,
+            })
+        })
     }
 }
 
@@ -183,23 +187,29 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::broker::ResetPolicy;
+    use crate::runtime::Limits;
 
     fn deployment(name: &str) -> Deployment {
         Deployment {
             name: name.into(),
-            topics: vec!["orders".into()],
-            group: None,
             component: "ab".repeat(32),
-            label: Some("v1".into()),
-            instances: 2,
-            config: BTreeMap::from([("output".into(), "out".into())]),
-            reset: Reset::Latest,
-            limits: Limits {
-                fuel: Some(1_000_000),
-                ..Limits::default()
+            spec: ProcessorSpec {
+                label: Some("v1".into()),
+                instances: 2,
+                config: BTreeMap::from([("output".into(), "out".into())]),
+                reset: ResetPolicy::Latest,
+                max_records: 7,
+                limits: Limits {
+                    fuel: Some(1_000_000),
+                    ..Limits::default()
+                },
+                scratch: true,
+                ..ProcessorSpec::over(&["orders"])
             },
-            scratch: true,
             paused: true,
             shadow_of: None,
         }
@@ -242,6 +252,65 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_record_written_before_the_spec_loads_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = r#"{
+  "name": "fx",
+  "topics": ["orders"],
+  "group": null,
+  "component": "abababababababababababababababababababababababababababababababab",
+  "label": "v1",
+  "instances": 2,
+  "config": {"output": "out"},
+  "reset": "latest",
+  "limits": {"memory_bytes": 1048576, "deadline_ms": 2000, "max_stack_bytes": 1048576, "fuel": null},
+  "scratch": false,
+  "paused": true,
+  "shadow_of": null
+}"#;
+        fs::write(dir.path().join("deployments/fx.json"), old).unwrap();
+        let loaded = store.load_all().unwrap().remove(0);
+        let expected = ProcessorSpec {
+            label: Some("v1".into()),
+            instances: 2,
+            config: BTreeMap::from([("output".into(), "out".into())]),
+            reset: ResetPolicy::Latest,
+            limits: Limits {
+                memory_bytes: 1 << 20,
+                deadline: std::time::Duration::from_secs(2),
+                ..Limits::default()
+            },
+            ..ProcessorSpec::over(&["orders"])
+        };
+        assert_eq!(loaded.spec, expected);
+        assert!(loaded.paused);
+        assert_eq!(
+            (loaded.name.as_str(), loaded.shadow_of.as_deref()),
+            ("fx", None)
+        );
+        store.save(&loaded).unwrap();
+        assert_eq!(
+            store.load_all().unwrap(),
+            vec![loaded],
+            "saved again, it reads back the same"
+        );
+    }
+
+    #[test]
+    fn a_record_with_an_unknown_setting_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let record = r#"{"name": "fx", "component": "ab", "topics": ["t"], "max_recrods": 5}"#;
+        fs::write(dir.path().join("deployments/fx.json"), record).unwrap();
+        let err = store.load_all().unwrap_err().to_string();
+        assert!(
+            err.contains("fx.json") && err.contains("max_recrods"),
+            "{err}"
+        );
     }
 
     #[test]

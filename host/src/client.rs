@@ -287,6 +287,18 @@ impl Client {
         self.json(self.get(&["processors", name])).await
     }
 
+    /// `GET /processors/{name}/state/{key}`.
+    pub async fn state(
+        &self,
+        name: &str,
+        key: &str,
+        partition: Option<u32>,
+    ) -> Result<crate::wire::StateEntry, ClientError> {
+        let query = crate::wire::StateQuery { partition };
+        self.json(self.get(&["processors", name, "state", key]).query(&query))
+            .await
+    }
+
     /// `PUT /processors/{name}`.
     pub async fn create_processor(
         &self,

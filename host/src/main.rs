@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::processor::ShadowCommand,
     },
+    /// Read a processor's committed state, for debugging (needs --server).
+    State {
+        #[command(subcommand)]
+        command: cli::processor::StateCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -122,7 +127,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
     let dir = cli.data_dir;
     if matches!(
         cli.command,
-        Command::Deploy(_) | Command::Processor { .. } | Command::Shadow { .. }
+        Command::Deploy(_)
+            | Command::Processor { .. }
+            | Command::Shadow { .. }
+            | Command::State { .. }
     ) {
         bail!(NEEDS_SERVER);
     }
@@ -147,7 +155,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
             std::fs::remove_dir_all(&scratch).ok();
             result.context("benchmark failed")
         }
-        Command::Deploy(_) | Command::Processor { .. } | Command::Shadow { .. } => {
+        Command::Deploy(_)
+        | Command::Processor { .. }
+        | Command::Shadow { .. }
+        | Command::State { .. } => {
             bail!(NEEDS_SERVER)
         }
     }
@@ -160,6 +171,7 @@ async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Re
         Command::Deploy(args) => cli::deploy::deploy(client, *args, out).await,
         Command::Processor { command } => cli::processor::run(client, command, out).await,
         Command::Shadow { command } => cli::processor::shadow(client, command, out).await,
+        Command::State { command } => cli::processor::state(client, command, out).await,
         Command::Demo { .. } | Command::Run(_) | Command::Serve(_) | Command::Bench { .. } => {
             bail!("this command works on a local data directory; unset --server / WEIR_SERVER")
         }

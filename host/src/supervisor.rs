@@ -373,6 +373,28 @@ impl Supervisor {
         Ok(self.status_of(managed))
     }
 
+    /// The committed state entry under `key` of processor `name`, on
+    /// `partition` or the first input partition that has it.
+    pub async fn state(
+        &self,
+        name: &str,
+        key: &str,
+        partition: Option<u32>,
+    ) -> Result<Option<crate::wire::StateEntry>> {
+        let deployment = self.deployment(name).await?;
+        let group = deployment.group();
+        for topic in &deployment.spec.topics {
+            let found = self
+                .broker
+                .state_get(&group, topic, partition, key.as_bytes())
+                .map_err(ProcessorError::from)?;
+            if let Some((p, value)) = found {
+                return Ok(Some(crate::wire::StateEntry::new(topic, p, key, &value)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every processor's status, by name.
     pub async fn list(&self) -> Vec<Status> {
         let mut processors = self.processors.lock().await;

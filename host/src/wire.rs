@@ -13,10 +13,12 @@ pub mod frame;
 mod group;
 mod position;
 mod records;
+mod state;
 mod topic;
 
 pub use frame::{FrameError, OCTET_STREAM};
 pub use group::{GroupLag, Moved, PartitionLag, Seek, Seeked};
 pub use position::{SeekTo, parse_position, position};
 pub use records::{FetchQuery, FetchedRecord, Produce, ProduceQuery, ProduceRecord, Produced};
+pub use state::{StateEntry, StateQuery};
 pub use topic::{CreateTopic, TopicInfo};

@@ -431,6 +431,9 @@ impl Broker {
 
     /// The committed value of `key` in `group`'s state for `topic`, on one
     /// partition or, when `partition` is `None`, on the first that has it.
+    /// It reads the local copy after catching it up with the changelog (which
+    /// a running member may do at the same time: applying a unit twice is
+    /// harmless), and finishes no commit: that is the members' job.
     pub fn state_get(
         &self,
         group: &str,
@@ -445,7 +448,12 @@ impl Broker {
         };
         for p in partitions {
             let tp = TopicPartition::new(topic, p);
-            self.recover(group, &tp, &store)?;
+            if self.has_changelog(group, topic) {
+                let changelog = changelog_topic(group, topic);
+                store.catch_up(&tp, &changelog, |from| {
+                    Ok(self.read_changelog(&changelog, p, from)?)
+                })?;
+            }
             if let Some(value) = store.get(&tp, key)? {
                 return Ok(Some((p, value)));
             }

@@ -31,6 +31,29 @@ pub enum ProcessorCommand {
 }
 
 #[derive(Subcommand)]
+pub enum StateCommand {
+    /// A processor's committed state under KEY (the first input partition
+    /// that has it, or --partition).
+    Get {
+        name: String,
+        key: String,
+        #[arg(long)]
+        partition: Option<u32>,
+    },
+}
+
+/// `weir state get`.
+pub async fn state(client: &Client, command: StateCommand, out: Out) -> Result<()> {
+    let StateCommand::Get {
+        name,
+        key,
+        partition,
+    } = command;
+    let entry = client.state(&name, &key, partition).await?;
+    out.print(&entry, |e| println!("{}", e.value))
+}
+
+#[derive(Subcommand)]
 pub enum ShadowCommand {
     /// Make the shadow's component the processor's, and remove the shadow.
     Promote { name: String },

@@ -50,6 +50,7 @@ routes! {
     POST "/processors/{name}/shadow" => shadow,
     DELETE "/processors/{name}/shadow" => drop_shadow,
     POST "/processors/{name}/shadow/promote" => promote,
+    GET "/processors/{name}/state/{key}" => read_state,
 }
 
 #[derive(Serialize)]
@@ -75,6 +76,22 @@ async fn upload(
 
 async fn list(State(state): Shared) -> Json<Vec<Status>> {
     Json(state.supervisor.list().await)
+}
+
+/// A committed state entry of the processor, for debugging; 404 when no
+/// input partition has the key.
+async fn read_state(
+    State(state): Shared,
+    Path((name, key)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<crate::wire::StateQuery>,
+) -> Result<Json<crate::wire::StateEntry>, ApiError> {
+    match state.supervisor.state(&name, &key, q.partition).await? {
+        Some(entry) => Ok(Json(entry)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("processor {name:?} has no state under {key:?}"),
+        )),
+    }
 }
 
 async fn status(State(state): Shared, Path(name): Path<String>) -> Reply {

@@ -20,6 +20,7 @@ mod serve_process;
 mod service;
 mod service_stress;
 mod state;
+mod state_crash;
 mod storage;
 mod storage_faults;
 mod storage_rates;

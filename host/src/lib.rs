@@ -29,7 +29,10 @@
 //!   failure kinds (retry, skip, dead-letter, fatal), what follows exhausted
 //!   retries (stop, isolate and dead-letter, pause the partition), and the
 //!   single commit step;
-//!   `Instances` runs N members of a processor and scales them.
+//!   `Instances` runs N members of a processor and scales them;
+//!   `ProcessorSpec` holds every setting of a processor, the one type behind
+//!   the `weir run` and `weir deploy` flags, the API's deploy bodies,
+//!   `weir.toml` and the deployment record.
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
 //!   data directory and restored on start.

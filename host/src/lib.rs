@@ -46,9 +46,12 @@
 //!   the seam, with one pure decision per guest call (commit, rerun a prefix,
 //!   retry, stop) shared with the poison-record isolation, the failure kinds
 //!   (retry, skip, dead-letter, fatal), what follows exhausted retries (stop,
-//!   isolate and dead-letter, pause the partition), the single commit step
-//!   with emit routing, and the version slot a hot swap replaces;
-//!   `Instances` runs N members of a processor and scales them.
+//!   isolate and dead-letter, pause the partition), lag tolerance, the single
+//!   commit step with emit routing, and the version slot a hot swap replaces;
+//!   `Instances` runs N members of a processor and scales them;
+//!   `ProcessorSpec` holds every setting of a processor (the commit mode
+//!   among them), the one type behind the `weir run` and `weir deploy` flags,
+//!   the API's deploy bodies, `weir.toml` and the deployment record.
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
 //!   data directory and restored on start.

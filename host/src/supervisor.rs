@@ -136,9 +136,34 @@ impl Supervisor {
     /// deleted, say) is kept as failed, with the reason in its status, rather
     /// than stopping the host; the names of those are returned.
     pub async fn restore(&self) -> Result<Vec<String>> {
+        self.restore_with(&BTreeMap::new()).await
+    }
+
+    /// Like [`Supervisor::restore`], but a recorded processor named in
+    /// `declared` (by a configuration file) first gets that component and
+    /// those changes to its settings, recorded, so it never runs with the
+    /// settings they replace. Invalid changes are an error, and nothing starts.
+    pub async fn restore_with(
+        &self,
+        declared: &BTreeMap<String, (String, SpecChanges)>,
+    ) -> Result<Vec<String>> {
+        let mut recorded = self.store.load_all()?;
+        for deployment in &mut recorded {
+            if let Some((component, changes)) = declared.get(&deployment.name) {
+                let next = deployment.changed(component, changes)?;
+                if next != *deployment {
+                    self.check_settings(&next)?;
+                    if next.group() != deployment.group() {
+                        check_group_name(&next)?;
+                    }
+                    self.store.save(&next)?;
+                    *deployment = next;
+                }
+            }
+        }
         let mut failed = Vec::new();
         let mut processors = self.processors.lock().await;
-        for deployment in self.store.load_all()? {
+        for deployment in recorded {
             let run = match self.launch(&deployment).await {
                 Ok(run) => run,
                 Err(e) => {

@@ -482,15 +482,24 @@ async fn latest_means_from_the_deploy_on_even_across_a_pause() {
     server.shutdown().await;
 }
 
-/// The sum of `metric` over the series labelled with `processor`.
-async fn metric(server: &Server, name: &str, processor: &str) -> f64 {
-    let response = server.client.get(server.url("/metrics")).send().await;
-    let text = response.unwrap().text().await.unwrap();
+/// The sum of `metric` over the series labelled with `processor`, once it is
+/// at least `least` (counters move just after a commit) or after 5 s.
+async fn metric(server: &Server, name: &str, processor: &str, least: f64) -> f64 {
     let label = format!("processor=\"{processor}\"");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let started = Instant::now();
+    loop {
+        let response = server.client.get(server.url("/metrics")).send().await;
+        let text = response.unwrap().text().await.unwrap();
+        let sum = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if sum >= least || started.elapsed() > Duration::from_secs(5) {
+            return sum;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +541,7 @@ async fn every_setting_of_a_put_takes_effect_and_a_swap_changes_what_it_gives() 
     let values: Vec<String> = (0..70).map(|i| format!("r{i}")).collect();
     host.append_values("in", 0, &values);
     wait_for(&server, "tuned", |s| s["lag"] == 0 && s["processed"] == 70).await;
-    let batches = metric(&server, "weir_batches_total", "tuned").await;
+    let batches = metric(&server, "weir_batches_total", "tuned", 10.0).await;
     assert!(
         batches >= 10.0,
         "70 records in batches of at most 7: {batches}"
@@ -563,7 +572,7 @@ async fn every_setting_of_a_put_takes_effect_and_a_swap_changes_what_it_gives() 
         s["state"] == "running" && s["lag"] == 0 && s["processed"] == 30
     })
     .await;
-    let after = metric(&server, "weir_batches_total", "tuned").await;
+    let after = metric(&server, "weir_batches_total", "tuned", batches + 10.0).await;
     assert!(
         after - batches >= 10.0,
         "30 records in batches of at most 3: {after} - {batches}"

@@ -1,6 +1,7 @@
 //! `weir serve`: the HTTP API over the data directory, with the processors
 //! recorded there and those declared in `weir.toml`, until Ctrl-C or SIGTERM.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,12 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use weir::log::{Log, TopicConfig};
-use weir::processor::ProcessorSpec;
+use weir::processor::{ProcessorSpec, SpecChanges};
 use weir::runtime::Runtime;
 use weir::service::{AppState, Metrics};
 use weir::supervisor::{Deployment, Supervisor, SupervisorError};
 
-use super::config::{DeclaredProcessor, ServeConfig};
+use super::config::ServeConfig;
 
 /// Where `weir serve` listens when neither the flag nor the file says.
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -58,32 +59,43 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         log.ensure_topic(&topic.name, TopicConfig::with_partitions(topic.partitions))
             .with_context(|| format!("creating topic {}", topic.name))?;
     }
+    // Before any processor starts, so its first batches are counted too.
+    let metrics = Metrics::install();
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
     let supervisor = Arc::new(Supervisor::new(dir, broker.clone(), runtime)?);
+    // The declared processors' components are stored first, so a recorded
+    // one starts with what the file declares for it.
+    let mut declared = BTreeMap::new();
+    for p in &config.processors {
+        let wasm =
+            std::fs::read(&p.wasm).with_context(|| format!("reading {}", p.wasm.display()))?;
+        let component = supervisor
+            .add_component(wasm)
+            .await
+            .with_context(|| format!("loading processor {}'s component", p.name))?;
+        declared.insert(p.name.clone(), (component, p.settings.clone()));
+    }
     let failed = supervisor
-        .restore()
+        .restore_with(&declared)
         .await
-        .context("restoring deployments")?;
+        .context("restoring deployments with the configuration's settings")?;
     if !failed.is_empty() {
         tracing::warn!(
             ?failed,
             "some recorded processors could not start; see their status"
         );
     }
-    for declared in &config.processors {
-        declare(&supervisor, declared).await.with_context(|| {
-            format!(
-                "starting processor {} from the configuration",
-                declared.name
-            )
-        })?;
+    for (name, (component, settings)) in declared {
+        create_declared(&supervisor, &name, component, &settings)
+            .await
+            .with_context(|| format!("starting processor {name} from the configuration"))?;
     }
     supervisor.watch_failures(Duration::from_millis(500));
     spawn_retention(log.clone(), config.retention_check_secs.unwrap_or(60));
     let state = Arc::new(AppState {
         broker,
         supervisor,
-        metrics: Metrics::install(),
+        metrics,
         token,
     });
     let listener = tokio::net::TcpListener::bind(listen)
@@ -99,39 +111,31 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     Ok(())
 }
 
-/// Starts a processor the configuration declares with the settings it
-/// gives, or, if one of that name is recorded, swaps in the declared
-/// component with those settings changed (the ones the file does not give
-/// keep their recorded values; see [`Supervisor::swap`]), when anything
-/// differs.
-async fn declare(supervisor: &Supervisor, declared: &DeclaredProcessor) -> Result<()> {
-    let wasm = std::fs::read(&declared.wasm)
-        .with_context(|| format!("reading {}", declared.wasm.display()))?;
-    let component = supervisor.add_component(wasm).await?;
-    let name = &declared.name;
+/// Starts a processor the configuration declares with the settings it gives
+/// (defaults for the rest), unless one of that name is recorded: that one
+/// was restored with the declared component and settings applied (see
+/// [`Supervisor::restore_with`]).
+async fn create_declared(
+    supervisor: &Supervisor,
+    name: &str,
+    component: String,
+    settings: &SpecChanges,
+) -> Result<()> {
     match supervisor.deployment(name).await {
-        Ok(current) => {
-            let next = current.changed(&component, &declared.settings)?;
-            if next != current {
-                supervisor
-                    .swap(name, &component, &declared.settings, None)
-                    .await?;
-            }
-        }
+        Ok(_) => Ok(()),
         Err(SupervisorError::UnknownProcessor(_)) => {
-            supervisor
-                .create(Deployment {
-                    name: name.clone(),
-                    component,
-                    spec: ProcessorSpec::default().apply(&declared.settings)?,
-                    paused: false,
-                    shadow_of: None,
-                })
-                .await?;
+            let deployment = Deployment {
+                name: name.to_string(),
+                component,
+                spec: ProcessorSpec::default().apply(settings)?,
+                paused: false,
+                shadow_of: None,
+            };
+            supervisor.create(deployment).await?;
+            Ok(())
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// Applies every topic's retention every `secs` seconds.

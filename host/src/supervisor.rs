@@ -390,60 +390,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// One processor's status.
-    pub async fn status(&self, name: &str) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let managed = self.get(&mut processors, name)?;
-        notice_failure(managed).await;
-        Ok(self.status_of(managed))
-    }
-
-    /// The committed state entry under `key` of processor `name`, on
-    /// `partition` or the first input partition that has it.
-    pub async fn state(
-        &self,
-        name: &str,
-        key: &str,
-        partition: Option<u32>,
-    ) -> Result<Option<crate::wire::StateEntry>> {
-        let deployment = self.deployment(name).await?;
-        let group = deployment.group();
-        for topic in &deployment.spec.topics {
-            let found = self
-                .broker
-                .state_get(&group, topic, partition, key.as_bytes())
-                .map_err(ProcessorError::from)?;
-            if let Some((p, value)) = found {
-                return Ok(Some(crate::wire::StateEntry::new(topic, p, key, &value)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Every processor's status, by name.
-    pub async fn list(&self) -> Vec<Status> {
-        let mut processors = self.processors.lock().await;
-        let mut out = Vec::new();
-        for managed in processors.values_mut() {
-            notice_failure(managed).await;
-            out.push(self.status_of(managed));
-        }
-        out
-    }
-
-    /// The processor reading `topic`, or dead-lettering to it, if any (a topic
-    /// in use is not deleted).
-    pub async fn reader_of(&self, topic: &str) -> Option<String> {
-        let processors = self.processors.lock().await;
-        processors
-            .values()
-            .find(|m| {
-                m.deployment.spec.topics.iter().any(|t| t == topic)
-                    || format!("{}.dlq", m.deployment.name) == topic
-            })
-            .map(|m| m.deployment.name.clone())
-    }
-
     /// Stops every processor after its batches in flight (graceful shutdown),
     /// all at once, waiting at most `grace`: a batch still running then is
     /// not committed, and is redelivered on the next start. The records stay,

@@ -70,7 +70,9 @@
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
 //! - [`error`]: helpers every subsystem's error type shares (an error chain
-//!   on one line).
+//!   on one line); `keyword` (private): the macro that gives the keyword
+//!   enums of the settings (`reset`, `protocol`, `assignor`, `when_exhausted`)
+//!   their `FromStr`, `Display` and serde forms.
 //! - [`guests`]: the sample guest components embedded in the binary.
 //!
 //! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.

@@ -44,7 +44,7 @@ fn an_unknown_or_misspelt_setting_is_refused_by_name() {
     for body in [
         json!({"max_record": 5}),
         json!({"limits": {"deadline": 5}}),
-        json!({"commit": "exactly-once"}),
+        json!({"comit": "exactly-once"}),
     ] {
         let err = serde_json::from_value::<ProcessorSpec>(body.clone()).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{body}: {err}");

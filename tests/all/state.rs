@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use weir::broker::SeekTo;
 use weir::consumer::{CommitMode, PollLimits};
-use weir::log::Record;
+use weir::log::{Record, StoredRecord};
 use weir::processor::{Processor, ProcessorConfig, dlq_headers};
 use weir_tests::{Host, fast_retries, guests};
 
@@ -38,17 +38,23 @@ fn model(host: &Host, topic: &str, partitions: u32, upto: Option<u64>) -> Model 
 
 /// Per customer, the (orders, amount) values emitted to `topic`, in order.
 fn emitted(host: &Host, topic: &str, partitions: u32) -> Model {
+    let records: Vec<StoredRecord> = (0..partitions)
+        .flat_map(|p| host.records(topic, p))
+        .collect();
+    totals_of(&records)
+}
+
+/// Per customer, the (orders, amount) values of these emitted records.
+fn totals_of(records: &[StoredRecord]) -> Model {
     let mut out = Model::new();
-    for p in 0..partitions {
-        for r in host.records(topic, p) {
-            let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-            out.entry(v["customer"].as_str().unwrap().to_string())
-                .or_default()
-                .push((
-                    v["orders"].as_u64().unwrap(),
-                    v["amount_cents"].as_i64().unwrap(),
-                ));
-        }
+    for r in records {
+        let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+        out.entry(v["customer"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                v["orders"].as_u64().unwrap(),
+                v["amount_cents"].as_i64().unwrap(),
+            ));
     }
     out
 }
@@ -121,17 +127,7 @@ async fn a_rewind_restores_the_state_at_the_rewind_point() {
 
     let replayed = &host.records("totals", 0)[first_pass..];
     assert_eq!(replayed.len(), 400, "records 200.. were processed again");
-    let mut again = Model::new();
-    for r in replayed {
-        let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-        again
-            .entry(v["customer"].as_str().unwrap().to_string())
-            .or_default()
-            .push((
-                v["orders"].as_u64().unwrap(),
-                v["amount_cents"].as_i64().unwrap(),
-            ));
-    }
+    let again = totals_of(replayed);
     let full = model(&host, "orders", 1, None);
     let before = model(&host, "orders", 1, Some(200));
     for (customer, replay) in &again {
@@ -149,17 +145,7 @@ async fn a_rewind_restores_the_state_at_the_rewind_point() {
         .unwrap();
     let mark = host.records("totals", 0).len();
     run(&host, "totals", CommitMode::AtLeastOnce, 50).await;
-    let mut third = Model::new();
-    for r in &host.records("totals", 0)[mark..] {
-        let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
-        third
-            .entry(v["customer"].as_str().unwrap().to_string())
-            .or_default()
-            .push((
-                v["orders"].as_u64().unwrap(),
-                v["amount_cents"].as_i64().unwrap(),
-            ));
-    }
+    let third = totals_of(&host.records("totals", 0)[mark..]);
     assert_eq!(third, full, "a rewind to earliest starts from empty state");
 }
 

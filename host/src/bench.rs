@@ -17,8 +17,13 @@
 //! 7. Commit modes and guest state (see [`state`]): the pipeline in each
 //!    mode, state operations from a guest, and restoring a million keys.
 
+mod boundary;
+mod report;
+mod scaling;
 mod state;
 mod swap;
+
+pub use report::Report;
 
 use std::io::Write;
 use std::path::Path;
@@ -30,10 +35,7 @@ use crate::consumer::{CommitMode, Emit, Polled};
 use crate::demo::DemoError;
 use crate::log::{Durability, Log, Record, StoredRecord, TopicConfig};
 use crate::processor::{Processor, ProcessorConfig};
-use crate::runtime::{
-    GuestSpec, Handler, Limits, NoState, Output, Runtime, RuntimeError, Source, StateView,
-};
-use crate::workload::Orders;
+use crate::runtime::{GuestSpec, Handler, Output, Runtime, RuntimeError, Source, StateView};
 
 /// How much work each figure does; `quick` is for smoke runs.
 #[derive(Debug, Clone, Copy)]
@@ -63,73 +65,35 @@ impl BenchSize {
     };
 }
 
-/// Runs every benchmark in a scratch directory under `dir`, printing as it goes.
-pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<(), DemoError> {
-    let io = |e: std::io::Error| DemoError::Log(crate::log::LogError::io(dir, e));
-    writeln!(
-        out,
-        "## append (unsynced), against raw sequential writes in the same run"
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
+/// Runs every benchmark in a scratch directory under `dir`, reporting as it
+/// goes.
+pub async fn run(dir: &Path, size: BenchSize, report: &mut Report<'_>) -> Result<(), DemoError> {
+    report.section(
+        "append",
+        format_args!("append (unsynced), against raw sequential writes in the same run"),
+    )?;
+    report.line(format_args!(
         "{:>7}  {:>12}  {:>10}  {:>10}  {:>6}",
         "record", "appends/s", "MB/s", "raw MB/s", "ratio"
-    )
-    .map_err(io)?;
+    ))?;
     for record_size in [100usize, 1024] {
         let (rate, mbps, raw) = append_figures(dir, record_size, size.append_bytes)?;
-        writeln!(
-            out,
+        report.line(format_args!(
             "{record_size:>6}B  {rate:>12.0}  {mbps:>10.1}  {raw:>10.1}  {:>6.2}",
             mbps / raw
-        )
-        .map_err(io)?;
+        ))?;
+        report.figure(format!("appends_per_s_{record_size}"), rate);
+        report.figure(format!("mb_per_s_{record_size}"), mbps);
+        report.figure(format!("raw_mb_per_s_{record_size}"), raw);
+        report.figure(format!("ratio_{record_size}"), mbps / raw);
     }
 
-    let log = Arc::new(Log::open(&dir.join("boundary"))?);
-    let runtime = Runtime::new(&dir.join("boundary"), log.clone())?;
-    let guest = runtime.load(
-        crate::guests::PASSTHROUGH,
-        Path::new("passthrough"),
-        GuestSpec::default(),
+    boundary::figures(dir, size, report)?;
+
+    report.section(
+        "pipeline",
+        format_args!("pipeline: poll -> process (emit every record) -> commit, batch 500"),
     )?;
-    writeln!(
-        out,
-        "\n## guest boundary, passthrough guest, 100-byte values"
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
-        "{:>6}  {:>14}  {:>22}",
-        "batch", "call ns/rec", "fresh-instance ns/rec"
-    )
-    .map_err(io)?;
-    for batch_size in [1usize, 100, 500, 5000] {
-        let polled = synthetic_batch(batch_size);
-        let calls = (size.boundary_records / batch_size as u64).clamp(20, 200_000) as u32;
-        let call = guest.time_process_calls(&polled, calls)?;
-        let fresh_calls = calls.min(20_000);
-        let started = Instant::now();
-        for _ in 0..fresh_calls {
-            guest.handle(&polled, Arc::new(NoState))?;
-        }
-        let fresh = started.elapsed();
-        let per = |d: Duration, n: u32| d.as_nanos() as f64 / (n as f64 * batch_size as f64);
-        writeln!(
-            out,
-            "{batch_size:>6}  {:>14.1}  {:>22.1}",
-            per(call, calls),
-            per(fresh, fresh_calls)
-        )
-        .map_err(io)?;
-    }
-
-    writeln!(
-        out,
-        "\n## pipeline: poll -> process (emit every record) -> commit, batch 500"
-    )
-    .map_err(io)?;
     let wasm = pipeline(dir, "wasm", size.pipeline_records, |runtime| {
         let spec = GuestSpec {
             processor: "pipeline".into(),
@@ -149,119 +113,33 @@ pub async fn run(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<()
         }))
     })
     .await?;
-    writeln!(out, "wasm passthrough:   {wasm:>12.0} rec/s").map_err(io)?;
-    writeln!(out, "native passthrough: {native:>12.0} rec/s").map_err(io)?;
-    writeln!(out, "ratio wasm/native:  {:>12.2}", wasm / native).map_err(io)?;
+    report.line(format_args!("wasm passthrough:   {wasm:>12.0} rec/s"))?;
+    report.line(format_args!("native passthrough: {native:>12.0} rec/s"))?;
+    report.line(format_args!("ratio wasm/native:  {:>12.2}", wasm / native))?;
+    report.figure("wasm_rec_per_s", wasm);
+    report.figure("native_rec_per_s", native);
+    report.figure("ratio", wasm / native);
 
-    writeln!(
-        out,
-        "\n## CPU bounds: process calls on one instance, batch 500, ns/record (best of 5 rounds)"
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
-        "{:<13}  {:>8}  {:>8}  {:>8}  {:>10}  {:>7}  {:>7}",
-        "guest", "neither", "epoch", "fuel", "epoch+fuel", "epoch %", "fuel %"
-    )
-    .map_err(io)?;
-    for (name, [neither, epoch, fuel, both]) in interruption_figures(dir, size)? {
-        let pct = |x: f64| (x / neither - 1.0) * 100.0;
-        writeln!(
-            out,
-            "{name:<13}  {neither:>8.1}  {epoch:>8.1}  {fuel:>8.1}  {both:>10.1}  {:>+7.1}  {:>+7.1}",
-            pct(epoch),
-            pct(fuel)
-        )
-        .map_err(io)?;
-    }
+    scaling::figures(dir, size.pipeline_records, report).await?;
 
     let (name, bytes, uncached, cached) = cold_start_figures(dir)?;
-    writeln!(
-        out,
-        "\n## cold start: load {name} ({} KB), median of {COLD_STARTS}",
-        bytes / 1000
-    )
-    .map_err(io)?;
-    writeln!(out, "uncached (compile): {:>8.1} ms", ms(uncached)).map_err(io)?;
-    writeln!(out, "cached:             {:>8.1} ms", ms(cached)).map_err(io)?;
-    swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, out).await?;
-    state::figures(dir, size, out).await
+    report.section(
+        "cold_start",
+        format_args!(
+            "cold start: load {name} ({} KB), median of {COLD_STARTS}",
+            bytes / 1000
+        ),
+    )?;
+    report.line(format_args!("uncached (compile): {:>8.1} ms", ms(uncached)))?;
+    report.line(format_args!("cached:             {:>8.1} ms", ms(cached)))?;
+    report.figure("uncached_ms", ms(uncached));
+    report.figure("cached_ms", ms(cached));
+    swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, report).await?;
+    state::figures(dir, size, report).await
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Per guest, ns/record of `process` calls compiled with neither CPU bound,
-/// with epoch interruption, with fuel, and with both.
-fn interruption_figures(
-    dir: &Path,
-    size: BenchSize,
-) -> Result<Vec<(&'static str, [f64; 4])>, DemoError> {
-    const BATCH: usize = 500;
-    let data = dir.join("interruption");
-    let log = Arc::new(Log::open(&data)?);
-    log.ensure_topic("alerts", TopicConfig::with_partitions(1))?;
-    let plain = Runtime::without_epoch_interruption(&data, log.clone())?;
-    let epochs = Runtime::new(&data, log.clone())?;
-    let orders = Polled {
-        records: Orders::new(7, 0)
-            .take(BATCH)
-            .enumerate()
-            .map(|(i, r)| StoredRecord {
-                offset: i as u64,
-                timestamp: 0,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
-            })
-            .collect(),
-        ..synthetic_batch(BATCH)
-    };
-    let guests: [(&'static str, &[u8], Polled); 2] = [
-        (
-            "passthrough",
-            crate::guests::PASSTHROUGH,
-            synthetic_batch(BATCH),
-        ),
-        ("fraud-filter", crate::guests::FRAUD_FILTER, orders),
-    ];
-    // Rounds interleave the four setups, and each keeps its best round, so
-    // load from elsewhere on the machine skews no setup more than another.
-    const ROUNDS: u32 = 5;
-    let calls = (size.boundary_records / BATCH as u64 / ROUNDS as u64).clamp(10, 1000) as u32;
-    let setups = [
-        (&plain, None),
-        (&epochs, None),
-        (&plain, Some(u64::MAX)),
-        (&epochs, Some(u64::MAX)),
-    ];
-    let mut figures = Vec::new();
-    for (name, wasm, polled) in guests {
-        let mut loaded = Vec::new();
-        for (runtime, fuel) in setups {
-            let spec = GuestSpec {
-                limits: Limits {
-                    fuel,
-                    ..Limits::default()
-                },
-                ..GuestSpec::default()
-            };
-            let guest = runtime.load(wasm, Path::new(name), spec)?;
-            guest.time_process_calls(&polled, 5)?;
-            loaded.push(guest);
-        }
-        let mut row = [f64::INFINITY; 4];
-        for _ in 0..ROUNDS {
-            for (best, guest) in row.iter_mut().zip(&loaded) {
-                let elapsed = guest.time_process_calls(&polled, calls)?;
-                let per = elapsed.as_nanos() as f64 / (calls as f64 * BATCH as f64);
-                *best = best.min(per);
-            }
-        }
-        figures.push((name, row));
-    }
-    Ok(figures)
 }
 
 /// How many loads each cold-start figure is the median of.

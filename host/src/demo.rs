@@ -25,6 +25,8 @@ pub enum DemoError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Processor(#[from] ProcessorError),
+    #[error("writing the benchmark report")]
+    Output(#[source] std::io::Error),
 }
 
 /// One partition as a group sees it.

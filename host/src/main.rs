@@ -151,9 +151,16 @@ async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 weir::bench::BenchSize::FULL
             };
-            let result = weir::bench::run(&scratch, size, &mut std::io::stdout()).await;
+            let mut stdout = std::io::stdout();
+            let mut report = if out.json {
+                weir::bench::Report::json(&mut stdout)
+            } else {
+                weir::bench::Report::text(&mut stdout)
+            };
+            let result = weir::bench::run(&scratch, size, &mut report).await;
             std::fs::remove_dir_all(&scratch).ok();
-            result.context("benchmark failed")
+            result.context("benchmark failed")?;
+            report.finish().context("benchmark failed")
         }
         Command::Deploy(_)
         | Command::Processor { .. }

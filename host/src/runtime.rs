@@ -180,7 +180,7 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime whose compiled components are cached under `data_dir`.
     pub fn new(data_dir: &Path, log: Arc<Log>) -> Result<Runtime, RuntimeError> {
-        Runtime::build(data_dir, log, true)
+        Runtime::build(data_dir, log, Engines::new(true, true)?)
     }
 
     /// A runtime whose guests are compiled without epoch checks, so their
@@ -190,12 +190,22 @@ impl Runtime {
         data_dir: &Path,
         log: Arc<Log>,
     ) -> Result<Runtime, RuntimeError> {
-        Runtime::build(data_dir, log, false)
+        Runtime::build(data_dir, log, Engines::new(false, true)?)
     }
 
-    fn build(data_dir: &Path, log: Arc<Log>, epochs: bool) -> Result<Runtime, RuntimeError> {
+    /// A runtime whose instances are allocated afresh for every batch (new
+    /// mappings, faulted in page by page) instead of taken from a pool: the
+    /// baseline `weir bench` measures instantiation against.
+    pub fn with_on_demand_instances(
+        data_dir: &Path,
+        log: Arc<Log>,
+    ) -> Result<Runtime, RuntimeError> {
+        Runtime::build(data_dir, log, Engines::new(true, false)?)
+    }
+
+    fn build(data_dir: &Path, log: Arc<Log>, engines: Engines) -> Result<Runtime, RuntimeError> {
         Ok(Runtime {
-            engines: Engines::new(epochs)?,
+            engines,
             cache_dir: data_dir.join("compiled"),
             log,
         })

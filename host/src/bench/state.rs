@@ -6,12 +6,11 @@
 //! owner's store, after a crash (a checkpoint a tenth behind) and after a
 //! clean restart (nothing to replay).
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{BenchSize, pipeline_in, synthetic_batch};
+use super::{BenchSize, Report, pipeline_in, synthetic_batch};
 use crate::consumer::{CommitMode, Polled};
 use crate::demo::DemoError;
 use crate::group::TopicPartition;
@@ -27,19 +26,19 @@ const MODES: [CommitMode; 3] = [
 ];
 
 /// Prints the commit-mode and state figures.
-pub async fn figures(dir: &Path, size: BenchSize, out: &mut impl Write) -> Result<(), DemoError> {
-    let io = |e: std::io::Error| DemoError::Log(crate::log::LogError::io(dir, e));
-    writeln!(
-        out,
-        "\n## commit modes: pipeline rec/s, 4 partitions, batch 500"
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
+pub async fn figures(
+    dir: &Path,
+    size: BenchSize,
+    report: &mut Report<'_>,
+) -> Result<(), DemoError> {
+    report.section(
+        "commit_modes",
+        format_args!("commit modes: pipeline rec/s, 4 partitions, batch 500"),
+    )?;
+    report.line(format_args!(
         "{:<15}  {:>13}  {:>13}  {:>13}  {:>9}",
         "guest", "at-most-once", "at-least-once", "exactly-once", "eo/alo"
-    )
-    .map_err(io)?;
+    ))?;
     let guests: [(&str, &[u8], &str); 2] = [
         ("passthrough", crate::guests::PASSTHROUGH, "out"),
         ("running-totals", crate::guests::RUNNING_TOTALS, "out"),
@@ -57,39 +56,54 @@ pub async fn figures(dir: &Path, size: BenchSize, out: &mut impl Write) -> Resul
                 Ok(Arc::new(runtime.load(wasm, Path::new(name), spec)?))
             })
             .await?;
+            report.figure(format!("{name}_{mode}_rec_per_s"), rate);
             rates.push(rate);
         }
-        writeln!(
-            out,
+        report.line(format_args!(
             "{name:<15}  {:>13.0}  {:>13.0}  {:>13.0}  {:>9.2}",
             rates[0],
             rates[1],
             rates[2],
             rates[2] / rates[1]
-        )
-        .map_err(io)?;
+        ))?;
     }
 
     let (put, get, none) = op_figures(dir)?;
-    writeln!(
-        out,
-        "\n## state from a Rust guest (scripted), 10,000 keys of 100 bytes, ns/op"
-    )
-    .map_err(io)?;
-    writeln!(out, "put (batch overlay):        {put:>8.0}").map_err(io)?;
-    writeln!(out, "get (committed, redb):      {get:>8.0}").map_err(io)?;
-    writeln!(out, "call touching no state:     {none:>8.0} ns per call").map_err(io)?;
+    report.section(
+        "state_ops",
+        format_args!("state from a Rust guest (scripted), 10,000 keys of 100 bytes, ns/op"),
+    )?;
+    report.line(format_args!("put (batch overlay):        {put:>8.0}"))?;
+    report.line(format_args!("get (committed, redb):      {get:>8.0}"))?;
+    report.line(format_args!(
+        "call touching no state:     {none:>8.0} ns per call"
+    ))?;
+    report.figure("put_ns", put);
+    report.figure("get_ns", get);
+    report.figure("no_state_call_ns", none);
 
     let keys = (size.pipeline_records * 2).min(1_000_000);
     let (fresh, crash, clean) = restore_figures(dir, keys)?;
-    writeln!(
-        out,
-        "\n## state restore, {keys} keys of 100 bytes in units of 1,000"
-    )
-    .map_err(io)?;
-    writeln!(out, "new owner (full replay):    {:>8.0} ms", ms(fresh)).map_err(io)?;
-    writeln!(out, "crash (checkpoint 10% back):{:>8.0} ms", ms(crash)).map_err(io)?;
-    writeln!(out, "clean restart (checkpoint): {:>8.1} ms", ms(clean)).map_err(io)?;
+    report.section(
+        "state_restore",
+        format_args!("state restore, {keys} keys of 100 bytes in units of 1,000"),
+    )?;
+    report.line(format_args!(
+        "new owner (full replay):    {:>8.0} ms",
+        ms(fresh)
+    ))?;
+    report.line(format_args!(
+        "crash (checkpoint 10% back):{:>8.0} ms",
+        ms(crash)
+    ))?;
+    report.line(format_args!(
+        "clean restart (checkpoint): {:>8.1} ms",
+        ms(clean)
+    ))?;
+    report.figure("keys", keys as f64);
+    report.figure("full_replay_ms", ms(fresh));
+    report.figure("crash_ms", ms(crash));
+    report.figure("clean_restart_ms", ms(clean));
     Ok(())
 }
 

@@ -4,11 +4,11 @@
 //! the new version's first, for plain swaps and for swaps with a rewind, next
 //! to the ordinary gap between two batches of one version (poll and commit).
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::Report;
 use crate::broker::{Broker, SeekTo};
 use crate::consumer::{PollLimits, Polled};
 use crate::demo::DemoError;
@@ -45,7 +45,7 @@ pub async fn figures(
     dir: &Path,
     records: u64,
     swaps: usize,
-    out: &mut impl Write,
+    report: &mut Report<'_>,
 ) -> Result<(), DemoError> {
     let io = |e: std::io::Error| DemoError::Log(crate::log::LogError::io(dir, e));
     let data = dir.join("swap");
@@ -98,14 +98,16 @@ pub async fn figures(
         .await?;
     caught_up().await;
     let replay = records as f64 / started.elapsed().as_secs_f64();
-    writeln!(
-        out,
-        "\n## replay (deploy with --rewind-to earliest), batch 100"
-    )
-    .map_err(io)?;
-    writeln!(out, "first pass:  {first:>12.0} rec/s").map_err(io)?;
-    writeln!(out, "replay:      {replay:>12.0} rec/s").map_err(io)?;
-    writeln!(out, "ratio:       {:>12.2}", replay / first).map_err(io)?;
+    report.section(
+        "replay",
+        format_args!("replay (deploy with --rewind-to earliest), batch 100"),
+    )?;
+    report.line(format_args!("first pass:  {first:>12.0} rec/s"))?;
+    report.line(format_args!("replay:      {replay:>12.0} rec/s"))?;
+    report.line(format_args!("ratio:       {:>12.2}", replay / first))?;
+    report.figure("first_rec_per_s", first);
+    report.figure("replay_rec_per_s", replay);
+    report.figure("ratio", replay / first);
 
     // Plain swaps while the members work through a replayed backlog.
     instances
@@ -136,31 +138,27 @@ pub async fn figures(
     instances.stop().await?;
     std::fs::remove_dir_all(&data).map_err(io)?;
 
-    writeln!(
-        out,
-        "\n## swap pause: end of the old version's last batch to the new one's first"
-    )
-    .map_err(io)?;
-    writeln!(
-        out,
+    report.section(
+        "swap",
+        format_args!("swap pause: end of the old version's last batch to the new one's first"),
+    )?;
+    report.line(format_args!(
         "{:>12}  {:>6}  {:>10}  {:>10}",
         "swap", "count", "p50 us", "p99 us"
-    )
-    .map_err(io)?;
+    ))?;
     let rows = [
-        ("no swap", plain.1),
-        ("plain", plain.0),
-        ("with rewind", rewound.0),
+        ("no swap", "none", plain.1),
+        ("plain", "plain", plain.0),
+        ("with rewind", "rewind", rewound.0),
     ];
-    for (what, gaps) in rows {
-        writeln!(
-            out,
-            "{what:>12}  {:>6}  {:>10.0}  {:>10.0}",
-            gaps.len(),
-            percentile(&gaps, 0.50),
-            percentile(&gaps, 0.99)
-        )
-        .map_err(io)?;
+    for (what, key, gaps) in rows {
+        let (p50, p99) = (percentile(&gaps, 0.50), percentile(&gaps, 0.99));
+        report.line(format_args!(
+            "{what:>12}  {:>6}  {p50:>10.0}  {p99:>10.0}",
+            gaps.len()
+        ))?;
+        report.figure(format!("{key}_p50_us"), p50);
+        report.figure(format!("{key}_p99_us"), p99);
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::Processor;
 use super::host::HostState;
@@ -48,6 +48,9 @@ pub(super) struct Engines {
     /// Whether guests are compiled with epoch checks (always, except for the
     /// benchmark's baseline).
     epochs: bool,
+    /// Whether instances come from the pooling allocator (always, except for
+    /// the benchmark's baseline).
+    pooling: bool,
     built: Mutex<HashMap<EngineKey, Arc<Prepared>>>,
     /// The engines the ticker advances.
     ticking: Arc<Mutex<Vec<Engine>>>,
@@ -56,8 +59,8 @@ pub(super) struct Engines {
 
 impl Engines {
     /// No engine yet; with `epochs`, a ticker thread that advances every engine
-    /// built later.
-    pub(super) fn new(epochs: bool) -> Result<Engines, RuntimeError> {
+    /// built later; with `pooling`, engines allocate instances from a pool.
+    pub(super) fn new(epochs: bool, pooling: bool) -> Result<Engines, RuntimeError> {
         let ticking: Arc<Mutex<Vec<Engine>>> = Arc::default();
         let ticker_stop = Arc::new(AtomicBool::new(false));
         if epochs {
@@ -76,6 +79,7 @@ impl Engines {
         }
         Ok(Engines {
             epochs,
+            pooling,
             built: Mutex::default(),
             ticking,
             ticker_stop,
@@ -120,6 +124,9 @@ impl Engines {
             .epoch_interruption(self.epochs)
             .consume_fuel(key.fuel)
             .max_wasm_stack(key.max_stack_bytes);
+        if self.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
+        }
         let engine = Engine::new(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
@@ -135,6 +142,50 @@ impl Engines {
     }
 }
 
+/// The instance pool of an engine. A batch's instance takes a slot and gives
+/// it back when the batch ends; the slot's linear memory is reset to the
+/// component's initial image (copy-on-write, so only the pages the last batch
+/// dirtied are reset: wasmtime finds them with the kernel's page map where it
+/// can), so no batch sees what the one before it left. Reusing mappings instead
+/// of creating and faulting in fresh ones per batch is what makes an instance
+/// cheap.
+///
+/// The sizes bound the instances alive at once across all processors of an
+/// engine (one per member with a batch in flight, plus probes): beyond them an
+/// instantiation fails like any other and is retried. The reservations are
+/// address space, not memory: 2,000 linear memories of up to 4 GiB each.
+fn pool() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES)
+        // Components built by componentize-py and componentize-js hold several
+        // core instances, memories and tables each.
+        .total_core_instances(POOL_INSTANCES * 8)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 4)
+        .max_core_instance_size(4 << 20)
+        .max_component_instance_size(4 << 20)
+        .table_elements(POOL_TABLE_ELEMENTS)
+        .max_tables_per_module(4)
+        .max_memories_per_module(1)
+        .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
+        .table_keep_resident(256 << 10)
+        // Bounds the memory idle slots keep resident (2 MiB each at most).
+        .max_unused_warm_slots(32);
+    pool
+}
+
+/// Component instances alive at once per engine.
+const POOL_INSTANCES: u32 = 1000;
+/// The largest table a guest may declare (interpreters' function tables run to
+/// tens of thousands of entries).
+const POOL_TABLE_ELEMENTS: usize = 100_000;
+/// How much of a freed memory slot is reset in place rather than given back
+/// to the kernel, which would make the next batch fault it in again. Only the
+/// pages the slot has written are reset (memset, or copied from the image), so
+/// the cost follows the memory a batch touches, up to this bound; a batch of
+/// 500 small records touches a few hundred KiB.
+const POOL_KEEP_RESIDENT: usize = 2 << 20;
+
 impl Drop for Engines {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
@@ -147,7 +198,7 @@ mod tests {
 
     #[test]
     fn processors_share_an_engine_unless_their_stack_or_fuel_setting_differs() {
-        let engines = Engines::new(true).unwrap();
+        let engines = Engines::new(true, true).unwrap();
         let limits = |max_stack_bytes, fuel| Limits {
             max_stack_bytes,
             fuel,

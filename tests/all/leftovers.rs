@@ -92,11 +92,12 @@ async fn deleting_a_topic_removes_its_lag_series() {
         .unwrap();
     host.run("reader", &["doomed"], guest, 10).await.unwrap();
     let server = Server::start(&host, None).await;
+    let lag = "weir_consumer_lag{group=\"reader\",topic=\"doomed\"";
     let text = metrics(&server).await;
-    assert!(text.contains("topic=\"doomed\""), "{text}");
+    assert!(text.contains(lag), "{text}");
     assert_eq!(server.delete("/topics/doomed").await, 204);
     let text = metrics(&server).await;
-    assert!(!text.contains("topic=\"doomed\""), "{text}");
+    assert!(!text.contains(lag), "{text}");
     assert!(!groups(&server).await.contains(&"reader".to_string()));
     server.shutdown().await;
 }

@@ -55,11 +55,12 @@ fn assert_every_family_described(text: &str) {
 async fn an_idle_processor_s_series_exist_at_zero_and_every_series_is_described() {
     Metrics::install();
     let host = Host::new();
-    host.topic("in", 1);
-    host.topic("out", 1);
+    // Names no other test uses: the recorder is the whole test binary's.
+    host.topic("idle-in", 1);
+    host.topic("idle-out", 1);
     let server = Server::start(&host, None).await;
     let (_, component) = server.upload(guests::SCRIPTED).await;
-    let body = json!({"component": component["id"], "topics": ["in"], "config": {"output": "out"}});
+    let body = json!({"component": component["id"], "topics": ["idle-in"], "config": {"output": "idle-out"}});
     let (status, deployed) = server.put("/processors/idle", body).await;
     assert_eq!(status, 201, "{deployed}");
 
@@ -76,7 +77,7 @@ async fn an_idle_processor_s_series_exist_at_zero_and_every_series_is_described(
         assert_eq!(value(&text, &prefix), Some(0.0), "{counter} at 0:\n{text}");
     }
     assert_eq!(
-        value(&text, "weir_appended_records_total{topic=\"in\"}"),
+        value(&text, "weir_appended_records_total{topic=\"idle-in\"}"),
         Some(0.0),
         "{text}"
     );
@@ -96,7 +97,7 @@ async fn an_idle_processor_s_series_exist_at_zero_and_every_series_is_described(
     }
     assert!(text.contains("# TYPE weir_guest_process_seconds histogram"), "{text}");
 
-    host.append_values("in", 0, &["a", "b"]);
+    host.append_values("idle-in", 0, &["a", "b"]);
     let started = Instant::now();
     let text = loop {
         let text = scrape(&server).await;

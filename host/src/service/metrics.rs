@@ -12,7 +12,9 @@
 //! time and never kept in the recorder, so nothing stale outlives what it
 //! describes (the recorder never forgets a series): the lag of every group
 //! (a deleted processor's or topic's lag goes with it), the state stores'
-//! sizes, and the process's own figures (see [`process`]).
+//! sizes (of groups that still exist), and the process's own figures (see
+//! [`process`]). Counters stay until the process ends, as Prometheus expects
+//! of counters, also for a deleted processor or topic.
 
 mod process;
 
@@ -156,8 +158,12 @@ fn render_lag(broker: &Broker, out: &mut String) {
     }
 }
 
+/// The state stores of groups that exist (with offsets or members): a
+/// deleted processor's store may still be open, but is not reported.
 fn render_state(broker: &Broker, out: &mut String) {
-    let stores = broker.state_stores();
+    let groups = broker.list_groups();
+    let stores = broker.state_stores().into_iter();
+    let stores = stores.filter(|(group, _)| groups.contains(group));
     family(
         out,
         "weir_state_keys",

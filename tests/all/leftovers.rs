@@ -45,7 +45,8 @@ async fn deploy_with_a_dead_letter(server: &Server, name: &str) -> Value {
     let body = json!({"component": component["id"], "topics": ["in"], "config": {"output": "out"}});
     let (status, deployed) = server.put(&format!("/processors/{name}"), body).await;
     assert_eq!(status, 201, "{deployed}");
-    let records = json!({"records": [{"value": "a"}, {"value": "fail:dead-letter"}, {"value": "b"}]});
+    let records =
+        json!({"records": [{"value": "a"}, {"value": "fail:dead-letter"}, {"value": "b"}]});
     assert_eq!(server.post("/topics/in/records", records).await.0, 200);
     caught_up(server, name).await;
     component
@@ -61,7 +62,11 @@ async fn deleting_a_processor_removes_its_group_lag_and_dead_letter_topic() {
     deploy_with_a_dead_letter(&server, "gone").await;
     assert!(topic_exists(&server, "gone.dlq").await);
     assert!(groups(&server).await.contains(&"gone".to_string()));
-    assert!(metrics(&server).await.contains("weir_consumer_lag{group=\"gone\""));
+    assert!(
+        metrics(&server)
+            .await
+            .contains("weir_consumer_lag{group=\"gone\"")
+    );
 
     assert_eq!(server.delete("/processors/gone").await, 204);
     assert!(!groups(&server).await.contains(&"gone".to_string()));
@@ -125,11 +130,17 @@ async fn promoting_or_dropping_a_shadow_removes_its_side_topics_dead_letters_and
             assert_eq!(server.delete("/processors/p/shadow").await, 204);
         }
         for topic in ["out.shadow", "p.shadow.dlq"] {
-            assert!(!topic_exists(&server, topic).await, "{finish}: {topic} stays");
+            assert!(
+                !topic_exists(&server, topic).await,
+                "{finish}: {topic} stays"
+            );
         }
         let groups = groups(&server).await;
         assert_eq!(groups, ["p"], "{finish}");
-        assert!(topic_exists(&server, "p.dlq").await, "the live processor's stays");
+        assert!(
+            topic_exists(&server, "p.dlq").await,
+            "the live processor's stays"
+        );
     }
     server.shutdown().await;
 }
@@ -167,7 +178,8 @@ fn a_processor_removed_from_weir_toml_is_removed_and_an_api_one_stays() {
     let names = |url: &str| -> Vec<String> {
         let (_, all) = get(url, "/processors");
         let all = all.as_array().unwrap().iter();
-        all.map(|p| p["name"].as_str().unwrap().to_string()).collect()
+        all.map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
     };
 
     declare(&["kept", "dropped"]);
@@ -184,7 +196,8 @@ fn a_processor_removed_from_weir_toml_is_removed_and_an_api_one_stays() {
             .json()
             .await
             .unwrap();
-        let body = json!({"component": uploaded["id"], "topics": ["in"], "config": {"output": "out"}});
+        let body =
+            json!({"component": uploaded["id"], "topics": ["in"], "config": {"output": "out"}});
         let response = client
             .put(format!("{url}/processors/by-api"))
             .json(&body)
@@ -195,7 +208,10 @@ fn a_processor_removed_from_weir_toml_is_removed_and_an_api_one_stays() {
     });
     let started = Instant::now();
     while get(&url, "/groups/dropped").0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(20), "dropped never committed");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "dropped never committed"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     assert_eq!(names(&url), ["by-api", "dropped", "kept"]);

@@ -14,7 +14,12 @@ use weir_tests::server::{Server, http_status, spawn_serve};
 use weir_tests::{Host, guests};
 
 async fn scrape(server: &Server) -> String {
-    let response = server.client.get(server.url("/metrics")).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
 }
@@ -40,7 +45,10 @@ fn assert_every_family_described(text: &str) {
             typed.insert(name);
         }
     }
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let name = line.split(['{', ' ']).next().unwrap();
         let family = ["_bucket", "_sum", "_count"]
             .iter()
@@ -95,7 +103,10 @@ async fn an_idle_processor_s_series_exist_at_zero_and_every_series_is_described(
         let v = value(&text, &format!("{name} ")).unwrap_or_else(|| panic!("{name}:\n{text}"));
         assert!(v > 0.0, "{name} = {v}");
     }
-    assert!(text.contains("# TYPE weir_guest_process_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE weir_guest_process_seconds histogram"),
+        "{text}"
+    );
 
     host.append_values("idle-in", 0, &["a", "b"]);
     let started = Instant::now();
@@ -142,7 +153,11 @@ async fn metrics_answer_without_the_token_only_when_made_public() {
     public.supervisor.restore().await.unwrap();
     let open = Server::with_state(public).await;
     assert_eq!(status(&open, "/metrics").await, 200);
-    assert_eq!(status(&open, "/topics").await, 401, "only /metrics is public");
+    assert_eq!(
+        status(&open, "/topics").await,
+        401,
+        "only /metrics is public"
+    );
     assert_eq!(status(&open, "/ready").await, 200, "probes need no token");
     open.shutdown().await;
 }
@@ -156,7 +171,10 @@ async fn ready_answers_503_until_the_recorded_processors_are_restored() {
     let (_, component) = server.upload(guests::PASSTHROUGH).await;
     let body = json!({"component": component["id"], "topics": ["in"], "config": {"output": "out"}});
     assert_eq!(server.put("/processors/p", body).await.0, 201);
-    assert_eq!(server.get("/ready").await, (200, json!({"status": "ready"})));
+    assert_eq!(
+        server.get("/ready").await,
+        (200, json!({"status": "ready"}))
+    );
     server.shutdown().await;
 
     // A restarted host serves before its processors are back.
@@ -178,7 +196,10 @@ fn weir_serve_serves_metrics_without_its_token_when_told_to() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("weir.toml");
     let data = dir.path().join("data");
-    for (file, flag) in [("metrics_public = true\n", None), ("", Some("--metrics-public"))] {
+    for (file, flag) in [
+        ("metrics_public = true\n", None),
+        ("", Some("--metrics-public")),
+    ] {
         let text = format!("listen = \"127.0.0.1:0\"\ntoken = \"secret\"\n{file}");
         std::fs::write(&config, text).unwrap();
         let mut args = vec!["--config".as_ref(), config.as_os_str()];

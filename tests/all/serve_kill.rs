@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -38,7 +38,12 @@ fn config(dir: &Path) -> std::path::PathBuf {
 
 /// Posts keyed records `r<id>` in requests of 25 until `stop` or a failed
 /// request; records the ids of every acknowledged one.
-fn produce(url: String, next_id: Arc<AtomicU64>, acked: Arc<Mutex<Vec<u64>>>, stop: Arc<AtomicBool>) {
+fn produce(
+    url: String,
+    next_id: Arc<AtomicU64>,
+    acked: Arc<Mutex<Vec<u64>>>,
+    stop: Arc<AtomicBool>,
+) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,12 +73,16 @@ fn produce(url: String, next_id: Arc<AtomicU64>, acked: Arc<Mutex<Vec<u64>>>, st
 
 /// The values of every partition of `topic`.
 fn values(host: &Host, topic: &str) -> Vec<String> {
-    (0..PARTITIONS).flat_map(|p| host.values(topic, p)).collect()
+    (0..PARTITIONS)
+        .flat_map(|p| host.values(topic, p))
+        .collect()
 }
 
 /// `copy`'s committed offset per partition of `in`.
 fn committed(host: &Host) -> Vec<u64> {
-    (0..PARTITIONS).map(|p| host.committed("copy", "in", p)).collect()
+    (0..PARTITIONS)
+        .map(|p| host.committed("copy", "in", p))
+        .collect()
 }
 
 fn lag(url: &str) -> Option<u64> {
@@ -131,7 +140,10 @@ fn kill_9_under_http_producers_loses_no_acknowledged_record_and_processes_every_
     let (child, url) = spawn_serve(dir.path(), &args);
     let started = Instant::now();
     while lag(&url) != Some(0) {
-        assert!(started.elapsed() < Duration::from_secs(120), "never caught up");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never caught up"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = child.id().to_string();
@@ -149,9 +161,15 @@ fn kill_9_under_http_producers_loses_no_acknowledged_record_and_processes_every_
     assert!(lost.is_empty(), "acknowledged but not in the log: {lost:?}");
     let output: BTreeSet<String> = values(&host, "out").into_iter().collect();
     let missed: Vec<&String> = input.difference(&output).collect();
-    assert!(missed.is_empty(), "in the log but never processed: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "in the log but never processed: {missed:?}"
+    );
     let end = committed(&host);
-    assert!(end.iter().zip(&last).all(|(e, l)| e >= l), "{end:?} < {last:?}");
+    assert!(
+        end.iter().zip(&last).all(|(e, l)| e >= l),
+        "{end:?} < {last:?}"
+    );
     eprintln!(
         "{} acknowledged, {} in the log, {} output records over {} kills",
         acked.len(),

@@ -43,19 +43,71 @@ pub enum Kind {
 
 /// Every series written through the `metrics` facade, with its help text.
 pub const SERIES: &[(&str, Kind, &str)] = &[
-    ("weir_appended_records_total", Kind::Counter, "Records appended through the API, by topic."),
-    ("weir_records_processed_total", Kind::Counter, "Records committed past (processed, skipped or dead-lettered), by processor and guest version."),
-    ("weir_batches_total", Kind::Counter, "Batches committed, by processor and guest version."),
-    ("weir_emitted_records_total", Kind::Counter, "Records emitted by committed batches, by processor and guest version."),
-    ("weir_failures_total", Kind::Counter, "Guest failures, by processor, guest version and kind (trap, skip, dead-letter)."),
-    ("weir_dlq_records_total", Kind::Counter, "Records sent to the dead-letter topic, by processor and guest version."),
-    ("weir_records_lost_total", Kind::Counter, "Records an at-most-once processor lost to a failure, by processor and guest version."),
-    ("weir_lag_skipped_records_total", Kind::Counter, "Records skipped by lag tolerance, by processor."),
-    ("weir_paused_partitions", Kind::Gauge, "Partitions paused after a batch kept failing, by processor."),
-    ("weir_guest_process_seconds", Kind::Histogram, "Latency of the guest's process call per batch, by processor and guest version."),
-    ("weir_commit_seconds", Kind::Histogram, "Latency of a batch's commit step, by processor and guest version."),
-    ("weir_state_restore_seconds", Kind::Histogram, "Time to restore a group's state store from its changelog, by group."),
-    ("weir_build_info", Kind::Gauge, "Always 1; the weir version as a label."),
+    (
+        "weir_appended_records_total",
+        Kind::Counter,
+        "Records appended through the API, by topic.",
+    ),
+    (
+        "weir_records_processed_total",
+        Kind::Counter,
+        "Records committed past (processed, skipped or dead-lettered), by processor and guest version.",
+    ),
+    (
+        "weir_batches_total",
+        Kind::Counter,
+        "Batches committed, by processor and guest version.",
+    ),
+    (
+        "weir_emitted_records_total",
+        Kind::Counter,
+        "Records emitted by committed batches, by processor and guest version.",
+    ),
+    (
+        "weir_failures_total",
+        Kind::Counter,
+        "Guest failures, by processor, guest version and kind (trap, skip, dead-letter).",
+    ),
+    (
+        "weir_dlq_records_total",
+        Kind::Counter,
+        "Records sent to the dead-letter topic, by processor and guest version.",
+    ),
+    (
+        "weir_records_lost_total",
+        Kind::Counter,
+        "Records an at-most-once processor lost to a failure, by processor and guest version.",
+    ),
+    (
+        "weir_lag_skipped_records_total",
+        Kind::Counter,
+        "Records skipped by lag tolerance, by processor.",
+    ),
+    (
+        "weir_paused_partitions",
+        Kind::Gauge,
+        "Partitions paused after a batch kept failing, by processor.",
+    ),
+    (
+        "weir_guest_process_seconds",
+        Kind::Histogram,
+        "Latency of the guest's process call per batch, by processor and guest version.",
+    ),
+    (
+        "weir_commit_seconds",
+        Kind::Histogram,
+        "Latency of a batch's commit step, by processor and guest version.",
+    ),
+    (
+        "weir_state_restore_seconds",
+        Kind::Histogram,
+        "Time to restore a group's state store from its changelog, by group.",
+    ),
+    (
+        "weir_build_info",
+        Kind::Gauge,
+        "Always 1; the weir version as a label.",
+    ),
 ];
 
 /// A handle on the process's Prometheus recorder, and how the endpoint is

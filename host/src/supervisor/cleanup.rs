@@ -29,9 +29,8 @@ impl Supervisor {
     pub async fn remove_undeclared(&self, declared: &[String]) -> Result<Vec<String>> {
         let processors = self.processors.lock().await;
         let recorded = self.store.load_all()?;
-        let undeclared = |d: &Deployment| {
-            d.from_config && d.shadow_of.is_none() && !declared.contains(&d.name)
-        };
+        let undeclared =
+            |d: &Deployment| d.from_config && d.shadow_of.is_none() && !declared.contains(&d.name);
         let doomed: Vec<String> = recorded
             .iter()
             .filter(|d| undeclared(d) && !processors.contains_key(&d.name))

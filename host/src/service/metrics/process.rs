@@ -38,7 +38,12 @@ pub(super) fn render(out: &mut String) {
         sample(out, "process_resident_memory_bytes", &[], rss);
     }
     if let Ok(fds) = fs::read_dir("/proc/self/fd") {
-        family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+        family(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+        );
         sample(out, "process_open_fds", &[], fds.count() as f64);
     }
     if let Some(max) = max_fds() {

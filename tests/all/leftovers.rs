@@ -236,3 +236,51 @@ fn a_processor_removed_from_weir_toml_is_removed_and_an_api_one_stays() {
     child.wait().unwrap();
     assert_eq!(listed, ["by-api", "kept"]);
 }
+
+#[test]
+fn processor_delete_keep_dlq_from_the_cli_keeps_the_dead_letters_only() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    host.append_values("in", 0, &["a", "fail:dead-letter", "b"]);
+    let Host { dir, .. } = host;
+    let listen = ["--listen".as_ref(), "127.0.0.1:0".as_ref()];
+    let (mut child, url) = spawn_serve(dir.path(), &listen);
+    let weir = |args: &[&str]| {
+        std::process::Command::new(weir_tests::weir_bin())
+            .arg("--server")
+            .arg(&url)
+            .args(args)
+            .env_remove("WEIR_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let deploy = [
+        "deploy",
+        "--processor",
+        "p",
+        "--wasm",
+        guests::SCRIPTED,
+        "--topic",
+        "in",
+        "--config",
+        "output=out",
+        "--wait",
+    ];
+    let outcomes = [
+        weir(&deploy).status.success(),
+        weir(&["topic", "describe", "p.dlq"]).status.success(),
+        weir(&["processor", "delete", "p", "--keep-dlq"])
+            .status
+            .success(),
+        weir(&["topic", "describe", "p.dlq"]).status.success(),
+        weir(&["group", "describe", "p"]).status.success(),
+    ];
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        outcomes,
+        [true, true, true, true, false],
+        "deployed, dead-lettered, deleted; the DLQ kept, the group gone"
+    );
+}

@@ -120,6 +120,7 @@ mod tests {
             &path,
             r#"
 listen = "127.0.0.1:0"
+metrics_public = true
 [[topics]]
 name = "orders"
 partitions = 3
@@ -135,6 +136,7 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         .unwrap();
         let config = ServeConfig::load(&path).unwrap();
         assert_eq!(config.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(config.metrics_public);
         assert_eq!(config.topics[0].partitions, 3);
         let p = &config.processors[0];
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));

@@ -287,7 +287,7 @@ impl Supervisor {
         // of the fix: the processor counts as failed, and starts afresh.
         notice_failure(managed).await;
         self.store.save(&next)?;
-        crate::processor::Stats::register(&next.name, guest.version());
+        let version = guest.version().to_string();
         let restart = !current.spec.same_members(&next.spec);
         if restart && let Run::Running(_) = managed.run {
             // The members finish their batches in flight and leave the group,
@@ -324,6 +324,7 @@ impl Supervisor {
             }
             return Err(e);
         }
+        crate::processor::Stats::register(&next.name, &version);
         managed.deployment = next;
         Ok(self.status_of(managed))
     }

@@ -340,11 +340,15 @@ impl Client {
             .await
     }
 
-    /// `DELETE /processors/{name}`.
-    pub async fn delete_processor(&self, name: &str) -> Result<(), ClientError> {
-        self.send(self.delete(&["processors", name]))
-            .await
-            .map(drop)
+    /// `DELETE /processors/{name}`, with `?keep_dlq=true` when `keep_dlq`.
+    pub async fn delete_processor(&self, name: &str, keep_dlq: bool) -> Result<(), ClientError> {
+        let request = self.delete(&["processors", name]);
+        let request = if keep_dlq {
+            request.query(&[("keep_dlq", "true")])
+        } else {
+            request
+        };
+        self.send(request).await.map(drop)
     }
 
     /// `POST /processors/{name}/shadow`: runs `component` as `{name}.shadow`

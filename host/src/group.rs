@@ -260,11 +260,20 @@ impl Groups {
 
     /// Groups with live members on this host.
     pub fn live_groups(&self) -> Vec<String> {
-        self.groups
-            .lock()
-            .expect("groups lock")
-            .keys()
-            .cloned()
+        // The map's lock is let go before any group's is taken.
+        let groups: Vec<_> = {
+            let groups = self.groups.lock().expect("groups lock");
+            groups.iter().map(|(n, s)| (n.clone(), s.clone())).collect()
+        };
+        let now = Instant::now();
+        groups
+            .into_iter()
+            .filter(|(_, state)| {
+                let mut state = state.lock().expect("group lock");
+                state.expire(now);
+                !state.members.is_empty()
+            })
+            .map(|(name, _)| name)
             .collect()
     }
 }

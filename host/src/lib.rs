@@ -54,15 +54,17 @@
 //!   the API's deploy bodies, `weir.toml` and the deployment record.
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
 //!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
-//!   data directory and restored on start.
+//!   data directory and restored on start; what a removed processor or
+//!   shadow leaves behind (group offsets, dead-letter and side topics) goes
+//!   with it, and one `weir.toml` no longer declares is removed.
 //! - [`wire`]: the API's request and response shapes (topics, produce,
 //!   fetch, groups, positions) defined once with serde, and the binary
 //!   framing of records; the service and the client both speak through it,
 //!   and it depends on nothing above the log's record types.
 //! - [`service`]: `weir serve`, the HTTP API (topics, produce and fetch in
-//!   JSON or binary, groups, processors, Prometheus metrics, health) with its
-//!   token check, body limits, access log and JSON errors; `docs/api.md`
-//!   documents it.
+//!   JSON or binary, groups, processors, Prometheus metrics with process
+//!   figures, health and readiness) with its token check, body limits,
+//!   access log and JSON errors; `docs/api.md` documents it.
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
 //!   `--server` is set (the embedded broker serves the same commands
 //!   otherwise).

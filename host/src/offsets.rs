@@ -202,12 +202,23 @@ impl Offsets {
     pub fn delete_topic(&self, topic: &str) -> Result<(), OffsetsError> {
         let mut state = self.committed.lock().expect("offsets lock");
         self.log.delete_topic(topic)?;
-        let doomed: Vec<OffsetKey> = state
-            .latest
-            .keys()
-            .filter(|k| k.1 == topic)
-            .cloned()
-            .collect();
+        self.forget_where(&mut state, |k| k.1 == topic)
+    }
+
+    /// Forgets every committed offset of `group` (one tombstone per
+    /// partition, as one batch): the group is gone from listings and lag,
+    /// and a group joined again under the name starts by its reset policy.
+    pub fn delete_group(&self, group: &str) -> Result<(), OffsetsError> {
+        let mut state = self.committed.lock().expect("offsets lock");
+        self.forget_where(&mut state, |k| k.0 == group)
+    }
+
+    fn forget_where(
+        &self,
+        state: &mut State,
+        doomed: impl Fn(&OffsetKey) -> bool,
+    ) -> Result<(), OffsetsError> {
+        let doomed: Vec<OffsetKey> = state.latest.keys().filter(|k| doomed(k)).cloned().collect();
         if doomed.is_empty() {
             return Ok(());
         }
@@ -220,7 +231,7 @@ impl Offsets {
         for key in &doomed {
             state.latest.remove(key);
         }
-        if let Err(e) = self.maybe_compact(&mut state) {
+        if let Err(e) = self.maybe_compact(state) {
             tracing::warn!(error = %e, "could not compact {OFFSETS_TOPIC}");
         }
         Ok(())
@@ -414,6 +425,29 @@ mod tests {
         log.create_topic("gone", TopicConfig::with_partitions(1))
             .unwrap();
         assert_eq!(log.high_watermark("gone", 0).unwrap(), 0);
+    }
+
+    #[test]
+    fn deleting_a_group_forgets_its_offsets_for_good_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = |offset| Committed {
+            offset,
+            generation: 1,
+        };
+        {
+            let log = Arc::new(Log::open(dir.path()).unwrap());
+            let offsets = Offsets::open(log).unwrap();
+            offsets.commit("gone", "t", 0, c(3)).unwrap();
+            offsets.commit("gone", "u", 1, c(4)).unwrap();
+            offsets.commit("kept", "t", 0, c(5)).unwrap();
+            offsets.delete_group("gone").unwrap();
+            assert_eq!(offsets.groups(), ["kept"]);
+            offsets.delete_group("never-was").unwrap();
+        }
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        let offsets = Offsets::open(log).unwrap();
+        assert_eq!(offsets.groups(), ["kept"], "the tombstones replay");
+        assert_eq!(offsets.get("kept", "t", 0), Some(c(5)));
     }
 
     #[test]

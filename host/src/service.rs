@@ -1,14 +1,15 @@
 //! `weir serve`: the host as an HTTP service (axum): topics, produce and fetch
 //! (JSON or binary), group lag and seek, processors run by the [`Supervisor`]
 //! (deploy, swap, rewind, pause, resume, scale, delete, shadow), Prometheus
-//! metrics and health. `docs/api.md` documents every endpoint; [`ROUTES`] and
+//! metrics, health and readiness. `docs/api.md` documents every endpoint; [`ROUTES`] and
 //! [`PROCESSOR_ROUTES`] are the lists it is checked against.
 //!
 //! Rules every handler keeps: names are validated by the log before anything
 //! touches the disk; bodies are size-limited; every error is a JSON
 //! `{"error": ...}` with a 4xx or 5xx status, never a panic; and when the
 //! service listens beyond loopback it refuses to start without a bearer token,
-//! which every request must then carry.
+//! which every request must then carry but the probes (`/health`, `/ready`)
+//! and, when the metrics are public, `/metrics`.
 
 /// Declares a module's routes once: `$list` names them as (method, path),
 /// for `docs/api.md`'s check, and `$builder` builds the router from the same
@@ -117,7 +118,10 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
             .headers()
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) && request.uri().path() != "/health" {
+        let path = request.uri().path();
+        let open = matches!(path, "/health" | "/ready")
+            || (path == "/metrics" && state.metrics.is_public());
+        if given != Some(expected.as_str()) && !open {
             return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
                 .into_response();
         }

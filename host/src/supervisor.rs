@@ -16,6 +16,7 @@
 //! own position (no replay: the shadow already showed what history looks like)
 //! and removes the shadow.
 
+mod cleanup;
 mod members;
 mod request;
 mod shadow;
@@ -25,6 +26,7 @@ mod store;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -115,6 +117,8 @@ pub struct Supervisor {
     /// Where processors with a scratch directory get theirs.
     scratch_dir: PathBuf,
     processors: Mutex<BTreeMap<String, Managed>>,
+    /// Set once the recorded processors were restored (`/ready`).
+    ready: AtomicBool,
 }
 
 type Result<T, E = SupervisorError> = std::result::Result<T, E>;
@@ -129,6 +133,7 @@ impl Supervisor {
             broker,
             runtime,
             processors: Mutex::new(BTreeMap::new()),
+            ready: AtomicBool::new(false),
         })
     }
 
@@ -136,13 +141,28 @@ impl Supervisor {
     /// deleted, say) is kept as failed, with the reason in its status, rather
     /// than stopping the host; the names of those are returned.
     pub async fn restore(&self) -> Result<Vec<String>> {
-        self.restore_with(&BTreeMap::new()).await
+        let failed = self.restore_with(&BTreeMap::new()).await?;
+        self.mark_ready();
+        Ok(failed)
+    }
+
+    /// Says the host is ready: the recorded processors were restored (a
+    /// host that restores with [`Supervisor::restore_with`] calls this once
+    /// it has also started what its configuration declares).
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Supervisor::mark_ready`] was called.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Like [`Supervisor::restore`], but a recorded processor named in
     /// `declared` (by a configuration file) first gets that component and
     /// those changes to its settings, recorded, so it never runs with the
-    /// settings they replace. Invalid changes are an error, and nothing starts.
+    /// settings they replace (and counts as declared by the file from then
+    /// on). Invalid changes are an error, and nothing starts.
     pub async fn restore_with(
         &self,
         declared: &BTreeMap<String, (String, SpecChanges)>,
@@ -150,7 +170,8 @@ impl Supervisor {
         let mut recorded = self.store.load_all()?;
         for deployment in &mut recorded {
             if let Some((component, changes)) = declared.get(&deployment.name) {
-                let next = deployment.changed(component, changes)?;
+                let mut next = deployment.changed(component, changes)?;
+                next.from_config = true;
                 if next != *deployment {
                     self.check_settings(&next)?;
                     if next.group() != deployment.group() {
@@ -266,6 +287,7 @@ impl Supervisor {
         // of the fix: the processor counts as failed, and starts afresh.
         notice_failure(managed).await;
         self.store.save(&next)?;
+        let version = guest.version().to_string();
         let restart = !current.spec.same_members(&next.spec);
         if restart && let Run::Running(_) = managed.run {
             // The members finish their batches in flight and leave the group,
@@ -302,6 +324,7 @@ impl Supervisor {
             }
             return Err(e);
         }
+        crate::processor::Stats::register(&next.name, &version);
         managed.deployment = next;
         Ok(self.status_of(managed))
     }
@@ -375,19 +398,24 @@ impl Supervisor {
     }
 
     /// Stops `name` (and its shadow), its members leaving the group, and
-    /// forgets it. Its committed offsets stay, as Kafka keeps a group's.
-    pub async fn delete(&self, name: &str) -> Result<()> {
+    /// forgets it with what it leaves behind (see [`cleanup`]): its group's
+    /// offsets, its dead-letter topic unless `keep_dlq`, its shadow's.
+    pub async fn delete(&self, name: &str, keep_dlq: bool) -> Result<()> {
         let mut processors = self.processors.lock().await;
         self.get(&mut processors, name)?;
         let shadow = format!("{name}{SHADOW}");
+        let mut removed = Vec::new();
         for victim in [shadow.as_str(), name] {
             if processors.contains_key(victim) {
                 self.store.remove(victim)?;
                 let managed = processors.remove(victim).expect("checked above");
                 retire(victim, managed.run).await;
+                removed.push(managed.deployment);
             }
         }
-        Ok(())
+        let remain = processors.values().map(|m| &m.deployment);
+        let leftovers = self.leftovers(&removed, remain, keep_dlq);
+        self.clear(leftovers).await
     }
 
     /// Stops every processor after its batches in flight (graceful shutdown),

@@ -21,6 +21,11 @@ impl Server {
         state
             .supervisor
             .watch_failures(std::time::Duration::from_millis(100));
+        Server::with_state(state).await
+    }
+
+    /// Serves `state` as it is (nothing restored) until [`Server::shutdown`].
+    pub async fn with_state(state: std::sync::Arc<weir::service::AppState>) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -91,8 +96,42 @@ pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
 
 /// Starts the real `weir serve` binary on `dir` (arguments after `serve`:
 /// `args`), with no token in its environment; returns the child and the URL
-/// it printed once listening.
+/// it printed once listening, when `/ready` says its processors are back.
 pub fn spawn_serve(
+    dir: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (std::process::Child, String) {
+    let (child, url) = spawn_serve_listening(dir, args);
+    let started = std::time::Instant::now();
+    while http_status(&url, "/ready") != Some(200) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "weir serve never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child, url)
+}
+
+/// `GET {url}{path}` over a plain TCP connection (no async runtime, no
+/// token): the status, or `None` if the server did not answer.
+pub fn http_status(url: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let addr = url.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// [`spawn_serve`] without waiting for `/ready`: returns as soon as the
+/// server listens.
+pub fn spawn_serve_listening(
     dir: &std::path::Path,
     args: &[&std::ffi::OsStr],
 ) -> (std::process::Child, String) {

@@ -249,6 +249,12 @@ impl Broker {
     pub fn delete_topic(&self, topic: &str) -> Result<(), GroupError> {
         Ok(self.offsets.delete_topic(topic)?)
     }
+
+    /// Forgets `group`'s committed offsets, so it leaves `list_groups` (once
+    /// it has no live members) and its lag is no longer reported.
+    pub fn delete_group(&self, group: &str) -> Result<(), GroupError> {
+        Ok(self.offsets.delete_group(group)?)
+    }
 }
 
 fn group_topics(offsets: &Offsets, group: &str, topics: &[String]) -> Vec<String> {

@@ -5,6 +5,7 @@
 //! ```toml
 //! listen = "127.0.0.1:7070"
 //! # token = "..."          # or WEIR_TOKEN; required beyond loopback
+//! metrics_public = false    # true: /metrics answers without the token
 //! retention_check_secs = 60
 //!
 //! [[topics]]
@@ -22,6 +23,9 @@
 //! scratch = true               # a private /scratch in <data-dir>/scratch/fraud
 //! # ...and any other key of a processor spec (the README's settings table)
 //! ```
+//!
+//! A processor the file declared and no longer does is removed at the next
+//! start with a file (one deployed through the API is left alone).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,6 +41,9 @@ use weir::processor::spec::Fields;
 pub struct ServeConfig {
     pub listen: Option<SocketAddr>,
     pub token: Option<String>,
+    /// Whether `/metrics` answers without the token.
+    #[serde(default)]
+    pub metrics_public: bool,
     /// How often retention runs over every topic.
     pub retention_check_secs: Option<u64>,
     #[serde(default)]
@@ -113,6 +120,7 @@ mod tests {
             &path,
             r#"
 listen = "127.0.0.1:0"
+metrics_public = true
 [[topics]]
 name = "orders"
 partitions = 3
@@ -128,6 +136,7 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         .unwrap();
         let config = ServeConfig::load(&path).unwrap();
         assert_eq!(config.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(config.metrics_public);
         assert_eq!(config.topics[0].partitions, 3);
         let p = &config.processors[0];
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));

@@ -26,8 +26,14 @@ pub enum ProcessorCommand {
         #[arg(long)]
         to: SeekTo,
     },
-    /// Stop and remove the processor (its group's offsets stay).
-    Delete { name: String },
+    /// Stop and remove the processor with its group's offsets and its
+    /// dead-letter topic.
+    Delete {
+        name: String,
+        /// Keep the dead-letter topic `<name>.dlq`.
+        #[arg(long)]
+        keep_dlq: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,8 +116,8 @@ pub async fn run(client: &Client, command: ProcessorCommand, out: Out) -> Result
         ProcessorCommand::Resume { name } => client.resume(&name).await?,
         ProcessorCommand::Scale { name, instances } => client.scale(&name, instances).await?,
         ProcessorCommand::Rewind { name, to } => client.rewind(&name, to).await?,
-        ProcessorCommand::Delete { name } => {
-            client.delete_processor(&name).await?;
+        ProcessorCommand::Delete { name, keep_dlq } => {
+            client.delete_processor(&name, keep_dlq).await?;
             return out.print(&serde_json::json!({"deleted": name}), |_| {
                 println!("deleted processor {name}")
             });

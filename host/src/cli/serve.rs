@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// a token.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Serve `/metrics` without the token (for a Prometheus that has none).
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 /// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
@@ -60,9 +63,40 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
             .with_context(|| format!("creating topic {}", topic.name))?;
     }
     // Before any processor starts, so its first batches are counted too.
-    let metrics = Metrics::install();
+    let metrics = Metrics::install().public(args.metrics_public || config.metrics_public);
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
     let supervisor = Arc::new(Supervisor::new(dir, broker.clone(), runtime)?);
+    // The API answers while the processors are restored (`/ready` says 503
+    // until they are).
+    let state = Arc::new(AppState {
+        broker,
+        supervisor: supervisor.clone(),
+        metrics,
+        token,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    let shutdown = async {
+        stopped.await.ok();
+    };
+    let serving = tokio::spawn(weir::service::serve(listener, state, shutdown));
+    start_processors(&supervisor, &config, args.config.is_some()).await?;
+    supervisor.mark_ready();
+    supervisor.watch_failures(Duration::from_millis(500));
+    spawn_retention(log, config.retention_check_secs.unwrap_or(60));
+    serving
+        .await
+        .context("the server task")?
+        .context("serving")?;
+    Ok(())
+}
+
+/// Restores the recorded processors (with the declared settings) and starts
+/// the declared ones that are new; with a configuration `file`, first removes
+/// those it declared before and no longer does.
+async fn start_processors(supervisor: &Supervisor, config: &ServeConfig, file: bool) -> Result<()> {
     // The declared processors' components are stored first, so a recorded
     // one starts with what the file declares for it.
     let mut declared = BTreeMap::new();
@@ -75,6 +109,19 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
             .with_context(|| format!("loading processor {}'s component", p.name))?;
         declared.insert(p.name.clone(), (component, p.settings.clone()));
     }
+    if file {
+        let names: Vec<String> = declared.keys().cloned().collect();
+        let removed = supervisor
+            .remove_undeclared(&names)
+            .await
+            .context("removing processors no longer in the configuration")?;
+        if !removed.is_empty() {
+            tracing::info!(
+                ?removed,
+                "removed processors the configuration no longer declares"
+            );
+        }
+    }
     let failed = supervisor
         .restore_with(&declared)
         .await
@@ -86,28 +133,10 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         );
     }
     for (name, (component, settings)) in declared {
-        create_declared(&supervisor, &name, component, &settings)
+        create_declared(supervisor, &name, component, &settings)
             .await
             .with_context(|| format!("starting processor {name} from the configuration"))?;
     }
-    supervisor.watch_failures(Duration::from_millis(500));
-    spawn_retention(log.clone(), config.retention_check_secs.unwrap_or(60));
-    let state = Arc::new(AppState {
-        broker,
-        supervisor,
-        metrics,
-        token,
-    });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    println!("listening on http://{}", listener.local_addr()?);
-    let shutdown = async {
-        stopped.await.ok();
-    };
-    weir::service::serve(listener, state, shutdown)
-        .await
-        .context("serving")?;
     Ok(())
 }
 
@@ -130,6 +159,7 @@ async fn create_declared(
                 spec: ProcessorSpec::default().apply(settings)?,
                 paused: false,
                 shadow_of: None,
+                from_config: true,
             };
             supervisor.create(deployment).await?;
             Ok(())

@@ -53,7 +53,37 @@ counters! {
     lag_skipped => lag_skipped, "Records skipped by lag tolerance.";
 }
 
+/// The failure kinds `weir_failures_total` counts.
+const FAILURE_KINDS: [&str; 3] = ["trap", "skip", "dead-letter"];
+
 impl Stats {
+    /// Creates `processor`'s series for guest `version` at 0 (counters, the
+    /// paused-partitions gauge, the latency histograms), so an idle
+    /// processor shows on `/metrics` before its first batch. Called when a
+    /// version starts running.
+    pub fn register(processor: &str, version: &str) {
+        let (p, v) = (processor.to_string(), version.to_string());
+        for name in [
+            "weir_batches_total",
+            "weir_records_processed_total",
+            "weir_emitted_records_total",
+            "weir_records_lost_total",
+            "weir_dlq_records_total",
+        ] {
+            metrics::counter!(name, "processor" => p.clone(), "version" => v.clone()).increment(0);
+        }
+        for kind in FAILURE_KINDS {
+            metrics::counter!("weir_failures_total", "processor" => p.clone(), "version" => v.clone(), "kind" => kind)
+                .increment(0);
+        }
+        metrics::counter!("weir_lag_skipped_records_total", "processor" => p.clone()).increment(0);
+        metrics::gauge!("weir_paused_partitions", "processor" => p.clone()).increment(0.0);
+        for name in ["weir_guest_process_seconds", "weir_commit_seconds"] {
+            // Registering a histogram records nothing.
+            let _ = metrics::histogram!(name, "processor" => p.clone(), "version" => v.clone());
+        }
+    }
+
     pub(super) fn new(processor: &str) -> Stats {
         Stats {
             processor: processor.to_string(),

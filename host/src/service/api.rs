@@ -20,6 +20,7 @@ pub(super) type Shared = State<Arc<AppState>>;
 routes! {
     ROUTES, routes;
     GET "/health" => health,
+    GET "/ready" => ready,
     GET "/topics" => list_topics,
     POST "/topics" => create_topic,
     GET "/topics/{topic}" => describe_topic,
@@ -34,6 +35,17 @@ routes! {
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
+}
+
+/// 503 until the recorded processors are restored (and those the
+/// configuration declares started), then 200.
+async fn ready(State(state): Shared) -> (StatusCode, Json<serde_json::Value>) {
+    if state.supervisor.is_ready() {
+        (StatusCode::OK, Json(serde_json::json!({"status": "ready"})))
+    } else {
+        let body = serde_json::json!({"status": "restoring"});
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+    }
 }
 
 async fn list_topics(State(state): Shared) -> Result<Json<Vec<TopicInfo>>, ApiError> {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::handler::Handler;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -109,6 +109,7 @@ async fn create(
         spec: body.spec,
         paused: false,
         shadow_of: None,
+        from_config: false,
     };
     let status = state.supervisor.create(deployment).await?;
     Ok((StatusCode::CREATED, Json(status)))
@@ -152,8 +153,20 @@ async fn scale(State(state): Shared, Path(name): Path<String>, Json(body): Json<
     Ok(Json(state.supervisor.scale(&name, body.instances).await?))
 }
 
-async fn delete(State(state): Shared, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    state.supervisor.delete(&name).await?;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delete {
+    /// Keep the processor's dead-letter topic (it is deleted by default).
+    #[serde(default)]
+    keep_dlq: bool,
+}
+
+async fn delete(
+    State(state): Shared,
+    Path(name): Path<String>,
+    Query(query): Query<Delete>,
+) -> Result<StatusCode, ApiError> {
+    state.supervisor.delete(&name, query.keep_dlq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

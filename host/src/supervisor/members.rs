@@ -78,6 +78,7 @@ impl Supervisor {
         if deployment.shadow_of.is_some() {
             config.emit_suffix = Some(SHADOW.to_string());
         }
+        crate::processor::Stats::register(&deployment.name, guest.version());
         Ok(Instances::start(
             config,
             self.broker.clone(),

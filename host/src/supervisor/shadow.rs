@@ -1,8 +1,12 @@
 //! Shadow replays: a candidate version run as its own group from a chosen
 //! point, with its emits in `<topic>.shadow`, then promoted or dropped.
+//! Either way the shadow's group offsets, its dead-letter topic and its
+//! side topics go with it (see [`super::cleanup`]).
 
 use super::members::retire;
-use super::{Deployment, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
+use std::collections::BTreeMap;
+
+use super::{Deployment, Managed, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
 use crate::broker::SeekTo;
 use crate::processor::ProcessorSpec;
 
@@ -31,6 +35,7 @@ impl Supervisor {
             },
             paused: false,
             shadow_of: Some(name.to_string()),
+            from_config: false,
         };
         let guest = self.load(&shadow).await?;
         let mut processors = self.processors.lock().await;
@@ -79,10 +84,12 @@ impl Supervisor {
         self.store.remove(&shadow)?;
         let managed = processors.remove(&shadow).expect("checked above");
         retire(&shadow, managed.run).await;
+        self.clear_shadow(managed.deployment, &processors).await?;
         Ok(status)
     }
 
-    /// Stops and forgets `name`'s shadow (its `.shadow` topics stay).
+    /// Stops and forgets `name`'s shadow, with its group, dead-letter and
+    /// side topics.
     pub async fn drop_shadow(&self, name: &str) -> Result<()> {
         let shadow = format!("{name}{SHADOW}");
         let mut processors = self.processors.lock().await;
@@ -92,6 +99,17 @@ impl Supervisor {
         self.store.remove(&shadow)?;
         let managed = processors.remove(&shadow).expect("checked above");
         retire(&shadow, managed.run).await;
-        Ok(())
+        self.clear_shadow(managed.deployment, &processors).await
+    }
+
+    /// Removes what a removed shadow leaves behind.
+    async fn clear_shadow(
+        &self,
+        shadow: Deployment,
+        processors: &BTreeMap<String, Managed>,
+    ) -> Result<()> {
+        let remain = processors.values().map(|m| &m.deployment);
+        let leftovers = self.leftovers(&[shadow], remain, false);
+        self.clear(leftovers).await
     }
 }

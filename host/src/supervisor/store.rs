@@ -17,7 +17,7 @@ use crate::runtime::content_hash;
 
 /// A processor as deployed: its name, the component it runs, its settings,
 /// and whether it is paused. On disk it is one flat JSON object, the spec's
-/// keys beside `name`, `component`, `paused` and `shadow_of`, so a record
+/// keys beside `name`, `component`, `paused`, `shadow_of` and `from_config`, so a record
 /// written before a setting existed loads with that setting's default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
@@ -29,6 +29,9 @@ pub struct Deployment {
     /// Set on a shadow: the processor it shadows. Its group is the shadowed
     /// group plus `.shadow`, and its emits go to `<topic>.shadow`.
     pub shadow_of: Option<String>,
+    /// Whether `weir.toml` declares it: removing it from the file removes
+    /// it at the next start (one deployed through the API stays).
+    pub from_config: bool,
 }
 
 impl Deployment {
@@ -64,6 +67,7 @@ impl Serialize for Deployment {
             "component": self.component,
             "paused": self.paused,
             "shadow_of": self.shadow_of,
+            "from_config": self.from_config,
         });
         Fields::merge(head, &self.spec).serialize(s)
     }
@@ -77,6 +81,7 @@ impl<'de> Deserialize<'de> for Deployment {
                 component: fields.take("component")?,
                 paused: fields.take_or_default("paused")?,
                 shadow_of: fields.take_or_default("shadow_of")?,
+                from_config: fields.take_or_default("from_config")?,
                 spec: fields.into_spec()?,
             })
         })
@@ -212,6 +217,7 @@ mod tests {
             },
             paused: true,
             shadow_of: None,
+            from_config: true,
         }
     }
 

@@ -37,10 +37,7 @@ impl Metrics {
 
     /// The exposition text, with lag gauges refreshed first.
     pub fn render(&self, broker: &Broker) -> String {
-        for group in broker.offsets().groups() {
-            let Ok(lags) = broker.lag(&group, &[]) else {
-                continue;
-            };
+        for (group, lags) in broker.group_lags() {
             for l in lags {
                 metrics::gauge!("weir_consumer_lag", "group" => group.clone(), "topic" => l.topic.clone(), "partition" => l.partition.to_string())
                     .set(l.lag as f64);

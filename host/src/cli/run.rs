@@ -102,10 +102,12 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
     broker
         .commit_start(&group, &spec.topics, spec.reset)
         .context("committing the start position")?;
-    let api = Api::start(dir, broker.clone(), runtime.clone(), token).await?;
     let handler: Arc<dyn Handler> = Arc::new(guest);
     let count = spec.instances;
     let mut instances = Instances::start(config, broker.clone(), handler, count)?;
+    // Advertised once the members have joined, so the first command that
+    // finds it sees them.
+    let api = Api::start(dir, broker.clone(), runtime.clone(), token).await?;
     if args.watch {
         tokio::spawn(watch(
             args.wasm.clone(),

@@ -501,7 +501,11 @@ mod tests {
             ]
         );
         assert_eq!(offsets.get("g", "t", 0), Some(c));
-        assert_eq!(offsets.groups(), vec!["g".to_string()], "metadata is no commit");
+        assert_eq!(
+            offsets.groups(),
+            vec!["g".to_string()],
+            "metadata is no commit"
+        );
     }
 
     #[test]

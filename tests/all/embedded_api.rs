@@ -127,7 +127,8 @@ fn a_running_weir_run_is_produced_to_and_described_through_its_data_directory() 
     let advertised: Value = wait_for("weir run never advertised its API", || {
         serde_json::from_str(&std::fs::read_to_string(&api).ok()?).ok()
     });
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&api).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&api).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "api.json is private");
     assert_eq!(advertised["pid"], child.id());
 
@@ -162,9 +163,7 @@ fn a_running_weir_run_is_produced_to_and_described_through_its_data_directory() 
     let refused = weir(d, &["topic", "list"]).output().unwrap();
     std::fs::write(&api, real).unwrap();
     assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("is in use by another weir process")
-    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is in use by another weir process"));
 
     let out = terminate(child);
     assert!(out.status.success(), "{}", out.status);
@@ -242,7 +241,12 @@ fn a_restarted_static_member_keeps_its_partitions_and_the_generation_goes_on() {
             .as_array()
             .unwrap_or_else(|| panic!("no membership: {g}"))
             .iter()
-            .map(|m| (m["instance_id"].as_str().unwrap().to_string(), m["assignment"].clone()))
+            .map(|m| {
+                (
+                    m["instance_id"].as_str().unwrap().to_string(),
+                    m["assignment"].clone(),
+                )
+            })
             .collect();
         by_instance.sort_by(|a, b| a.0.cmp(&b.0));
         (m["generation"].as_u64().unwrap(), by_instance)
@@ -250,7 +254,10 @@ fn a_restarted_static_member_keeps_its_partitions_and_the_generation_goes_on() {
     let (generation, before) = membership(d);
     assert!(generation >= 2, "two members joined: {generation}");
     assert_eq!(before.len(), 2);
-    assert!(before.iter().all(|(_, a)| a.as_array().unwrap().len() == 2), "{before:?}");
+    assert!(
+        before.iter().all(|(_, a)| a.as_array().unwrap().len() == 2),
+        "{before:?}"
+    );
 
     produce(d, "in", &lines("print:b", 0..40));
     ok(weir(d, &args).output().unwrap());

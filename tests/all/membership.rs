@@ -27,11 +27,15 @@ async fn a_processor_stuck_on_its_first_batch_has_lag_metrics_and_a_description(
     host.append_values("in", 0, &["fail:retry", "a", "b"]);
     host.append_values("in", 1, &["fail:retry", "c"]);
     let guest = host.guest(guests::SCRIPTED, "stuck", &[]).unwrap();
-    let instances = Instances::start(stuck_config(), host.broker.clone(), Arc::new(guest), 1).unwrap();
+    let instances =
+        Instances::start(stuck_config(), host.broker.clone(), Arc::new(guest), 1).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(host.offsets.of_group("stuck").len(), 0, "nothing committed");
 
-    let described = host.broker.describe_group("stuck").expect("a live group is described");
+    let described = host
+        .broker
+        .describe_group("stuck")
+        .expect("a live group is described");
     assert_eq!(described.total_lag, 5);
     assert_eq!(described.partitions.len(), 2);
     let membership = described.membership.expect("membership");
@@ -45,7 +49,10 @@ async fn a_processor_stuck_on_its_first_batch_has_lag_metrics_and_a_description(
     assert!(!member.awaiting_rejoin);
 
     let lags = host.broker.group_lags();
-    let (_, stuck) = lags.iter().find(|(g, _)| g == "stuck").expect("lag for the live group");
+    let (_, stuck) = lags
+        .iter()
+        .find(|(g, _)| g == "stuck")
+        .expect("lag for the live group");
     assert_eq!(stuck.iter().map(|l| l.lag).sum::<u64>(), 5);
     let text = weir::service::Metrics::install().render(&host.broker);
     let series: Vec<&str> = text
@@ -53,7 +60,12 @@ async fn a_processor_stuck_on_its_first_batch_has_lag_metrics_and_a_description(
         .filter(|l| l.starts_with("weir_consumer_lag{") && l.contains("group=\"stuck\""))
         .collect();
     assert_eq!(series.len(), 2, "{text}");
-    assert!(series.iter().any(|l| l.contains("partition=\"0\"") && l.ends_with(" 3")), "{series:?}");
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains("partition=\"0\"") && l.ends_with(" 3")),
+        "{series:?}"
+    );
 
     // Over the API too.
     let server = weir_tests::server::Server::start(&host, None).await;
@@ -94,7 +106,12 @@ async fn a_group_record_is_restored_when_the_broker_reopens() {
     assert!(restored.members.iter().all(|m| m.restored));
     // Nothing runs the restored members, so the group can be moved.
     host.broker
-        .seek("g", &["in".to_string()], None, weir::broker::SeekTo::Earliest)
+        .seek(
+            "g",
+            &["in".to_string()],
+            None,
+            weir::broker::SeekTo::Earliest,
+        )
         .expect("restored members do not block a seek");
     let by_instance = |d: &weir::group::GroupDescription| {
         let mut m: Vec<_> = d

@@ -139,7 +139,11 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
         processed: 0,
         batches: 0,
         emitted: 0,
-        lag: broker.lag(&group, &spec.topics)?.iter().map(|l| l.lag).sum(),
+        lag: broker
+            .lag(&group, &spec.topics)?
+            .iter()
+            .map(|l| l.lag)
+            .sum(),
     };
     for p in &processors {
         let stats = p.stats();
@@ -227,7 +231,10 @@ impl Api {
                 tracing::error!(error = %weir::error::chain(&e), "the API stopped");
             }
         });
-        tracing::info!("serving the API on http://{addr} (advertised in {})", dir.join(super::admin::API_FILE).display());
+        tracing::info!(
+            "serving the API on http://{addr} (advertised in {})",
+            dir.join(super::admin::API_FILE).display()
+        );
         Ok(Api {
             advertised,
             stop,

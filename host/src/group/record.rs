@@ -82,7 +82,10 @@ mod tests {
             }],
         };
         assert_eq!(GroupRecord::decode(&record.encode()).unwrap(), record);
-        assert_eq!(record.settings().session_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            record.settings().session_timeout,
+            Duration::from_millis(1500)
+        );
         assert!(GroupRecord::decode(b"{}").is_err());
     }
 }

@@ -267,3 +267,31 @@ fn a_restarted_static_member_keeps_its_partitions_and_the_generation_goes_on() {
     let host = Host::new_in(dir);
     assert_eq!(host.values("out", 0).len(), 80);
 }
+
+#[test]
+fn a_serving_data_directory_is_reached_with_the_token_it_advertises() {
+    let dir = data_dir(1);
+    let d = dir.path();
+    let child = weir(
+        d,
+        &["serve", "--listen", "127.0.0.1:0", "--token", "s3cret"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let api = d.join("api.json");
+    let advertised: Value = wait_for("weir serve never advertised its API", || {
+        serde_json::from_str(&std::fs::read_to_string(&api).ok()?).ok()
+    });
+    assert_eq!(advertised["token"], "s3cret");
+    // No --token given: the command takes the advertised one.
+    let created = json(d, &["topic", "create", "fresh", "--partitions", "3"]);
+    assert_eq!(created["partitions"], 3, "{created}");
+    produce(d, "fresh", &lines("x", 0..6));
+    let topic = json(d, &["topic", "describe", "fresh"]);
+    assert_eq!(topic["high_watermarks"], serde_json::json!([2, 2, 2]));
+    let out = terminate(child);
+    assert!(out.status.success(), "{}", out.status);
+    assert!(!api.exists(), "removed on a clean exit");
+}

@@ -207,7 +207,7 @@ impl Groups {
     }
 
     /// Joins `group` (creating it with `settings` if it is new, or giving it
-    /// them if it has no members: a processor restarted with new settings)
+    /// them if no member runs: a processor restarted with new settings)
     /// subscribed to `topics`; returns the new member id.
     pub fn join(
         &self,
@@ -223,7 +223,9 @@ impl Groups {
         }
         let state = self.group(group, settings);
         let mut state = state.lock().expect("group lock");
-        if state.members.is_empty() {
+        if state.active_members() == 0 {
+            // Nothing runs in the group (restored members only wait for
+            // their instances): the joining processor's settings apply.
             state.settings = settings;
         }
         let member = state.join(instance_id, topics, &partitions, Instant::now());

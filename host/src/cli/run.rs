@@ -81,6 +81,8 @@ enum Stop {
 }
 
 pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> Result<()> {
+    let signal = signals();
+    tokio::pin!(signal);
     let mut changes = args.spec.changes();
     if args.scratch.is_some() {
         changes.set("scratch", true);
@@ -117,10 +119,10 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
         ));
     }
     let stop = if args.until_caught_up {
-        until_caught_up(&broker, &group, &spec.topics, &mut instances).await?
+        until_caught_up(&broker, &group, &spec.topics, &mut instances, signal).await?
     } else {
         tokio::select! {
-            _ = shutdown_signal() => Stop::Signal,
+            _ = signal => Stop::Signal,
             _ = instances.failed() => Stop::Failed,
         }
     };
@@ -167,12 +169,11 @@ async fn until_caught_up(
     group: &str,
     topics: &[String],
     instances: &mut Instances,
+    mut signal: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
 ) -> Result<Stop> {
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
-            _ = &mut signal => return Ok(Stop::Signal),
+            _ = signal.as_mut() => return Ok(Stop::Signal),
             _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
         if instances.has_failed() {
@@ -293,10 +294,20 @@ async fn watch(path: PathBuf, runtime: Arc<Runtime>, spec: GuestSpec, slot: Arc<
 }
 
 pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    signals().await
+}
+
+/// Ctrl-C or SIGTERM, caught from this call on (not from the first poll), so
+/// a signal that comes while the members start stops them gracefully instead
+/// of killing the process.
+fn signals() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }

@@ -64,7 +64,7 @@ impl Broker {
     /// A broker over an already opened log.
     pub fn over(log: Arc<Log>) -> Result<Arc<Broker>, BrokerError> {
         let offsets = Arc::new(Offsets::open(log.clone())?);
-        let groups = Arc::new(Groups::new(log.clone()));
+        let groups = Arc::new(Groups::open(log.clone(), offsets.clone()));
         Ok(Arc::new(Broker {
             log,
             offsets,

@@ -19,6 +19,12 @@ use std::path::Path;
 /// Replaces the file at `path` with `bytes`; once this returns, the new file
 /// survives a crash. The file gets the mode a plain create would give it.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_with_mode(path, bytes, 0o666)
+}
+
+/// [`replace`], the new file created with `mode` (before the umask): 0o600
+/// for a file that holds a secret.
+pub fn replace_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -30,8 +36,9 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
-        // As `File::create` does (the umask applies); tempfile's default is 0600.
-        .permissions(Permissions::from_mode(0o666))
+        // 0o666 does as `File::create` does (the umask applies); tempfile's
+        // default is 0600.
+        .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     // The data must be on disk before the rename publishes it, or a crash could

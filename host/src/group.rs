@@ -20,10 +20,15 @@
 //! checks member, epoch and ownership under the group's lock and only then runs
 //! the commit, so a zombie can neither append emits nor move an offset.
 //!
-//! Membership lives in memory: when the host restarts, every member restarts
-//! with it. Committed offsets are durable (`offsets`).
+//! Membership lives in memory, and each group's record (generation, settings,
+//! static members and their assignment; `record.rs`) is kept in
+//! `__consumer_offsets` at every rebalance and restored when the broker opens,
+//! so a static member of a restarted host takes its partitions back without a
+//! rebalance and the generation goes on. Committed offsets are durable
+//! (`offsets`).
 
 pub mod assignor;
+mod record;
 mod state;
 
 use std::collections::BTreeMap;
@@ -34,6 +39,8 @@ pub use assignor::{AssignorKind, MemberId, TopicPartition};
 pub use state::{Grant, GroupSettings};
 
 use crate::log::{Log, LogError};
+use crate::offsets::Offsets;
+use record::GroupRecord;
 use state::GroupState;
 
 /// How a group rebalances.
@@ -92,7 +99,7 @@ pub enum GroupError {
     },
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
-    #[error("group {0:?} has no committed offsets")]
+    #[error("group {0:?} has no committed offsets and no live members")]
     NoCommits(String),
     #[error("log")]
     Log(#[from] LogError),
@@ -109,6 +116,8 @@ pub struct MemberDescription {
     pub instance_id: Option<String>,
     pub epoch: u32,
     pub assigned: Vec<TopicPartition>,
+    /// Restored from the group's record and not yet rejoined by its instance.
+    pub restored: bool,
 }
 
 /// A live group as `describe` shows it.
@@ -118,19 +127,66 @@ pub struct GroupDescription {
     pub protocol: Protocol,
     pub assignor: AssignorKind,
     pub members: Vec<MemberDescription>,
+    /// Every topic some member subscribes to.
+    pub topics: Vec<String>,
 }
 
 /// Every group of this host.
 pub struct Groups {
     log: Arc<Log>,
+    /// Where each group's record is kept.
+    offsets: Arc<Offsets>,
     groups: Mutex<BTreeMap<String, Arc<Mutex<GroupState>>>>,
 }
 
 impl Groups {
-    pub fn new(log: Arc<Log>) -> Groups {
+    /// The coordinator of `log`'s groups, with each group restored from its
+    /// record in `offsets` (a record that cannot be read is logged and
+    /// skipped: its group starts afresh, as it did before records existed).
+    pub fn open(log: Arc<Log>, offsets: Arc<Offsets>) -> Groups {
+        let now = Instant::now();
+        let mut groups = BTreeMap::new();
+        for (name, bytes) in offsets.group_records() {
+            let record = match GroupRecord::decode(&bytes) {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::warn!(group = %name, error = %e, "ignoring an unreadable group record");
+                    continue;
+                }
+            };
+            let mut partitions = BTreeMap::new();
+            for m in &record.members {
+                for topic in &m.topics {
+                    if let Ok(count) = log.partition_count(topic) {
+                        partitions.insert(topic.clone(), count);
+                    }
+                }
+            }
+            let state = GroupState::restore(&name, &record, &partitions, now);
+            groups.insert(name, Arc::new(Mutex::new(state)));
+        }
         Groups {
             log,
-            groups: Mutex::new(BTreeMap::new()),
+            offsets,
+            groups: Mutex::new(groups),
+        }
+    }
+
+    /// Writes the group's record if a rebalance changed it. A failed write is
+    /// logged and retried at the next call: membership itself is in memory,
+    /// and a stale record only costs a rebalance after a restart.
+    fn save(&self, state: &mut GroupState) {
+        if !state.dirty {
+            return;
+        }
+        match self
+            .offsets
+            .record_group(&state.name, &state.record().encode())
+        {
+            Ok(()) => state.dirty = false,
+            Err(e) => {
+                tracing::warn!(group = %state.name, error = %crate::error::chain(&e), "could not record the group")
+            }
         }
     }
 
@@ -151,7 +207,7 @@ impl Groups {
     }
 
     /// Joins `group` (creating it with `settings` if it is new, or giving it
-    /// them if it has no members: a processor restarted with new settings)
+    /// them if no member runs: a processor restarted with new settings)
     /// subscribed to `topics`; returns the new member id.
     pub fn join(
         &self,
@@ -167,17 +223,23 @@ impl Groups {
         }
         let state = self.group(group, settings);
         let mut state = state.lock().expect("group lock");
-        if state.members.is_empty() {
+        if state.active_members() == 0 {
+            // Nothing runs in the group (restored members only wait for
+            // their instances): the joining processor's settings apply.
             state.settings = settings;
         }
-        Ok(state.join(instance_id, topics, &partitions, Instant::now()))
+        let member = state.join(instance_id, topics, &partitions, Instant::now());
+        self.save(&mut state);
+        Ok(member)
     }
 
     /// Reports liveness.
     pub fn heartbeat(&self, group: &str, member: &str) -> Result<(), GroupError> {
         let state = self.existing(group)?;
         let mut state = state.lock().expect("group lock");
-        state.heartbeat(member, Instant::now())
+        let result = state.heartbeat(member, Instant::now());
+        self.save(&mut state);
+        result
     }
 
     /// Reports what `member` owns and polls; returns what it may own now.
@@ -189,13 +251,17 @@ impl Groups {
     ) -> Result<Grant, GroupError> {
         let state = self.existing(group)?;
         let mut state = state.lock().expect("group lock");
-        state.sync(member, owned, Instant::now())
+        let grant = state.sync(member, owned, Instant::now());
+        self.save(&mut state);
+        grant
     }
 
     /// Leaves the group for good (a static member that only restarts should not).
     pub fn leave(&self, group: &str, member: &str) {
         if let Ok(state) = self.existing(group) {
-            state.lock().expect("group lock").leave(member);
+            let mut state = state.lock().expect("group lock");
+            state.leave(member);
+            self.save(&mut state);
         }
     }
 
@@ -212,6 +278,7 @@ impl Groups {
         let state = self.existing(group)?;
         let mut state = state.lock().expect("group lock");
         state.expire(Instant::now());
+        self.save(&mut state);
         state.check_commit(member, epoch, tp)?;
         commit()
     }
@@ -221,6 +288,14 @@ impl Groups {
         let state = self.existing(group).ok()?;
         let mut state = state.lock().expect("group lock");
         state.expire(Instant::now());
+        self.save(&mut state);
+        let mut topics: Vec<String> = state
+            .members
+            .values()
+            .flat_map(|m| m.topics.iter().cloned())
+            .collect();
+        topics.sort();
+        topics.dedup();
         Some(GroupDescription {
             generation: state.generation,
             protocol: state.settings.protocol,
@@ -233,14 +308,17 @@ impl Groups {
                     instance_id: m.instance_id.clone(),
                     epoch: m.epoch,
                     assigned: m.granted.clone(),
+                    restored: m.restored,
                 })
                 .collect(),
+            topics,
         })
     }
 
     /// Runs `f` only if `group` has no live member, holding the group's lock
     /// so no member can join in between (seeking a running group would race
-    /// its commits).
+    /// its commits). Restored members awaiting their instance do not count:
+    /// nothing runs them.
     pub fn when_idle<T>(
         &self,
         group: &str,
@@ -249,28 +327,34 @@ impl Groups {
         let state = self.group(group, GroupSettings::default());
         let mut state = state.lock().expect("group lock");
         state.expire(Instant::now());
-        if !state.members.is_empty() {
+        self.save(&mut state);
+        let members = state.active_members();
+        if members > 0 {
             return Err(GroupError::Active {
                 group: group.to_string(),
-                members: state.members.len(),
+                members,
             });
         }
         f()
     }
 
-    /// Groups with live members on this host.
+    /// Groups with members on this host (restored ones included).
     pub fn live_groups(&self) -> Vec<String> {
         // The map's lock is let go before any group's is taken.
-        let groups: Vec<_> = {
-            let groups = self.groups.lock().expect("groups lock");
-            groups.iter().map(|(n, s)| (n.clone(), s.clone())).collect()
-        };
+        let groups: Vec<(String, Arc<Mutex<GroupState>>)> = self
+            .groups
+            .lock()
+            .expect("groups lock")
+            .iter()
+            .map(|(name, state)| (name.clone(), state.clone()))
+            .collect();
         let now = Instant::now();
         groups
             .into_iter()
             .filter(|(_, state)| {
                 let mut state = state.lock().expect("group lock");
                 state.expire(now);
+                self.save(&mut state);
                 !state.members.is_empty()
             })
             .map(|(name, _)| name)

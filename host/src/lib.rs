@@ -18,11 +18,15 @@
 //! - [`group`]: the in-process group coordinator: membership with heartbeats,
 //!   session timeout and max poll interval, generations, the range,
 //!   round-robin, sticky and cooperative-sticky assignors, eager and
-//!   cooperative rebalancing, static membership and commit fencing.
+//!   cooperative rebalancing, static membership and commit fencing; each
+//!   group's record (generation, settings, static members and their
+//!   assignment) kept in `__consumer_offsets` and restored on open.
 //! - [`broker`]: the one handle over a data directory's log, offsets and
 //!   groups, opened in one place, with the admin operations as its methods
-//!   (reset policy, lag, seek by offset or timestamp, group listing, topic
-//!   deletion with its offsets), and the embedded side of the consumer seam.
+//!   (reset policy and committing a latest start, lag for every group with
+//!   commits or members, group description with membership, seek by offset
+//!   or timestamp, group listing, topic deletion with its offsets), and the
+//!   embedded side of the consumer seam.
 //! - [`consumer`]: the seam under the processor loop: a [`consumer::Backend`]
 //!   lets members join and moves a stopped group; a [`consumer::Consumer`]
 //!   follows the assignment, polls (max records, bytes and wait), commits a

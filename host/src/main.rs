@@ -134,7 +134,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
     ) {
         bail!(NEEDS_SERVER);
     }
-    cli::lock_data_dir(&dir)?;
+    if let Err(locked) = cli::lock_data_dir(&dir) {
+        // Held by a `weir run` or `weir serve`: its API answers for it.
+        return match (cli.command, cli::admin::holder(&dir, cli.token)) {
+            (Command::Data(command), Some(client)) => cli::data(&client, command, out).await,
+            _ => Err(locked),
+        };
+    }
     match cli.command {
         Command::Demo { orders } => {
             let report = weir::demo::run(&dir, orders).await.context("demo failed")?;
@@ -142,7 +148,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data(command) => cli::data(&*cli::open_broker(&dir)?, command, out).await,
-        Command::Run(args) => cli::run::run(&dir, *args).await,
+        Command::Run(args) => cli::run::run(&dir, *args, cli.token, out).await,
         Command::Serve(args) => cli::serve::serve(&dir, args, cli.token).await,
         Command::Bench { quick } => {
             let scratch = tempfile_dir(&dir)?;

@@ -10,6 +10,12 @@
 //! survive any restart. A commit is visible in memory only after its record is
 //! in the log.
 //!
+//! The topic also keeps each group's metadata, as Kafka's does: a record keyed
+//! by the group name alone (no `/`), whose value is the coordinator's record of
+//! the group (generation, settings, static members and their assignment; see
+//! `group/record.rs`), opaque bytes here. The latest one per group wins and is
+//! compacted like the offsets.
+//!
 //! The topic stays bounded by compaction into a snapshot: once the records
 //! since the last snapshot outnumber the live keys several times over, the
 //! active segment is sealed, every live key is appended again (the snapshot
@@ -69,6 +75,8 @@ pub struct Offsets {
 #[derive(Debug, Default)]
 struct State {
     latest: BTreeMap<OffsetKey, Committed>,
+    /// Each group's latest metadata record.
+    groups: BTreeMap<String, Vec<u8>>,
     /// Records in the log since the last snapshot began (all of them, until
     /// the first compaction), to decide when to compact.
     since_snapshot: u64,
@@ -79,20 +87,29 @@ impl Offsets {
     pub fn open(log: Arc<Log>) -> Result<Offsets, OffsetsError> {
         log.ensure_topic(OFFSETS_TOPIC, TopicConfig::with_partitions(1))?;
         let mut committed = BTreeMap::new();
+        let mut groups = BTreeMap::new();
         let end = log.high_watermark(OFFSETS_TOPIC, 0)?;
         let mut next = log.log_start(OFFSETS_TOPIC, 0)?;
         while next < end {
             let records = log.read(OFFSETS_TOPIC, 0, next, 10_000, 4 << 20)?;
             for record in &records {
-                let (key, value) = decode(record.key.as_deref(), &record.value).ok_or(
-                    OffsetsError::Malformed {
-                        offset: record.offset,
-                    },
-                )?;
-                match value {
-                    Some(value) => committed.insert(key, value),
-                    None => committed.remove(&key),
+                let malformed = OffsetsError::Malformed {
+                    offset: record.offset,
                 };
+                match decode(record.key.as_deref(), &record.value).ok_or(malformed)? {
+                    Entry::Offset(key, Some(value)) => {
+                        committed.insert(key, value);
+                    }
+                    Entry::Offset(key, None) => {
+                        committed.remove(&key);
+                    }
+                    Entry::Group(group, Some(value)) => {
+                        groups.insert(group, value);
+                    }
+                    Entry::Group(group, None) => {
+                        groups.remove(&group);
+                    }
+                }
             }
             next = records.last().map_or(end, |r| r.offset + 1);
         }
@@ -101,6 +118,7 @@ impl Offsets {
             log,
             committed: Mutex::new(State {
                 latest: committed,
+                groups,
                 since_snapshot: end - start,
             }),
         };
@@ -118,7 +136,8 @@ impl Offsets {
     }
 
     fn maybe_compact(&self, state: &mut State) -> Result<(), OffsetsError> {
-        let limit = COMPACT_MIN_RECORDS.max(COMPACT_FACTOR * state.latest.len() as u64);
+        let keys = (state.latest.len() + state.groups.len()) as u64;
+        let limit = COMPACT_MIN_RECORDS.max(COMPACT_FACTOR * keys);
         if state.since_snapshot > limit {
             self.compact_locked(state)?;
         }
@@ -134,6 +153,12 @@ impl Offsets {
             .latest
             .iter()
             .map(|(key, committed)| encode(key, committed))
+            .chain(
+                state
+                    .groups
+                    .iter()
+                    .map(|(group, value)| Record::keyed(group.clone(), value.clone())),
+            )
             .collect();
         for chunk in records.chunks(SNAPSHOT_BATCH) {
             self.log.append(OFFSETS_TOPIC, 0, chunk)?;
@@ -237,6 +262,30 @@ impl Offsets {
         Ok(())
     }
 
+    /// Records `group`'s metadata (the coordinator's opaque record of it),
+    /// replacing the previous one.
+    pub fn record_group(&self, group: &str, metadata: &[u8]) -> Result<(), OffsetsError> {
+        let mut state = self.committed.lock().expect("offsets lock");
+        let record = Record::keyed(group.to_string(), metadata.to_vec());
+        self.log.append(OFFSETS_TOPIC, 0, &[record])?;
+        state.groups.insert(group.to_string(), metadata.to_vec());
+        state.since_snapshot += 1;
+        if let Err(e) = self.maybe_compact(&mut state) {
+            tracing::warn!(error = %e, "could not compact {OFFSETS_TOPIC}");
+        }
+        Ok(())
+    }
+
+    /// Every group's latest metadata record.
+    pub fn group_records(&self) -> Vec<(String, Vec<u8>)> {
+        let state = self.committed.lock().expect("offsets lock");
+        state
+            .groups
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect()
+    }
+
     /// The group's committed position on one partition, if it ever committed.
     pub fn get(&self, group: &str, topic: &str, partition: u32) -> Option<Committed> {
         let state = self.committed.lock().expect("offsets lock");
@@ -276,21 +325,31 @@ fn record_key((group, topic, partition): &OffsetKey) -> String {
     format!("{group}/{topic}/{partition}")
 }
 
-/// A record's key and its commit, or `None` for a tombstone.
-fn decode(key: Option<&[u8]>, value: &[u8]) -> Option<(OffsetKey, Option<Committed>)> {
+/// What one record of the topic says; `None` is a tombstone.
+enum Entry {
+    Offset(OffsetKey, Option<Committed>),
+    Group(String, Option<Vec<u8>>),
+}
+
+/// A record's meaning, or `None` if it is malformed.
+fn decode(key: Option<&[u8]>, value: &[u8]) -> Option<Entry> {
     let key = std::str::from_utf8(key?).ok()?;
+    if !key.contains('/') {
+        let value = (!value.is_empty()).then(|| value.to_vec());
+        return Some(Entry::Group(key.to_string(), value));
+    }
     let mut parts = key.splitn(3, '/');
     let (group, topic) = (parts.next()?, parts.next()?);
     let partition = parts.next()?.parse().ok()?;
     let key = (group.to_string(), topic.to_string(), partition);
     match value.len() {
-        0 => Some((key, None)),
+        0 => Some(Entry::Offset(key, None)),
         12 => {
             let committed = Committed {
                 offset: u64::from_le_bytes(value[0..8].try_into().ok()?),
                 generation: u32::from_le_bytes(value[8..12].try_into().ok()?),
             };
-            Some((key, Some(committed)))
+            Some(Entry::Offset(key, Some(committed)))
         }
         _ => None,
     }
@@ -448,6 +507,39 @@ mod tests {
         let offsets = Offsets::open(log).unwrap();
         assert_eq!(offsets.groups(), ["kept"], "the tombstones replay");
         assert_eq!(offsets.get("kept", "t", 0), Some(c(5)));
+    }
+
+    #[test]
+    fn group_metadata_survives_reopen_and_compaction_beside_the_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Committed {
+            offset: 4,
+            generation: 2,
+        };
+        {
+            let log = Arc::new(Log::open(dir.path()).unwrap());
+            let offsets = Offsets::open(log).unwrap();
+            offsets.record_group("g", b"first").unwrap();
+            offsets.commit("g", "t", 0, c).unwrap();
+            offsets.record_group("g", b"second").unwrap();
+            offsets.record_group("h", b"other").unwrap();
+            offsets.compact().unwrap();
+        }
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        let offsets = Offsets::open(log).unwrap();
+        assert_eq!(
+            offsets.group_records(),
+            vec![
+                ("g".to_string(), b"second".to_vec()),
+                ("h".to_string(), b"other".to_vec())
+            ]
+        );
+        assert_eq!(offsets.get("g", "t", 0), Some(c));
+        assert_eq!(
+            offsets.groups(),
+            vec!["g".to_string()],
+            "metadata is no commit"
+        );
     }
 
     #[test]

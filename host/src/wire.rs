@@ -17,7 +17,9 @@ mod state;
 mod topic;
 
 pub use frame::{FrameError, OCTET_STREAM};
-pub use group::{GroupLag, Moved, PartitionLag, Seek, Seeked};
+pub use group::{
+    Assigned, GroupLag, GroupMember, GroupMembership, Moved, PartitionLag, Seek, Seeked,
+};
 pub use position::{SeekTo, parse_position, position};
 pub use records::{FetchQuery, FetchedRecord, Produce, ProduceQuery, ProduceRecord, Produced};
 pub use state::{StateEntry, StateQuery};

@@ -331,6 +331,14 @@ fn a_second_process_on_the_same_data_directory_is_refused() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A holder that serves its API is reached through it (see
+    // `embedded_api`); one that does not advertise it is refused.
+    let api = dir.path().join("api.json");
+    while !api.exists() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no api.json");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(&api).unwrap();
     let second = weir(dir.path(), &["topic", "list"]).output().unwrap();
     let first_alive = child.try_wait().unwrap().is_none();
     child.kill().ok();

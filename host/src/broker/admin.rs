@@ -1,5 +1,7 @@
 //! The offsets API of a group, as methods of the [`Broker`]: where a member
-//! starts on a partition (the reset policy), lag per partition, and seeking a
+//! starts on a partition (the reset policy) and committing that start, lag per
+//! partition for every group with committed offsets or members, a group's
+//! description (positions, lag and membership), and seeking a
 //! stopped group to the beginning, the end, an offset or a timestamp (through
 //! the time index). A seek resolves every target before it writes anything,
 //! and writes them as one batch: it moves every partition or none.
@@ -8,7 +10,7 @@ use super::Broker;
 use crate::group::{GroupError, TopicPartition};
 use crate::log::LogError;
 use crate::offsets::{Committed, Offsets};
-use crate::wire::{GroupLag, Moved, PartitionLag, SeekTo};
+use crate::wire::{Assigned, GroupLag, GroupMember, GroupMembership, Moved, PartitionLag, SeekTo};
 
 /// Where a member starts on a partition without a usable committed offset
 /// (none yet, or one that retention has deleted).
@@ -86,6 +88,34 @@ impl Broker {
         }
     }
 
+    /// Commits where `group` starts on every partition of `topics` it has no
+    /// committed offset for, when `reset` is `latest`: "latest" then means
+    /// "from this start on", so records produced before the first commit (a
+    /// run that stops early, a restart) are not skipped, as Kafka's
+    /// auto-commit of the reset position achieves. Earliest needs no commit
+    /// (the log start is where it would start anyway), and none has nothing
+    /// to commit. Call it before the group's members start.
+    pub fn commit_start(
+        &self,
+        group: &str,
+        topics: &[String],
+        reset: ResetPolicy,
+    ) -> Result<Vec<Moved>, GroupError> {
+        if reset != ResetPolicy::Latest {
+            return Ok(Vec::new());
+        }
+        let mut moved = Vec::new();
+        for topic in topics {
+            for partition in 0..self.log.partition_count(topic)? {
+                if self.offsets.get(group, topic, partition).is_none() {
+                    let topics = std::slice::from_ref(topic);
+                    moved.extend(self.reset(group, topics, Some(partition), SeekTo::Latest)?);
+                }
+            }
+        }
+        Ok(moved)
+    }
+
     /// Committed offset, high watermark and lag for every partition of `topics`
     /// (or, when empty, of every topic the group has committed to).
     pub fn lag(&self, group: &str, topics: &[String]) -> Result<Vec<PartitionLag>, GroupError> {
@@ -111,14 +141,75 @@ impl Broker {
         Ok(out)
     }
 
-    /// The lag of every partition a group has committed to; a group without
-    /// committed offsets is [`GroupError::NoCommits`].
+    /// The lag of every partition a group has committed to or its members
+    /// subscribe to, with its membership (members, instance ids, assignment,
+    /// generation, protocol, assignor) when the coordinator knows the group;
+    /// a group with neither commits nor members is [`GroupError::NoCommits`].
     pub fn describe_group(&self, group: &str) -> Result<GroupLag, GroupError> {
-        let lags = self.lag(group, &[])?;
-        if lags.is_empty() {
+        let live = self
+            .groups
+            .describe(group)
+            .filter(|d| !d.members.is_empty() || d.generation > 0);
+        let topics = self.group_topics(group, live.as_ref().map(|d| &d.topics[..]));
+        let lags = self.lag(group, &topics)?;
+        if lags.is_empty() && live.as_ref().is_none_or(|d| d.members.is_empty()) {
             return Err(GroupError::NoCommits(group.to_string()));
         }
-        Ok(GroupLag::new(group, lags))
+        let mut described = GroupLag::new(group, lags);
+        described.membership = live.map(|d| GroupMembership {
+            generation: d.generation,
+            protocol: d.protocol.to_string(),
+            assignor: d.assignor.to_string(),
+            members: d
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member,
+                    instance_id: m.instance_id,
+                    generation: m.epoch,
+                    assignment: m
+                        .assigned
+                        .into_iter()
+                        .map(|tp| Assigned {
+                            topic: tp.topic,
+                            partition: tp.partition,
+                        })
+                        .collect(),
+                    awaiting_rejoin: m.restored,
+                })
+                .collect(),
+        });
+        Ok(described)
+    }
+
+    /// The lag of every partition of every group with committed offsets or
+    /// members (from its committed offset, or for a partition without one
+    /// from the log start: where the earliest reset policy starts, and a
+    /// group starting at latest commits its start first, see
+    /// [`Broker::commit_start`]). What the metrics' lag gauges show.
+    pub fn group_lags(&self) -> Vec<(String, Vec<PartitionLag>)> {
+        let mut out = Vec::new();
+        for group in self.list_groups() {
+            let live = self.groups.describe(&group);
+            let topics = self.group_topics(&group, live.as_ref().map(|d| &d.topics[..]));
+            match self.lag(&group, &topics) {
+                Ok(lags) => out.push((group, lags)),
+                Err(e) => {
+                    tracing::debug!(%group, error = %crate::error::chain(&e), "no lag for group")
+                }
+            }
+        }
+        out
+    }
+
+    /// The topics a group has committed to, with those its members subscribe
+    /// to.
+    fn group_topics(&self, group: &str, subscribed: Option<&[String]>) -> Vec<String> {
+        let mut topics = group_topics(&self.offsets, group, &[]);
+        topics.extend(subscribed.unwrap_or_default().iter().cloned());
+        topics.sort();
+        topics.dedup();
+        topics
     }
 
     /// Every group with committed offsets or live members.

@@ -5,8 +5,19 @@
 //! behaves and prints the same embedded and remote. Both sides call the same
 //! broker methods in the end (the server's handlers call them too), so rules
 //! such as record placement and reserved names hold on either path.
+//!
+//! A data directory held by a `weir run` or `weir serve` is reached through
+//! that process's API: while it serves, it advertises its address (and token)
+//! in `<data-dir>/api.json` ([`Advertised`]), and a command that finds the
+//! directory locked reads it ([`holder`]) and runs as a client. The file counts
+//! only when it names the process holding the lock, so one left behind by a
+//! killed process is ignored.
 
-use anyhow::Result;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use weir::broker::{Broker, GroupLag, Moved, SeekTo};
 use weir::client::Client;
@@ -15,6 +26,70 @@ use weir::wire::{Produced, TopicInfo};
 
 /// The most bytes one fetch reads (about; at least one whole batch).
 const FETCH_BYTES: u64 = 1 << 20;
+
+/// The file in a data directory that advertises its holder's API.
+pub const API_FILE: &str = "api.json";
+
+/// What `api.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct ApiFile {
+    /// `http://HOST:PORT`.
+    url: String,
+    /// The process serving it, which holds the data directory's lock.
+    pid: u32,
+    /// The bearer token the API requires, if any (the file is 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+/// `api.json`, written while this process serves the API over its data
+/// directory, and removed when dropped (a clean exit).
+pub struct Advertised {
+    path: PathBuf,
+}
+
+impl Advertised {
+    /// Writes `dir/api.json` (atomically, mode 0600) naming `addr` (a wildcard
+    /// address is reached on loopback) and `token`.
+    pub fn write(dir: &Path, addr: SocketAddr, token: Option<&str>) -> Result<Advertised> {
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => std::net::Ipv4Addr::LOCALHOST.into(),
+            ip if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        let file = ApiFile {
+            url: format!("http://{}", SocketAddr::new(ip, addr.port())),
+            pid: std::process::id(),
+            token: token.map(str::to_string),
+        };
+        let path = dir.join(API_FILE);
+        let bytes = serde_json::to_vec_pretty(&file)?;
+        weir::durable::replace_with_mode(&path, &bytes, 0o600)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Advertised { path })
+    }
+}
+
+impl Drop for Advertised {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove the API file");
+        }
+    }
+}
+
+/// A client of the API that the live process holding `dir` advertises, if it
+/// does: `api.json` must name the pid in the lock file (a file left by a
+/// killed process names another). `token` is used when the file has none.
+pub fn holder(dir: &Path, token: Option<String>) -> Option<Client> {
+    let text = std::fs::read_to_string(dir.join(API_FILE)).ok()?;
+    let file: ApiFile = serde_json::from_str(&text).ok()?;
+    let locked_by = std::fs::read_to_string(dir.join("LOCK")).ok()?;
+    if locked_by.trim() != file.pid.to_string() {
+        return None;
+    }
+    Client::new(&file.url, file.token.or(token)).ok()
+}
 
 /// Topics, records and groups, wherever they live.
 pub trait Admin {

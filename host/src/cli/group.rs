@@ -1,20 +1,23 @@
-//! `weir group list|describe|seek`: consumer groups as committed offsets, over
-//! [`Admin`] (the data directory or a server). `--json` prints the API's
-//! shapes. Live members exist only in the process that runs them (`weir run`,
-//! `weir serve`), so neither path shows them here.
+//! `weir group list|describe|seek`: consumer groups, over [`Admin`] (the data
+//! directory, or the server that holds it). `--json` prints the API's shapes.
+//! `describe` shows the positions and lag, and the membership the coordinator
+//! knows: the live members of the process running them (reached through its
+//! API while it holds the data directory), or on a free data directory the
+//! static members the group's record keeps, awaiting their instances.
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
 use super::admin::Admin;
-use weir::wire::{GroupLag, Moved, SeekTo};
+use weir::wire::{GroupLag, GroupMembership, Moved, SeekTo};
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
     /// Every group with committed offsets.
     List,
-    /// The committed offset, high watermark and lag of every partition.
+    /// The committed offset, high watermark and lag of every partition, and
+    /// the members with their assignment, generation, protocol and assignor.
     Describe { group: String },
     /// Move a stopped group's committed offsets.
     Seek {
@@ -67,6 +70,46 @@ fn lag_table(info: &GroupLag) {
         );
     }
     println!("total lag {}", info.total_lag);
+    if let Some(membership) = &info.membership {
+        members_table(membership);
+    }
+}
+
+fn members_table(m: &GroupMembership) {
+    println!(
+        "generation {}, protocol {}, assignor {}, {} member(s)",
+        m.generation,
+        m.protocol,
+        m.assignor,
+        m.members.len()
+    );
+    println!(
+        "{:<24} {:<20} {:>10}  assignment",
+        "member", "instance", "generation"
+    );
+    for member in &m.members {
+        let instance = member.instance_id.as_deref().unwrap_or("-");
+        let mut assignment: Vec<String> = member
+            .assignment
+            .iter()
+            .map(|a| format!("{}/{}", a.topic, a.partition))
+            .collect();
+        if assignment.is_empty() {
+            assignment.push("-".to_string());
+        }
+        let waiting = if member.awaiting_rejoin {
+            "  (awaiting rejoin)"
+        } else {
+            ""
+        };
+        println!(
+            "{:<24} {:<20} {:>10}  {}{waiting}",
+            member.member_id,
+            instance,
+            member.generation,
+            assignment.join(",")
+        );
+    }
 }
 
 fn seeked(group: &str, moved: &[Moved]) {

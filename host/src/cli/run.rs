@@ -1,16 +1,37 @@
 //! `weir run`: one processor in the foreground, as `--instances` group members,
 //! until Ctrl-C or SIGTERM (or, with `--until-caught-up`, until every input
-//! partition is caught up).
+//! partition is caught up, whatever the number of members).
+//!
+//! While it runs it serves the same HTTP API as `weir serve` over the same
+//! broker on a loopback port, advertised in `<data-dir>/api.json`, so other
+//! `weir` commands given the data directory produce to it and read its groups
+//! through that API instead of failing on the directory's lock.
+//!
+//! With `--reset latest` the start is committed before the members join, so a
+//! run that stops before its first batch does not skip, on the next run, the
+//! records produced in between.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use super::Out;
+use super::admin::Advertised;
 use super::spec::SpecArgs;
-use weir::processor::{Instances, Processor, ProcessorSpec, Slot};
+use weir::broker::Broker;
+use weir::processor::{Instances, ProcessorSpec, Slot};
 use weir::runtime::{GuestSpec, Handler, Runtime, Source};
+use weir::service::{AppState, Metrics};
+use weir::supervisor::Supervisor;
+
+/// How often `--until-caught-up` checks the group's lag (and a member's
+/// failure).
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+/// How long stopping waits for the API's requests in flight.
+const API_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -29,15 +50,39 @@ pub struct RunArgs {
     /// Watch the wasm file and hot-swap each new version in at the members'
     /// next batch boundary; a version that fails to load is rejected and the
     /// running one carries on.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "until_caught_up")]
     pub watch: bool,
     /// Exit once every input partition is caught up (a batch job), instead of
-    /// waiting for new records until Ctrl-C.
+    /// waiting for new records until Ctrl-C; with `--instances N`, N members
+    /// share the work and the run exits when the group is caught up.
     #[arg(long)]
     pub until_caught_up: bool,
 }
 
-pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
+/// The line `weir run` ends with (`--json` prints it as JSON).
+#[derive(serde::Serialize)]
+struct Finished {
+    processor: String,
+    group: String,
+    instances: usize,
+    processed: u64,
+    batches: u64,
+    emitted: u64,
+    /// Records left on the input partitions after the group's committed
+    /// offsets.
+    lag: u64,
+}
+
+/// Why the members stopped.
+enum Stop {
+    Signal,
+    Failed,
+    CaughtUp,
+}
+
+pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> Result<()> {
+    let signal = signals();
+    tokio::pin!(signal);
     let mut changes = args.spec.changes();
     if args.scratch.is_some() {
         changes.set("scratch", true);
@@ -55,45 +100,160 @@ pub async fn run(dir: &Path, args: RunArgs) -> Result<()> {
     };
     tracing::info!(processor = %args.name, version = guest.version(), "{} {how} in {:?}", args.wasm.display(), guest.load_time());
     let config = spec.processor_config(&args.name);
+    let group = config.group.clone().unwrap_or_else(|| args.name.clone());
+    broker
+        .commit_start(&group, &spec.topics, spec.reset)
+        .context("committing the start position")?;
     let handler: Arc<dyn Handler> = Arc::new(guest);
-    let (name, count) = (args.name.clone(), spec.instances);
-    let processors = if args.until_caught_up {
-        let processor = Processor::new(config, broker.as_ref(), handler)?;
-        vec![
-            processor
-                .run_until_caught_up()
-                .await
-                .context("processor stopped")?,
-        ]
+    let count = spec.instances;
+    let mut instances = Instances::start(config, broker.clone(), handler, count)?;
+    // Advertised once the members have joined, so the first command that
+    // finds it sees them.
+    let api = Api::start(dir, broker.clone(), runtime.clone(), token).await?;
+    if args.watch {
+        tokio::spawn(watch(
+            args.wasm.clone(),
+            runtime.clone(),
+            guest_spec,
+            instances.slot(),
+        ));
+    }
+    let stop = if args.until_caught_up {
+        until_caught_up(&broker, &group, &spec.topics, &mut instances, signal).await?
     } else {
-        let mut instances = Instances::start(config, broker.clone(), handler, count)?;
-        if args.watch {
-            tokio::spawn(watch(
-                args.wasm.clone(),
-                runtime.clone(),
-                guest_spec,
-                instances.slot(),
-            ));
-        }
         tokio::select! {
-            _ = shutdown_signal() => tracing::info!("shutting down: finishing the batches in flight"),
-            _ = instances.failed() => tracing::error!("a member stopped; stopping the others"),
+            _ = signal => Stop::Signal,
+            _ = instances.failed() => Stop::Failed,
         }
-        instances.stop().await.context("processor stopped")?
     };
+    match stop {
+        Stop::Signal => tracing::info!("shutting down: finishing the batches in flight"),
+        Stop::Failed => tracing::error!("a member stopped; stopping the others"),
+        Stop::CaughtUp => tracing::info!(%group, "caught up"),
+    }
+    api.stop().await;
+    let processors = instances.stop().await.context("processor stopped")?;
     log.sync_all()?;
-    let (mut records, mut batches, mut emitted, mut lag) = (0, 0, 0, 0);
+    let mut done = Finished {
+        processor: args.name.clone(),
+        group: group.clone(),
+        instances: count,
+        processed: 0,
+        batches: 0,
+        emitted: 0,
+        lag: broker
+            .lag(&group, &spec.topics)?
+            .iter()
+            .map(|l| l.lag)
+            .sum(),
+    };
     for p in &processors {
         let stats = p.stats();
-        records += stats.records();
-        batches += stats.batches();
-        emitted += stats.emitted();
-        lag += p.consumer().lag()?;
+        done.processed += stats.records();
+        done.batches += stats.batches();
+        done.emitted += stats.emitted();
     }
-    println!(
-        "{name}: processed {records} record(s) in {batches} batch(es), emitted {emitted}, lag {lag}"
-    );
-    Ok(())
+    out.print(&done, |d| {
+        println!(
+            "{}: processed {} record(s) in {} batch(es), emitted {}, lag {}",
+            d.processor, d.processed, d.batches, d.emitted, d.lag
+        )
+    })
+}
+
+/// Waits until the group's committed offsets reach the end of every input
+/// partition (a partition a member paused counts as done: nothing more will
+/// be read from it), a member fails, or a signal comes.
+async fn until_caught_up(
+    broker: &Broker,
+    group: &str,
+    topics: &[String],
+    instances: &mut Instances,
+    mut signal: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<Stop> {
+    loop {
+        tokio::select! {
+            _ = signal.as_mut() => return Ok(Stop::Signal),
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+        if instances.has_failed() {
+            return Ok(Stop::Failed);
+        }
+        let paused: Vec<_> = instances
+            .stats()
+            .iter()
+            .flat_map(|s| s.paused_partitions())
+            .collect();
+        let behind = broker.lag(group, topics)?.into_iter().any(|l| {
+            l.lag > 0
+                && !paused
+                    .iter()
+                    .any(|tp| tp.topic == l.topic && tp.partition == l.partition)
+        });
+        if !behind {
+            return Ok(Stop::CaughtUp);
+        }
+    }
+}
+
+/// The HTTP API `weir run` serves over its broker while it runs, advertised in
+/// `api.json`.
+struct Api {
+    advertised: Advertised,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Api {
+    async fn start(
+        dir: &Path,
+        broker: Arc<Broker>,
+        runtime: Arc<Runtime>,
+        token: Option<String>,
+    ) -> Result<Api> {
+        let supervisor = Arc::new(Supervisor::new(dir, broker.clone(), runtime)?);
+        // Nothing to restore: this host runs only its own processor.
+        supervisor.mark_ready();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .context("binding the API's loopback port")?;
+        let addr = listener.local_addr()?;
+        let advertised = Advertised::write(dir, addr, token.as_deref())?;
+        let state = Arc::new(AppState {
+            broker,
+            supervisor,
+            metrics: Metrics::install(),
+            token,
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            let shutdown = async {
+                stopped.await.ok();
+            };
+            if let Err(e) = weir::service::serve(listener, state, shutdown).await {
+                tracing::error!(error = %weir::error::chain(&e), "the API stopped");
+            }
+        });
+        tracing::info!(
+            "serving the API on http://{addr} (advertised in {})",
+            dir.join(super::admin::API_FILE).display()
+        );
+        Ok(Api {
+            advertised,
+            stop,
+            served,
+        })
+    }
+
+    /// Stops advertising, then serving (after the requests in flight, for at
+    /// most [`API_GRACE`]).
+    async fn stop(self) {
+        drop(self.advertised);
+        self.stop.send(()).ok();
+        if tokio::time::timeout(API_GRACE, self.served).await.is_err() {
+            tracing::warn!("the API did not finish its requests in time");
+        }
+    }
 }
 
 /// Polls `path` and swaps in every new version that loads; a broken one is
@@ -136,10 +296,20 @@ async fn watch(path: PathBuf, runtime: Arc<Runtime>, spec: GuestSpec, slot: Arc<
 }
 
 pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    signals().await
+}
+
+/// Ctrl-C or SIGTERM, caught from this call on (not from the first poll), so
+/// a signal that comes while the members start stops them gracefully instead
+/// of killing the process.
+fn signals() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }

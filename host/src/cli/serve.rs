@@ -1,5 +1,7 @@
 //! `weir serve`: the HTTP API over the data directory, with the processors
 //! recorded there and those declared in `weir.toml`, until Ctrl-C or SIGTERM.
+//! The address (and token) are advertised in `<data-dir>/api.json` meanwhile,
+//! so commands given the data directory reach the API.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -78,6 +80,10 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         .await
         .with_context(|| format!("binding {listen}"))?;
     println!("listening on http://{}", listener.local_addr()?);
+    // Other commands given this data directory find the API here; removed
+    // when serving ends.
+    let advertised =
+        super::admin::Advertised::write(dir, listener.local_addr()?, state.token.as_deref())?;
     let shutdown = async {
         stopped.await.ok();
     };
@@ -90,6 +96,7 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         .await
         .context("the server task")?
         .context("serving")?;
+    drop(advertised);
     Ok(())
 }
 

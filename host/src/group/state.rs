@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::assignor::{
     self, Assignment, AssignorKind, MemberId, MemberSubscription, TopicPartition,
 };
+use super::record::{GroupRecord, StaticMember};
 use super::{GroupError, Protocol};
 
 /// How one group behaves; fixed by its first member.
@@ -55,6 +56,10 @@ pub(super) struct Member {
     pub granted: Vec<TopicPartition>,
     pub last_heartbeat: Instant,
     pub last_poll: Instant,
+    /// Restored from the group's record when the broker opened, and not yet
+    /// rejoined by an incarnation of this process: it holds its partitions
+    /// for its instance, but nothing runs it.
+    pub restored: bool,
 }
 
 /// What a sync hands back to a member.
@@ -83,6 +88,8 @@ pub(super) struct GroupState {
     /// are fenced for good and must not rejoin (Kafka's FENCED_INSTANCE_ID), or
     /// two live incarnations would keep stealing the identity from each other.
     replaced: std::collections::BTreeSet<MemberId>,
+    /// Set by every rebalance: the group's record is out of date.
+    pub dirty: bool,
 }
 
 impl GroupState {
@@ -97,7 +104,81 @@ impl GroupState {
             barrier: false,
             next_member: 0,
             replaced: std::collections::BTreeSet::new(),
+            dirty: false,
         }
+    }
+
+    /// A group as its record left it: the generation goes on, and each static
+    /// member holds its assignment (restricted to `partitions`, the counts of
+    /// the topics that still exist) until its instance rejoins or its session
+    /// times out from `now`.
+    pub fn restore(
+        name: &str,
+        record: &GroupRecord,
+        partitions: &BTreeMap<String, u32>,
+        now: Instant,
+    ) -> GroupState {
+        let mut state = GroupState::new(name, record.settings());
+        state.generation = record.generation;
+        state.partitions = partitions.clone();
+        for m in &record.members {
+            if !m.topics.iter().all(|t| partitions.contains_key(t)) {
+                continue;
+            }
+            let assignment: Vec<TopicPartition> = m
+                .assignment
+                .iter()
+                .filter(|tp| partitions.get(&tp.topic).is_some_and(|n| tp.partition < *n))
+                .cloned()
+                .collect();
+            state.next_member += 1;
+            let id = format!("{name}-{}", state.next_member);
+            state.target.insert(id.clone(), assignment.clone());
+            state.members.insert(
+                id,
+                Member {
+                    instance_id: Some(m.instance_id.clone()),
+                    topics: m.topics.clone(),
+                    epoch: record.generation,
+                    owned: assignment.clone(),
+                    granted: assignment,
+                    last_heartbeat: now,
+                    last_poll: now,
+                    restored: true,
+                },
+            );
+        }
+        state
+    }
+
+    /// What a restart keeps of the group (see `record.rs`).
+    pub fn record(&self) -> GroupRecord {
+        let mut members: Vec<StaticMember> = self
+            .members
+            .iter()
+            .filter_map(|(id, m)| {
+                Some(StaticMember {
+                    instance_id: m.instance_id.clone()?,
+                    topics: m.topics.clone(),
+                    assignment: self.target.get(id).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        GroupRecord {
+            generation: self.generation,
+            protocol: self.settings.protocol,
+            assignor: self.settings.assignor,
+            session_timeout_ms: self.settings.session_timeout.as_millis() as u64,
+            max_poll_interval_ms: self.settings.max_poll_interval.as_millis() as u64,
+            members,
+        }
+    }
+
+    /// Members that run in this process (not restored ones awaiting their
+    /// instance).
+    pub fn active_members(&self) -> usize {
+        self.members.values().filter(|m| !m.restored).count()
     }
 
     /// Adds a member. A static member (with an instance id) that rejoins while
@@ -128,6 +209,7 @@ impl GroupState {
             Some((old, mut member)) if member.topics == topics => {
                 member.last_heartbeat = now;
                 member.last_poll = now;
+                member.restored = false;
                 if let Some(assigned) = self.target.remove(&old) {
                     self.target.insert(id.clone(), assigned);
                 }
@@ -146,6 +228,7 @@ impl GroupState {
                         granted: Vec::new(),
                         last_heartbeat: now,
                         last_poll: now,
+                        restored: false,
                     },
                 );
                 self.rebalance("member joined");
@@ -319,6 +402,7 @@ impl GroupState {
         self.target = assignor::assign(self.settings.assignor, &subscriptions, &self.partitions);
         self.generation += 1;
         self.barrier = self.settings.protocol == Protocol::Eager;
+        self.dirty = true;
         tracing::info!(group = %self.name, generation = self.generation, members = self.members.len(), "rebalance: {why}");
     }
 }
@@ -434,6 +518,41 @@ mod tests {
             matches!(zombie, GroupError::Fenced { .. }),
             "the old incarnation is fenced"
         );
+    }
+
+    #[test]
+    fn a_restored_static_member_rejoins_with_its_partitions_and_the_generation_goes_on() {
+        let now = Instant::now();
+        let (mut g, parts, topics) = group(Protocol::Cooperative);
+        let a = g.join(Some("p-0"), &topics, &parts, now);
+        let b = g.join(Some("p-1"), &topics, &parts, now);
+        g.join(None, &topics, &parts, now);
+        g.sync(&a, &[], now).unwrap();
+        g.sync(&b, &[], now).unwrap();
+        let record = g.record();
+        assert_eq!(record.generation, 3);
+        assert_eq!(record.members.len(), 2, "only static members are kept");
+        assert_eq!(record.members[0].assignment, g.target[&a]);
+
+        let later = now + Duration::from_secs(60);
+        let mut r = GroupState::restore("g", &record, &parts, later);
+        assert_eq!(r.generation, 3);
+        assert_eq!(r.active_members(), 0, "nothing runs them yet");
+        let a2 = r.join(Some("p-0"), &topics, &parts, later);
+        assert_eq!(r.generation, 3, "no rebalance");
+        assert!(!r.dirty);
+        let expected: Vec<TopicPartition> = record.members[0].assignment.clone();
+        assert!(!expected.is_empty());
+        assert_eq!(r.sync(&a2, &[], later).unwrap().partitions, expected);
+        // The instance that does not come back loses its partitions after
+        // its session.
+        let mid = later + Duration::from_secs(5);
+        r.sync(&a2, &expected, mid).unwrap();
+        let expired = later + r.settings.session_timeout + Duration::from_millis(1);
+        r.sync(&a2, &expected, expired).unwrap();
+        assert_eq!(r.members.len(), 1);
+        assert_eq!(r.generation, 4);
+        assert!(r.dirty);
     }
 
     #[test]

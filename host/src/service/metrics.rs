@@ -183,11 +183,6 @@ fn describe() {
     }
 }
 
-/// The groups whose lag is rendered.
-fn lag_groups(broker: &Broker) -> Vec<String> {
-    broker.offsets().groups()
-}
-
 fn render_lag(broker: &Broker, out: &mut String) {
     family(
         out,
@@ -195,10 +190,8 @@ fn render_lag(broker: &Broker, out: &mut String) {
         "gauge",
         "Records between a group's committed offset and the high watermark, by group, topic and partition.",
     );
-    for group in lag_groups(broker) {
-        let Ok(lags) = broker.lag(&group, &[]) else {
-            continue;
-        };
+    // Every group with a committed offset or a member.
+    for (group, lags) in broker.group_lags() {
         for l in lags {
             let labels = [
                 ("group", group.as_str()),

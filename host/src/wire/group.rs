@@ -30,13 +30,17 @@ pub struct PartitionLag {
     pub lag: u64,
 }
 
-/// A group's positions with their total lag, as `GET /groups/{group}` shows
-/// them.
+/// A group's positions with their total lag, and its membership, as
+/// `GET /groups/{group}` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupLag {
     pub group: String,
     pub partitions: Vec<PartitionLag>,
     pub total_lag: u64,
+    /// The coordinator's view: absent for a group known only by its
+    /// committed offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<GroupMembership>,
 }
 
 impl GroupLag {
@@ -45,8 +49,45 @@ impl GroupLag {
             group: group.to_string(),
             total_lag: partitions.iter().map(|p| p.lag).sum(),
             partitions,
+            membership: None,
         }
     }
+}
+
+/// A group's members and how it assigns partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMembership {
+    /// Bumped by every rebalance; kept across restarts.
+    pub generation: u32,
+    /// `eager` or `cooperative`.
+    pub protocol: String,
+    /// `range`, `round-robin`, `sticky` or `cooperative-sticky`.
+    pub assignor: String,
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub member_id: String,
+    /// The static instance id (`<processor>-<i>`), if the member is static.
+    pub instance_id: Option<String>,
+    /// The generation the member last synced at (its commits carry it).
+    pub generation: u32,
+    /// The partitions the member holds.
+    pub assignment: Vec<Assigned>,
+    /// Restored from the group's record when the host started, holding its
+    /// partitions for its instance until that rejoins or its session times
+    /// out.
+    #[serde(default)]
+    pub awaiting_rejoin: bool,
+}
+
+/// A partition assigned to a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assigned {
+    pub topic: String,
+    pub partition: u32,
 }
 
 /// The body of `POST /groups/{group}/seek`.

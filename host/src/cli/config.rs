@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:7070"
 //! # token = "..."          # or WEIR_TOKEN; required beyond loopback
 //! retention_check_secs = 60
+//! shutdown_grace_secs = 30   # then batches still running are interrupted
 //!
 //! [[topics]]
 //! name = "orders"
@@ -39,6 +40,9 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// How often retention runs over every topic.
     pub retention_check_secs: Option<u64>,
+    /// How long a shutdown waits for batches in flight before interrupting
+    /// them (`--shutdown-grace` wins).
+    pub shutdown_grace_secs: Option<u64>,
     #[serde(default)]
     pub topics: Vec<DeclaredTopic>,
     #[serde(default)]

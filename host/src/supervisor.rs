@@ -331,6 +331,13 @@ impl Supervisor {
         if next.group() != current.group() {
             check_group_name(&next)?;
         }
+        if let Some(to) = rewind {
+            // A bad target is refused before any member stops.
+            let targets = RewindTo::All(to).targets(&next.spec.topics, |topic| {
+                self.broker.log().partition_count(topic)
+            })?;
+            self.broker.resolve_each(&next.group(), &targets)?;
+        }
         let guest = self.load(&next).await?;
         let mut managed = self.lock(name).await?;
         self.claim(&next).await?;

@@ -28,9 +28,11 @@
 //! and removes the shadow.
 
 mod members;
+mod registry;
 mod request;
 mod rewind;
 mod shadow;
+mod shutdown;
 mod status;
 mod store;
 
@@ -47,6 +49,7 @@ pub use status::{PartitionStatus, State, Status};
 pub use store::{Deployment, Store};
 
 use members::retire;
+use registry::{Entry, check_group};
 
 use crate::broker::{Broker, SeekTo};
 use crate::error::chain as error_chain;
@@ -145,34 +148,6 @@ enum Run {
     /// A member stopped with this error (or the processor could not start);
     /// a swap or a resume starts it again.
     Failed(String),
-}
-
-/// A processor as the map keeps it: its lock, and beside it what checks
-/// across processors read (its group and the topics it reads or writes its
-/// dead letters to), kept in step with its deployment, so those checks never
-/// wait for a busy processor.
-struct Entry {
-    group: String,
-    topics: Vec<String>,
-    managed: Arc<Mutex<Managed>>,
-}
-
-impl Entry {
-    fn new(managed: Managed) -> Entry {
-        let (group, topics) = claims(&managed.deployment);
-        Entry {
-            group,
-            topics,
-            managed: Arc::new(Mutex::new(managed)),
-        }
-    }
-}
-
-/// The group and the topics a deployment holds on to.
-fn claims(deployment: &Deployment) -> (String, Vec<String>) {
-    let mut topics = deployment.spec.topics.clone();
-    topics.push(format!("{}.dlq", deployment.name));
-    (deployment.group(), topics)
 }
 
 /// Runs and manages the deployed processors.
@@ -355,41 +330,6 @@ impl Supervisor {
         Ok(self.lock(name).await?.deployment.clone())
     }
 
-    /// Processor `name`, its lock held: every operation on one processor
-    /// goes through here, so operations on others never wait for it.
-    async fn lock(&self, name: &str) -> Result<OwnedMutexGuard<Managed>> {
-        let unknown = || SupervisorError::UnknownProcessor(name.to_string());
-        let managed = {
-            let processors = self.processors.lock().await;
-            processors.get(name).ok_or_else(unknown)?.managed.clone()
-        };
-        let managed = managed.lock_owned().await;
-        if managed.gone {
-            return Err(unknown());
-        }
-        Ok(managed)
-    }
-
-    /// Checks that `deployment`'s group is free and its topics exist, and
-    /// records them as its claims (under the map's lock, so two changes
-    /// cannot take one group, nor a topic be deleted under a new reader).
-    async fn claim(&self, deployment: &Deployment) -> Result<()> {
-        let mut processors = self.processors.lock().await;
-        check_group(deployment, &processors)?;
-        self.check_settings(deployment)?;
-        if let Some(entry) = processors.get_mut(&deployment.name) {
-            (entry.group, entry.topics) = claims(deployment);
-        }
-        Ok(())
-    }
-
-    /// Puts `deployment`'s claims back as they are (after a failed change).
-    async fn follow(&self, deployment: &Deployment) {
-        if let Some(entry) = self.processors.lock().await.get_mut(&deployment.name) {
-            (entry.group, entry.topics) = claims(deployment);
-        }
-    }
-
     /// Swaps in `next` (already loaded as `guest`) if `managed` is still as
     /// `current` says. The record is written first and put back if applying
     /// fails, so it never names a version other than the one that runs.
@@ -425,10 +365,17 @@ impl Supervisor {
             // The members finish their batches in flight and leave the group,
             // which the new ones join with the new settings (below, as a
             // failed processor's do).
-            let stopped = managed.stop(Run::Failed("restarting with new settings".into()));
-            if let Some(Err(e)) = stopped.await {
+            let Run::Running(old) = std::mem::replace(
+                &mut managed.run,
+                Run::Failed("restarting with new settings".into()),
+            ) else {
+                unreachable!("matched above")
+            };
+            let processed = old.processed();
+            if let Err(e) = old.retire().await {
                 tracing::warn!(processor = %current.name, error = %error_chain(&e), "a member had failed");
             }
+            managed.processed_before += processed.total();
         }
         let applied = match &mut managed.run {
             Run::Running(instances) => instances
@@ -562,68 +509,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Deletes `topic` with `delete` unless a processor reads it or
-    /// dead-letters to it, holding the map's lock across the check and the
-    /// deletion, so no processor starts reading it in between.
-    pub async fn delete_topic<F, E>(&self, topic: &str, delete: F) -> Result<Result<(), E>>
-    where
-        F: FnOnce() -> Result<(), E> + Send + 'static,
-        E: Send + 'static,
-    {
-        let processors = self.processors.lock().await;
-        let reader = processors
-            .iter()
-            .find(|(_, e)| e.topics.iter().any(|t| t == topic));
-        if let Some((processor, _)) = reader {
-            return Err(SupervisorError::TopicInUse {
-                topic: topic.to_string(),
-                processor: processor.clone(),
-            });
-        }
-        let deleted = tokio::task::spawn_blocking(delete)
-            .await
-            .map_err(SupervisorError::Task)?;
-        drop(processors);
-        Ok(deleted)
-    }
-
-    /// Stops every processor after its batches in flight (graceful shutdown),
-    /// all at once, waiting at most the shutdown grace; then interrupts the
-    /// guests still running and waits at most [`INTERRUPT_BOUND`] more. A
-    /// batch cut off is not committed, and is redelivered on the next start.
-    /// The records stay, so the next start runs every processor again.
-    pub async fn stop_all(&self) {
-        let all: Vec<(String, Arc<Mutex<Managed>>)> = {
-            let processors = self.processors.lock().await;
-            let all = processors.iter();
-            all.map(|(n, e)| (n.clone(), e.managed.clone())).collect()
-        };
-        let mut stopping = tokio::task::JoinSet::new();
-        for (name, managed) in all {
-            // Each waits for its own processor's lock, inside the grace: an
-            // operation in flight there (a pause waiting for a batch) is cut
-            // off with the rest.
-            stopping.spawn(async move {
-                let mut managed = managed.lock_owned().await;
-                let stopped = managed.stop(Run::Paused).await;
-                (name, stopped)
-            });
-        }
-        if tokio::time::timeout(self.shutdown_grace, stopped(&mut stopping))
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?self.shutdown_grace, "batches still running after the shutdown grace: interrupting them; they will be redelivered");
-            self.runtime.interrupt();
-            if tokio::time::timeout(INTERRUPT_BOUND, stopped(&mut stopping))
-                .await
-                .is_err()
-            {
-                tracing::error!("some members did not stop after the interrupt; exiting anyway");
-            }
-        }
-    }
-
     /// Checks a new deployment's names and settings.
     fn check_new(&self, deployment: &Deployment) -> Result<()> {
         crate::name::validate("processor", &deployment.name).map_err(LogError::from)?;
@@ -657,38 +542,4 @@ fn check_group_name(deployment: &Deployment) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Refuses a group another processor's members already join: two
-/// processors in one group would split its partitions between two versions,
-/// and one's rewind would move the other's offsets.
-fn check_group(deployment: &Deployment, processors: &BTreeMap<String, Entry>) -> Result<()> {
-    let group = deployment.group();
-    let other = processors
-        .iter()
-        .find(|(name, e)| **name != deployment.name && e.group == group);
-    match other {
-        Some((other, _)) => Err(SupervisorError::Conflict(format!(
-            "group {group:?} is used by processor {other:?}"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Waits for every stopping processor, logging how each stopped.
-async fn stopped(
-    stopping: &mut tokio::task::JoinSet<(
-        String,
-        Option<std::result::Result<Vec<crate::processor::Processor>, ProcessorError>>,
-    )>,
-) {
-    while let Some(done) = stopping.join_next().await {
-        match done {
-            Ok((name, Some(Err(e)))) => {
-                tracing::error!(processor = %name, error = %error_chain(&e), "stopped with an error")
-            }
-            Ok((name, _)) => tracing::info!(processor = %name, "stopped"),
-            Err(e) => tracing::error!(error = %e, "stopping a processor"),
-        }
-    }
 }

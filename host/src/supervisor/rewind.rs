@@ -222,7 +222,7 @@ mod tests {
     fn bad_targets_are_refused_saying_why() {
         for (bad, why) in [
             ("0:100,0:5", "given twice"),
-            ("0:100,x", "PARTITION:POSITION"),
+            ("0:100,x", "got \"x\""),
             ("0:soon", "0: expected"),
             ("0:1,x:2", "TOPIC/PARTITION"),
         ] {

@@ -12,6 +12,9 @@ use super::{INTERRUPT_BOUND, Managed, Run, Supervisor};
 use crate::error::chain as error_chain;
 use crate::processor::ProcessorError;
 
+/// How a processor's members stopped.
+type Stopped = std::result::Result<Vec<crate::processor::Processor>, ProcessorError>;
+
 impl Supervisor {
     /// Stops every processor after its batches in flight (graceful shutdown),
     /// all at once, waiting at most the shutdown grace; then interrupts the
@@ -52,12 +55,7 @@ impl Supervisor {
 }
 
 /// Waits for every stopping processor, logging how each stopped.
-async fn stopped(
-    stopping: &mut tokio::task::JoinSet<(
-        String,
-        Option<std::result::Result<Vec<crate::processor::Processor>, ProcessorError>>,
-    )>,
-) {
+async fn stopped(stopping: &mut tokio::task::JoinSet<(String, Option<Stopped>)>) {
     while let Some(done) = stopping.join_next().await {
         match done {
             Ok((name, Some(Err(e)))) => {

@@ -317,8 +317,12 @@ impl Client {
     }
 
     /// `POST /processors/{name}/rewind`.
-    pub async fn rewind(&self, name: &str, to: SeekTo) -> Result<ProcessorStatus, ClientError> {
-        let body = serde_json::json!({"to": position(to)});
+    pub async fn rewind(
+        &self,
+        name: &str,
+        to: &crate::supervisor::RewindTo,
+    ) -> Result<ProcessorStatus, ClientError> {
+        let body = serde_json::json!({"to": to.to_json()});
         self.json(self.post(&["processors", name, "rewind"]).json(&body))
             .await
     }

@@ -44,23 +44,26 @@
 //!   epoch ticker), the on-disk compiled-component cache, the WIT bindings and
 //!   host imports, per-batch stores under per-processor limits (memory,
 //!   deadline, wasm stack, fuel) with no ambient authority but an optional
-//!   scratch directory, and the [`runtime::Handler`] seam a native processor
-//!   also fits.
+//!   scratch directory, the [`runtime::Handler`] seam a native processor
+//!   also fits, and the interrupt that ends every running guest at shutdown.
 //! - [`processor`]: the trigger: poll → process → commit for one member over
 //!   the seam, with one pure decision per guest call (commit, rerun a prefix,
 //!   retry, stop) shared with the poison-record isolation, the failure kinds
 //!   (retry, skip, dead-letter, fatal), what follows exhausted retries (stop,
-//!   isolate and dead-letter, pause the partition), lag tolerance, the single
+//!   isolate and dead-letter, pause the partition), the circuit breaker for
+//!   systemic failures, lag tolerance, the single
 //!   commit step with emit routing, and the version slot a hot swap replaces;
 //!   `Instances` runs N members of a processor and scales them;
 //!   `ProcessorSpec` holds every setting of a processor (the commit mode
 //!   among them), the one type behind the `weir run` and `weir deploy` flags,
 //!   the API's deploy bodies, `weir.toml` and the deployment record.
 //! - [`supervisor`]: the processors a long-running host manages: deploy, swap,
-//!   rewind, pause, resume, scale, delete and shadow replays, recorded in the
-//!   data directory and restored on start; what a removed processor or
-//!   shadow leaves behind (group offsets, dead-letter and side topics) goes
-//!   with it, and one `weir.toml` no longer declares is removed.
+//!   rewind (one position, or one per partition), pause, resume, scale,
+//!   delete and shadow replays, each under its processor's own lock, recorded
+//!   in the data directory and restored on start, with a bounded shutdown;
+//!   what a removed processor or shadow leaves behind (group offsets,
+//!   dead-letter and side topics) goes with it, and one `weir.toml` no longer
+//!   declares is removed.
 //! - [`wire`]: the API's request and response shapes (topics, produce,
 //!   fetch, groups, positions) defined once with serde, and the binary
 //!   framing of records; the service and the client both speak through it,

@@ -16,7 +16,13 @@
 //! seam ([`crate::consumer::Consumer`]) as one unit. What each guest call leads
 //! to is decided by one pure function (`decision.rs`) that the poison-record
 //! isolation shares.
+//!
+//! A circuit breaker (`breaker.rs`) stops the member when failures are
+//! systemic rather than one poison record's, before the input drains into the
+//! dead-letter topic. A batch the host interrupts (a shutdown past its grace)
+//! is left uncommitted, for the next start.
 
+mod breaker;
 mod commit;
 mod config;
 #[cfg(feature = "crash-seam")]
@@ -33,10 +39,12 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use config::{LagSkip, ProcessorConfig, RetryPolicy, WhenExhausted};
+pub use config::{
+    DEFAULT_BREAKER_THRESHOLD, LagSkip, ProcessorConfig, RetryPolicy, WhenExhausted, WhenTripped,
+};
 pub use decision::dlq_headers;
 pub use error::{Attempt, ProcessorError};
-pub use instances::Instances;
+pub use instances::{Instances, Processed};
 pub use slot::Slot;
 pub use spec::{MAX_DEADLINE, MAX_INSTANCES, ProcessorSpec, SpecChanges};
 pub use stats::Stats;
@@ -60,6 +68,8 @@ pub struct Processor {
     state: Arc<StateStore>,
     /// When the state store was last made durable.
     persisted: std::time::Instant,
+    /// Records dead-lettered since one was last processed: the breaker's count.
+    dead_letters_in_row: u32,
 }
 
 /// How often the state store is made durable between batches (the changelog
@@ -108,6 +118,7 @@ impl Processor {
             paused_by: None,
             state,
             persisted: std::time::Instant::now(),
+            dead_letters_in_row: 0,
         })
     }
 
@@ -139,7 +150,10 @@ impl Processor {
                 self.stats.set_paused(self.consumer.paused());
             }
             if let Some(batch) = polled {
-                self.process(batch, &mut shutdown).await?;
+                match self.process(batch, &mut shutdown).await {
+                    Err(ProcessorError::Interrupted) => break,
+                    done => done?,
+                }
             }
         }
         Ok(self.finish())
@@ -156,7 +170,10 @@ impl Processor {
             let Some(batch) = self.consumer.try_poll(self.config.poll)? else {
                 break;
             };
-            self.process(batch, &mut rx).await?;
+            match self.process(batch, &mut rx).await {
+                Err(ProcessorError::Interrupted) => break,
+                done => done?,
+            }
         }
         Ok(self.finish())
     }
@@ -242,6 +259,8 @@ impl Processor {
                 return Ok(());
             }
             attempts += 1;
+            self.stats
+                .record_attempt(attempts, crate::error::chain(&last));
             if self
                 .retry_or_isolate(&handler, &batch, attempts, last, shutdown)
                 .await?
@@ -275,7 +294,13 @@ impl Processor {
         let interval = self.config.group_settings.session_timeout / 3;
         loop {
             tokio::select! {
-                done = &mut call => return done.map_err(ProcessorError::Task),
+                done = &mut call => return match done.map_err(ProcessorError::Task)? {
+                    (batch, Err(RuntimeError::Interrupted)) => {
+                        tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, offset = batch.records[0].offset, "batch interrupted by the shutdown; it is redelivered on the next start");
+                        Err(ProcessorError::Interrupted)
+                    }
+                    done => Ok(done),
+                },
                 _ = tokio::time::sleep(interval) => {
                     if let Err(e) = self.consumer.heartbeat() {
                         tracing::warn!(processor = %self.config.name, error = %e, "heartbeat refused");

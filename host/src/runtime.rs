@@ -6,7 +6,8 @@
 //! `ProcessorPre` on the engine its limits need (see [`engine`]). Every batch
 //! then runs in a fresh `Store` with its own memory cap, epoch deadline, stack
 //! and optional fuel, so a guest can neither keep state between batches nor hurt
-//! the next one after a trap. One epoch ticker thread drives the deadlines.
+//! the next one after a trap. One epoch ticker thread drives the deadlines, and
+//! [`Runtime::interrupt`] ends every running batch at shutdown.
 
 mod batch;
 mod bindings;
@@ -78,6 +79,14 @@ pub enum RuntimeError {
         #[source]
         source: BoxError,
     },
+    /// The host interrupted the guest (a shutdown past its grace): not the
+    /// guest's fault, and its batch is left for the next start.
+    #[error("guest interrupted: the host is shutting down")]
+    Interrupted,
+    /// A batch's fresh instance failed before `process` ran (instantiation,
+    /// or `init` trapping or overrunning a limit): no record is to blame.
+    #[error("guest could not start an instance for the batch")]
+    Start(#[source] Box<RuntimeError>),
     #[error("guest exceeded its {0:?} deadline")]
     Deadline(Duration),
     #[error("guest ran out of fuel (limit {0} per batch)")]
@@ -95,6 +104,17 @@ pub enum RuntimeError {
         #[source]
         source: BoxError,
     },
+}
+
+impl RuntimeError {
+    /// A failure to start a batch's instance, as [`RuntimeError::Start`];
+    /// `init` refusing its configuration and an interrupt stay as they are.
+    fn started(e: RuntimeError) -> RuntimeError {
+        match e {
+            e @ (RuntimeError::Init(_) | RuntimeError::Interrupted) => e,
+            e => RuntimeError::Start(Box::new(e)),
+        }
+    }
 }
 
 fn stderr_note(stderr: &str) -> String {
@@ -211,6 +231,13 @@ impl Runtime {
         })
     }
 
+    /// Interrupts every guest still running (each batch traps with
+    /// [`RuntimeError::Interrupted`] within a tick) and refuses new batches:
+    /// the end of a shutdown's grace.
+    pub fn interrupt(&self) {
+        self.engines.ticker().interrupt();
+    }
+
     /// Reads, compiles (or loads from cache) and validates the component at
     /// `path` for processor `processor`.
     pub fn load_file(&self, path: &Path, spec: GuestSpec) -> Result<Guest, RuntimeError> {
@@ -250,6 +277,7 @@ impl Runtime {
             pre,
             engine: prepared.engine.clone(),
             epochs: self.engines.epochs(),
+            ticker: self.engines.ticker(),
             log: self.log.clone(),
             processor: spec.processor.into(),
             version,

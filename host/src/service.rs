@@ -52,9 +52,6 @@ pub use self::processors::PROCESSOR_ROUTES;
 use crate::broker::Broker;
 use crate::supervisor::Supervisor;
 
-/// How long shutdown waits for processors to finish their batches in flight.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
@@ -78,7 +75,9 @@ pub struct AppState {
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the
 /// requests in flight, stops the processors after their batches in flight
-/// (committing them), and flushes the log.
+/// (committing them; within the supervisor's shutdown grace, after which the
+/// guests still running are interrupted and their batches left for the next
+/// start), and flushes the log.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -93,7 +92,7 @@ pub async fn serve(
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
-    supervisor.stop_all(SHUTDOWN_GRACE).await;
+    supervisor.stop_all().await;
     if let Err(e) = log.sync_all() {
         tracing::error!(error = %e, "flushing the log on shutdown");
     }

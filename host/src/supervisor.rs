@@ -4,10 +4,21 @@
 //! [`Supervisor::restore`] brings the recorded processors back after a restart,
 //! paused ones paused.
 //!
-//! Operations are serialized by one lock; each is all or nothing: a new version
-//! is loaded and probed (instantiated and `init`-ed) before anything changes,
-//! so a broken component leaves the running version, the offsets and the record
-//! untouched.
+//! Operations on one processor are serialized by that processor's lock, so a
+//! call that waits for a batch in flight (pause, delete, scale, rewind) holds
+//! up only calls on the same processor. The map of processors has its own lock,
+//! held only briefly and never while members stop (lock order: a processor's
+//! lock, then the map's); checks across processors (a group in use, a topic
+//! being read) run under it on what each entry keeps beside its lock. Each
+//! operation is all or nothing: a new version is loaded and probed
+//! (instantiated and `init`-ed), and a rewind's every target resolved, before
+//! anything changes, so a broken component or a bad position leaves the running
+//! members, the offsets and the record untouched.
+//!
+//! A member whose circuit breaker trips pauses the processor (recorded with
+//! the reason) or fails it, as its `when_tripped` setting says. Shutdown stops
+//! every processor within a grace, then interrupts the guests still running
+//! (their batches are redelivered on the next start).
 //!
 //! A shadow `<name>.shadow` runs a candidate version as its own group
 //! (`<group>.shadow`) from a chosen point, with its emits redirected to
@@ -18,8 +29,11 @@
 
 mod cleanup;
 mod members;
+mod registry;
 mod request;
+mod rewind;
 mod shadow;
+mod shutdown;
 mod status;
 mod store;
 
@@ -29,13 +43,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
 pub use request::{NewProcessor, Swap};
+pub use rewind::{PartitionTarget, RewindTo};
 pub use status::{PartitionStatus, State, Status};
 pub use store::{Deployment, Store};
 
-use members::{notice_failure, retire};
+use members::retire;
+use registry::{Entry, check_group};
 
 use crate::broker::{Broker, SeekTo};
 use crate::error::chain as error_chain;
@@ -46,6 +62,14 @@ use crate::processor::{Instances, ProcessorError, SpecChanges};
 use crate::runtime::{GuestSpec, Handler, Runtime, RuntimeError};
 /// The suffix of a shadow's name, group and output topics.
 pub const SHADOW: &str = ".shadow";
+
+/// How long a shutdown waits for the batches in flight by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a shutdown waits, once its grace is over and the guests still
+/// running are interrupted, for their members to stop.
+pub const INTERRUPT_BOUND: Duration = Duration::from_secs(2);
+/// Uploaded components validated (compiled) at once; more are refused as busy.
+pub const MAX_CONCURRENT_UPLOADS: usize = 2;
 
 /// Why a supervisor operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +88,8 @@ pub enum SupervisorError {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("topic {topic:?} is read by processor {processor:?}: delete the processor first")]
     TopicInUse { topic: String, processor: String },
     #[error("deployment record {path}: {reason}")]
@@ -95,10 +121,27 @@ impl SupervisorError {
     }
 }
 
-/// A processor and how it is doing.
+/// A processor and how it is doing, behind its own lock.
 struct Managed {
     deployment: Deployment,
     run: Run,
+    /// Records processed by members that no longer run, so `processed` only
+    /// grows while the host runs (across a pause, a scale, a restart).
+    processed_before: u64,
+    /// Set when the processor is deleted: a call that waited for its lock
+    /// finds it gone.
+    gone: bool,
+}
+
+impl Managed {
+    fn new(deployment: Deployment, run: Run) -> Managed {
+        Managed {
+            deployment,
+            run,
+            processed_before: 0,
+            gone: false,
+        }
+    }
 }
 
 enum Run {
@@ -116,7 +159,12 @@ pub struct Supervisor {
     store: Store,
     /// Where processors with a scratch directory get theirs.
     scratch_dir: PathBuf,
-    processors: Mutex<BTreeMap<String, Managed>>,
+    /// Every processor by name; see the module's lock order.
+    processors: Mutex<BTreeMap<String, Entry>>,
+    /// Uploads being validated; one more is refused as busy.
+    uploads: Semaphore,
+    /// How long [`Supervisor::stop_all`] waits for batches in flight.
+    shutdown_grace: Duration,
     /// Set once the recorded processors were restored (`/ready`).
     ready: AtomicBool,
 }
@@ -134,7 +182,22 @@ impl Supervisor {
             runtime,
             processors: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(false),
+            uploads: Semaphore::new(MAX_CONCURRENT_UPLOADS),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         })
+    }
+
+    /// This supervisor, with `grace` as its shutdown grace (default
+    /// [`DEFAULT_SHUTDOWN_GRACE`]).
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Supervisor {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a shutdown waits for the batches in flight before it
+    /// interrupts them.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
     }
 
     /// Starts every recorded processor. One that cannot start (its topic was
@@ -183,7 +246,6 @@ impl Supervisor {
             }
         }
         let mut failed = Vec::new();
-        let mut processors = self.processors.lock().await;
         for deployment in recorded {
             let run = match self.launch(&deployment).await {
                 Ok(run) => run,
@@ -194,13 +256,22 @@ impl Supervisor {
                     Run::Failed(message)
                 }
             };
-            processors.insert(deployment.name.clone(), Managed { deployment, run });
+            let name = deployment.name.clone();
+            let entry = Entry::new(Managed::new(deployment, run));
+            self.processors.lock().await.insert(name, entry);
         }
         Ok(failed)
     }
 
     /// Validates and stores an uploaded component; returns its id (SHA-256).
+    /// At most [`MAX_CONCURRENT_UPLOADS`] are validated at once: one more is
+    /// refused as [`SupervisorError::Busy`].
     pub async fn add_component(&self, wasm: Vec<u8>) -> Result<String> {
+        let _permit = self.uploads.try_acquire().map_err(|_| {
+            SupervisorError::Busy(format!(
+                "{MAX_CONCURRENT_UPLOADS} uploads are being validated already; try again shortly"
+            ))
+        })?;
         let runtime = self.runtime.clone();
         let wasm = Arc::new(wasm);
         let bytes = wasm.clone();
@@ -226,9 +297,13 @@ impl Supervisor {
             return Err(SupervisorError::Exists(deployment.name));
         }
         check_group(&deployment, &processors)?;
+        // Under the map's lock, so a topic deleted meanwhile is noticed.
+        self.check_settings(&deployment)?;
         self.commit_latest(&deployment)?;
-        let run = Run::Running(Box::new(self.start(&deployment, guest)?));
-        self.record(&deployment, run, &mut processors).await
+        let managed = self.start_new(deployment, guest)?;
+        let status = self.status_of(&managed);
+        processors.insert(managed.deployment.name.clone(), Entry::new(managed));
+        Ok(status)
     }
 
     /// Deploys a new version of `name` with `changes` to its settings (see
@@ -252,31 +327,41 @@ impl Supervisor {
         if next.group() != current.group() {
             check_group_name(&next)?;
         }
+        if let Some(to) = rewind {
+            // A bad target is refused before any member stops.
+            let targets = RewindTo::All(to).targets(&next.spec.topics, |topic| {
+                self.broker.log().partition_count(topic)
+            })?;
+            self.broker.resolve_each(&next.group(), &targets)?;
+        }
         let guest = self.load(&next).await?;
-        let mut processors = self.processors.lock().await;
-        check_group(&next, &processors)?;
-        self.apply_swap(&mut processors, &current, next, guest, rewind)
-            .await
+        let mut managed = self.lock(name).await?;
+        self.claim(&next).await?;
+        let swapped = self
+            .apply_swap(&mut managed, &current, next, guest, rewind)
+            .await;
+        if swapped.is_err() {
+            self.follow(&managed.deployment).await;
+        }
+        swapped
     }
 
     /// A copy of `name`'s record.
     pub async fn deployment(&self, name: &str) -> Result<Deployment> {
-        let mut processors = self.processors.lock().await;
-        Ok(self.get(&mut processors, name)?.deployment.clone())
+        Ok(self.lock(name).await?.deployment.clone())
     }
 
-    /// Swaps in `next` (already loaded as `guest`) if `name` is still as
+    /// Swaps in `next` (already loaded as `guest`) if `managed` is still as
     /// `current` says. The record is written first and put back if applying
     /// fails, so it never names a version other than the one that runs.
     async fn apply_swap(
         &self,
-        processors: &mut BTreeMap<String, Managed>,
+        managed: &mut Managed,
         current: &Deployment,
         next: Deployment,
         guest: Arc<dyn Handler>,
         rewind: Option<SeekTo>,
     ) -> Result<Status> {
-        let managed = self.get(processors, &current.name)?;
         if managed.deployment != *current {
             return Err(SupervisorError::Conflict(format!(
                 "processor {:?} changed while the new version loaded; try again",
@@ -285,9 +370,18 @@ impl Supervisor {
         }
         // A member that failed on the old version must not stand in the way
         // of the fix: the processor counts as failed, and starts afresh.
-        notice_failure(managed).await;
+        self.notice_failure(managed).await;
+        // A breaker's pause is lifted by a new version, as a failure is.
+        let next = Deployment {
+            paused: next.paused && next.paused_reason.is_none(),
+            paused_reason: None,
+            ..next
+        };
         self.store.save(&next)?;
         let version = guest.version().to_string();
+        if !next.paused && managed.deployment.paused {
+            managed.run = Run::Failed("paused by the circuit breaker".into());
+        }
         let restart = !current.spec.same_members(&next.spec);
         if restart && let Run::Running(_) = managed.run {
             // The members finish their batches in flight and leave the group,
@@ -299,9 +393,11 @@ impl Supervisor {
             ) else {
                 unreachable!("matched above")
             };
+            let processed = old.processed();
             if let Err(e) = old.retire().await {
                 tracing::warn!(processor = %current.name, error = %error_chain(&e), "a member had failed");
             }
+            managed.processed_before += processed.total();
         }
         let applied = match &mut managed.run {
             Run::Running(instances) => instances
@@ -329,64 +425,68 @@ impl Supervisor {
         Ok(self.status_of(managed))
     }
 
-    /// Moves `name`'s group to `to` and replays from there with the running
-    /// version.
-    pub async fn rewind(&self, name: &str, to: SeekTo) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let managed = self.get(&mut processors, name)?;
-        notice_failure(managed).await;
+    /// Moves `name`'s group to `to` (one position for every input partition,
+    /// or one per partition named, the others staying) and replays from
+    /// there with the running version. Every target is resolved first: a
+    /// bad one is refused before any member stops or any offset moves.
+    pub async fn rewind(&self, name: &str, to: &RewindTo) -> Result<Status> {
+        let mut managed = self.lock(name).await?;
+        self.notice_failure(&mut managed).await;
+        let deployment = managed.deployment.clone();
+        let group = deployment.group();
+        let targets = to.targets(&deployment.spec.topics, |topic| {
+            self.broker.log().partition_count(topic)
+        })?;
+        self.broker.resolve_each(&group, &targets)?;
+        let reset = || self.broker.reset_each(&group, &targets);
         match &mut managed.run {
             Run::Running(instances) => {
-                let current = instances.slot().current();
-                instances.deploy(current, Some(to)).await?;
+                let reset = || reset().map_err(|e| ProcessorError::Consumer(e.into()));
+                instances.pause_while(reset).await?;
             }
-            Run::Paused | Run::Failed(_) => self.reset(&managed.deployment, Some(to))?,
+            Run::Paused | Run::Failed(_) => {
+                reset()?;
+            }
         }
-        Ok(self.status_of(managed))
+        Ok(self.status_of(&managed))
     }
 
     /// Stops `name`'s members after their batches in flight; it stays paused,
     /// across restarts too, until resumed.
     pub async fn pause(&self, name: &str) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let managed = self.get(&mut processors, name)?;
+        let mut managed = self.lock(name).await?;
         let mut deployment = managed.deployment.clone();
         deployment.paused = true;
         self.store.save(&deployment)?;
         managed.deployment = deployment;
-        match std::mem::replace(&mut managed.run, Run::Paused) {
-            Run::Running(instances) => {
-                if let Err(e) = instances.stop().await {
-                    managed.run = Run::Failed(error_chain(&e));
-                }
-            }
-            failed @ Run::Failed(_) => managed.run = failed,
-            Run::Paused => {}
+        if let Some(Err(e)) = managed.stop(Run::Paused).await {
+            managed.run = Run::Failed(error_chain(&e));
         }
-        Ok(self.status_of(managed))
+        Ok(self.status_of(&managed))
     }
 
     /// Starts a paused (or failed) processor again.
     pub async fn resume(&self, name: &str) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let managed = self.get(&mut processors, name)?;
+        let mut managed = self.lock(name).await?;
         if !matches!(managed.run, Run::Running(_)) {
             let mut deployment = managed.deployment.clone();
             deployment.paused = false;
+            deployment.paused_reason = None;
             let run = self.launch(&deployment).await?;
             self.store.save(&deployment)?;
             managed.deployment = deployment;
             managed.run = run;
         }
-        Ok(self.status_of(managed))
+        Ok(self.status_of(&managed))
     }
 
-    /// Runs `count` members of `name`; the group rebalances.
+    /// Runs `count` members of `name`; the group rebalances. A scale-down
+    /// goes all the way even past a member that had failed (it is stopping
+    /// anyway; its error is logged).
     pub async fn scale(&self, name: &str, count: usize) -> Result<Status> {
         check_instances(count)?;
-        let mut processors = self.processors.lock().await;
-        let managed = self.get(&mut processors, name)?;
-        notice_failure(managed).await;
+        let mut managed = self.lock(name).await?;
+        self.notice_failure(&mut managed).await;
         let mut deployment = managed.deployment.clone();
         deployment.spec.instances = count;
         if let Run::Running(instances) = &mut managed.run {
@@ -394,70 +494,48 @@ impl Supervisor {
         }
         self.store.save(&deployment)?;
         managed.deployment = deployment;
-        Ok(self.status_of(managed))
+        Ok(self.status_of(&managed))
     }
 
     /// Stops `name` (and its shadow), its members leaving the group, and
-    /// forgets it with what it leaves behind (see [`cleanup`]): its group's
-    /// offsets, its dead-letter topic unless `keep_dlq`, its shadow's.
+    /// forgets it with its scratch directory and what it leaves behind (see
+    /// [`cleanup`]): its group's offsets, its dead-letter topic unless
+    /// `keep_dlq`, its shadow's.
     pub async fn delete(&self, name: &str, keep_dlq: bool) -> Result<()> {
-        let mut processors = self.processors.lock().await;
-        self.get(&mut processors, name)?;
+        drop(self.lock(name).await?);
         let shadow = format!("{name}{SHADOW}");
         let mut removed = Vec::new();
         for victim in [shadow.as_str(), name] {
-            if processors.contains_key(victim) {
-                self.store.remove(victim)?;
-                let managed = processors.remove(victim).expect("checked above");
-                retire(victim, managed.run).await;
-                removed.push(managed.deployment);
+            match self.lock(victim).await {
+                Ok(managed) => removed.push(self.remove(victim, managed).await?),
+                Err(SupervisorError::UnknownProcessor(_)) => {}
+                Err(e) => return Err(e),
             }
         }
-        let remain = processors.values().map(|m| &m.deployment);
-        let leftovers = self.leftovers(&removed, remain, keep_dlq);
-        self.clear(leftovers).await
+        self.clear_after(&removed, keep_dlq).await
     }
 
-    /// Stops every processor after its batches in flight (graceful shutdown),
-    /// all at once, waiting at most `grace`: a batch still running then is
-    /// not committed, and is redelivered on the next start. The records stay,
-    /// so the next start runs every processor again.
-    pub async fn stop_all(&self, grace: Duration) {
-        let mut processors = self.processors.lock().await;
-        let mut stopping = tokio::task::JoinSet::new();
-        for (name, managed) in processors.iter_mut() {
-            if let Run::Running(instances) = std::mem::replace(&mut managed.run, Run::Paused) {
-                let name = name.clone();
-                stopping.spawn(async move { (name, instances.stop().await) });
-            }
-        }
-        let all = async {
-            while let Some(stopped) = stopping.join_next().await {
-                match stopped {
-                    Ok((name, Ok(_))) => tracing::info!(processor = %name, "stopped"),
-                    Ok((name, Err(e))) => {
-                        tracing::error!(processor = %name, error = %error_chain(&e), "stopped with an error")
-                    }
-                    Err(e) => tracing::error!(error = %e, "stopping a processor"),
-                }
-            }
-        };
-        if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!(
-                ?grace,
-                "some batches were still running; they will be redelivered"
-            );
-        }
-    }
-
-    fn get<'a>(
+    /// Forgets processor `name`, whose lock is `managed`: its record, its
+    /// members (after their batches in flight), its scratch directory, and
+    /// its place in the map. Returns its deployment.
+    async fn remove(
         &self,
-        processors: &'a mut BTreeMap<String, Managed>,
         name: &str,
-    ) -> Result<&'a mut Managed> {
-        processors
-            .get_mut(name)
-            .ok_or_else(|| SupervisorError::UnknownProcessor(name.to_string()))
+        mut managed: OwnedMutexGuard<Managed>,
+    ) -> Result<Deployment> {
+        self.store.remove(name)?;
+        managed.gone = true;
+        let run = std::mem::replace(&mut managed.run, Run::Paused);
+        retire(name, run).await;
+        let scratch = self.scratch_dir.join(name);
+        match std::fs::remove_dir_all(&scratch) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(processor = name, path = %scratch.display(), error = %e, "could not remove the scratch directory")
+            }
+            _ => {}
+        }
+        self.processors.lock().await.remove(name);
+        Ok(managed.deployment.clone())
     }
 
     /// Checks a new deployment's names and settings.
@@ -493,21 +571,4 @@ fn check_group_name(deployment: &Deployment) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Refuses a group another processor's members already join: two
-/// processors in one group would split its partitions between two versions,
-/// and one's rewind would move the other's offsets.
-fn check_group(deployment: &Deployment, processors: &BTreeMap<String, Managed>) -> Result<()> {
-    let group = deployment.group();
-    let other = processors
-        .values()
-        .find(|m| m.deployment.name != deployment.name && m.deployment.group() == group);
-    match other {
-        Some(other) => Err(SupervisorError::Conflict(format!(
-            "group {group:?} is used by processor {:?}",
-            other.deployment.name
-        ))),
-        None => Ok(()),
-    }
 }

@@ -159,3 +159,23 @@ pub fn spawn_serve_listening(
         .to_string();
     (child, url)
 }
+
+impl Server {
+    /// Polls `GET /processors/{name}` until `done` holds (at most 30 s);
+    /// returns that status.
+    pub async fn wait_for(&self, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = self.get(&format!("/processors/{name}")).await;
+            assert_eq!(status, 200, "{body}");
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{name} never got there: {body:#}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+}

@@ -245,9 +245,46 @@ impl Broker {
         to: SeekTo,
     ) -> Result<Vec<Moved>, GroupError> {
         crate::name::validate("group", group).map_err(LogError::from)?;
+        let resolved = self.targets(group, topics, partition, to)?;
+        self.write_resets(group, resolved)
+    }
+
+    /// Resolves one position per partition (what [`Broker::reset_each`]
+    /// would write), writing nothing: a bad partition or offset is an error.
+    pub fn resolve_each(
+        &self,
+        group: &str,
+        targets: &[(TopicPartition, SeekTo)],
+    ) -> Result<Vec<(TopicPartition, u64)>, GroupError> {
+        let mut out = Vec::new();
+        for (tp, to) in targets {
+            let topics = std::slice::from_ref(&tp.topic);
+            out.extend(self.targets(group, topics, Some(tp.partition), *to)?);
+        }
+        Ok(out)
+    }
+
+    /// [`Broker::reset`] with one position per partition: every target is
+    /// resolved before anything is written, so they all move or none does.
+    pub fn reset_each(
+        &self,
+        group: &str,
+        targets: &[(TopicPartition, SeekTo)],
+    ) -> Result<Vec<Moved>, GroupError> {
+        crate::name::validate("group", group).map_err(LogError::from)?;
+        let resolved = self.resolve_each(group, targets)?;
+        self.write_resets(group, resolved)
+    }
+
+    /// Writes resolved positions: the state's rewinds, then the offsets.
+    fn write_resets(
+        &self,
+        group: &str,
+        resolved: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Moved>, GroupError> {
         let mut plan = Vec::new();
         let mut rewinds = Vec::new();
-        for (tp, target) in self.targets(group, topics, partition, to)? {
+        for (tp, target) in resolved {
             let old = self
                 .offsets
                 .get(group, &tp.topic, tp.partition)

@@ -7,6 +7,7 @@
 //! # token = "..."          # or WEIR_TOKEN; required beyond loopback
 //! metrics_public = false    # true: /metrics answers without the token
 //! retention_check_secs = 60
+//! shutdown_grace_secs = 30   # then batches still running are interrupted
 //!
 //! [[topics]]
 //! name = "orders"
@@ -46,6 +47,9 @@ pub struct ServeConfig {
     pub metrics_public: bool,
     /// How often retention runs over every topic.
     pub retention_check_secs: Option<u64>,
+    /// How long a shutdown waits for batches in flight before interrupting
+    /// them (`--shutdown-grace` wins).
+    pub shutdown_grace_secs: Option<u64>,
     #[serde(default)]
     pub topics: Vec<DeclaredTopic>,
     #[serde(default)]

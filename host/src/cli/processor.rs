@@ -5,8 +5,8 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
-use weir::broker::SeekTo;
 use weir::client::{Client, ProcessorStatus};
+use weir::supervisor::RewindTo;
 
 #[derive(Subcommand)]
 pub enum ProcessorCommand {
@@ -20,11 +20,13 @@ pub enum ProcessorCommand {
     Resume { name: String },
     /// Run N members.
     Scale { name: String, instances: u32 },
-    /// Move the processor's group to earliest, latest, an offset or ts:MILLIS.
+    /// Move the processor's group to earliest, latest, an offset or ts:MILLIS
+    /// on every partition, or per partition: `0:100,1:latest` (name the
+    /// topic, `orders/0:100`, when the processor reads several).
     Rewind {
         name: String,
         #[arg(long)]
-        to: SeekTo,
+        to: RewindTo,
     },
     /// Stop and remove the processor with its group's offsets and its
     /// dead-letter topic.
@@ -93,6 +95,9 @@ pub fn status(p: &ProcessorStatus) {
     if let Some(error) = &p.error {
         println!("  error:     {error}");
     }
+    if let Some(last) = p.rest.get("last_error").and_then(|v| v.as_str()) {
+        println!("  retrying:  attempt {} failed: {last}", p.rest["attempts"]);
+    }
     let partitions = p.rest.get("partitions").and_then(|v| v.as_array());
     for part in partitions.into_iter().flatten() {
         println!(
@@ -115,7 +120,7 @@ pub async fn run(client: &Client, command: ProcessorCommand, out: Out) -> Result
         ProcessorCommand::Pause { name } => client.pause(&name).await?,
         ProcessorCommand::Resume { name } => client.resume(&name).await?,
         ProcessorCommand::Scale { name, instances } => client.scale(&name, instances).await?,
-        ProcessorCommand::Rewind { name, to } => client.rewind(&name, to).await?,
+        ProcessorCommand::Rewind { name, to } => client.rewind(&name, &to).await?,
         ProcessorCommand::Delete { name, keep_dlq } => {
             client.delete_processor(&name, keep_dlq).await?;
             return out.print(&serde_json::json!({"deleted": name}), |_| {

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// Serve `/metrics` without the token (for a Prometheus that has none).
     #[arg(long)]
     pub metrics_public: bool,
+    /// On SIGTERM or Ctrl-C, how long to wait for the batches in flight
+    /// before interrupting them (they are redelivered on the next start)
+    /// [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
 }
 
 /// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
@@ -67,7 +72,13 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     // Before any processor starts, so its first batches are counted too.
     let metrics = Metrics::install().public(args.metrics_public || config.metrics_public);
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
-    let supervisor = Arc::new(Supervisor::new(dir, broker.clone(), runtime)?);
+    let grace = args.shutdown_grace.or(config.shutdown_grace_secs);
+    let grace = grace.map_or(
+        weir::supervisor::DEFAULT_SHUTDOWN_GRACE,
+        Duration::from_secs,
+    );
+    let supervisor =
+        Arc::new(Supervisor::new(dir, broker.clone(), runtime)?.with_shutdown_grace(grace));
     // The API answers while the processors are restored (`/ready` says 503
     // until they are).
     let state = Arc::new(AppState {
@@ -165,6 +176,7 @@ async fn create_declared(
                 component,
                 spec: ProcessorSpec::default().apply(settings)?,
                 paused: false,
+                paused_reason: None,
                 shadow_of: None,
                 from_config: true,
             };

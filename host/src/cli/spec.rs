@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use weir::broker::ResetPolicy;
 use weir::consumer::CommitMode;
 use weir::group::{AssignorKind, Protocol};
-use weir::processor::{SpecChanges, WhenExhausted};
+use weir::processor::{SpecChanges, WhenExhausted, WhenTripped};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct SpecArgs {
@@ -99,6 +99,14 @@ pub struct SpecArgs {
     /// than this to its latest offset [default: never].
     #[arg(long)]
     pub lag_skip_age_ms: Option<u64>,
+    /// Circuit breaker: records dead-lettered in a row that stop the
+    /// processor (0: never) [default: 10].
+    #[arg(long)]
+    pub breaker_threshold: Option<u32>,
+    /// What a tripped breaker does under `weir serve`: pause or stop
+    /// [default: pause]. (`weir run` exits non-zero either way.)
+    #[arg(long)]
+    pub when_tripped: Option<WhenTripped>,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -156,6 +164,11 @@ impl SpecArgs {
             json(self.when_exhausted.map(|w| w.to_string())),
         );
         set("commit", json(self.commit.map(|c| c.to_string())));
+        set("breaker_threshold", self.breaker_threshold.map(Value::from));
+        set(
+            "when_tripped",
+            json(self.when_tripped.map(|w| w.to_string())),
+        );
         set(
             "state_budget_bytes",
             self.state_budget_mb.map(|mb| Value::from(mb << 20)),
@@ -265,6 +278,10 @@ mod tests {
             "exactly-once",
             "--state-budget-mb",
             "2",
+            "--breaker-threshold",
+            "4",
+            "--when-tripped",
+            "stop",
             "--lag-skip-records",
             "1000",
             "--lag-skip-age-ms",
@@ -301,6 +318,8 @@ mod tests {
                 records: Some(1000),
                 age_ms: Some(60_000),
             }),
+            breaker_threshold: 4,
+            when_tripped: WhenTripped::Stop,
         };
         assert_eq!(all, expected);
         all.validate().unwrap();

@@ -12,7 +12,8 @@ impl Processor {
     /// Commits `step` for `batch`. Returns `false` when the group fenced the
     /// commit (this member is a zombie: the partition moved on while the
     /// batch ran, its new owner processes the batch again, nothing was
-    /// written).
+    /// written). The breaker's verdict on the step comes after the commit: an
+    /// error here means the step committed and the member must stop.
     pub(super) fn commit(
         &mut self,
         batch: &Polled,
@@ -22,6 +23,11 @@ impl Processor {
         let started = std::time::Instant::now();
         let processed = step.next - batch.records[0].offset;
         let emitted = step.emits.len() as u64;
+        let handled = step.handled.clone();
+        let dead_letter = match handled {
+            super::decision::Handled::DeadLettered => step.emits.clone(),
+            _ => Vec::new(),
+        };
         let dlq = self.config.dlq_topic();
         let suffix = self.config.emit_suffix.as_deref();
         let (mut emits, create_like) = route(step.emits, version, suffix, &dlq);
@@ -54,6 +60,8 @@ impl Processor {
         let seconds = started.elapsed().as_secs_f64();
         self.stats
             .record_latency("weir_commit_seconds", version, seconds);
+        self.stats.clear_attempts();
+        self.count_for_breaker(batch, &handled, &dead_letter)?;
         Ok(true)
     }
 }

@@ -49,6 +49,44 @@ impl WhenExhausted {
 
 crate::keyword::keywords!(WhenExhausted);
 
+/// What a processor does when its circuit breaker trips (a systemic failure:
+/// every batch's instance fails to start, or `breaker_threshold` records in a
+/// row went to the dead-letter topic), instead of draining its input into the
+/// dead-letter topic record by record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenTripped {
+    /// Pause the processor, recorded with the reason (across restarts too),
+    /// until it is resumed or a new version is swapped in.
+    #[default]
+    Pause,
+    /// Stop it as failed, with the reason; a swap, a resume or a restart of
+    /// the host starts it again. (`weir run` exits non-zero either way.)
+    Stop,
+}
+
+impl WhenTripped {
+    pub const ALL: [WhenTripped; 2] = [WhenTripped::Pause, WhenTripped::Stop];
+
+    /// The name in flags, JSON and `weir.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhenTripped::Pause => "pause",
+            WhenTripped::Stop => "stop",
+        }
+    }
+
+    /// The inverse of [`WhenTripped::name`].
+    pub fn parse(s: &str) -> Option<WhenTripped> {
+        Self::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+crate::keyword::keywords!(WhenTripped);
+
+/// The default `breaker_threshold`: dead letters in a row that trip the
+/// circuit breaker.
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 10;
+
 /// How retries back off, and what follows when they run out.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -94,6 +132,11 @@ pub struct ProcessorConfig {
     pub state_budget: u64,
     /// When a partition falls this far behind, jump it to the latest offset.
     pub lag_skip: Option<LagSkip>,
+    /// The circuit breaker: this many records dead-lettered in a row (no
+    /// record processed between them), or retries exhausted on a batch whose
+    /// instance never started, stop the member with
+    /// [`super::ProcessorError::Tripped`]. 0 turns it off.
+    pub breaker_threshold: u32,
 }
 
 /// Lag tolerance (the real-time dashboard pattern: fresh data matters more
@@ -134,6 +177,7 @@ impl ProcessorConfig {
             commit: CommitMode::default(),
             state_budget: crate::state::DEFAULT_BUDGET_BYTES,
             lag_skip: None,
+            breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
         }
     }
 

@@ -38,6 +38,12 @@ pub enum ProcessorError {
         #[source]
         last: Box<Attempt>,
     },
+    #[error("circuit breaker tripped: {reason}")]
+    Tripped { reason: String },
+    /// The host interrupted the batch in flight (a shutdown past its grace):
+    /// nothing of it was committed, and it is redelivered on the next start.
+    #[error("the batch in flight was interrupted by the shutdown")]
+    Interrupted,
     #[error("guest failed at index {index}, but the batch has {len} records")]
     BadFailureIndex { index: u32, len: usize },
     #[error("guest")]

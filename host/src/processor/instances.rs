@@ -9,6 +9,9 @@
 //! rewind, pauses every member at a batch boundary, resets the group's offsets,
 //! swaps, and resumes them. The members rejoin as the same static members, so
 //! neither path rebalances the group.
+//!
+//! What the members processed is counted across their restarts (a rewind, a
+//! scale-down): [`Instances::processed`] only grows.
 
 use std::sync::Arc;
 
@@ -34,6 +37,21 @@ pub struct Instances {
     running: Vec<Running>,
     /// Each member that stops on its own (a failure) says so here.
     failures: (mpsc::UnboundedSender<usize>, mpsc::UnboundedReceiver<usize>),
+    /// Records processed by members that have stopped since the start.
+    retired: u64,
+}
+
+/// What a processor's members have processed, still readable once they stop.
+pub struct Processed {
+    retired: u64,
+    members: Vec<Arc<Stats>>,
+}
+
+impl Processed {
+    /// Records processed, over every member past and present.
+    pub fn total(&self) -> u64 {
+        self.retired + self.members.iter().map(|s| s.records()).sum::<u64>()
+    }
 }
 
 impl Instances {
@@ -50,6 +68,7 @@ impl Instances {
             slot: Slot::new(handler),
             running: Vec::new(),
             failures: mpsc::unbounded_channel(),
+            retired: 0,
         };
         instances.grow_to(count)?;
         Ok(instances)
@@ -75,14 +94,24 @@ impl Instances {
         Ok(())
     }
 
-    /// Changes the number of members; the group rebalances.
+    /// Changes the number of members; the group rebalances. A scale-down
+    /// stops the highest-numbered members all the way to `count`, even past
+    /// one that had failed (it is going away; its error is logged).
     pub async fn scale(&mut self, count: usize) -> Result<(), ProcessorError> {
         while self.running.len() > count {
             let member = self.running.pop().expect("more members than the target");
             member.stop.send(true).ok();
-            let processor = member.task.await.map_err(ProcessorError::Task)??;
-            processor.leave();
+            let stopped = member.task.await.map_err(ProcessorError::Task);
+            self.retired += member.stats.records();
+            match stopped {
+                Ok(Ok(processor)) => processor.leave(),
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(processor = %self.config.name, error = %crate::error::chain(&e), "a member stopped by the scale-down had failed")
+                }
+            }
         }
+        // A failure of a member now gone is no longer news.
+        while self.failures.1.try_recv().is_ok() {}
         self.grow_to(count)
     }
 
@@ -125,39 +154,64 @@ impl Instances {
             self.slot.swap(handler);
             return Ok(());
         };
-        let count = self.running.len();
-        for member in &self.running {
-            member.stop.send(true).ok();
-        }
-        for member in self.running.drain(..) {
-            // A member that failed did so on the old version, whose failure
-            // the new one may well fix: it does not stop the deploy.
-            match member.task.await.map_err(ProcessorError::Task) {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) | Err(e) => {
-                    tracing::warn!(error = %crate::error::chain(&e), "a member had failed before the deploy")
-                }
-            }
-        }
-        while self.failures.1.try_recv().is_ok() {}
+        let (backend, slot) = (self.backend.clone(), self.slot.clone());
         let group = self
             .config
             .group
             .clone()
             .unwrap_or_else(|| self.config.name.clone());
-        let reset = self.backend.reset(&group, &self.config.topics, to);
-        if reset.is_ok() {
-            self.slot.swap(handler);
-        }
-        self.grow_to(count)?;
-        let moved = reset?;
+        let topics = self.config.topics.clone();
+        let moved = self
+            .pause_while(|| {
+                let moved = backend.reset(&group, &topics, to)?;
+                slot.swap(handler);
+                Ok(moved)
+            })
+            .await?;
         tracing::info!(group, partitions = moved.len(), "rewound and deployed");
         Ok(())
+    }
+
+    /// Stops every member after its batch in flight, runs `between` (a reset
+    /// of the group's offsets, say), and starts them again as the same static
+    /// members whatever it returned; returns that.
+    pub async fn pause_while<T>(
+        &mut self,
+        between: impl FnOnce() -> Result<T, ProcessorError>,
+    ) -> Result<T, ProcessorError> {
+        let count = self.running.len();
+        for member in &self.running {
+            member.stop.send(true).ok();
+        }
+        for member in std::mem::take(&mut self.running) {
+            // A member that failed did so on the old version or position,
+            // which what follows may well fix: it does not stop the change.
+            match member.task.await.map_err(ProcessorError::Task) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "a member had failed before the change")
+                }
+            }
+            self.retired += member.stats.records();
+        }
+        while self.failures.1.try_recv().is_ok() {}
+        let result = between();
+        self.grow_to(count)?;
+        result
     }
 
     /// How many members run.
     pub fn count(&self) -> usize {
         self.running.len()
+    }
+
+    /// What the members processed, past and present (readable after they
+    /// stop).
+    pub fn processed(&self) -> Processed {
+        Processed {
+            retired: self.retired,
+            members: self.stats(),
+        }
     }
 
     /// Each member's counters, by instance number.

@@ -35,6 +35,11 @@ impl Processor {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, ProcessorError> {
         let policy = self.config.retry;
+        if attempts > policy.max_retries
+            && let Some(tripped) = self.never_started(attempts, &last)
+        {
+            return Err(tripped);
+        }
         if attempts <= policy.max_retries {
             self.stats.record_retry();
             let factor = 2u32.saturating_pow(attempts - 1);
@@ -61,6 +66,7 @@ impl Processor {
                 self.consumer.pause(&batch.source());
                 self.paused_by = Some(handler.version().to_string());
                 self.stats.set_paused(self.consumer.paused());
+                self.stats.clear_attempts();
                 Ok(true)
             }
             WhenExhausted::DeadLetter => {
@@ -101,6 +107,9 @@ impl Processor {
                     continue;
                 }
                 Decision::Retry(failed) if take == 1 => {
+                    if let Some(tripped) = self.never_started(1, &failed) {
+                        return Err(tripped);
+                    }
                     let error = match failed {
                         Attempt::Retry(message) => message,
                         Attempt::Fault(fault) => crate::error::chain(&fault),

@@ -19,7 +19,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{LagSkip, ProcessorConfig, ProcessorError, RetryPolicy, WhenExhausted};
+use super::{
+    DEFAULT_BREAKER_THRESHOLD, LagSkip, ProcessorConfig, ProcessorError, RetryPolicy,
+    WhenExhausted, WhenTripped,
+};
 use crate::broker::ResetPolicy;
 use crate::consumer::{CommitMode, PollLimits};
 use crate::group::{AssignorKind, GroupSettings, Protocol};
@@ -98,6 +101,13 @@ pub struct ProcessorSpec {
     /// Lag tolerance: `{"records": N, "age_ms": T}` (either or both); a
     /// partition further behind skips to its latest offset. Default: none.
     pub lag_skip: Option<LagSkip>,
+    /// The circuit breaker: this many records dead-lettered in a row by one
+    /// member (none processed between them) trip it, as do exhausted retries
+    /// of a batch whose instance never started; 0 turns it off. Default 10.
+    pub breaker_threshold: u32,
+    /// What a tripped breaker does: `pause` the processor (recorded with the
+    /// reason, until resumed) or `stop` it as failed. Default `pause`.
+    pub when_tripped: WhenTripped,
 }
 
 impl Default for ProcessorSpec {
@@ -128,6 +138,8 @@ impl Default for ProcessorSpec {
             commit: CommitMode::default(),
             state_budget_bytes: crate::state::DEFAULT_BUDGET_BYTES,
             lag_skip: None,
+            breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
+            when_tripped: WhenTripped::default(),
         }
     }
 }
@@ -225,6 +237,7 @@ impl ProcessorSpec {
             commit: self.commit,
             state_budget: self.state_budget_bytes,
             lag_skip: self.lag_skip,
+            breaker_threshold: self.breaker_threshold,
         }
     }
 
@@ -264,13 +277,15 @@ impl ProcessorSpec {
 
     /// Whether `other` runs the same members: the two differ at most in what
     /// travels with the guest version (label, config, limits, scratch), which
-    /// a swap applies at the next batch boundary without restarting them.
+    /// a swap applies at the next batch boundary without restarting them, and
+    /// in what the supervisor alone reads (`when_tripped`).
     pub fn same_members(&self, other: &ProcessorSpec) -> bool {
         let members = |s: &ProcessorSpec| ProcessorSpec {
             label: None,
             config: BTreeMap::new(),
             limits: Limits::default(),
             scratch: false,
+            when_tripped: WhenTripped::default(),
             ..s.clone()
         };
         members(self) == members(other)

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use crate::group::TopicPartition;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Counters since the processor started. Each count also goes to the
 /// `metrics` facade (and so to `/metrics` under `weir serve`), labelled by
@@ -24,6 +24,10 @@ pub struct Stats {
     lag_skipped: AtomicU64,
     /// Partitions the pause policy stopped, as (topic, partition).
     paused: Mutex<Vec<TopicPartition>>,
+    /// Failed attempts at the batch in flight (0 once it commits).
+    attempts: AtomicU32,
+    /// Why the last attempt at the batch in flight failed.
+    last_error: Mutex<Option<String>>,
 }
 
 macro_rules! counters {
@@ -148,6 +152,33 @@ impl Stats {
 
     pub(super) fn record_fenced(&self) {
         self.fenced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failed attempt at the batch in flight: the `attempts`-th, failing
+    /// with `error`.
+    pub(super) fn record_attempt(&self, attempts: u32, error: String) {
+        self.attempts.store(attempts, Ordering::Relaxed);
+        *self.last_error.lock().expect("stats lock") = Some(error);
+    }
+
+    /// The batch in flight is done with (committed, or left): no failure
+    /// stands.
+    pub(super) fn clear_attempts(&self) {
+        self.attempts.store(0, Ordering::Relaxed);
+        *self.last_error.lock().expect("stats lock") = None;
+    }
+
+    /// Failed attempts at the batch in flight, and why the last one failed
+    /// (0 and `None` while nothing fails).
+    pub fn retrying(&self) -> (u32, Option<String>) {
+        let error = self.last_error.lock().expect("stats lock").clone();
+        (self.attempts.load(Ordering::Relaxed), error)
+    }
+
+    /// The circuit breaker tripped.
+    pub(super) fn record_trip(&self) {
+        metrics::counter!("weir_breaker_trips_total", "processor" => self.processor.clone())
+            .increment(1);
     }
 
     /// The partitions this member has paused after a batch kept failing (as

@@ -8,10 +8,15 @@
 //! ask for fuel pay for it. Compiled artifacts stay compatible across engines
 //! that differ only in their stack size; the compiled cache keys on wasmtime's
 //! compatibility hash, which tells fuel and epoch code apart.
+//!
+//! The ticker lives as long as the runtime or any guest loaded from it, so a
+//! guest still running while its host shuts down stays interruptible; and
+//! [`Ticker::interrupt`] ends every running batch at once (shutdown after its
+//! grace), by moving the epoch past the longest deadline ever armed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -43,6 +48,67 @@ pub(super) struct Prepared {
     pub(super) linker: Linker<HostState>,
 }
 
+/// The engines the ticker advances, and the shutdown interrupt.
+#[derive(Default)]
+pub(super) struct Ticker {
+    engines: Mutex<Vec<Engine>>,
+    /// Set once by [`Ticker::interrupt`]: every batch still running traps, and
+    /// no new one starts.
+    interrupted: AtomicBool,
+    /// The longest deadline armed so far, in ticks: how far an interrupt must
+    /// move the epoch to reach every running store's deadline.
+    longest: AtomicU64,
+}
+
+impl Ticker {
+    /// With `epochs`, a thread advances every engine added later, every
+    /// [`EPOCH_TICK`], until the last handle on the ticker is dropped.
+    fn start(epochs: bool) -> Result<Arc<Ticker>, RuntimeError> {
+        let ticker = Arc::new(Ticker::default());
+        if epochs {
+            let weak: Weak<Ticker> = Arc::downgrade(&ticker);
+            std::thread::Builder::new()
+                .name("weir-epoch".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(EPOCH_TICK);
+                        let Some(ticker) = weak.upgrade() else {
+                            return;
+                        };
+                        for engine in ticker.engines.lock().expect("ticker lock").iter() {
+                            engine.increment_epoch();
+                        }
+                    }
+                })
+                .map_err(|e| RuntimeError::Engine(Box::new(e)))?;
+        }
+        Ok(ticker)
+    }
+
+    /// Notes a store armed with a deadline of `ticks`.
+    pub(super) fn armed(&self, ticks: u64) {
+        self.longest.fetch_max(ticks, Ordering::Relaxed);
+    }
+
+    /// Whether [`Ticker::interrupt`] was called.
+    pub(super) fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// Ends every batch running on these engines now (each traps at its next
+    /// epoch check, as if its deadline had passed) and refuses new ones: what
+    /// a shutdown does once its grace is over.
+    pub(super) fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::Relaxed);
+        let ticks = self.longest.load(Ordering::Relaxed) + 1;
+        for engine in self.engines.lock().expect("ticker lock").iter() {
+            for _ in 0..ticks {
+                engine.increment_epoch();
+            }
+        }
+    }
+}
+
 /// The engines of one runtime, built lazily.
 pub(super) struct Engines {
     /// Whether guests are compiled with epoch checks (always, except for the
@@ -52,38 +118,24 @@ pub(super) struct Engines {
     /// the benchmark's baseline).
     pooling: bool,
     built: Mutex<HashMap<EngineKey, Arc<Prepared>>>,
-    /// The engines the ticker advances.
-    ticking: Arc<Mutex<Vec<Engine>>>,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl Engines {
     /// No engine yet; with `epochs`, a ticker thread that advances every engine
     /// built later; with `pooling`, engines allocate instances from a pool.
     pub(super) fn new(epochs: bool, pooling: bool) -> Result<Engines, RuntimeError> {
-        let ticking: Arc<Mutex<Vec<Engine>>> = Arc::default();
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        if epochs {
-            let (engines, stop) = (ticking.clone(), ticker_stop.clone());
-            std::thread::Builder::new()
-                .name("weir-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        for engine in engines.lock().expect("ticker lock").iter() {
-                            engine.increment_epoch();
-                        }
-                    }
-                })
-                .map_err(|e| RuntimeError::Engine(Box::new(e)))?;
-        }
         Ok(Engines {
             epochs,
             pooling,
             built: Mutex::default(),
-            ticking,
-            ticker_stop,
+            ticker: Ticker::start(epochs)?,
         })
+    }
+
+    /// The ticker, which every guest holds on to.
+    pub(super) fn ticker(&self) -> Arc<Ticker> {
+        self.ticker.clone()
     }
 
     /// Whether deadlines are enforced.
@@ -109,7 +161,7 @@ impl Engines {
         }
         let prepared = Arc::new(self.build(key)?);
         if self.epochs {
-            let mut ticking = self.ticking.lock().expect("ticker lock");
+            let mut ticking = self.ticker.engines.lock().expect("ticker lock");
             ticking.push(prepared.engine.clone());
         }
         built.insert(key, prepared.clone());
@@ -186,12 +238,6 @@ const POOL_TABLE_ELEMENTS: usize = 100_000;
 /// 500 small records touches a few hundred KiB.
 const POOL_KEEP_RESIDENT: usize = 2 << 20;
 
-impl Drop for Engines {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +265,11 @@ mod tests {
         ));
         let shallow = engines.get(&limits(64 << 10, None)).unwrap();
         assert!(!Arc::ptr_eq(&plain, &shallow));
-        assert_eq!(engines.ticking.lock().unwrap().len(), 3, "all ticked");
+        assert_eq!(
+            engines.ticker.engines.lock().unwrap().len(),
+            3,
+            "all ticked"
+        );
 
         // Only the processors that ask for fuel get metered code.
         let mut store = wasmtime::Store::new(&plain.engine, ());

@@ -16,7 +16,7 @@ use super::{Handler, Limits, NoState, Output, RuntimeError, Source, StateView, b
 use crate::consumer::Polled;
 use crate::log::Log;
 
-use super::engine::EPOCH_TICK;
+use super::engine::{EPOCH_TICK, Ticker};
 
 /// A validated component, ready to run batches. Cheap to share.
 pub struct Guest {
@@ -24,6 +24,9 @@ pub struct Guest {
     pub(super) engine: Engine,
     /// Whether the engine checks epochs (only the benchmark's baseline doesn't).
     pub(super) epochs: bool,
+    /// Keeps the epoch ticker alive while this guest may run, and says when
+    /// the host interrupted every guest (shutdown).
+    pub(super) ticker: Arc<Ticker>,
     pub(super) log: Arc<Log>,
     pub(super) processor: Arc<str>,
     /// `label@hash` or `sha256:hash`: names the code that processed a record.
@@ -75,7 +78,9 @@ impl Guest {
     /// Sets the per-batch budgets: the epoch deadline and the fuel.
     fn arm(&self, store: &mut Store<HostState>) -> Result<(), RuntimeError> {
         if self.epochs {
-            store.set_epoch_deadline(self.deadline_ticks());
+            let ticks = self.deadline_ticks();
+            self.ticker.armed(ticks);
+            store.set_epoch_deadline(ticks);
         }
         if let Some(fuel) = self.limits.fuel {
             store
@@ -112,6 +117,9 @@ impl Guest {
         let state = store.data();
         state.forward_stdio();
         match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) if self.ticker.interrupted() => {
+                RuntimeError::Interrupted
+            }
             Some(wasmtime::Trap::Interrupt) => RuntimeError::Deadline(self.limits.deadline),
             Some(wasmtime::Trap::OutOfFuel) => {
                 RuntimeError::OutOfFuel(self.limits.fuel.unwrap_or_default())
@@ -174,7 +182,10 @@ impl Guest {
 
 impl Handler for Guest {
     fn handle(&self, polled: &Polled, state: Arc<dyn StateView>) -> Result<Output, RuntimeError> {
-        let (mut store, instance) = self.instantiate(state)?;
+        if self.ticker.interrupted() {
+            return Err(RuntimeError::Interrupted);
+        }
+        let (mut store, instance) = self.instantiate(state).map_err(RuntimeError::started)?;
         let batch = batch::columnar(polled);
         let outcome = match instance.call_process(&mut store, &batch) {
             Ok(outcome) => outcome,

@@ -73,13 +73,12 @@ async fn delete_topic(
     State(state): Shared,
     Path(topic): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(processor) = state.supervisor.reader_of(&topic).await {
-        return Err(crate::supervisor::SupervisorError::TopicInUse { topic, processor }.into());
-    }
+    // The supervisor holds its lock across the check and the deletion, so no
+    // processor starts reading the topic in between.
     let broker = state.broker.clone();
-    tokio::task::spawn_blocking(move || broker.delete_topic(&topic))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let name = topic.clone();
+    let delete = move || broker.delete_topic(&name);
+    state.supervisor.delete_topic(&topic, delete).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,12 +3,12 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `POST /components` | upload a component (raw wasm, up to 64 MiB) |
+//! | `POST /components` | upload a component (raw wasm, up to 64 MiB; 429 while two are being validated) |
 //! | `GET /processors` | every processor's status |
 //! | `GET /processors/{name}` | one processor's status |
 //! | `PUT /processors/{name}` | deploy [`NewProcessor`]: `{component, …spec}` |
 //! | `POST /processors/{name}/swap` | [`Swap`]: `{component, rewind_to?, …settings to change}` |
-//! | `POST /processors/{name}/rewind` | `{to}` |
+//! | `POST /processors/{name}/rewind` | `{to}`: a position, or `{"PARTITION": position, …}` |
 //! | `POST /processors/{name}/pause`, `/resume` | stop or restart the members |
 //! | `POST /processors/{name}/scale` | `{instances}` |
 //! | `DELETE /processors/{name}` | stop and forget it |
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::api::position;
 use super::{ApiError, AppState};
-use crate::supervisor::{Deployment, NewProcessor, Status, SupervisorError, Swap};
+use crate::supervisor::{Deployment, NewProcessor, RewindTo, Status, SupervisorError, Swap};
 
 /// The largest component accepted by `POST /components`.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -108,6 +108,7 @@ async fn create(
         component: body.component,
         spec: body.spec,
         paused: false,
+        paused_reason: None,
         shadow_of: None,
         from_config: false,
     };
@@ -130,9 +131,12 @@ struct Rewind {
     to: serde_json::Value,
 }
 
+/// `{"to": position}` moves every input partition; `{"to": {"0": 100,
+/// "orders/1": "latest"}}` each partition named (see [`RewindTo`]).
 async fn rewind(State(state): Shared, Path(name): Path<String>, Json(body): Json<Rewind>) -> Reply {
-    let to = position(&body.to)?;
-    Ok(Json(state.supervisor.rewind(&name, to).await?))
+    let to =
+        RewindTo::from_json(&body.to).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(state.supervisor.rewind(&name, &to).await?))
 }
 
 async fn pause(State(state): Shared, Path(name): Path<String>) -> Reply {
@@ -215,11 +219,14 @@ impl From<SupervisorError> for ApiError {
             E::UnknownProcessor(_) | E::UnknownComponent(_) | E::NoShadow(_) => {
                 StatusCode::NOT_FOUND
             }
+            E::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             E::Exists(_)
             | E::ShadowExists(_)
             | E::TopicInUse { .. }
             | E::Conflict(_)
-            | E::Processor(P::Fatal { .. } | P::Exhausted { .. }) => StatusCode::CONFLICT,
+            | E::Processor(P::Fatal { .. } | P::Exhausted { .. } | P::Tripped { .. }) => {
+                StatusCode::CONFLICT
+            }
             E::Invalid(_)
             | E::Runtime(R::Limits(_))
             | E::Processor(P::Spec(_) | P::Settings(_) | P::Name(_)) => StatusCode::BAD_REQUEST,

@@ -49,6 +49,14 @@ impl Supervisor {
         Ok(doomed)
     }
 
+    /// Removes what `removed` (already out of the records) leave behind, given
+    /// the processors still recorded.
+    pub(super) async fn clear_after(&self, removed: &[Deployment], keep_dlq: bool) -> Result<()> {
+        let remain = self.store.load_all()?;
+        let leftovers = self.leftovers(removed, remain.iter(), keep_dlq);
+        self.clear(leftovers).await
+    }
+
     /// What `removed` leave behind, given the deployments that `remain`;
     /// `keep_dlq` keeps their dead-letter topics.
     pub(super) fn leftovers<'a>(

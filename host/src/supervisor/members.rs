@@ -1,15 +1,16 @@
 //! How the supervisor brings a deployment's members to life and retires them:
 //! loading and probing the component, starting the members, resetting the
-//! group's offsets, recording a new processor, and noticing members that
-//! stopped on an error.
+//! group's offsets, recording a new processor, stopping members with their
+//! counts kept, and noticing members that stopped on an error (or tripped
+//! their circuit breaker).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Deployment, Managed, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
+use super::{Deployment, Managed, Result, Run, SHADOW, Supervisor, SupervisorError};
 use crate::broker::{ResetPolicy, SeekTo};
-use crate::processor::Instances;
+use crate::error::chain as error_chain;
+use crate::processor::{Instances, Processor, ProcessorError, WhenTripped};
 use crate::runtime::{Guest, Handler, RuntimeError};
 
 impl Supervisor {
@@ -97,29 +98,67 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Records a new processor and returns its status; if the record cannot
-    /// be written the processor is stopped again.
-    pub(super) async fn record(
+    /// Records a new processor and starts its members; if they cannot
+    /// start, the record goes again.
+    pub(super) fn start_new(
         &self,
-        deployment: &Deployment,
-        run: Run,
-        processors: &mut BTreeMap<String, Managed>,
-    ) -> Result<Status> {
-        if let Err(e) = self.store.save(deployment) {
-            retire(&deployment.name, run).await;
-            return Err(e);
+        deployment: Deployment,
+        guest: Arc<dyn Handler>,
+    ) -> Result<Managed> {
+        self.store.save(&deployment)?;
+        match self.start(&deployment, guest) {
+            Ok(instances) => Ok(Managed::new(deployment, Run::Running(Box::new(instances)))),
+            Err(e) => {
+                if let Err(undo) = self.store.remove(&deployment.name) {
+                    tracing::error!(processor = %deployment.name, error = %error_chain(&undo), "could not remove the record");
+                }
+                Err(e)
+            }
         }
-        let managed = Managed {
-            deployment: deployment.clone(),
-            run,
+    }
+
+    /// Marks a processor failed if one of its members stopped on an error.
+    /// A tripped circuit breaker pauses it instead (recorded, with the
+    /// reason) when its `when_tripped` says so.
+    pub(super) async fn notice_failure(&self, managed: &mut Managed) {
+        let failed = match &mut managed.run {
+            Run::Running(instances) => instances.has_failed(),
+            _ => false,
         };
-        let status = self.status_of(&managed);
-        processors.insert(deployment.name.clone(), managed);
-        Ok(status)
+        if !failed {
+            return;
+        }
+        let (message, tripped) = match managed.stop(Run::Paused).await {
+            Some(Err(e)) => (error_chain(&e), matches!(e, ProcessorError::Tripped { .. })),
+            _ => ("a member stopped".to_string(), false),
+        };
+        let name = managed.deployment.name.clone();
+        if tripped && managed.deployment.spec.when_tripped == WhenTripped::Pause {
+            let paused = Deployment {
+                paused: true,
+                paused_reason: Some(message.clone()),
+                ..managed.deployment.clone()
+            };
+            match self.store.save(&paused) {
+                Ok(()) => {
+                    tracing::error!(processor = %name, reason = %message, "processor paused by its circuit breaker");
+                    managed.deployment = paused;
+                    managed.run = Run::Paused;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(processor = %name, error = %error_chain(&e), "could not record the pause")
+                }
+            }
+        }
+        tracing::error!(processor = %name, error = %message, "processor failed");
+        managed.run = Run::Failed(message);
     }
 
     /// Watches for members that stopped on an error, every `period`, until
-    /// the supervisor is dropped: such a processor is stopped and marked failed.
+    /// the supervisor is dropped: such a processor is stopped and marked
+    /// failed (or paused by its breaker). A processor busy with an operation
+    /// is looked at next time.
     pub fn watch_failures(self: &Arc<Self>, period: Duration) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -128,12 +167,40 @@ impl Supervisor {
                 let Some(supervisor) = weak.upgrade() else {
                     return;
                 };
-                let mut processors = supervisor.processors.lock().await;
-                for managed in processors.values_mut() {
-                    notice_failure(managed).await;
+                let all: Vec<_> = {
+                    let processors = supervisor.processors.lock().await;
+                    processors.values().map(|e| e.managed.clone()).collect()
+                };
+                for managed in all {
+                    if let Ok(mut managed) = managed.try_lock() {
+                        supervisor.notice_failure(&mut managed).await;
+                    }
                 }
             }
         });
+    }
+}
+
+impl Managed {
+    /// Takes the running members out, leaving `then` in their place, and
+    /// stops them after their batches in flight; what they processed stays
+    /// counted. `None` (and `run` as it was) when none ran.
+    pub(super) async fn stop(
+        &mut self,
+        then: Run,
+    ) -> Option<std::result::Result<Vec<Processor>, ProcessorError>> {
+        match std::mem::replace(&mut self.run, then) {
+            Run::Running(instances) => {
+                let processed = instances.processed();
+                let stopped = instances.stop().await;
+                self.processed_before += processed.total();
+                Some(stopped)
+            }
+            other => {
+                self.run = other;
+                None
+            }
+        }
     }
 }
 
@@ -144,21 +211,5 @@ pub(super) async fn retire(name: &str, run: Run) {
         && let Err(e) = instances.retire().await
     {
         tracing::warn!(processor = name, error = %crate::error::chain(&e), "a member had failed");
-    }
-}
-
-/// Marks a processor failed if one of its members stopped on an error.
-pub(super) async fn notice_failure(managed: &mut Managed) {
-    let failed = match &mut managed.run {
-        Run::Running(instances) => instances.has_failed(),
-        _ => false,
-    };
-    if failed && let Run::Running(instances) = std::mem::replace(&mut managed.run, Run::Paused) {
-        let message = match instances.stop().await {
-            Err(e) => crate::error::chain(&e),
-            Ok(_) => "a member stopped".to_string(),
-        };
-        tracing::error!(processor = %managed.deployment.name, error = %message, "processor failed");
-        managed.run = Run::Failed(message);
     }
 }

@@ -3,10 +3,7 @@
 //! Either way the shadow's group offsets, its dead-letter topic and its
 //! side topics go with it (see [`super::cleanup`]).
 
-use super::members::retire;
-use std::collections::BTreeMap;
-
-use super::{Deployment, Managed, Result, Run, SHADOW, Status, Supervisor, SupervisorError};
+use super::{Deployment, Entry, Result, SHADOW, Status, Supervisor, SupervisorError};
 use crate::broker::SeekTo;
 use crate::processor::ProcessorSpec;
 
@@ -34,6 +31,7 @@ impl Supervisor {
                 ..main.spec.clone()
             },
             paused: false,
+            paused_reason: None,
             shadow_of: Some(name.to_string()),
             from_config: false,
         };
@@ -42,13 +40,18 @@ impl Supervisor {
         if processors.contains_key(&shadow.name) {
             return Err(SupervisorError::ShadowExists(name.to_string()));
         }
-        self.get(&mut processors, name)?;
+        if !processors.contains_key(name) {
+            return Err(SupervisorError::UnknownProcessor(name.to_string()));
+        }
+        self.check_settings(&shadow)?;
         // The shadow starts from the live group's state at `from`, and keeps
         // its own from there.
         self.broker
             .seed_state(&main.group(), &shadow.group(), &shadow.spec.topics, from)?;
-        let run = Run::Running(Box::new(self.start(&shadow, guest)?));
-        self.record(&shadow, run, &mut processors).await
+        let managed = self.start_new(shadow, guest)?;
+        let status = self.status_of(&managed);
+        processors.insert(managed.deployment.name.clone(), Entry::new(managed));
+        Ok(status)
     }
 
     /// Swaps `name` to its shadow's version and removes the shadow, as one
@@ -69,22 +72,22 @@ impl Supervisor {
             ..current.clone()
         };
         let guest = self.load(&next).await?;
-        let mut processors = self.processors.lock().await;
-        match processors.get(&shadow) {
-            Some(m) if m.deployment == candidate => {}
-            _ => {
-                return Err(SupervisorError::Conflict(format!(
-                    "the shadow of {name:?} changed during the promotion; try again"
-                )));
-            }
+        // The live processor's lock, then its shadow's (never the other way).
+        let mut live = self.lock(name).await?;
+        let changed = || {
+            SupervisorError::Conflict(format!(
+                "the shadow of {name:?} changed during the promotion; try again"
+            ))
+        };
+        let candidate_now = self.lock(&shadow).await.map_err(|_| changed())?;
+        if candidate_now.deployment != candidate {
+            return Err(changed());
         }
         let status = self
-            .apply_swap(&mut processors, &current, next, guest, None)
+            .apply_swap(&mut live, &current, next, guest, None)
             .await?;
-        self.store.remove(&shadow)?;
-        let managed = processors.remove(&shadow).expect("checked above");
-        retire(&shadow, managed.run).await;
-        self.clear_shadow(managed.deployment, &processors).await?;
+        let removed = self.remove(&shadow, candidate_now).await?;
+        self.clear_after(&[removed], false).await?;
         Ok(status)
     }
 
@@ -92,24 +95,11 @@ impl Supervisor {
     /// side topics.
     pub async fn drop_shadow(&self, name: &str) -> Result<()> {
         let shadow = format!("{name}{SHADOW}");
-        let mut processors = self.processors.lock().await;
-        if !processors.contains_key(&shadow) {
-            return Err(SupervisorError::NoShadow(name.to_string()));
-        }
-        self.store.remove(&shadow)?;
-        let managed = processors.remove(&shadow).expect("checked above");
-        retire(&shadow, managed.run).await;
-        self.clear_shadow(managed.deployment, &processors).await
-    }
-
-    /// Removes what a removed shadow leaves behind.
-    async fn clear_shadow(
-        &self,
-        shadow: Deployment,
-        processors: &BTreeMap<String, Managed>,
-    ) -> Result<()> {
-        let remain = processors.values().map(|m| &m.deployment);
-        let leftovers = self.leftovers(&[shadow], remain, false);
-        self.clear(leftovers).await
+        let managed = self
+            .lock(&shadow)
+            .await
+            .map_err(|_| SupervisorError::NoShadow(name.to_string()))?;
+        let removed = self.remove(&shadow, managed).await?;
+        self.clear_after(&[removed], false).await
     }
 }

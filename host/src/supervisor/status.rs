@@ -3,18 +3,23 @@
 
 use serde::Serialize;
 
-use super::members::notice_failure;
 use super::{Managed, Result, Run, SHADOW, Supervisor};
 use crate::group::TopicPartition;
 use crate::processor::ProcessorError;
 use crate::processor::ProcessorSpec;
 use crate::runtime::version_id;
 
+/// How a tripped breaker's error begins (see [`ProcessorError::Tripped`]).
+const BREAKER_TRIPPED: &str = "circuit breaker tripped";
+
 /// Whether a processor's members run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Running,
+    /// Running, but a member's batch keeps failing: it backs off and calls
+    /// again (`attempts` and `last_error` say how often and why).
+    Retrying,
     Paused,
     Failed,
 }
@@ -38,14 +43,23 @@ pub struct Status {
     /// `label@hash` or `sha256:hash`, as in the `weir.version` header.
     pub version: String,
     pub state: State,
-    /// Why it failed, when it did.
+    /// Why it failed, or why its circuit breaker paused it.
     pub error: Option<String>,
+    /// Whether it is paused or failed because its circuit breaker tripped.
+    pub breaker_tripped: bool,
+    /// While retrying: the failed attempts at the batch in flight (the most
+    /// over the members).
+    pub attempts: u32,
+    /// While retrying: why that member's last attempt failed.
+    pub last_error: Option<String>,
     pub shadow_of: Option<String>,
     /// The shadow's name, when one runs.
     pub shadow: Option<String>,
     /// Records left to process, over every input partition.
     pub lag: u64,
-    /// Records processed by the members running now.
+    /// Records processed since the host started (or the processor was
+    /// deployed): it only grows, across pauses, scales and restarts of the
+    /// members.
     pub processed: u64,
     pub partitions: Vec<PartitionStatus>,
     /// Partitions a member stopped fetching after a record kept failing.
@@ -72,16 +86,28 @@ impl Supervisor {
             })
             .collect();
         let mut paused = Vec::new();
+        let (mut attempts, mut last_error) = (0, None);
         let (state, error, processed) = match &managed.run {
             Run::Running(instances) => {
                 let stats = instances.stats();
-                let processed = stats.iter().map(|s| s.records()).sum();
                 paused.extend(stats.iter().flat_map(|s| s.paused_partitions()));
-                (State::Running, None, processed)
+                for (tries, error) in stats.iter().map(|s| s.retrying()) {
+                    if tries > attempts {
+                        (attempts, last_error) = (tries, error);
+                    }
+                }
+                let state = match attempts {
+                    0 => State::Running,
+                    _ => State::Retrying,
+                };
+                (state, None, instances.processed().total())
             }
-            Run::Paused => (State::Paused, None, 0),
+            Run::Paused => (State::Paused, d.paused_reason.clone(), 0),
             Run::Failed(e) => (State::Failed, Some(e.clone()), 0),
         };
+        let breaker_tripped = error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(BREAKER_TRIPPED));
         let shadow = format!("{}{SHADOW}", d.name);
         Status {
             name: d.name.clone(),
@@ -89,6 +115,9 @@ impl Supervisor {
             version: version_id(&d.component, d.spec.label.as_deref()),
             state,
             error,
+            breaker_tripped,
+            attempts,
+            last_error,
             shadow_of: d.shadow_of.clone(),
             shadow: self
                 .store
@@ -96,7 +125,7 @@ impl Supervisor {
                 .then_some(shadow)
                 .filter(|_| d.shadow_of.is_none()),
             lag: partitions.iter().map(|p| p.lag).sum(),
-            processed,
+            processed: managed.processed_before + processed,
             partitions,
             paused_partitions: paused,
             spec: ProcessorSpec {
@@ -111,10 +140,9 @@ impl Supervisor {
 impl Supervisor {
     /// One processor's status.
     pub async fn status(&self, name: &str) -> Result<Status> {
-        let mut processors = self.processors.lock().await;
-        let managed = self.get(&mut processors, name)?;
-        notice_failure(managed).await;
-        Ok(self.status_of(managed))
+        let mut managed = self.lock(name).await?;
+        self.notice_failure(&mut managed).await;
+        Ok(self.status_of(&managed))
     }
 
     /// The committed state entry under `key` of processor `name`, on
@@ -139,27 +167,22 @@ impl Supervisor {
         Ok(None)
     }
 
-    /// Every processor's status, by name.
+    /// Every processor's status, by name (one busy with an operation is
+    /// waited for).
     pub async fn list(&self) -> Vec<Status> {
-        let mut processors = self.processors.lock().await;
+        let all: Vec<_> = {
+            let processors = self.processors.lock().await;
+            processors.values().map(|e| e.managed.clone()).collect()
+        };
         let mut out = Vec::new();
-        for managed in processors.values_mut() {
-            notice_failure(managed).await;
-            out.push(self.status_of(managed));
+        for managed in all {
+            let mut managed = managed.lock().await;
+            if managed.gone {
+                continue;
+            }
+            self.notice_failure(&mut managed).await;
+            out.push(self.status_of(&managed));
         }
         out
-    }
-
-    /// The processor reading `topic`, or dead-lettering to it, if any (a topic
-    /// in use is not deleted).
-    pub async fn reader_of(&self, topic: &str) -> Option<String> {
-        let processors = self.processors.lock().await;
-        processors
-            .values()
-            .find(|m| {
-                m.deployment.spec.topics.iter().any(|t| t == topic)
-                    || format!("{}.dlq", m.deployment.name) == topic
-            })
-            .map(|m| m.deployment.name.clone())
     }
 }

@@ -26,6 +26,9 @@ pub struct Deployment {
     pub component: String,
     pub spec: ProcessorSpec,
     pub paused: bool,
+    /// Why it was paused, when its circuit breaker did it (an operator's
+    /// pause gives none).
+    pub paused_reason: Option<String>,
     /// Set on a shadow: the processor it shadows. Its group is the shadowed
     /// group plus `.shadow`, and its emits go to `<topic>.shadow`.
     pub shadow_of: Option<String>,
@@ -66,6 +69,7 @@ impl Serialize for Deployment {
             "name": self.name,
             "component": self.component,
             "paused": self.paused,
+            "paused_reason": self.paused_reason,
             "shadow_of": self.shadow_of,
             "from_config": self.from_config,
         });
@@ -80,6 +84,7 @@ impl<'de> Deserialize<'de> for Deployment {
                 name: fields.take("name")?,
                 component: fields.take("component")?,
                 paused: fields.take_or_default("paused")?,
+                paused_reason: fields.take_or_default("paused_reason")?,
                 shadow_of: fields.take_or_default("shadow_of")?,
                 from_config: fields.take_or_default("from_config")?,
                 spec: fields.into_spec()?,
@@ -216,6 +221,7 @@ mod tests {
                 ..ProcessorSpec::over(&["orders"])
             },
             paused: true,
+            paused_reason: Some("circuit breaker tripped: test".into()),
             shadow_of: None,
             from_config: true,
         }

@@ -179,12 +179,15 @@ fn a_full_spec_round_trips_through_json_and_reads_the_same_from_toml() {
             records: Some(1000),
             age_ms: None,
         }),
+        breaker_threshold: 3,
+        when_tripped: WhenTripped::Stop,
     };
     let json = serde_json::to_value(&spec).unwrap();
     assert_eq!(json["commit"], "exactly-once");
     assert_eq!(json["assignor"], "roundrobin");
     assert_eq!(json["when_exhausted"], "pause");
     assert_eq!(json["reset"], "none");
+    assert_eq!(json["when_tripped"], "stop");
     assert_eq!(serde_json::from_value::<ProcessorSpec>(json).unwrap(), spec);
     let toml = r#"
         topics = ["a", "b"]
@@ -209,6 +212,8 @@ fn a_full_spec_round_trips_through_json_and_reads_the_same_from_toml() {
         lag_skip = { records = 1000 }
         limits = { fuel = 99 }
         scratch = true
+        breaker_threshold = 3
+        when_tripped = "stop"
     "#;
     assert_eq!(toml::from_str::<ProcessorSpec>(toml).unwrap(), spec);
 }

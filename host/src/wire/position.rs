@@ -6,12 +6,12 @@
 //!
 //! A time is an RFC 3339 timestamp (`2026-11-27T09:00:00Z`, any offset),
 //! milliseconds since the epoch (`ts:MILLIS`), or a duration back from now
-//! (`-1h`, `-15m`, `-1h30m`, `2 days ago`), parsed by `jiff` and resolved to
-//! milliseconds when it is read.
+//! (`-1h`, `-15m`, `-1h30m`, `2 days ago`; a day is 24 hours), parsed by
+//! `jiff` and resolved to milliseconds when it is read.
 
 use std::str::FromStr;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::{Span, SpanRelativeTo, Timestamp};
 use serde_json::Value;
 
 /// Where a seek moves a group.
@@ -61,7 +61,9 @@ pub fn parse_at(s: &str, now: Timestamp) -> Result<SeekTo, String> {
     if let Ok(at) = s.parse::<Timestamp>() {
         return Ok(SeekTo::Timestamp(at.as_millisecond()));
     }
-    if let Ok(back) = s.parse::<SignedDuration>() {
+    let span = s.parse::<Span>().ok();
+    let days_are_24_hours = SpanRelativeTo::days_are_24_hours();
+    if let Some(back) = span.and_then(|span| span.to_duration(days_are_24_hours).ok()) {
         if !back.is_negative() {
             return Err(format!(
                 "a relative position counts back from now: write -{s} (or \"{s} ago\")"
@@ -154,6 +156,11 @@ mod tests {
             assert_eq!(parse_position(&position(to)), Ok(to));
         }
         assert_eq!(parse_position(&"12".into()), Ok(SeekTo::Offset(12)));
+        let hour_ago = parse_position(&"-1h".into());
+        assert!(
+            matches!(hour_ago, Ok(SeekTo::Timestamp(ms)) if ms < Timestamp::now().as_millisecond()),
+            "{hour_ago:?}"
+        );
         assert!(parse_position(&(-1).into()).is_err());
         assert!(parse_position(&Value::Null).is_err());
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod consume;
 pub mod deploy;
 pub mod group;
 pub mod processor;
@@ -39,8 +40,9 @@ pub enum DataCommand {
     },
     /// Append records: lines from stdin, or generated orders.
     Produce(records::ProduceArgs),
-    /// Print records of one partition.
-    Consume(records::ConsumeArgs),
+    /// Print records: every partition or one, from a position, optionally
+    /// following new ones.
+    Consume(consume::ConsumeArgs),
     /// List, describe and seek consumer groups.
     Group {
         #[command(subcommand)]
@@ -53,7 +55,7 @@ pub async fn data(admin: &impl Admin, command: DataCommand, out: Out) -> Result<
     match command {
         DataCommand::Topic { command } => topic::run(admin, command, out).await?,
         DataCommand::Produce(args) => records::produce(admin, args, out).await?,
-        DataCommand::Consume(args) => records::consume(admin, args, out).await?,
+        DataCommand::Consume(args) => consume::consume(admin, args, out).await?,
         DataCommand::Group { command } => group::run(admin, command, out).await?,
     }
     admin.finish().await

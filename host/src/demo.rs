@@ -2,7 +2,8 @@
 //! orders to `orders` (3 partitions) and runs two independent groups over them,
 //! `analytics` (the `order-totals` guest) and `fraud` (the `fraud-filter` guest),
 //! until both have caught up, then reports what each processed and emitted and
-//! where each stands on every partition.
+//! where each stands on every partition (as text, or under `--json` the
+//! report serialized).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub enum DemoError {
 }
 
 /// One partition as a group sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PartitionReport {
     pub partition: u32,
     pub committed: u64,
@@ -39,7 +40,7 @@ pub struct PartitionReport {
 }
 
 /// What one processor did in this run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ProcessorReport {
     pub name: String,
     pub guest: String,
@@ -51,7 +52,7 @@ pub struct ProcessorReport {
 }
 
 /// The demo's results.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DemoReport {
     pub data_dir: PathBuf,
     pub produced: u64,

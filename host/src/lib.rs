@@ -79,7 +79,7 @@
 //!   `weir demo` and the benchmarks use.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
 //! - [`error`]: helpers every subsystem's error type shares (an error chain
-//!   on one line); `keyword` (private): the macro that gives the keyword
+//!   on one line, the "did you mean" of a mistyped name); `keyword` (private): the macro that gives the keyword
 //!   enums of the settings (`reset`, `protocol`, `assignor`, `when_exhausted`)
 //!   their `FromStr`, `Display` and serde forms.
 //! - [`guests`]: the sample guest components embedded in the binary.

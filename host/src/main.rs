@@ -3,11 +3,20 @@
 //! data commands (topic, produce, consume, group) are written once over
 //! `cli::admin::Admin`; this file picks the broker or the client for them.
 //! Start-up code, so errors are `anyhow` with context here and in `cli/`.
+//!
+//! What reaches the user: an error is one line, `Error: ` and its whole
+//! chain (never a backtrace, whatever `RUST_BACKTRACE` says), with exit
+//! status 1; a closed stdout (`weir consume | head -1`) ends the process
+//! quietly with status 141, as a shell reports a process that SIGPIPE ended.
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+use std::process::ExitCode;
+
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 
@@ -29,7 +38,8 @@ struct Cli {
     )]
     data_dir: PathBuf,
     /// Talk to the `weir serve` at this URL (http://HOST:PORT) instead of
-    /// opening the data directory.
+    /// opening the data directory. The commands that work on the data
+    /// directory only (serve, run, demo, bench) ignore WEIR_SERVER.
     #[arg(long, global = true, env = "WEIR_SERVER")]
     server: Option<String>,
     /// Bearer token: the one `weir serve` requires, or the one sent to --server.
@@ -59,6 +69,9 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         orders: u64,
     },
+    /// Print a shell completion script: `weir completions bash >
+    /// /etc/bash_completion.d/weir`, or `source <(weir completions zsh)`.
+    Completions { shell: clap_complete::Shell },
     #[command(flatten)]
     Data(cli::DataCommand),
     /// Run a processor in the foreground until Ctrl-C or SIGTERM.
@@ -91,8 +104,19 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    quiet_broken_pipe();
+    let matches = Cli::command().get_matches();
+    let server_from_env = matches.value_source("server") == Some(ValueSource::EnvVariable);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Command::Completions { shell } = cli.command {
+        return report(completions(shell));
+    }
+    // WEIR_SERVER is the client's setting: a command that works on the data
+    // directory only (`weir serve` above all) is not affected by it.
+    if server_from_env && cli.command.is_local() {
+        cli.server = None;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
@@ -103,13 +127,81 @@ fn main() -> Result<()> {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return report(Err(e).context("starting the async runtime")),
+    };
     let result = runtime.block_on(dispatch(cli));
     // A guest call still running after the shutdown grace must not keep the
     // process alive (dropping the runtime would wait for its blocking thread
     // without bound): its batch was never committed and is redelivered.
     runtime.shutdown_timeout(SHUTDOWN_BOUND);
-    result
+    report(result)
+}
+
+/// The exit status after a write to a closed stdout: 128 + SIGPIPE, what a
+/// shell shows for a process the signal ended.
+const BROKEN_PIPE: u8 = 141;
+
+/// The exit status of a command's result; an error is printed on one line,
+/// its whole chain and no backtrace.
+fn report(result: Result<()>) -> ExitCode {
+    let Err(e) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let broken_pipe = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::from(BROKEN_PIPE);
+    }
+    // Nothing is left to tell if stderr is gone too.
+    writeln!(
+        std::io::stderr(),
+        "Error: {}",
+        weir::error::chain(e.as_ref())
+    )
+    .ok();
+    ExitCode::FAILURE
+}
+
+/// Makes `println!` to a closed stdout end the process quietly: Rust ignores
+/// SIGPIPE, so such a write fails and `println!` panics; every other panic
+/// is reported as before.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE.into());
+        }
+        default(info)
+    }));
+}
+
+/// `weir completions SHELL`: the script, written whole to stdout.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "weir", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&script)?;
+    Ok(stdout.flush()?)
+}
+
+impl Command {
+    /// Whether the command works on the data directory only.
+    fn is_local(&self) -> bool {
+        matches!(
+            self,
+            Command::Demo { .. }
+                | Command::Run(_)
+                | Command::Serve(_)
+                | Command::Bench { .. }
+                | Command::Completions { .. }
+        )
+    }
 }
 
 /// How long exiting waits for blocking work left after a command finished.
@@ -144,8 +236,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo { orders } => {
             let report = weir::demo::run(&dir, orders).await.context("demo failed")?;
-            print!("{report}");
-            Ok(())
+            out.print(&report, |r| print!("{r}"))
         }
         Command::Data(command) => cli::data(&*cli::open_broker(&dir)?, command, out).await,
         Command::Run(args) => cli::run::run(&dir, *args, cli.token, out).await,
@@ -174,6 +265,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::State { .. } => {
             bail!(NEEDS_SERVER)
         }
+        Command::Completions { .. } => unreachable!("answered before the runtime starts"),
     }
 }
 
@@ -185,8 +277,12 @@ async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Re
         Command::Processor { command } => cli::processor::run(client, command, out).await,
         Command::Shadow { command } => cli::processor::shadow(client, command, out).await,
         Command::State { command } => cli::processor::state(client, command, out).await,
-        Command::Demo { .. } | Command::Run(_) | Command::Serve(_) | Command::Bench { .. } => {
-            bail!("this command works on a local data directory; unset --server / WEIR_SERVER")
+        Command::Demo { .. }
+        | Command::Run(_)
+        | Command::Serve(_)
+        | Command::Bench { .. }
+        | Command::Completions { .. } => {
+            bail!("this command works on a local data directory: drop --server")
         }
     }
 }

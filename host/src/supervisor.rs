@@ -550,12 +550,14 @@ impl Supervisor {
         self.check_settings(deployment)
     }
 
-    /// Checks a deployment's settings, and that its topics exist.
+    /// Checks a deployment's settings, and that its topics exist (its
+    /// inputs and the output its configuration names).
     fn check_settings(&self, deployment: &Deployment) -> Result<()> {
         deployment.spec.validate()?;
         for topic in &deployment.spec.topics {
             self.broker.log().partition_count(topic)?;
         }
+        deployment.spec.check_topics(self.broker.log())?;
         Ok(())
     }
 }

@@ -118,7 +118,7 @@ fn topic_produce_consume_and_group_commands_work_over_http() {
     );
     let values: Vec<&str> = consumed
         .lines()
-        .filter_map(|l| l.split('\t').nth(3))
+        .filter_map(|l| l.split('\t').nth(4))
         .collect();
     assert!(values.starts_with(&["v1", "v2"]), "{consumed}");
     let consumed: Value = serde_json::from_str(&server.ok(

@@ -5,6 +5,7 @@
 
 mod api_docs;
 mod cli_client;
+mod cli_edges;
 mod components;
 mod deploy;
 mod embedded_api;

@@ -14,10 +14,14 @@ impl Broker {
         let high_watermarks = (0..partitions)
             .map(|p| self.log.high_watermark(name, p))
             .collect::<Result<_, _>>()?;
+        let log_starts = (0..partitions)
+            .map(|p| self.log.log_start(name, p))
+            .collect::<Result<_, _>>()?;
         Ok(TopicInfo {
             name: name.to_string(),
             partitions,
             high_watermarks,
+            log_starts,
         })
     }
 

@@ -12,6 +12,9 @@
 //! directory locked reads it ([`holder`]) and runs as a client. The file counts
 //! only when it names the process holding the lock, so one left behind by a
 //! killed process is ignored.
+//!
+//! A topic or group that does not exist is an error that names the closest
+//! existing one ("did you mean"), on either path.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use weir::broker::{Broker, GroupLag, Moved, SeekTo};
 use weir::client::Client;
+use weir::group::GroupError;
+use weir::log::LogError;
 use weir::log::{Record, StoredRecord};
 use weir::wire::{Produced, TopicInfo};
 
@@ -98,8 +103,23 @@ pub trait Admin {
     async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo>;
     /// Deletes the topic, its records and every group's offsets on it.
     async fn delete_topic(&self, name: &str) -> Result<()>;
-    /// Appends records by the log's placement rule (none names a partition).
-    async fn produce(&self, topic: &str, records: Vec<Record>) -> Result<Produced>;
+    /// Appends records to `partition`, or by the log's placement rule.
+    async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<Record>,
+    ) -> Result<Produced>;
+    /// The offset of `partition` that `at` names: its log start, its high
+    /// watermark (`high_watermark`), an offset, or the first record at or
+    /// after a time (the high watermark when every record is older).
+    async fn offset_of(
+        &self,
+        topic: &str,
+        partition: u32,
+        at: SeekTo,
+        high_watermark: u64,
+    ) -> Result<u64>;
     /// At most `max_records` records of one partition from `offset`.
     async fn fetch(
         &self,
@@ -129,7 +149,12 @@ impl Admin for Broker {
     }
 
     async fn topic(&self, name: &str) -> Result<TopicInfo> {
-        Ok(self.topic_info(name)?)
+        match self.topic_info(name) {
+            Err(e @ LogError::UnknownTopic(_)) => {
+                Err(unknown(e.into(), name, topic_names(self.topic_infos()?)))
+            }
+            found => Ok(found?),
+        }
     }
 
     async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
@@ -137,12 +162,36 @@ impl Admin for Broker {
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {
+        Admin::topic(self, name).await?;
         Ok(Broker::delete_topic(self, name)?)
     }
 
-    async fn produce(&self, topic: &str, records: Vec<Record>) -> Result<Produced> {
-        let records = records.into_iter().map(|r| (None, r)).collect();
+    async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<Record>,
+    ) -> Result<Produced> {
+        let records = records.into_iter().map(|r| (partition, r)).collect();
         Ok(Broker::produce(self, topic, records)?)
+    }
+
+    async fn offset_of(
+        &self,
+        topic: &str,
+        partition: u32,
+        at: SeekTo,
+        high_watermark: u64,
+    ) -> Result<u64> {
+        let log = self.log();
+        Ok(match at {
+            SeekTo::Earliest => log.log_start(topic, partition)?,
+            SeekTo::Latest => high_watermark,
+            SeekTo::Offset(offset) => offset,
+            SeekTo::Timestamp(ms) => log
+                .offset_for_timestamp(topic, partition, ms)?
+                .unwrap_or(high_watermark),
+        })
     }
 
     async fn fetch(
@@ -162,7 +211,10 @@ impl Admin for Broker {
     }
 
     async fn group(&self, name: &str) -> Result<GroupLag> {
-        Ok(self.describe_group(name)?)
+        match self.describe_group(name) {
+            Err(e @ GroupError::NoCommits(_)) => Err(unknown(e.into(), name, self.list_groups())),
+            found => Ok(found?),
+        }
     }
 
     async fn seek(
@@ -187,7 +239,14 @@ impl Admin for Client {
     }
 
     async fn topic(&self, name: &str) -> Result<TopicInfo> {
-        Ok(Client::topic(self, name).await?)
+        match Client::topic(self, name).await {
+            Err(e) if e.status() == Some(404) => Err(unknown(
+                e.into(),
+                name,
+                topic_names(Client::topics(self).await?),
+            )),
+            found => Ok(found?),
+        }
     }
 
     async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
@@ -195,11 +254,60 @@ impl Admin for Client {
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {
-        Ok(Client::delete_topic(self, name).await?)
+        match Client::delete_topic(self, name).await {
+            Err(e) if e.status() == Some(404) => Err(unknown(
+                e.into(),
+                name,
+                topic_names(Client::topics(self).await?),
+            )),
+            deleted => Ok(deleted?),
+        }
     }
 
-    async fn produce(&self, topic: &str, records: Vec<Record>) -> Result<Produced> {
-        Ok(Client::produce(self, topic, None, &records).await?)
+    async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        records: Vec<Record>,
+    ) -> Result<Produced> {
+        Ok(Client::produce(self, topic, partition, &records).await?)
+    }
+
+    /// A time is found by reading forward from the log start (the API has no
+    /// time index route), in fetches of [`FETCH_BYTES`].
+    async fn offset_of(
+        &self,
+        topic: &str,
+        partition: u32,
+        at: SeekTo,
+        high_watermark: u64,
+    ) -> Result<u64> {
+        let log_start = || async {
+            let info = Client::topic(self, topic).await?;
+            Ok::<_, anyhow::Error>(
+                info.log_starts
+                    .get(partition as usize)
+                    .copied()
+                    .unwrap_or(0),
+            )
+        };
+        match at {
+            SeekTo::Earliest => log_start().await,
+            SeekTo::Latest => Ok(high_watermark),
+            SeekTo::Offset(offset) => Ok(offset),
+            SeekTo::Timestamp(ms) => {
+                let mut next = log_start().await?;
+                while next < high_watermark {
+                    let read = Admin::fetch(self, topic, partition, next, 10_000).await?;
+                    if let Some(found) = read.iter().find(|r| r.timestamp >= ms) {
+                        return Ok(found.offset);
+                    }
+                    let Some(last) = read.last() else { break };
+                    next = last.offset + 1;
+                }
+                Ok(high_watermark)
+            }
+        }
     }
 
     async fn fetch(
@@ -217,7 +325,12 @@ impl Admin for Client {
     }
 
     async fn group(&self, name: &str) -> Result<GroupLag> {
-        Ok(Client::group(self, name).await?)
+        match Client::group(self, name).await {
+            Err(e) if e.status() == Some(404) => {
+                Err(unknown(e.into(), name, Client::groups(self).await?))
+            }
+            found => Ok(found?),
+        }
     }
 
     async fn seek(
@@ -233,5 +346,32 @@ impl Admin for Client {
     /// The server decides durability by each topic's policy.
     async fn finish(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+fn topic_names(topics: Vec<TopicInfo>) -> Vec<String> {
+    topics.into_iter().map(|t| t.name).collect()
+}
+
+/// An error about a name that does not exist, and the existing name it is
+/// closest to. The error's own chain is part of the message (so it reads
+/// "unknown topic "ordrs" (did you mean `orders`?)"), and the error is kept.
+#[derive(Debug, thiserror::Error)]
+#[error("{} (did you mean `{close}`?)", weir::error::chain(error.as_ref()))]
+pub struct DidYouMean {
+    error: anyhow::Error,
+    close: String,
+}
+
+/// `e` for a `name` that does not exist, with the closest of `names` as a
+/// hint when one is close.
+pub fn unknown(e: anyhow::Error, name: &str, names: Vec<String>) -> anyhow::Error {
+    match weir::error::closest(name, names.iter().map(String::as_str)) {
+        Some(close) => DidYouMean {
+            error: e,
+            close: close.to_string(),
+        }
+        .into(),
+        None => e,
     }
 }

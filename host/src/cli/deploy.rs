@@ -36,17 +36,19 @@ pub struct DeployArgs {
     /// the server, as /scratch (--scratch=false takes it away).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub scratch: Option<bool>,
-    /// Swap and move the group: earliest, latest, an offset or ts:MILLIS (a new
-    /// processor takes earliest or latest as its start).
-    #[arg(long, conflicts_with = "shadow")]
+    /// Swap and move the group: earliest, latest, an offset, an RFC 3339
+    /// time, ts:MILLIS or a duration back from now (-1h) (a new processor
+    /// takes earliest or latest as its start).
+    #[arg(long, conflicts_with = "shadow", allow_hyphen_values = true)]
     pub rewind_to: Option<SeekTo>,
     /// Run the component as `<processor>.shadow` beside the current version,
     /// its emits going to `<topic>.shadow` topics, with the processor's
     /// settings (only --label may be given).
     #[arg(long, requires = "from")]
     pub shadow: bool,
-    /// Where the shadow starts: earliest, an offset or ts:MILLIS.
-    #[arg(long, requires = "shadow")]
+    /// Where the shadow starts: earliest, an offset, an RFC 3339 time,
+    /// ts:MILLIS or a duration back from now (-1h).
+    #[arg(long, requires = "shadow", allow_hyphen_values = true)]
     pub from: Option<SeekTo>,
     /// Follow the processor with a progress bar until its lag is 0.
     #[arg(long)]

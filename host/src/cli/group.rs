@@ -22,8 +22,9 @@ pub enum GroupCommand {
     /// Move a stopped group's committed offsets.
     Seek {
         group: String,
-        /// earliest, latest, an offset, or ts:MILLIS (first record at or after).
-        #[arg(long)]
+        /// earliest, latest, an offset, or the first record at or after a
+        /// time: RFC 3339, ts:MILLIS or a duration back from now (-1h).
+        #[arg(long, allow_hyphen_values = true)]
         to: SeekTo,
         /// Only this topic (default: every topic the group has committed to).
         #[arg(long)]

@@ -1,11 +1,13 @@
 //! `weir processor list|status|pause|resume|scale|rewind|delete` and `weir
-//! shadow promote|drop`: processors on a running server (client-only).
+//! shadow promote|drop`: processors on a running server (client-only). A
+//! processor the server does not have is an error that names the closest one
+//! it has ("did you mean").
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::Out;
-use weir::client::{Client, ProcessorStatus};
+use weir::client::{Client, ClientError, ProcessorStatus};
 use weir::supervisor::RewindTo;
 
 #[derive(Subcommand)]
@@ -20,12 +22,13 @@ pub enum ProcessorCommand {
     Resume { name: String },
     /// Run N members.
     Scale { name: String, instances: u32 },
-    /// Move the processor's group to earliest, latest, an offset or ts:MILLIS
-    /// on every partition, or per partition: `0:100,1:latest` (name the
-    /// topic, `orders/0:100`, when the processor reads several).
+    /// Move the processor's group to earliest, latest, an offset, an RFC 3339
+    /// time, ts:MILLIS or a duration back from now (-1h) on every partition,
+    /// or per partition: `0:100,1:latest` (name the topic, `orders/0:100`,
+    /// when the processor reads several).
     Rewind {
         name: String,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         to: RewindTo,
     },
     /// Stop and remove the processor with its group's offsets and its
@@ -57,8 +60,21 @@ pub async fn state(client: &Client, command: StateCommand, out: Out) -> Result<(
         key,
         partition,
     } = command;
-    let entry = client.state(&name, &key, partition).await?;
+    let entry = client.state(&name, &key, partition).await;
+    let entry = hinted(client, &name, entry).await?;
     out.print(&entry, |e| println!("{}", e.value))
+}
+
+/// `result`, with a "did you mean" naming the closest processor the server
+/// has when it answered that it has no processor `name`.
+async fn hinted<T>(client: &Client, name: &str, result: Result<T, ClientError>) -> Result<T> {
+    match result {
+        Err(e) if e.status() == Some(404) && e.to_string().contains("no processor named") => {
+            let names = client.processors().await?.into_iter().map(|p| p.name);
+            Err(super::admin::unknown(e.into(), name, names.collect()))
+        }
+        other => Ok(other?),
+    }
 }
 
 #[derive(Subcommand)]
@@ -116,13 +132,23 @@ pub async fn run(client: &Client, command: ProcessorCommand, out: Out) -> Result
         ProcessorCommand::List => {
             return out.print(&client.processors().await?, |all| table(all));
         }
-        ProcessorCommand::Status { name } => client.processor(&name).await?,
-        ProcessorCommand::Pause { name } => client.pause(&name).await?,
-        ProcessorCommand::Resume { name } => client.resume(&name).await?,
-        ProcessorCommand::Scale { name, instances } => client.scale(&name, instances).await?,
-        ProcessorCommand::Rewind { name, to } => client.rewind(&name, &to).await?,
+        ProcessorCommand::Status { name } => {
+            hinted(client, &name, client.processor(&name).await).await?
+        }
+        ProcessorCommand::Pause { name } => {
+            hinted(client, &name, client.pause(&name).await).await?
+        }
+        ProcessorCommand::Resume { name } => {
+            hinted(client, &name, client.resume(&name).await).await?
+        }
+        ProcessorCommand::Scale { name, instances } => {
+            hinted(client, &name, client.scale(&name, instances).await).await?
+        }
+        ProcessorCommand::Rewind { name, to } => {
+            hinted(client, &name, client.rewind(&name, &to).await).await?
+        }
         ProcessorCommand::Delete { name, keep_dlq } => {
-            client.delete_processor(&name, keep_dlq).await?;
+            hinted(client, &name, client.delete_processor(&name, keep_dlq).await).await?;
             return out.print(&serde_json::json!({"deleted": name}), |_| {
                 println!("deleted processor {name}")
             });
@@ -133,9 +159,12 @@ pub async fn run(client: &Client, command: ProcessorCommand, out: Out) -> Result
 
 pub async fn shadow(client: &Client, command: ShadowCommand, out: Out) -> Result<()> {
     match command {
-        ShadowCommand::Promote { name } => out.print(&client.promote_shadow(&name).await?, status),
+        ShadowCommand::Promote { name } => {
+            let promoted = client.promote_shadow(&name).await;
+            out.print(&hinted(client, &name, promoted).await?, status)
+        }
         ShadowCommand::Drop { name } => {
-            client.drop_shadow(&name).await?;
+            hinted(client, &name, client.drop_shadow(&name).await).await?;
             out.print(
                 &serde_json::json!({"dropped": format!("{name}.shadow")}),
                 |_| println!("dropped the shadow of {name}"),

@@ -1,28 +1,24 @@
-//! `weir produce` and `weir consume`, over [`Admin`] (the data directory, or
-//! a server in the API's binary framing so bytes pass unchanged).
+//! `weir produce`, over [`Admin`] (the data directory, or a server in the
+//! API's binary framing so bytes pass unchanged); `weir consume` is in
+//! `consume.rs`.
 //!
 //! Produce reads lines from stdin (optionally `KEY<sep>VALUE`) or generates
-//! orders, and sends them in requests of [`REQUEST_RECORDS`]; where each
-//! record goes is the log's one placement rule (keyed records by key, the
-//! rest round robin per record), the same on either path. Consume prints
-//! `offset<TAB>timestamp<TAB>key<TAB>value` lines, or under `--json` the
-//! API's fetch shape.
+//! orders, with the `--header`s on every record, and sends them in requests
+//! of [`REQUEST_RECORDS`]; each goes to `--partition`, or by the log's one
+//! placement rule (keyed records by key, the rest round robin per record),
+//! the same on either path.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use anyhow::{Context, Result};
 
 use super::Out;
 use super::admin::Admin;
-use weir::log::{Record, StoredRecord};
-use weir::wire::FetchedRecord;
+use weir::log::Record;
 use weir::workload::Orders;
 
 /// Records sent per request (one append per partition each).
 const REQUEST_RECORDS: usize = 1000;
-
-/// Records fetched per request at most.
-const FETCH_RECORDS: usize = 10_000;
 
 #[derive(clap::Args)]
 pub struct ProduceArgs {
@@ -34,19 +30,13 @@ pub struct ProduceArgs {
     /// Split each line into key and value at the first SEP.
     #[arg(long)]
     pub key_separator: Option<String>,
-}
-
-#[derive(clap::Args)]
-pub struct ConsumeArgs {
+    /// Append every record to this partition [default: by key, else round
+    /// robin].
     #[arg(long)]
-    pub topic: String,
-    #[arg(long, default_value_t = 0)]
-    pub partition: u32,
-    #[arg(long, default_value_t = 0)]
-    pub from: u64,
-    /// Stop after this many records.
-    #[arg(long, default_value_t = 100)]
-    pub max: usize,
+    pub partition: Option<u32>,
+    /// A header KEY=VALUE on every record (repeatable).
+    #[arg(long = "header", value_parser = super::spec::key_value)]
+    pub headers: Vec<(String, String)>,
 }
 
 /// Stdin's lines as records, keyed when `key_separator` splits them.
@@ -79,7 +69,7 @@ fn produced(out: Out, topic: &str, count: u64, generated: bool) -> Result<()> {
 pub async fn produce(admin: &impl Admin, args: ProduceArgs, out: Out) -> Result<()> {
     let topic = &args.topic;
     let info = admin.topic(topic).await?;
-    let mut records: Box<dyn Iterator<Item = Result<Record>>> = match args.generate {
+    let records: Box<dyn Iterator<Item = Result<Record>>> = match args.generate {
         Some(n) => {
             // Order ids continue after the records already there.
             let first_id = info.high_watermarks.iter().sum();
@@ -91,6 +81,26 @@ pub async fn produce(admin: &impl Admin, args: ProduceArgs, out: Out) -> Result<
         }
         None => Box::new(stdin_records(args.key_separator)),
     };
+    if let Some(p) = args.partition
+        && p >= info.partitions
+    {
+        anyhow::bail!(
+            "topic {topic:?} has no partition {p} (it has {}: 0 to {})",
+            info.partitions,
+            info.partitions - 1
+        );
+    }
+    let headers: Vec<(String, Vec<u8>)> = args
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    let mut records = records.map(move |r| {
+        r.map(|mut r| {
+            r.headers.extend(headers.iter().cloned());
+            r
+        })
+    });
     let mut count = 0;
     loop {
         let chunk = records
@@ -100,50 +110,7 @@ pub async fn produce(admin: &impl Admin, args: ProduceArgs, out: Out) -> Result<
         if chunk.is_empty() {
             break;
         }
-        count += admin.produce(topic, chunk).await?.count as u64;
+        count += admin.produce(topic, args.partition, chunk).await?.count as u64;
     }
     produced(out, topic, count, args.generate.is_some())
-}
-
-fn print_records(out: Out, records: &[StoredRecord]) -> Result<()> {
-    if out.json {
-        let json: Vec<FetchedRecord> = records.iter().map(FetchedRecord::from).collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(());
-    }
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let mut stdout = std::io::stdout().lock();
-    for r in records {
-        let key = r.key.as_deref().map_or("-".into(), text);
-        writeln!(
-            stdout,
-            "{}\t{}\t{}\t{}",
-            r.offset,
-            r.timestamp,
-            key,
-            text(&r.value)
-        )?;
-    }
-    Ok(())
-}
-
-pub async fn consume(admin: &impl Admin, args: ConsumeArgs, out: Out) -> Result<()> {
-    let (topic, partition) = (&args.topic, args.partition);
-    let end = admin
-        .topic(topic)
-        .await?
-        .high_watermarks
-        .get(partition as usize)
-        .copied()
-        .with_context(|| format!("topic {topic:?} has no partition {partition}"))?;
-    let mut records = Vec::new();
-    let mut next = args.from;
-    while records.len() < args.max && next < end {
-        let want = (args.max - records.len()).min(FETCH_RECORDS);
-        let read = admin.fetch(topic, partition, next, want).await?;
-        let Some(last) = read.last() else { break };
-        next = last.offset + 1;
-        records.extend(read);
-    }
-    print_records(out, &records)
 }

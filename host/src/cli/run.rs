@@ -90,6 +90,7 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
     let spec = ProcessorSpec::default().apply(&changes)?;
     spec.validate()?;
     let broker = super::open_broker(dir)?;
+    spec.check_topics(broker.log())?;
     let log = broker.log().clone();
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
     let guest_spec = spec.guest_spec(&args.name, args.scratch.clone());

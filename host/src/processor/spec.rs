@@ -26,8 +26,14 @@ use super::{
 use crate::broker::ResetPolicy;
 use crate::consumer::{CommitMode, PollLimits};
 use crate::group::{AssignorKind, GroupSettings, Protocol};
+use crate::log::Log;
 use crate::runtime::engine::{MAX_STACK_CEILING, MAX_STACK_FLOOR};
 use crate::runtime::{GuestSpec, Limits};
+
+/// The configuration entry that names a processor's output topic: the
+/// convention every sample guest (Rust, JavaScript, Python) follows. A guest
+/// may emit anywhere, so only this topic can be known before the first emit.
+pub const OUTPUT_KEY: &str = "output";
 
 /// The most members one processor may run.
 pub const MAX_INSTANCES: usize = 64;
@@ -204,6 +210,33 @@ impl ProcessorSpec {
                 "max_stack_bytes is {stack}, but must be between {MAX_STACK_FLOOR} and \
                  {MAX_STACK_CEILING}"
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the topics the processor reads and the one its
+    /// configuration names as output ([`OUTPUT_KEY`]) exist in `log`, so a
+    /// missing one is refused at start with the fix, instead of failing the
+    /// first poll or the first commit that emits to it. weir does not create
+    /// an output topic: its partitions and settings are the user's to choose.
+    pub fn check_topics(&self, log: &Log) -> Result<(), ProcessorError> {
+        let inputs = self.topics.iter().map(|t| (t, "input", ""));
+        let output = self.config.get(OUTPUT_KEY);
+        let wanted = inputs.chain(output.map(|t| (t, "output", " (config output)")));
+        for (topic, role, named_by) in wanted {
+            if log.partition_count(topic).is_ok() {
+                continue;
+            }
+            let topics = log.topics();
+            let names = topics
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .filter(|name| !name.starts_with("__"));
+            return Err(ProcessorError::Spec(format!(
+                "the {role} topic {topic:?}{named_by} does not exist{}; create it first \
+                 (weir topic create {topic})",
+                crate::error::did_you_mean(topic, names)
+            )));
         }
         Ok(())
     }

@@ -11,6 +11,10 @@ pub struct TopicInfo {
     pub partitions: u32,
     /// One per partition, in partition order: the next offset it will assign.
     pub high_watermarks: Vec<u64>,
+    /// One per partition, in partition order: the first offset still kept
+    /// (retention deletes the segments before it).
+    #[serde(default)]
+    pub log_starts: Vec<u64>,
 }
 
 /// The body of `POST /topics`.

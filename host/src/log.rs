@@ -38,8 +38,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-pub use batch::{Record, StoredRecord};
-pub use config::{DEFAULT_INTERVAL_MS, Durability, MAX_PARTITIONS, TopicConfig};
+pub use batch::{Record, StoredRecord, chunks, encoded_len};
+pub use config::{
+    CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, DEFAULT_INTERVAL_MS, DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_RECORDS, Durability, MAX_PARTITIONS, TopicConfig,
+};
 pub use partition::{DeletedSegment, segment_path};
 pub use placement::Placement;
 pub use storage::{OsStorage, Storage, StorageFile};
@@ -93,6 +96,24 @@ pub enum LogError {
     BadPartitionCount { partitions: u32 },
     #[error("invalid topic settings: {what}")]
     BadConfig { what: &'static str },
+    #[error(
+        "topic {topic:?} has {partitions} partition(s); the partition count is fixed at creation (asked for {asked})"
+    )]
+    PartitionCountFixed {
+        topic: String,
+        partitions: u32,
+        asked: u32,
+    },
+    #[error(
+        "a batch of {records} record(s) and {bytes} bytes is over topic {topic:?}'s limit of {max_records} records and {max_bytes} bytes per batch; send fewer or smaller records at a time"
+    )]
+    BatchTooLarge {
+        topic: String,
+        records: usize,
+        bytes: u64,
+        max_records: u32,
+        max_bytes: u64,
+    },
     #[error("offset {offset} is outside the log [{start}, {end}]")]
     OffsetOutOfRange { offset: u64, start: u64, end: u64 },
     #[error("unreadable topic metadata {path}")]
@@ -122,12 +143,20 @@ const DELETED_MARK: &str = "~deleted-";
 /// A source of wall-clock milliseconds; tests substitute their own.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// How often the background thread applies retention and rolls aged
+/// segments unless told otherwise ([`LogOptions::maintenance`]).
+pub const DEFAULT_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How to open a log: where its bytes go and what time it is.
 #[derive(Clone)]
 pub struct LogOptions {
     pub storage: Arc<dyn Storage>,
     /// Stamps records without a timestamp, ages segments and drives retention.
     pub clock: Clock,
+    /// How often the background thread rolls aged segments and applies
+    /// retention (see `log/flusher.rs`); `None` leaves it to explicit calls
+    /// ([`Log::enforce_retention`]), as tests that drive time do.
+    pub maintenance: Option<std::time::Duration>,
 }
 
 impl Default for LogOptions {
@@ -135,6 +164,7 @@ impl Default for LogOptions {
         LogOptions {
             storage: Arc::new(OsStorage),
             clock: Arc::new(now_ms),
+            maintenance: Some(DEFAULT_MAINTENANCE),
         }
     }
 }
@@ -148,8 +178,15 @@ pub struct Retained {
 }
 
 struct Topic {
-    config: TopicConfig,
+    /// The settings in `topic.json`; each partition holds a copy it follows.
+    config: RwLock<TopicConfig>,
     partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    fn config(&self) -> TopicConfig {
+        *self.config.read().expect("topic config lock")
+    }
 }
 
 /// The on-disk log of every topic.
@@ -173,12 +210,13 @@ impl Log {
     pub fn open_with(data_dir: &Path, options: LogOptions) -> Result<Log, LogError> {
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        let flusher = Flusher::new(options.clock.clone(), options.maintenance);
         let log = Log {
             dir,
             options,
             topics: RwLock::new(BTreeMap::new()),
             appended: tokio::sync::Notify::new(),
-            flusher: Flusher::default(),
+            flusher,
         };
         let mut topics = BTreeMap::new();
         for entry in std::fs::read_dir(&log.dir).map_err(|e| LogError::io(&log.dir, e))? {
@@ -261,6 +299,57 @@ impl Log {
         Ok(())
     }
 
+    /// Changes an existing topic's settings: `change` gets the current ones
+    /// and returns the new. The partition count cannot change. The new
+    /// settings are validated, written to `topic.json` (durably, whole) and
+    /// then followed by every partition from its next append, roll or
+    /// maintenance pass. Returns the new settings.
+    pub fn alter_topic(
+        &self,
+        name: &str,
+        change: impl FnOnce(TopicConfig) -> TopicConfig,
+    ) -> Result<TopicConfig, LogError> {
+        name::validate("topic", name)?;
+        // The map's write lock keeps two changes from crossing.
+        let topics = self.topics.write().expect("topic map lock");
+        let topic = topics
+            .get(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        let old = topic.config();
+        let new = change(old);
+        if new.partitions != old.partitions {
+            return Err(LogError::PartitionCountFixed {
+                topic: name.to_string(),
+                partitions: old.partitions,
+                asked: new.partitions,
+            });
+        }
+        new.validate()?;
+        if new == old {
+            return Ok(new);
+        }
+        let meta = self.dir.join(name).join(META_FILE);
+        let json = serde_json::to_vec_pretty(&new).expect("config serializes");
+        durable::replace(&meta, &json).map_err(|e| LogError::io(&meta, e))?;
+        *topic.config.write().expect("topic config lock") = new;
+        for partition in &topic.partitions {
+            partition.set_config(new);
+        }
+        tracing::debug!(topic = name, ?new, "topic settings changed");
+        Ok(new)
+    }
+
+    /// The settings of `topic`.
+    pub fn topic_config(&self, topic: &str) -> Result<TopicConfig, LogError> {
+        Ok(self.topic(topic)?.config())
+    }
+
+    /// Changes how often the background thread rolls aged segments and
+    /// applies retention (`None`: only when asked).
+    pub fn maintain_every(&self, every: Option<std::time::Duration>) {
+        self.flusher.set_maintenance(every);
+    }
+
     /// Creates the topic unless it exists already.
     pub fn ensure_topic(&self, name: &str, config: TopicConfig) -> Result<(), LogError> {
         match self.create_topic(name, config) {
@@ -272,21 +361,57 @@ impl Log {
     /// Every topic with its settings, by name.
     pub fn topics(&self) -> Vec<(String, TopicConfig)> {
         let topics = self.topics.read().expect("topic map lock");
-        topics.iter().map(|(n, t)| (n.clone(), t.config)).collect()
+        topics
+            .iter()
+            .map(|(n, t)| (n.clone(), t.config()))
+            .collect()
     }
 
     /// The number of partitions of `topic`.
     pub fn partition_count(&self, topic: &str) -> Result<u32, LogError> {
-        Ok(self.topic(topic)?.config.partitions)
+        Ok(self.topic(topic)?.partitions.len() as u32)
     }
 
     /// Appends `records` to one partition as a single batch and returns the
     /// offset of the first record, once the topic's durability policy holds.
+    /// A batch over the topic's `max_batch_records` or `max_batch_bytes` is
+    /// refused ([`LogError::BatchTooLarge`]); internal topics (`__…`) take
+    /// any batch, since weir writes a changelog unit as one batch by design.
     pub fn append(&self, topic: &str, partition: u32, records: &[Record]) -> Result<u64, LogError> {
         let now = (self.options.clock)();
-        let base = self.partition(topic, partition)?.append(records, now)?;
+        let partition = self.partition(topic, partition)?;
+        if !topic.starts_with("__") {
+            let config = partition.config();
+            let bytes = batch::encoded_len(records);
+            if records.len() > config.max_batch_records as usize || bytes > config.max_batch_bytes {
+                return Err(LogError::BatchTooLarge {
+                    topic: topic.to_string(),
+                    records: records.len(),
+                    bytes,
+                    max_records: config.max_batch_records,
+                    max_bytes: config.max_batch_bytes,
+                });
+            }
+        }
+        let base = partition.append(records, now)?;
         self.appended.notify_waiters();
         Ok(base)
+    }
+
+    /// Appends `records` to one partition in as many batches as the topic's
+    /// batch limits need, in order. Returns the first offset of each batch.
+    /// Not atomic: a failure or crash part-way leaves the batches before it.
+    /// A single record over `max_batch_bytes` is refused.
+    pub fn append_chunked(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[Record],
+    ) -> Result<Vec<u64>, LogError> {
+        let config = self.topic(topic)?.config();
+        batch::chunks(records, config.max_batch_records, config.max_batch_bytes)
+            .map(|chunk| self.append(topic, partition, chunk))
+            .collect()
     }
 
     /// Reads records of one partition from offset `from`, at most `max_records`
@@ -452,7 +577,7 @@ impl Log {
             .ok_or(LogError::UnknownPartition {
                 topic: topic.to_string(),
                 partition,
-                count: t.config.partitions,
+                count: t.partitions.len() as u32,
             })
     }
 
@@ -467,7 +592,10 @@ impl Log {
                 Ok(partition)
             })
             .collect::<Result<Vec<_>, LogError>>()?;
-        Ok(Topic { config, partitions })
+        Ok(Topic {
+            config: RwLock::new(config),
+            partitions,
+        })
     }
 }
 

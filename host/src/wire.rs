@@ -21,4 +21,4 @@ pub use group::{GroupLag, Moved, PartitionLag, Seek, Seeked};
 pub use position::{SeekTo, parse_position, position};
 pub use records::{FetchQuery, FetchedRecord, Produce, ProduceQuery, ProduceRecord, Produced};
 pub use state::{StateEntry, StateQuery};
-pub use topic::{CreateTopic, TopicInfo};
+pub use topic::{CreateTopic, TopicInfo, TopicSettings};

@@ -11,7 +11,7 @@ use anyhow::Result;
 use weir::broker::{Broker, GroupLag, Moved, SeekTo};
 use weir::client::Client;
 use weir::log::{Record, StoredRecord};
-use weir::wire::{Produced, TopicInfo};
+use weir::wire::{CreateTopic, Produced, TopicInfo, TopicSettings};
 
 /// The most bytes one fetch reads (about; at least one whole batch).
 const FETCH_BYTES: u64 = 1 << 20;
@@ -20,7 +20,9 @@ const FETCH_BYTES: u64 = 1 << 20;
 pub trait Admin {
     async fn topics(&self) -> Result<Vec<TopicInfo>>;
     async fn topic(&self, name: &str) -> Result<TopicInfo>;
-    async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo>;
+    async fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo>;
+    /// Changes a topic's settings.
+    async fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo>;
     /// Deletes the topic, its records and every group's offsets on it.
     async fn delete_topic(&self, name: &str) -> Result<()>;
     /// Appends records by the log's placement rule (none names a partition).
@@ -57,8 +59,12 @@ impl Admin for Broker {
         Ok(self.topic_info(name)?)
     }
 
-    async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
-        Ok(Broker::create_topic(self, name, partitions)?)
+    async fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo> {
+        Ok(self.create_topic_with(topic)?)
+    }
+
+    async fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo> {
+        Ok(Broker::alter_topic(self, name, settings)?)
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {
@@ -115,8 +121,12 @@ impl Admin for Client {
         Ok(Client::topic(self, name).await?)
     }
 
-    async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
-        Ok(Client::create_topic(self, name, partitions).await?)
+    async fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo> {
+        Ok(self.create_topic_with(topic).await?)
+    }
+
+    async fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo> {
+        Ok(Client::alter_topic(self, name, settings).await?)
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {

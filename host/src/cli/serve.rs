@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use weir::log::{Log, TopicConfig};
 use weir::processor::{ProcessorSpec, SpecChanges};
 use weir::runtime::Runtime;
 use weir::service::{AppState, Metrics};
@@ -56,8 +55,9 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     let broker = super::open_broker(dir)?;
     let log = broker.log().clone();
     for topic in &config.topics {
-        log.ensure_topic(&topic.name, TopicConfig::with_partitions(topic.partitions))
-            .with_context(|| format!("creating topic {}", topic.name))?;
+        broker
+            .declare_topic(topic)
+            .with_context(|| format!("declaring topic {}", topic.name))?;
     }
     // Before any processor starts, so its first batches are counted too.
     let metrics = Metrics::install();
@@ -91,7 +91,8 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
             .with_context(|| format!("starting processor {name} from the configuration"))?;
     }
     supervisor.watch_failures(Duration::from_millis(500));
-    spawn_retention(log.clone(), config.retention_check_secs.unwrap_or(60));
+    let every = config.retention_check_secs.unwrap_or(60).max(1);
+    log.maintain_every(Some(Duration::from_secs(every)));
     let state = Arc::new(AppState {
         broker,
         supervisor,
@@ -136,24 +137,4 @@ async fn create_declared(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Applies every topic's retention every `secs` seconds.
-fn spawn_retention(log: Arc<Log>, secs: u64) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(secs.max(1)));
-        ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let log = log.clone();
-            match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
-                Ok(Ok(deleted)) if !deleted.is_empty() => {
-                    tracing::info!(partitions = deleted.len(), "retention deleted segments")
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "applying retention"),
-                Err(e) => tracing::error!(error = %e, "retention task"),
-            }
-        }
-    });
 }

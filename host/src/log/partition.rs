@@ -54,7 +54,8 @@ impl View {
 pub struct Partition {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
-    config: TopicConfig,
+    /// The topic's settings; [`super::Log::alter_topic`] replaces them.
+    config: RwLock<TopicConfig>,
     writer: Mutex<Writer>,
     /// Group commit and poisoning; see `partition/commit.rs`.
     commit: Mutex<CommitState>,
@@ -119,7 +120,7 @@ impl Partition {
         Ok(Partition {
             dir: dir.to_path_buf(),
             storage,
-            config,
+            config: RwLock::new(config),
             writer: Mutex::new(Writer::new(active)),
             commit: Mutex::new(commit),
             committed: Condvar::new(),
@@ -153,7 +154,18 @@ impl Partition {
     }
 
     pub fn durability(&self) -> Durability {
-        self.config.durability
+        self.config().durability
+    }
+
+    /// The topic's settings as they are now.
+    pub fn config(&self) -> TopicConfig {
+        *self.config.read().expect("config lock")
+    }
+
+    /// Takes new settings; the next append, roll or maintenance pass follows
+    /// them.
+    pub fn set_config(&self, config: TopicConfig) {
+        *self.config.write().expect("config lock") = config;
     }
 
     /// Reads records from `from` up to `max_records` or about `max_bytes` (at

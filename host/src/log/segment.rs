@@ -19,14 +19,15 @@
 mod active;
 mod sealed;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use active::ActiveSegment;
 pub use sealed::SealedSegment;
 
 use super::LogError;
-use super::batch::{self, BatchHeader, HEADER_LEN, StoredRecord};
+use super::batch::{self, BatchHeader, HEADER_LEN, SEEK_STEP, StoredRecord, Window};
 use super::index::{INDEX_INTERVAL, OffsetIndex};
 use super::storage::StorageFile;
 use super::timeindex::{TimeEntry, TimeIndex};
@@ -106,7 +107,17 @@ pub struct SegmentReader {
     file: Arc<dyn StorageFile>,
     /// Grows while the segment is active; fixed once sealed.
     indexes: RwLock<Indexes>,
+    /// Seek samples of the large batches read lately: (batch position, byte
+    /// position in the batch of every [`SEEK_STEP`]-th record), learnt when
+    /// the batch was read whole and its checksum verified. A reader that
+    /// resumes in the middle of such a batch reads and decodes only the
+    /// samples around what it returns, so consuming a batch of n records
+    /// k at a time costs about n, not n²/k.
+    seeks: Mutex<VecDeque<(u64, Arc<Vec<u32>>)>>,
 }
+
+/// How many batches' seek samples a segment keeps.
+const SEEK_CACHE: usize = 8;
 
 /// What a scan of a segment from its start found.
 #[derive(Debug)]
@@ -127,6 +138,7 @@ impl SegmentReader {
             path,
             file,
             indexes: RwLock::new(indexes),
+            seeks: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -227,9 +239,9 @@ impl SegmentReader {
             if (read > 0 || !first_is_free) && read + header.size > max_bytes {
                 break;
             }
-            let records = self.records_at(pos, &header, from)?;
             let room = max_records - out.len();
-            out.extend(records.into_iter().filter(|r| r.offset < end).take(room));
+            let records = self.records_at(pos, &header, from, room)?;
+            out.extend(records.into_iter().filter(|r| r.offset < end));
             read += header.size;
             pos += header.size;
         }
@@ -251,7 +263,7 @@ impl SegmentReader {
                 break;
             }
             if header.max_timestamp >= ts {
-                let records = self.records_at(pos, &header, 0)?;
+                let records = self.records_at(pos, &header, 0, usize::MAX)?;
                 let found = records
                     .iter()
                     .find(|r| r.timestamp >= ts && r.offset < end)
@@ -296,18 +308,63 @@ impl SegmentReader {
             .ok_or_else(|| self.corrupt(pos, "invalid batch header"))
     }
 
+    /// At most `max` records at or after `from` of the batch at `pos`.
     fn records_at(
         &self,
         pos: u64,
         header: &BatchHeader,
         from: u64,
+        max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
+        let corrupt = |what: &str| self.corrupt(pos, what);
+        let large = u64::from(header.count) > SEEK_STEP;
+        if large && let Some(seek) = self.seek_samples(pos) {
+            let base = header.base_offset;
+            let skip = from.saturating_sub(base);
+            let first = skip / SEEK_STEP;
+            let last = skip
+                .saturating_add(max as u64)
+                .min(u64::from(header.count))
+                .div_ceil(SEEK_STEP);
+            let start = u64::from(seek[first as usize]);
+            let stop = seek
+                .get(last as usize)
+                .map_or(header.size, |&p| u64::from(p));
+            let mut bytes = vec![0u8; (stop - start) as usize];
+            self.read_at(&mut bytes, pos + start)?;
+            let window = Window {
+                bytes: &bytes,
+                start: 0,
+                first: base + first * SEEK_STEP,
+                end: (base + last * SEEK_STEP).min(header.next_offset()),
+            };
+            return batch::decode(&window, from, max, None, corrupt);
+        }
         let mut bytes = vec![0u8; header.size as usize];
         self.read_at(&mut bytes, pos)?;
         if !batch::checksum_ok(&bytes, header) {
             return Err(self.corrupt(pos, "checksum mismatch"));
         }
-        batch::decode(&bytes, header, from, |what| self.corrupt(pos, what))
+        let whole = Window::whole(&bytes, header);
+        if !large {
+            return batch::decode(&whole, from, max, None, corrupt);
+        }
+        let mut seek = Vec::new();
+        let records = batch::decode(&whole, from, max, Some(&mut seek), corrupt)?;
+        let mut seeks = self.seeks.lock().expect("seek lock");
+        if seeks.len() >= SEEK_CACHE {
+            seeks.pop_front();
+        }
+        seeks.push_back((pos, Arc::new(seek)));
+        Ok(records)
+    }
+
+    fn seek_samples(&self, pos: u64) -> Option<Arc<Vec<u32>>> {
+        let seeks = self.seeks.lock().expect("seek lock");
+        seeks
+            .iter()
+            .find(|(p, _)| *p == pos)
+            .map(|(_, s)| s.clone())
     }
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {

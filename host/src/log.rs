@@ -510,6 +510,32 @@ impl Log {
         Ok(out)
     }
 
+    /// One maintenance pass over every partition now, as the background
+    /// thread runs it (see `log/flusher.rs`): rolls due active segments,
+    /// applies retention and compacts `compact` topics. Returns what
+    /// retention deleted.
+    pub fn maintain(&self) -> Result<Vec<Retained>, LogError> {
+        let now = (self.options.clock)();
+        let topics: Vec<(String, Arc<Topic>)> = {
+            let topics = self.topics.read().expect("topic map lock");
+            topics.iter().map(|(n, t)| (n.clone(), t.clone())).collect()
+        };
+        let mut out = Vec::new();
+        for (name, topic) in topics {
+            for (i, partition) in topic.partitions.iter().enumerate() {
+                let deleted = partition.maintain(now)?;
+                if !deleted.is_empty() {
+                    out.push(Retained {
+                        topic: name.clone(),
+                        partition: i as u32,
+                        deleted,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes the partition's sealed segments that hold only offsets below
     /// `offset` (Kafka's DeleteRecords, at segment granularity): the log start
     /// moves to the first segment kept. Used to drop what a compacted snapshot

@@ -8,7 +8,7 @@
 //! 0   u32  length          bytes after this field
 //! 4   u32  crc32c          over bytes [8, 4 + length)
 //! 8   u8   magic = 1
-//! 9   u8   attributes = 0
+//! 9   u8   attributes: bit 0 = written by compaction (see below), others 0
 //! 10  u16  reserved = 0
 //! 12  u32  record count    >= 1
 //! 16  u64  base offset     offset of the first record; the rest follow densely
@@ -17,12 +17,19 @@
 //!     u32 value length, value, u32 header count,
 //!     per header: u16 name length, name (UTF-8), u32 value length, value
 //! ```
+//!
+//! Offsets are dense inside a batch. Between batches they are dense too,
+//! except after compaction: a batch compaction wrote carries
+//! [`COMPACTED`], and may follow a gap (records compaction removed), as may
+//! the end of its segment.
 
 use super::LogError;
 
 /// Bytes before the first record.
 pub const HEADER_LEN: usize = 32;
 const MAGIC: u8 = 1;
+/// The attribute bit of a batch written by compaction.
+pub const COMPACTED: u8 = 1;
 
 /// A record as a producer hands it to the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,6 +93,7 @@ pub struct BatchHeader {
     pub count: u32,
     pub base_offset: u64,
     pub max_timestamp: i64,
+    pub attributes: u8,
 }
 
 impl BatchHeader {
@@ -105,7 +113,13 @@ impl BatchHeader {
             count,
             base_offset: u64::from_le_bytes(bytes[16..24].try_into().ok()?),
             max_timestamp: i64::from_le_bytes(bytes[24..32].try_into().ok()?),
+            attributes: bytes[9],
         })
+    }
+
+    /// Whether compaction wrote the batch, so a gap may come before it.
+    pub fn is_compacted(&self) -> bool {
+        self.attributes & COMPACTED != 0
     }
 
     /// The offset after this batch's last record.
@@ -117,10 +131,15 @@ impl BatchHeader {
 /// Encodes `records` as one batch starting at `base_offset`; records without a
 /// timestamp get `now_ms`.
 pub fn encode(base_offset: u64, records: &[Record], now_ms: i64) -> Vec<u8> {
+    encode_with(base_offset, records, now_ms, 0)
+}
+
+/// [`encode`] with attribute bits (such as [`COMPACTED`]).
+pub fn encode_with(base_offset: u64, records: &[Record], now_ms: i64, attributes: u8) -> Vec<u8> {
     let body: usize = records.iter().map(Record::encoded_len).sum();
     let mut out = Vec::with_capacity(HEADER_LEN + body);
     out.extend_from_slice(&[0u8; 8]);
-    out.extend_from_slice(&[MAGIC, 0, 0, 0]);
+    out.extend_from_slice(&[MAGIC, attributes, 0, 0]);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     out.extend_from_slice(&base_offset.to_le_bytes());
     let max_ts = records

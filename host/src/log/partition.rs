@@ -13,9 +13,10 @@
 //! - After a failed write or fsync the partition is poisoned and refuses every
 //!   append until it is reopened (recovery then decides what is on disk).
 //!
-//! Lock order: `writer` → `commit` → `view`.
+//! Lock order: `cleaning` → `writer` → `commit` → `view`.
 
 mod commit;
+mod compactor;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,9 @@ pub struct Partition {
     /// Woken whenever a group-commit fsync finishes.
     committed: Condvar,
     view: RwLock<View>,
+    /// Held by compaction and by deletions of sealed segments, so neither
+    /// changes the segments the other is working on.
+    cleaning: Mutex<compactor::Cleaned>,
     /// Corruption found in sealed segments when the partition was opened:
     /// (file, byte position, what).
     damage: Vec<(PathBuf, u64, String)>,
@@ -77,6 +81,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Partition, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        compactor::recover(storage.as_ref(), dir)?;
         let bases = list_segments(storage.as_ref(), dir)?;
         let mut sealed = Vec::with_capacity(bases.len());
         let mut damage = Vec::new();
@@ -125,6 +130,7 @@ impl Partition {
             commit: Mutex::new(commit),
             committed: Condvar::new(),
             view: RwLock::new(view),
+            cleaning: Mutex::default(),
             damage,
         })
     }

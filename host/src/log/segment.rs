@@ -129,6 +129,9 @@ pub struct Scan {
     pub indexes: Indexes,
     /// Why the scan stopped before the end of the file, if it did.
     pub stopped: Option<&'static str>,
+    /// Whether compaction wrote the segment (its batches say so), so its
+    /// last records may be gone: it may end before the next one begins.
+    pub compacted: bool,
 }
 
 impl SegmentReader {
@@ -167,6 +170,7 @@ impl SegmentReader {
         let mut indexes = Indexes::new();
         let mut head = [0u8; HEADER_LEN];
         let mut stopped = None;
+        let mut compacted = false;
         while pos < len {
             if pos + HEADER_LEN as u64 > len {
                 stopped = Some("truncated batch header");
@@ -177,7 +181,7 @@ impl SegmentReader {
                 stopped = Some("invalid batch header");
                 break;
             };
-            if header.base_offset != expected {
+            if !follows(&header, expected) {
                 stopped = Some("batch offset out of sequence");
                 break;
             }
@@ -192,6 +196,7 @@ impl SegmentReader {
                 break;
             }
             indexes.observe(base, &header, pos);
+            compacted |= header.is_compacted();
             pos += header.size;
             expected = header.next_offset();
         }
@@ -200,6 +205,7 @@ impl SegmentReader {
             next_offset: expected,
             indexes,
             stopped,
+            compacted,
         })
     }
 
@@ -281,16 +287,18 @@ impl SegmentReader {
     /// at `next_offset`: a cheap check of a sealed segment's tail on open.
     pub fn check_tail(&self, mut pos: u64, size: u64, next_offset: u64) -> Result<(), LogError> {
         let mut expected = None;
+        let mut compacted = false;
         while pos < size {
             let header = self.header_at(pos, size)?;
-            if expected.is_some_and(|e| e != header.base_offset) {
+            if expected.is_some_and(|e| !follows(&header, e)) {
                 return Err(self.corrupt(pos, "batch offset out of sequence"));
             }
             expected = Some(header.next_offset());
+            compacted = header.is_compacted();
             pos += header.size;
         }
         match expected {
-            Some(e) if e != next_offset => {
+            Some(e) if e > next_offset || (e < next_offset && !compacted) => {
                 Err(self.corrupt(pos, "segment does not end where sealed"))
             }
             _ => Ok(()),
@@ -383,6 +391,12 @@ impl SegmentReader {
             what: what.to_string(),
         }
     }
+}
+
+/// Whether a batch may come where offset `expected` is due: right there, or
+/// later when compaction wrote it (the records between are gone).
+fn follows(header: &BatchHeader, expected: u64) -> bool {
+    header.base_offset == expected || (header.is_compacted() && header.base_offset > expected)
 }
 
 fn read_at(file: &dyn StorageFile, path: &Path, buf: &mut [u8], pos: u64) -> Result<(), LogError> {

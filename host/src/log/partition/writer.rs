@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::super::LogError;
 use super::super::batch::{self, BatchHeader, Record};
-use super::super::config::Durability;
+use super::super::config::{CleanupPolicy, Durability};
 use super::super::segment::{self, ActiveSegment, SealedSegment};
 use super::Partition;
 use super::commit::Mark;
@@ -135,9 +135,13 @@ impl Partition {
     /// compacts the sealed segments. A partition of a deleted topic is left
     /// alone. Returns what retention deleted.
     pub fn maintain(&self, now_ms: i64) -> Result<Vec<DeletedSegment>, LogError> {
-        let result = self
-            .roll_if_due(now_ms)
-            .and_then(|_| self.enforce_retention(now_ms));
+        let result = self.roll_if_due(now_ms).and_then(|_| {
+            let deleted = self.enforce_retention(now_ms)?;
+            if self.config().cleanup_policy == CleanupPolicy::Compact {
+                self.compact(now_ms)?;
+            }
+            Ok(deleted)
+        });
         match result {
             Err(LogError::Deleted { .. }) => Ok(Vec::new()),
             other => other,
@@ -199,6 +203,7 @@ impl Partition {
         &self,
         doomed: impl Fn(&SealedSegment, u64) -> bool,
     ) -> Result<Vec<DeletedSegment>, LogError> {
+        let _cleaning = self.cleaning.lock().expect("cleaning lock");
         let writer = self.writer.lock().expect("writer lock");
         writer.check_retired(self)?;
         let sealed = self.view.read().expect("view lock").sealed.clone();

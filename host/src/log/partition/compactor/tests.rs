@@ -122,12 +122,14 @@ fn a_tombstone_stays_until_it_is_due_then_goes() {
 
 #[test]
 fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
+    let clock = Arc::new(AtomicI64::new(1_000_000));
+    let template = tempfile::tempdir().unwrap();
+    let before = fill(&open(template.path(), &clock));
     let mut crashed = 0;
     for limit in 0.. {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(1_000_000));
+        copy_dir(template.path(), dir.path());
         let log = open(dir.path(), &clock);
-        let before = fill(&log);
         CRASH_AFTER.with(|c| c.set(Some(limit)));
         let outcome = log.maintain();
         CRASH_AFTER.with(|c| c.set(None));
@@ -149,4 +151,17 @@ fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
         assert_eq!(all(&log), expected(&before), "step {limit}");
     }
     assert!(crashed > 3, "the test crashed {crashed} compactions only");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

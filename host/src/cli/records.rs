@@ -2,7 +2,8 @@
 //! a server in the API's binary framing so bytes pass unchanged).
 //!
 //! Produce reads lines from stdin (optionally `KEY<sep>VALUE`) or generates
-//! orders, and sends them in requests of [`REQUEST_RECORDS`]; where each
+//! orders, and sends them in requests of at most [`REQUEST_RECORDS`] and
+//! about [`REQUEST_BYTES`]; where each
 //! record goes is the log's one placement rule (keyed records by key, the
 //! rest round robin per record), the same on either path. Consume prints
 //! `offset<TAB>timestamp<TAB>key<TAB>value` lines, or under `--json` the
@@ -18,8 +19,11 @@ use weir::log::{Record, StoredRecord};
 use weir::wire::FetchedRecord;
 use weir::workload::Orders;
 
-/// Records sent per request (one append per partition each).
+/// Records sent per request at most.
 const REQUEST_RECORDS: usize = 1000;
+
+/// Bytes (as a batch) sent per request, about: the default batch limit.
+const REQUEST_BYTES: u64 = weir::log::DEFAULT_MAX_BATCH_BYTES;
 
 /// Records fetched per request at most.
 const FETCH_RECORDS: usize = 10_000;
@@ -93,10 +97,18 @@ pub async fn produce(admin: &impl Admin, args: ProduceArgs, out: Out) -> Result<
     };
     let mut count = 0;
     loop {
-        let chunk = records
-            .by_ref()
-            .take(REQUEST_RECORDS)
-            .collect::<Result<Vec<_>>>()?;
+        // At most REQUEST_RECORDS records and about REQUEST_BYTES per request,
+        // so a request is never one huge batch (the log splits it further by
+        // the topic's batch limits).
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        while chunk.len() < REQUEST_RECORDS && bytes < REQUEST_BYTES {
+            let Some(record) = records.next().transpose()? else {
+                break;
+            };
+            bytes += weir::log::encoded_len(std::slice::from_ref(&record));
+            chunk.push(record);
+        }
         if chunk.is_empty() {
             break;
         }

@@ -81,7 +81,10 @@ fn step(_n: &mut u32) -> std::io::Result<()> {
     #[cfg(test)]
     {
         *_n += 1;
-        if CRASH_AFTER.with(|c| c.get()).is_some_and(|limit| *_n > limit) {
+        if CRASH_AFTER
+            .with(|c| c.get())
+            .is_some_and(|limit| *_n > limit)
+        {
             return Err(std::io::Error::other("simulated crash"));
         }
     }
@@ -112,7 +115,10 @@ pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
     for entry in std::fs::read_dir(dir).map_err(|e| LogError::io(dir, e))? {
         let name = entry.map_err(|e| LogError::io(dir, e))?.file_name();
         let name = name.to_string_lossy();
-        if let Some(base) = name.strip_suffix(".log").and_then(|b| b.parse::<u64>().ok()) {
+        if let Some(base) = name
+            .strip_suffix(".log")
+            .and_then(|b| b.parse::<u64>().ok())
+        {
             bases.push(base);
         }
     }
@@ -206,7 +212,9 @@ impl Partition {
             Some(_) if r.value.is_empty() && r.timestamp < cutoff => false,
             Some(_) => {
                 if r.value.is_empty() {
-                    let due = r.timestamp.saturating_add(config.delete_retention_ms as i64);
+                    let due = r
+                        .timestamp
+                        .saturating_add(config.delete_retention_ms as i64);
                     tombstone_due = Some(tombstone_due.map_or(due, |t| t.min(due)));
                 }
                 true
@@ -328,10 +336,18 @@ impl Partition {
             max_timestamp: indexes.max_timestamp,
         };
         // Derived data: if this is lost, the next open rebuilds it.
-        let written = write_whole(storage, &index_path(&self.dir, base), &indexes.offsets.encode(&seal))
-            .and_then(|()| {
-                write_whole(storage, &timeindex_path(&self.dir, base), &indexes.times.encode())
-            });
+        let written = write_whole(
+            storage,
+            &index_path(&self.dir, base),
+            &indexes.offsets.encode(&seal),
+        )
+        .and_then(|()| {
+            write_whole(
+                storage,
+                &timeindex_path(&self.dir, base),
+                &indexes.times.encode(),
+            )
+        });
         if let Err(e) = written {
             tracing::warn!(partition = %self.dir.display(), base, error = %e, "could not write a compacted segment's index");
         }

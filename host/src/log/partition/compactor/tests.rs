@@ -42,7 +42,8 @@ fn fill(log: &Log) -> Vec<StoredRecord> {
         log.append("t", 0, &[record]).unwrap();
     }
     log.roll("t", 0).unwrap();
-    log.append("t", 0, &[Record::keyed("k0", "active")]).unwrap();
+    log.append("t", 0, &[Record::keyed("k0", "active")])
+        .unwrap();
     all(log)
 }
 
@@ -80,14 +81,29 @@ fn compaction_keeps_the_latest_record_of_each_key_at_its_own_offset() {
     log.maintain().unwrap();
     let after = all(&log);
     assert_eq!(after, expected(&before));
-    assert!(after.iter().any(|r| r.key.is_none()), "unkeyed records stay");
-    assert!(log.segment_count("t", 0).unwrap() < segments, "shrunk segments are merged");
-    assert_eq!(log.log_start("t", 0).unwrap(), 0, "the log start does not move");
+    assert!(
+        after.iter().any(|r| r.key.is_none()),
+        "unkeyed records stay"
+    );
+    assert!(
+        log.segment_count("t", 0).unwrap() < segments,
+        "shrunk segments are merged"
+    );
+    assert_eq!(
+        log.log_start("t", 0).unwrap(),
+        0,
+        "the log start does not move"
+    );
     assert_eq!(log.high_watermark("t", 0).unwrap(), 121);
     // A reader starting in a gap gets the next record kept.
-    let gap = (0..121).find(|o| !after.iter().any(|r| r.offset == *o)).unwrap();
+    let gap = (0..121)
+        .find(|o| !after.iter().any(|r| r.offset == *o))
+        .unwrap();
     let next = log.read("t", 0, gap, 1, u64::MAX).unwrap();
-    assert_eq!(next[0].offset, after.iter().find(|r| r.offset > gap).unwrap().offset);
+    assert_eq!(
+        next[0].offset,
+        after.iter().find(|r| r.offset > gap).unwrap().offset
+    );
     // A second pass with nothing new changes nothing; a reopen reads the same,
     // also when the indexes are gone and must be rebuilt across the gaps.
     log.maintain().unwrap();
@@ -95,7 +111,10 @@ fn compaction_keeps_the_latest_record_of_each_key_at_its_own_offset() {
     drop(log);
     for entry in std::fs::read_dir(dir.path().join("topics/t/0")).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "index" || e == "timeindex") {
+        if path
+            .extension()
+            .is_some_and(|e| e == "index" || e == "timeindex")
+        {
             std::fs::remove_file(path).unwrap();
         }
     }
@@ -111,13 +130,19 @@ fn a_tombstone_stays_until_it_is_due_then_goes() {
     let log = open(dir.path(), &clock);
     fill(&log);
     log.maintain().unwrap();
-    let has_tombstone =
-        |log: &Log| all(log).iter().any(|r| r.key.as_deref() == Some(b"k5") && r.value.is_empty());
+    let has_tombstone = |log: &Log| {
+        all(log)
+            .iter()
+            .any(|r| r.key.as_deref() == Some(b"k5") && r.value.is_empty())
+    };
     assert!(has_tombstone(&log));
     clock.fetch_add(10_001, Ordering::SeqCst);
     log.maintain().unwrap();
     assert!(!has_tombstone(&log));
-    assert!(!all(&log).iter().any(|r| r.key.as_deref() == Some(b"k5")), "k5 is gone");
+    assert!(
+        !all(&log).iter().any(|r| r.key.as_deref() == Some(b"k5")),
+        "k5 is gone"
+    );
 }
 
 #[test]
@@ -144,8 +169,14 @@ fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
         // is some of the records, unchanged, and every one compaction keeps.
         let read = all(&log);
         assert!(read.iter().all(|r| before.contains(r)), "step {limit}");
-        assert!(expected(&before).iter().all(|r| read.contains(r)), "step {limit}");
-        assert!(read.windows(2).all(|w| w[0].offset < w[1].offset), "step {limit}");
+        assert!(
+            expected(&before).iter().all(|r| read.contains(r)),
+            "step {limit}"
+        );
+        assert!(
+            read.windows(2).all(|w| w[0].offset < w[1].offset),
+            "step {limit}"
+        );
         // The next pass finishes the job.
         log.maintain().unwrap();
         assert_eq!(all(&log), expected(&before), "step {limit}");

@@ -3,20 +3,25 @@
 //!
 //! # Layout
 //!
-//! - `config.rs`: [`TopicConfig`] and the [`Durability`] policy.
+//! - `config.rs`: [`TopicConfig`] (every topic setting), the [`Durability`]
+//!   policy and the [`CleanupPolicy`].
 //! - `storage.rs`: the [`Storage`] seam every file operation goes through.
 //! - `batch.rs`: the CRC32C-checked record batch codec.
 //! - `index.rs`, `timeindex.rs`: the sparse offset and time indexes.
 //! - `segment.rs` (+ `segment/active.rs`, `segment/sealed.rs`): one segment,
 //!   its reads and its recovery; active and sealed are distinct types.
 //! - `partition.rs` (+ `partition/writer.rs`, `partition/commit.rs`): the single
-//!   writer, group commit, poisoning, retention and the view readers use.
-//! - `flusher.rs`: the background fsync behind [`Durability::Interval`].
+//!   writer, group commit, poisoning, retention and the view readers use;
+//!   `partition/compactor.rs`: compaction and its crash-safe swap.
+//! - `flusher.rs`: the background thread: the fsync behind
+//!   [`Durability::Interval`], and maintenance (rolls by age, retention,
+//!   compaction) every [`LogOptions::maintenance`].
 //! - `model.rs` (tests only): the model-based property test against an oracle.
 //!
 //! The `Log` keeps every partition behind its own writer lock (one writer at a
 //! time per partition; readers never take it and never see past the high
-//! watermark) and wakes waiting consumers after each append. A topic exists once
+//! watermark) and wakes waiting consumers after each append. A user topic's
+//! batches stay within its `max_batch_bytes` and `max_batch_records`. A topic exists once
 //! its `topic.json` does: the file is written last, atomically, so a
 //! half-created topic is never opened. Deleting a topic renames its directory
 //! away in one step (to a name no topic can have) before removing it, so a

@@ -265,7 +265,7 @@ pub fn decode(
             return Ok(records);
         }
         if let Some(seek) = seek.as_deref_mut()
-            && (offset - window.first) % SEEK_STEP == 0
+            && (offset - window.first).is_multiple_of(SEEK_STEP)
         {
             seek.push(cur.pos as u32);
         }

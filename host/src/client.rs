@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::log::{Record, StoredRecord};
 pub use crate::supervisor::{NewProcessor, Swap};
 use crate::wire::frame::{self, FrameError};
-use crate::wire::{CreateTopic, FetchQuery, OCTET_STREAM, ProduceQuery, Seek, Seeked};
+use crate::wire::{
+    CreateTopic, FetchQuery, OCTET_STREAM, ProduceQuery, Seek, Seeked, TopicSettings,
+};
 pub use crate::wire::{GroupLag, Moved, PartitionLag, Produced, SeekTo, TopicInfo, position};
 
 /// Everything that can go wrong talking to the server.
@@ -182,17 +184,29 @@ impl Client {
         self.json(self.get(&["topics", name])).await
     }
 
-    /// `POST /topics`.
+    /// `POST /topics`, with default settings.
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: u32,
     ) -> Result<TopicInfo, ClientError> {
-        let body = CreateTopic {
-            name: name.to_string(),
-            partitions,
-        };
-        self.json(self.post(&["topics"]).json(&body)).await
+        self.create_topic_with(&CreateTopic::new(name, partitions))
+            .await
+    }
+
+    /// `POST /topics`.
+    pub async fn create_topic_with(&self, topic: &CreateTopic) -> Result<TopicInfo, ClientError> {
+        self.json(self.post(&["topics"]).json(topic)).await
+    }
+
+    /// `PATCH /topics/{topic}`.
+    pub async fn alter_topic(
+        &self,
+        name: &str,
+        settings: &TopicSettings,
+    ) -> Result<TopicInfo, ClientError> {
+        let request = self.request(reqwest::Method::PATCH, &["topics", name]);
+        self.json(request.json(settings)).await
     }
 
     /// `DELETE /topics/{topic}`.
@@ -201,19 +215,35 @@ impl Client {
     }
 
     /// `POST /topics/{topic}/records`, binary: to `partition`, or by the
-    /// server's placement rule.
+    /// server's placement rule. Many records go in several requests, each
+    /// within the default batch limits (the server splits them further by
+    /// the topic's own limits), so no body nears the server's size limit.
     pub async fn produce(
         &self,
         topic: &str,
         partition: Option<u32>,
         records: &[Record],
     ) -> Result<Produced, ClientError> {
-        let request = self
-            .post(&["topics", topic, "records"])
-            .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
-            .query(&ProduceQuery { partition })
-            .body(frame::encode_records(records));
-        self.json(request).await
+        let mut produced = Produced {
+            batches: Vec::new(),
+            count: 0,
+        };
+        let chunks = crate::log::chunks(
+            records,
+            crate::log::DEFAULT_MAX_BATCH_RECORDS,
+            crate::log::DEFAULT_MAX_BATCH_BYTES,
+        );
+        for chunk in chunks {
+            let request = self
+                .post(&["topics", topic, "records"])
+                .header(reqwest::header::CONTENT_TYPE, OCTET_STREAM)
+                .query(&ProduceQuery { partition })
+                .body(frame::encode_records(chunk));
+            let part: Produced = self.json(request).await?;
+            produced.batches.extend(part.batches);
+            produced.count += part.count;
+        }
+        Ok(produced)
     }
 
     /// `GET /topics/{topic}/partitions/{p}/records`, binary.

@@ -9,10 +9,12 @@
 //! - [`durable`]: whole-file replacement that survives a crash (temporary
 //!   file, fsync, rename, fsync of the directory), for `topic.json`,
 //!   deployment records, stored components and compiled artifacts.
-//! - [`log`]: the partitioned, append-only log on disk: topics, partitions,
-//!   segments, the sparse offset index, the CRC32C-checked batch codec,
-//!   recovery of a torn tail on open, and the one placement rule for records
-//!   that name no partition (by key, else round robin per record).
+//! - [`log`]: the partitioned, append-only log on disk: topics and their
+//!   settings, partitions, segments, the sparse offset index, the
+//!   CRC32C-checked batch codec with its size limits, recovery of a torn tail
+//!   on open, the background thread (interval fsync, retention, compaction),
+//!   and the one placement rule for records that name no partition (by key,
+//!   else round robin per record).
 //! - [`offsets`]: committed offsets, kept in the internal topic
 //!   `__consumer_offsets` and rebuilt in memory when the log opens.
 //! - [`group`]: the in-process group coordinator: membership with heartbeats,

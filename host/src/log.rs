@@ -3,20 +3,26 @@
 //!
 //! # Layout
 //!
-//! - `config.rs`: [`TopicConfig`] and the [`Durability`] policy.
+//! - `config.rs`: [`TopicConfig`] (every topic setting), the [`Durability`]
+//!   policy and the [`CleanupPolicy`].
 //! - `storage.rs`: the [`Storage`] seam every file operation goes through.
 //! - `batch.rs`: the CRC32C-checked record batch codec.
 //! - `index.rs`, `timeindex.rs`: the sparse offset and time indexes.
 //! - `segment.rs` (+ `segment/active.rs`, `segment/sealed.rs`): one segment,
 //!   its reads and its recovery; active and sealed are distinct types.
 //! - `partition.rs` (+ `partition/writer.rs`, `partition/commit.rs`): the single
-//!   writer, group commit, poisoning, retention and the view readers use.
-//! - `flusher.rs`: the background fsync behind [`Durability::Interval`].
+//!   writer, group commit, poisoning, retention and the view readers use;
+//!   `partition/compactor.rs`: compaction and its crash-safe swap.
+//! - `settings.rs`: [`Log::alter_topic`] and maintenance on demand.
+//! - `flusher.rs`: the background thread: the fsync behind
+//!   [`Durability::Interval`], and maintenance (rolls by age, retention,
+//!   compaction) every [`LogOptions::maintenance`].
 //! - `model.rs` (tests only): the model-based property test against an oracle.
 //!
 //! The `Log` keeps every partition behind its own writer lock (one writer at a
 //! time per partition; readers never take it and never see past the high
-//! watermark) and wakes waiting consumers after each append. A topic exists once
+//! watermark) and wakes waiting consumers after each append. A user topic's
+//! batches stay within its `max_batch_bytes` and `max_batch_records`. A topic exists once
 //! its `topic.json` does: the file is written last, atomically, so a
 //! half-created topic is never opened. Deleting a topic renames its directory
 //! away in one step (to a name no topic can have) before removing it, so a
@@ -31,6 +37,7 @@ mod model;
 mod partition;
 mod placement;
 mod segment;
+mod settings;
 pub mod storage;
 mod timeindex;
 
@@ -38,8 +45,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-pub use batch::{Record, StoredRecord};
-pub use config::{DEFAULT_INTERVAL_MS, Durability, MAX_PARTITIONS, TopicConfig};
+pub use batch::{Record, StoredRecord, chunks, encoded_len};
+pub use config::{
+    CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, DEFAULT_INTERVAL_MS, DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_RECORDS, Durability, MAX_PARTITIONS, TopicConfig,
+};
 pub use partition::{DeletedSegment, segment_path};
 pub use placement::Placement;
 pub use storage::{OsStorage, Storage, StorageFile};
@@ -93,6 +103,24 @@ pub enum LogError {
     BadPartitionCount { partitions: u32 },
     #[error("invalid topic settings: {what}")]
     BadConfig { what: &'static str },
+    #[error(
+        "topic {topic:?} has {partitions} partition(s); the partition count is fixed at creation (asked for {asked})"
+    )]
+    PartitionCountFixed {
+        topic: String,
+        partitions: u32,
+        asked: u32,
+    },
+    #[error(
+        "a batch of {records} record(s) and {bytes} bytes is over topic {topic:?}'s limit of {max_records} records and {max_bytes} bytes per batch; send fewer or smaller records at a time"
+    )]
+    BatchTooLarge {
+        topic: String,
+        records: usize,
+        bytes: u64,
+        max_records: u32,
+        max_bytes: u64,
+    },
     #[error("offset {offset} is outside the log [{start}, {end}]")]
     OffsetOutOfRange { offset: u64, start: u64, end: u64 },
     #[error("unreadable topic metadata {path}")]
@@ -122,12 +150,20 @@ const DELETED_MARK: &str = "~deleted-";
 /// A source of wall-clock milliseconds; tests substitute their own.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// How often the background thread applies retention and rolls aged
+/// segments unless told otherwise ([`LogOptions::maintenance`]).
+pub const DEFAULT_MAINTENANCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How to open a log: where its bytes go and what time it is.
 #[derive(Clone)]
 pub struct LogOptions {
     pub storage: Arc<dyn Storage>,
     /// Stamps records without a timestamp, ages segments and drives retention.
     pub clock: Clock,
+    /// How often the background thread rolls aged segments and applies
+    /// retention (see `log/flusher.rs`); `None` leaves it to explicit calls
+    /// ([`Log::enforce_retention`]), as tests that drive time do.
+    pub maintenance: Option<std::time::Duration>,
 }
 
 impl Default for LogOptions {
@@ -135,6 +171,7 @@ impl Default for LogOptions {
         LogOptions {
             storage: Arc::new(OsStorage),
             clock: Arc::new(now_ms),
+            maintenance: Some(DEFAULT_MAINTENANCE),
         }
     }
 }
@@ -148,8 +185,15 @@ pub struct Retained {
 }
 
 struct Topic {
-    config: TopicConfig,
+    /// The settings in `topic.json`; each partition holds a copy it follows.
+    config: RwLock<TopicConfig>,
     partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    fn config(&self) -> TopicConfig {
+        *self.config.read().expect("topic config lock")
+    }
 }
 
 /// The on-disk log of every topic.
@@ -173,12 +217,13 @@ impl Log {
     pub fn open_with(data_dir: &Path, options: LogOptions) -> Result<Log, LogError> {
         let dir = data_dir.join("topics");
         std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+        let flusher = Flusher::new(options.clock.clone(), options.maintenance);
         let log = Log {
             dir,
             options,
             topics: RwLock::new(BTreeMap::new()),
             appended: tokio::sync::Notify::new(),
-            flusher: Flusher::default(),
+            flusher,
         };
         let mut topics = BTreeMap::new();
         for entry in std::fs::read_dir(&log.dir).map_err(|e| LogError::io(&log.dir, e))? {
@@ -272,21 +317,57 @@ impl Log {
     /// Every topic with its settings, by name.
     pub fn topics(&self) -> Vec<(String, TopicConfig)> {
         let topics = self.topics.read().expect("topic map lock");
-        topics.iter().map(|(n, t)| (n.clone(), t.config)).collect()
+        topics
+            .iter()
+            .map(|(n, t)| (n.clone(), t.config()))
+            .collect()
     }
 
     /// The number of partitions of `topic`.
     pub fn partition_count(&self, topic: &str) -> Result<u32, LogError> {
-        Ok(self.topic(topic)?.config.partitions)
+        Ok(self.topic(topic)?.partitions.len() as u32)
     }
 
     /// Appends `records` to one partition as a single batch and returns the
     /// offset of the first record, once the topic's durability policy holds.
+    /// A batch over the topic's `max_batch_records` or `max_batch_bytes` is
+    /// refused ([`LogError::BatchTooLarge`]); internal topics (`__…`) take
+    /// any batch, since weir writes a changelog unit as one batch by design.
     pub fn append(&self, topic: &str, partition: u32, records: &[Record]) -> Result<u64, LogError> {
         let now = (self.options.clock)();
-        let base = self.partition(topic, partition)?.append(records, now)?;
+        let partition = self.partition(topic, partition)?;
+        if !topic.starts_with("__") {
+            let config = partition.config();
+            let bytes = batch::encoded_len(records);
+            if records.len() > config.max_batch_records as usize || bytes > config.max_batch_bytes {
+                return Err(LogError::BatchTooLarge {
+                    topic: topic.to_string(),
+                    records: records.len(),
+                    bytes,
+                    max_records: config.max_batch_records,
+                    max_bytes: config.max_batch_bytes,
+                });
+            }
+        }
+        let base = partition.append(records, now)?;
         self.appended.notify_waiters();
         Ok(base)
+    }
+
+    /// Appends `records` to one partition in as many batches as the topic's
+    /// batch limits need, in order. Returns the first offset of each batch.
+    /// Not atomic: a failure or crash part-way leaves the batches before it.
+    /// A single record over `max_batch_bytes` is refused.
+    pub fn append_chunked(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[Record],
+    ) -> Result<Vec<u64>, LogError> {
+        let config = self.topic(topic)?.config();
+        batch::chunks(records, config.max_batch_records, config.max_batch_bytes)
+            .map(|chunk| self.append(topic, partition, chunk))
+            .collect()
     }
 
     /// Reads records of one partition from offset `from`, at most `max_records`
@@ -452,7 +533,7 @@ impl Log {
             .ok_or(LogError::UnknownPartition {
                 topic: topic.to_string(),
                 partition,
-                count: t.config.partitions,
+                count: t.partitions.len() as u32,
             })
     }
 
@@ -467,7 +548,10 @@ impl Log {
                 Ok(partition)
             })
             .collect::<Result<Vec<_>, LogError>>()?;
-        Ok(Topic { config, partitions })
+        Ok(Topic {
+            config: RwLock::new(config),
+            partitions,
+        })
     }
 }
 

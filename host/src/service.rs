@@ -164,7 +164,9 @@ impl From<crate::log::LogError> for ApiError {
             | E::Reserved(_)
             | E::BadPartitionCount { .. }
             | E::OffsetOutOfRange { .. }
-            | E::BadConfig { .. } => StatusCode::BAD_REQUEST,
+            | E::BadConfig { .. }
+            | E::PartitionCountFixed { .. } => StatusCode::BAD_REQUEST,
+            E::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, crate::error::chain(&e))

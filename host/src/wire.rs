@@ -23,4 +23,4 @@ pub use group::{
 pub use position::{SeekTo, parse_position, position};
 pub use records::{FetchQuery, FetchedRecord, Produce, ProduceQuery, ProduceRecord, Produced};
 pub use state::{StateEntry, StateQuery};
-pub use topic::{CreateTopic, TopicInfo};
+pub use topic::{CreateTopic, TopicInfo, TopicSettings};

@@ -33,3 +33,4 @@ mod state_crash;
 mod storage;
 mod storage_faults;
 mod storage_rates;
+mod topic_settings;

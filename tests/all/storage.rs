@@ -239,6 +239,8 @@ fn clocked_log(dir: &Path, clock: &Arc<AtomicI64>) -> Log {
     let clock = clock.clone();
     let options = LogOptions {
         clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+        // The test applies retention itself.
+        maintenance: None,
         ..LogOptions::default()
     };
     Log::open_with(dir, options).unwrap()

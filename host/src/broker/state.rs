@@ -233,27 +233,33 @@ impl Broker {
     ) -> Result<(), LogError> {
         let txn = format!("{changelog}/{partition}/{}", unit.marker_offset);
         for (topic, dest, hw) in dests {
+            // The emits may span batches (the topic's batch limits), so a
+            // crash can leave some of them: count those there, in order.
             let mut from = *hw;
-            let mut found = false;
-            while !found && from < self.log.high_watermark(topic, *dest)? {
+            let mut present = 0;
+            while from < self.log.high_watermark(topic, *dest)? {
                 let records = self
                     .log
                     .read(topic, *dest, from, READ_RECORDS, READ_BYTES)?;
                 let Some(tail) = records.last() else { break };
                 from = tail.offset + 1;
-                found = records.iter().any(|r| {
-                    r.headers
-                        .iter()
-                        .any(|(n, v)| n == changelog::TXN && v.as_slice() == txn.as_bytes())
-                });
-            }
-            if !found {
-                let missing: Vec<(String, u32, Record)> = unit
-                    .emits
+                present += records
                     .iter()
-                    .filter(|(t, p, _)| t == topic && p == dest)
-                    .cloned()
-                    .collect();
+                    .filter(|r| {
+                        r.headers
+                            .iter()
+                            .any(|(n, v)| n == changelog::TXN && v.as_slice() == txn.as_bytes())
+                    })
+                    .count();
+            }
+            let missing: Vec<(String, u32, Record)> = unit
+                .emits
+                .iter()
+                .filter(|(t, p, _)| t == topic && p == dest)
+                .skip(present)
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
                 tracing::warn!(%topic, partition = dest, records = missing.len(), "re-appending the emits of a cut-short exactly-once commit");
                 append_placed(&self.log, missing, Some(&txn))?;
             }
@@ -463,7 +469,7 @@ impl Broker {
 }
 
 /// Appends records grouped by (topic, partition), each with the `txn` header
-/// when given.
+/// when given, in batches within each topic's batch limits.
 fn append_placed(
     log: &crate::log::Log,
     placed: Vec<(String, u32, Record)>,
@@ -482,7 +488,7 @@ fn append_placed(
             .push(record);
     }
     for ((topic, partition), records) in by_partition {
-        log.append(&topic, partition, &records)?;
+        log.append_chunked(&topic, partition, &records)?;
     }
     Ok(())
 }

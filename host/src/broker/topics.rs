@@ -4,8 +4,8 @@
 //! created or written through here.
 
 use super::Broker;
-use crate::log::{LogError, Record, TopicConfig};
-use crate::wire::{Produced, TopicInfo};
+use crate::log::{LogError, Record};
+use crate::wire::{CreateTopic, Produced, TopicInfo, TopicSettings};
 
 impl Broker {
     /// A topic with its partitions' high watermarks.
@@ -22,6 +22,7 @@ impl Broker {
             partitions,
             high_watermarks,
             log_starts,
+            config: self.log.topic_config(name)?,
         })
     }
 
@@ -33,10 +34,33 @@ impl Broker {
 
     /// Creates a topic with `partitions` partitions and default settings.
     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo, LogError> {
+        self.create_topic_with(&CreateTopic::new(name, partitions))
+    }
+
+    /// Creates a topic with the given settings (defaults for the rest).
+    pub fn create_topic_with(&self, topic: &CreateTopic) -> Result<TopicInfo, LogError> {
+        refuse_reserved(&topic.name)?;
+        self.log
+            .create_topic(&topic.name, topic.settings.new_config())?;
+        self.topic_info(&topic.name)
+    }
+
+    /// Changes a topic's settings (see [`crate::log::Log::alter_topic`]); a
+    /// partition count other than the topic's is refused.
+    pub fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo, LogError> {
         refuse_reserved(name)?;
         self.log
-            .create_topic(name, TopicConfig::with_partitions(partitions))?;
+            .alter_topic(name, |config| settings.apply(config))?;
         self.topic_info(name)
+    }
+
+    /// A topic as `weir.toml` declares it: created if missing, otherwise
+    /// given the declared settings (what the file leaves out stays as it is).
+    pub fn declare_topic(&self, topic: &CreateTopic) -> Result<TopicInfo, LogError> {
+        match self.create_topic_with(topic) {
+            Err(LogError::TopicExists(_)) => self.alter_topic(&topic.name, &topic.settings),
+            other => other,
+        }
     }
 
     /// Appends `records` (each with the partition it names, if any) by the

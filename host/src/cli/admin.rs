@@ -27,7 +27,7 @@ use weir::client::Client;
 use weir::group::GroupError;
 use weir::log::LogError;
 use weir::log::{Record, StoredRecord};
-use weir::wire::{Produced, TopicInfo};
+use weir::wire::{CreateTopic, Produced, TopicInfo, TopicSettings};
 
 /// The most bytes one fetch reads (about; at least one whole batch).
 const FETCH_BYTES: u64 = 1 << 20;
@@ -100,7 +100,9 @@ pub fn holder(dir: &Path, token: Option<String>) -> Option<Client> {
 pub trait Admin {
     async fn topics(&self) -> Result<Vec<TopicInfo>>;
     async fn topic(&self, name: &str) -> Result<TopicInfo>;
-    async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo>;
+    async fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo>;
+    /// Changes a topic's settings.
+    async fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo>;
     /// Deletes the topic, its records and every group's offsets on it.
     async fn delete_topic(&self, name: &str) -> Result<()>;
     /// Appends records to `partition`, or by the log's placement rule.
@@ -157,8 +159,12 @@ impl Admin for Broker {
         }
     }
 
-    async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
-        Ok(Broker::create_topic(self, name, partitions)?)
+    async fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo> {
+        Ok(self.create_topic_with(topic)?)
+    }
+
+    async fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo> {
+        Ok(Broker::alter_topic(self, name, settings)?)
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {
@@ -249,8 +255,12 @@ impl Admin for Client {
         }
     }
 
-    async fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo> {
-        Ok(Client::create_topic(self, name, partitions).await?)
+    async fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo> {
+        Ok(self.create_topic_with(topic).await?)
+    }
+
+    async fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo> {
+        Ok(Client::alter_topic(self, name, settings).await?)
     }
 
     async fn delete_topic(&self, name: &str) -> Result<()> {

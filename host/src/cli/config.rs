@@ -12,6 +12,8 @@
 //! [[topics]]
 //! name = "orders"
 //! partitions = 4
+//! retention_ms = 604800000     # any setting of POST /topics (docs/api.md)
+//! cleanup_policy = "delete"
 //!
 //! [[processors]]
 //! name = "fraud"
@@ -36,6 +38,7 @@ use serde::Deserialize;
 
 use weir::processor::SpecChanges;
 use weir::processor::spec::Fields;
+use weir::wire::CreateTopic;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,23 +48,17 @@ pub struct ServeConfig {
     /// Whether `/metrics` answers without the token.
     #[serde(default)]
     pub metrics_public: bool,
-    /// How often retention runs over every topic.
+    /// How often the log rolls aged segments, applies retention and compacts
+    /// (every topic; 60 when absent).
     pub retention_check_secs: Option<u64>,
     /// How long a shutdown waits for batches in flight before interrupting
     /// them (`--shutdown-grace` wins).
     pub shutdown_grace_secs: Option<u64>,
+    /// Created at start, or given these settings if they exist.
     #[serde(default)]
-    pub topics: Vec<DeclaredTopic>,
+    pub topics: Vec<CreateTopic>,
     #[serde(default)]
     pub processors: Vec<DeclaredProcessor>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeclaredTopic {
-    pub name: String,
-    #[serde(default = "one")]
-    pub partitions: u32,
 }
 
 /// A processor the file declares: its name, its wasm file and the settings
@@ -86,10 +83,6 @@ impl<'de> Deserialize<'de> for DeclaredProcessor {
             })
         })
     }
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl ServeConfig {
@@ -141,7 +134,7 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         let config = ServeConfig::load(&path).unwrap();
         assert_eq!(config.listen, Some("127.0.0.1:0".parse().unwrap()));
         assert!(config.metrics_public);
-        assert_eq!(config.topics[0].partitions, 3);
+        assert_eq!(config.topics[0].settings.partitions, Some(3));
         let p = &config.processors[0];
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));
         let spec = ProcessorSpec::default().apply(&p.settings).unwrap();
@@ -161,6 +154,25 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         let err = format!("{:#}", ServeConfig::load(&path).unwrap_err());
         assert!(
             err.contains("weir.toml") && err.contains("max_record"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn topic_settings_are_read_and_a_misspelt_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        let text = "[[topics]]\nname = \"t\"\nretention_ms = 5000\ncleanup_policy = \"compact\"\n";
+        std::fs::write(&path, text).unwrap();
+        let config = ServeConfig::load(&path).unwrap().topics[0]
+            .settings
+            .new_config();
+        assert_eq!(config.retention_ms, Some(5000));
+        assert_eq!(config.cleanup_policy, weir::log::CleanupPolicy::Compact);
+        std::fs::write(&path, "[[topics]]\nname = \"t\"\npartitons = 3\n").unwrap();
+        let err = format!("{:#}", ServeConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("weir.toml") && err.contains("partitons"),
             "{err}"
         );
     }

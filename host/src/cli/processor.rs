@@ -148,7 +148,12 @@ pub async fn run(client: &Client, command: ProcessorCommand, out: Out) -> Result
             hinted(client, &name, client.rewind(&name, &to).await).await?
         }
         ProcessorCommand::Delete { name, keep_dlq } => {
-            hinted(client, &name, client.delete_processor(&name, keep_dlq).await).await?;
+            hinted(
+                client,
+                &name,
+                client.delete_processor(&name, keep_dlq).await,
+            )
+            .await?;
             return out.print(&serde_json::json!({"deleted": name}), |_| {
                 println!("deleted processor {name}")
             });

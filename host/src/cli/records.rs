@@ -4,9 +4,9 @@
 //!
 //! Produce reads lines from stdin (optionally `KEY<sep>VALUE`) or generates
 //! orders, with the `--header`s on every record, and sends them in requests
-//! of [`REQUEST_RECORDS`]; each goes to `--partition`, or by the log's one
-//! placement rule (keyed records by key, the rest round robin per record),
-//! the same on either path.
+//! of at most [`REQUEST_RECORDS`] and about [`REQUEST_BYTES`]; each goes to
+//! `--partition`, or by the log's one placement rule (keyed records by key,
+//! the rest round robin per record), the same on either path.
 
 use std::io::BufRead;
 
@@ -17,8 +17,11 @@ use super::admin::Admin;
 use weir::log::Record;
 use weir::workload::Orders;
 
-/// Records sent per request (one append per partition each).
+/// Records sent per request at most.
 const REQUEST_RECORDS: usize = 1000;
+
+/// Bytes (as a batch) sent per request, about: the default batch limit.
+const REQUEST_BYTES: u64 = weir::log::DEFAULT_MAX_BATCH_BYTES;
 
 #[derive(clap::Args)]
 pub struct ProduceArgs {
@@ -103,10 +106,18 @@ pub async fn produce(admin: &impl Admin, args: ProduceArgs, out: Out) -> Result<
     });
     let mut count = 0;
     loop {
-        let chunk = records
-            .by_ref()
-            .take(REQUEST_RECORDS)
-            .collect::<Result<Vec<_>>>()?;
+        // At most REQUEST_RECORDS records and about REQUEST_BYTES per request,
+        // so a request is never one huge batch (the log splits it further by
+        // the topic's batch limits).
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        while chunk.len() < REQUEST_RECORDS && bytes < REQUEST_BYTES {
+            let Some(record) = records.next().transpose()? else {
+                break;
+            };
+            bytes += weir::log::encoded_len(std::slice::from_ref(&record));
+            chunk.push(record);
+        }
         if chunk.is_empty() {
             break;
         }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use weir::log::{Log, TopicConfig};
 use weir::processor::{ProcessorSpec, SpecChanges};
 use weir::runtime::Runtime;
 use weir::service::{AppState, Metrics};
@@ -66,8 +65,9 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     let broker = super::open_broker(dir)?;
     let log = broker.log().clone();
     for topic in &config.topics {
-        log.ensure_topic(&topic.name, TopicConfig::with_partitions(topic.partitions))
-            .with_context(|| format!("creating topic {}", topic.name))?;
+        broker
+            .declare_topic(topic)
+            .with_context(|| format!("declaring topic {}", topic.name))?;
     }
     // Before any processor starts, so its first batches are counted too.
     let metrics = Metrics::install().public(args.metrics_public || config.metrics_public);
@@ -102,7 +102,8 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     start_processors(&supervisor, &config, args.config.is_some()).await?;
     supervisor.mark_ready();
     supervisor.watch_failures(Duration::from_millis(500));
-    spawn_retention(log, config.retention_check_secs.unwrap_or(60));
+    let every = config.retention_check_secs.unwrap_or(60).max(1);
+    log.maintain_every(Some(Duration::from_secs(every)));
     serving
         .await
         .context("the server task")?
@@ -185,24 +186,4 @@ async fn create_declared(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Applies every topic's retention every `secs` seconds.
-fn spawn_retention(log: Arc<Log>, secs: u64) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(secs.max(1)));
-        ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let log = log.clone();
-            match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
-                Ok(Ok(deleted)) if !deleted.is_empty() => {
-                    tracing::info!(partitions = deleted.len(), "retention deleted segments")
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "applying retention"),
-                Err(e) => tracing::error!(error = %e, "retention task"),
-            }
-        }
-    });
 }

@@ -8,7 +8,7 @@
 //! 0   u32  length          bytes after this field
 //! 4   u32  crc32c          over bytes [8, 4 + length)
 //! 8   u8   magic = 1
-//! 9   u8   attributes = 0
+//! 9   u8   attributes: bit 0 = written by compaction (see below), others 0
 //! 10  u16  reserved = 0
 //! 12  u32  record count    >= 1
 //! 16  u64  base offset     offset of the first record; the rest follow densely
@@ -17,12 +17,19 @@
 //!     u32 value length, value, u32 header count,
 //!     per header: u16 name length, name (UTF-8), u32 value length, value
 //! ```
+//!
+//! Offsets are dense inside a batch. Between batches they are dense too,
+//! except after compaction: a batch compaction wrote carries
+//! [`COMPACTED`], and may follow a gap (records compaction removed), as may
+//! the end of its segment.
 
 use super::LogError;
 
 /// Bytes before the first record.
 pub const HEADER_LEN: usize = 32;
 const MAGIC: u8 = 1;
+/// The attribute bit of a batch written by compaction.
+pub const COMPACTED: u8 = 1;
 
 /// A record as a producer hands it to the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -86,6 +93,7 @@ pub struct BatchHeader {
     pub count: u32,
     pub base_offset: u64,
     pub max_timestamp: i64,
+    pub attributes: u8,
 }
 
 impl BatchHeader {
@@ -105,7 +113,13 @@ impl BatchHeader {
             count,
             base_offset: u64::from_le_bytes(bytes[16..24].try_into().ok()?),
             max_timestamp: i64::from_le_bytes(bytes[24..32].try_into().ok()?),
+            attributes: bytes[9],
         })
+    }
+
+    /// Whether compaction wrote the batch, so a gap may come before it.
+    pub fn is_compacted(&self) -> bool {
+        self.attributes & COMPACTED != 0
     }
 
     /// The offset after this batch's last record.
@@ -117,10 +131,15 @@ impl BatchHeader {
 /// Encodes `records` as one batch starting at `base_offset`; records without a
 /// timestamp get `now_ms`.
 pub fn encode(base_offset: u64, records: &[Record], now_ms: i64) -> Vec<u8> {
+    encode_with(base_offset, records, now_ms, 0)
+}
+
+/// [`encode`] with attribute bits (such as [`COMPACTED`]).
+pub fn encode_with(base_offset: u64, records: &[Record], now_ms: i64, attributes: u8) -> Vec<u8> {
     let body: usize = records.iter().map(Record::encoded_len).sum();
     let mut out = Vec::with_capacity(HEADER_LEN + body);
     out.extend_from_slice(&[0u8; 8]);
-    out.extend_from_slice(&[MAGIC, 0, 0, 0]);
+    out.extend_from_slice(&[MAGIC, attributes, 0, 0]);
     out.extend_from_slice(&(records.len() as u32).to_le_bytes());
     out.extend_from_slice(&base_offset.to_le_bytes());
     let max_ts = records
@@ -160,53 +179,149 @@ pub fn checksum_ok(bytes: &[u8], header: &BatchHeader) -> bool {
     bytes.len() as u64 == header.size && crc32c::crc32c(&bytes[8..]) == header.crc
 }
 
-/// Decodes a whole, checksum-verified batch, keeping records at or after `from`.
+/// Bytes `records` take as one batch.
+pub fn encoded_len(records: &[Record]) -> u64 {
+    (HEADER_LEN + records.iter().map(Record::encoded_len).sum::<usize>()) as u64
+}
+
+/// Splits `records` into runs, in order, each within `max_records` and (as a
+/// batch) `max_bytes`. A record too large alone is a run of its own, which
+/// the log then refuses.
+pub fn chunks(
+    records: &[Record],
+    max_records: u32,
+    max_bytes: u64,
+) -> impl Iterator<Item = &[Record]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = HEADER_LEN as u64;
+        let mut n = 0;
+        while n < rest.len() && n < max_records.max(1) as usize {
+            let len = rest[n].encoded_len() as u64;
+            if n > 0 && bytes + len > max_bytes {
+                break;
+            }
+            bytes += len;
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// A batch's records are sampled for seeking every this many records: a
+/// reader starting in the middle of a batch it has read before goes to the
+/// sample before its offset instead of walking from the first record.
+pub const SEEK_STEP: u64 = 128;
+
+/// Part of a checked batch to decode: `bytes` from byte `start`, where the
+/// record with offset `first` begins, up to the record with offset `end`
+/// (exclusive); `bytes` may stop there rather than at the batch's end.
+pub struct Window<'a> {
+    pub bytes: &'a [u8],
+    pub start: usize,
+    pub first: u64,
+    pub end: u64,
+}
+
+impl Window<'_> {
+    /// A whole batch.
+    pub fn whole<'a>(bytes: &'a [u8], header: &BatchHeader) -> Window<'a> {
+        Window {
+            bytes,
+            start: HEADER_LEN,
+            first: header.base_offset,
+            end: header.next_offset(),
+        }
+    }
+}
+
+/// Decodes the records of `window` at or after `from`, at most `max` of them.
+/// Records before `from` are stepped over without copying anything. With
+/// `seek`, the walk goes on to the window's end and notes (relative to the
+/// window's first record) the byte position of every [`SEEK_STEP`]-th record,
+/// and a whole batch is checked to end exactly after its last record.
 /// `corrupt` builds the error for a batch whose structure does not add up.
 pub fn decode(
-    bytes: &[u8],
-    header: &BatchHeader,
+    window: &Window<'_>,
     from: u64,
+    max: usize,
+    mut seek: Option<&mut Vec<u32>>,
     corrupt: impl Fn(&str) -> LogError,
 ) -> Result<Vec<StoredRecord>, LogError> {
     let mut cur = Cursor {
-        bytes,
-        pos: HEADER_LEN,
+        bytes: window.bytes,
+        pos: window.start,
     };
-    let mut records = Vec::with_capacity(header.count as usize);
-    for i in 0..header.count as u64 {
-        let parse = |cur: &mut Cursor| -> Option<StoredRecord> {
-            let timestamp = i64::from_le_bytes(cur.take(8)?.try_into().ok()?);
-            let key_len = i32::from_le_bytes(cur.take(4)?.try_into().ok()?);
-            let key = if key_len < 0 {
-                None
-            } else {
-                Some(cur.take(key_len as usize)?.to_vec())
-            };
-            let value = cur.take_u32_prefixed()?.to_vec();
-            let header_count = u32::from_le_bytes(cur.take(4)?.try_into().ok()?);
-            let mut headers = Vec::with_capacity(header_count.min(64) as usize);
-            for _ in 0..header_count {
-                let name_len = u16::from_le_bytes(cur.take(2)?.try_into().ok()?) as usize;
-                let name = String::from_utf8(cur.take(name_len)?.to_vec()).ok()?;
-                headers.push((name, cur.take_u32_prefixed()?.to_vec()));
-            }
-            Some(StoredRecord {
-                offset: header.base_offset + i,
-                timestamp,
-                key,
-                value,
-                headers,
-            })
-        };
-        let record = parse(&mut cur).ok_or_else(|| corrupt("record structure"))?;
-        if record.offset >= from {
-            records.push(record);
+    let wanted = window.end.saturating_sub(from.max(window.first));
+    let mut records = Vec::with_capacity(wanted.min(max as u64).min(1 << 16) as usize);
+    for offset in window.first..window.end {
+        let full = records.len() >= max;
+        if full && seek.is_none() {
+            return Ok(records);
         }
+        if let Some(seek) = seek.as_deref_mut()
+            && (offset - window.first).is_multiple_of(SEEK_STEP)
+        {
+            seek.push(cur.pos as u32);
+        }
+        if offset < from || full {
+            skip(&mut cur).ok_or_else(|| corrupt("record structure"))?;
+            continue;
+        }
+        let record = parse(&mut cur, offset).ok_or_else(|| corrupt("record structure"))?;
+        records.push(record);
     }
-    if cur.pos != bytes.len() {
+    if seek.is_some() && cur.pos != window.bytes.len() {
         return Err(corrupt("trailing bytes after the last record"));
     }
     Ok(records)
+}
+
+/// Steps over one record without copying it.
+fn skip(cur: &mut Cursor) -> Option<()> {
+    cur.take(8)?;
+    let key_len = i32::from_le_bytes(cur.take(4)?.try_into().ok()?);
+    if key_len >= 0 {
+        cur.take(key_len as usize)?;
+    }
+    cur.take_u32_prefixed()?;
+    let header_count = u32::from_le_bytes(cur.take(4)?.try_into().ok()?);
+    for _ in 0..header_count {
+        let name_len = u16::from_le_bytes(cur.take(2)?.try_into().ok()?) as usize;
+        cur.take(name_len)?;
+        cur.take_u32_prefixed()?;
+    }
+    Some(())
+}
+
+fn parse(cur: &mut Cursor, offset: u64) -> Option<StoredRecord> {
+    let timestamp = i64::from_le_bytes(cur.take(8)?.try_into().ok()?);
+    let key_len = i32::from_le_bytes(cur.take(4)?.try_into().ok()?);
+    let key = if key_len < 0 {
+        None
+    } else {
+        Some(cur.take(key_len as usize)?.to_vec())
+    };
+    let value = cur.take_u32_prefixed()?.to_vec();
+    let header_count = u32::from_le_bytes(cur.take(4)?.try_into().ok()?);
+    let mut headers = Vec::with_capacity(header_count.min(64) as usize);
+    for _ in 0..header_count {
+        let name_len = u16::from_le_bytes(cur.take(2)?.try_into().ok()?) as usize;
+        let name = String::from_utf8(cur.take(name_len)?.to_vec()).ok()?;
+        headers.push((name, cur.take_u32_prefixed()?.to_vec()));
+    }
+    Some(StoredRecord {
+        offset,
+        timestamp,
+        key,
+        value,
+        headers,
+    })
 }
 
 struct Cursor<'a> {
@@ -259,7 +374,8 @@ mod tests {
             (100, 3, 42)
         );
         assert!(checksum_ok(&bytes, &header));
-        let records = decode(&bytes, &header, 0, no_corruption).unwrap();
+        let whole = Window::whole(&bytes, &header);
+        let records = decode(&whole, 0, usize::MAX, None, no_corruption).unwrap();
         let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![100, 101, 102]);
         assert_eq!(records[0].key.as_deref(), Some(&b"k1"[..]));
@@ -277,9 +393,49 @@ mod tests {
     fn decode_from_mid_batch_skips_earlier_records() {
         let bytes = encode(10, &sample(), 0);
         let header = BatchHeader::parse(&bytes).unwrap();
-        let records = decode(&bytes, &header, 12, no_corruption).unwrap();
+        let whole = Window::whole(&bytes, &header);
+        let records = decode(&whole, 12, usize::MAX, None, no_corruption).unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].offset, 12);
+    }
+
+    #[test]
+    fn a_window_from_a_seek_sample_decodes_like_the_whole_batch() {
+        let records: Vec<Record> = (0..1000)
+            .map(|i| Record::keyed(format!("k{i}"), "v".repeat(i % 50)))
+            .collect();
+        let bytes = encode(5000, &records, 1);
+        let header = BatchHeader::parse(&bytes).unwrap();
+        let mut seek = Vec::new();
+        let whole = Window::whole(&bytes, &header);
+        let first = decode(&whole, 5300, 10, Some(&mut seek), no_corruption).unwrap();
+        assert_eq!(seek.len(), 1000usize.div_ceil(SEEK_STEP as usize));
+        assert_eq!(first.len(), 10);
+        // From sample 2 (record 256) to sample 4 (record 512): offsets 5300..5310.
+        let window = Window {
+            bytes: &bytes[..seek[4] as usize],
+            start: seek[2] as usize,
+            first: 5000 + 2 * SEEK_STEP,
+            end: 5000 + 4 * SEEK_STEP,
+        };
+        let again = decode(&window, 5300, 10, None, no_corruption).unwrap();
+        assert_eq!(again, first);
+        assert_eq!(again[0].offset, 5300);
+        assert_eq!(again[0].key.as_deref(), Some(&b"k300"[..]));
+    }
+
+    #[test]
+    fn chunks_stay_within_both_limits_and_keep_order() {
+        let records: Vec<Record> = (0..100).map(|i| Record::value(vec![i as u8; 40])).collect();
+        let chunks: Vec<&[Record]> = chunks(&records, 7, 300).collect();
+        assert!(chunks.iter().all(|c| c.len() <= 7 && encoded_len(c) <= 300));
+        assert_eq!(chunks.concat(), records);
+        let big = [Record::value(vec![0; 1000])];
+        assert_eq!(
+            super::chunks(&big, 7, 300).count(),
+            1,
+            "alone, to be refused"
+        );
     }
 
     #[test]

@@ -15,13 +15,24 @@ pub const MAX_PARTITIONS: u32 = 1024;
 /// The flush interval of the default policy, [`Durability::Interval`].
 pub const DEFAULT_INTERVAL_MS: u64 = 1000;
 
+/// The default most bytes of one batch ([`TopicConfig::max_batch_bytes`]).
+pub const DEFAULT_MAX_BATCH_BYTES: u64 = 1 << 20;
+
+/// The default most records of one batch ([`TopicConfig::max_batch_records`]).
+pub const DEFAULT_MAX_BATCH_RECORDS: u32 = 10_000;
+
 /// When an append is acknowledged, relative to its bytes reaching stable storage.
+///
+/// Its text form (the CLI's, the API's and `topic.json`'s) is `always`,
+/// `never`, `interval` (every [`DEFAULT_INTERVAL_MS`]) or `interval:MS`; a
+/// `topic.json` written before that form (`{"interval":{"ms":N}}`) still
+/// loads.
 ///
 /// Every policy acknowledges an append only after its batch is wholly written
 /// to the segment file; they differ in what a *power loss or kernel crash* (not
 /// a process crash: the page cache survives that) may take with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "DurabilityForm")]
 pub enum Durability {
     /// An append returns only after an `fdatasync` that covers it. Concurrent
     /// appends to a partition share one fsync (group commit), and readers see a
@@ -49,7 +60,103 @@ impl Default for Durability {
     }
 }
 
-/// A topic's settings, fixed at creation and kept in its `topic.json`.
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Durability::Always => f.write_str("always"),
+            Durability::Never => f.write_str("never"),
+            Durability::Interval { ms } => write!(f, "interval:{ms}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Durability, String> {
+        let bad =
+            || format!("unknown durability {s:?}: expected always, never, interval or interval:MS");
+        match s.split_once(':') {
+            None if s == "always" => Ok(Durability::Always),
+            None if s == "never" => Ok(Durability::Never),
+            None if s == "interval" => Ok(Durability::default()),
+            Some(("interval", ms)) => ms
+                .trim_end_matches("ms")
+                .parse()
+                .map(|ms| Durability::Interval { ms })
+                .map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Serialize for Durability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What a durability may be written as: the text form, or the tagged form of
+/// `topic.json` files from before it.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DurabilityForm {
+    Text(String),
+    Tagged(TaggedDurability),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TaggedDurability {
+    Always,
+    Interval { ms: u64 },
+    Never,
+}
+
+impl TryFrom<DurabilityForm> for Durability {
+    type Error = String;
+
+    fn try_from(form: DurabilityForm) -> Result<Durability, String> {
+        match form {
+            DurabilityForm::Text(text) => text.parse(),
+            DurabilityForm::Tagged(TaggedDurability::Always) => Ok(Durability::Always),
+            DurabilityForm::Tagged(TaggedDurability::Never) => Ok(Durability::Never),
+            DurabilityForm::Tagged(TaggedDurability::Interval { ms }) => {
+                Ok(Durability::Interval { ms })
+            }
+        }
+    }
+}
+
+/// What happens to a topic's old records besides retention: `delete` only
+/// drops whole segments past the retention limits; `compact` also rewrites
+/// sealed segments to keep only the latest record of each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CleanupPolicy {
+    #[default]
+    Delete,
+    Compact,
+}
+
+impl CleanupPolicy {
+    pub const ALL: [CleanupPolicy; 2] = [CleanupPolicy::Delete, CleanupPolicy::Compact];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CleanupPolicy> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+crate::keyword::keywords!(CleanupPolicy);
+
+/// A topic's settings, kept in its `topic.json`. The partition count is fixed
+/// at creation; the rest may change later ([`super::Log::alter_topic`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub partitions: u32,
@@ -67,6 +174,34 @@ pub struct TopicConfig {
     pub retention_bytes: Option<u64>,
     #[serde(default)]
     pub durability: Durability,
+    #[serde(default)]
+    pub cleanup_policy: CleanupPolicy,
+    /// Under `compact`, how long a tombstone (a keyed record with an empty
+    /// value) is kept after its timestamp before compaction drops it.
+    #[serde(default = "default_delete_retention_ms")]
+    pub delete_retention_ms: u64,
+    /// The most bytes one batch may take on disk; larger appends are refused
+    /// and producers split their records below it.
+    #[serde(default = "default_max_batch_bytes")]
+    pub max_batch_bytes: u64,
+    /// The most records one batch may hold.
+    #[serde(default = "default_max_batch_records")]
+    pub max_batch_records: u32,
+}
+
+/// A day, as Kafka's `delete.retention.ms`.
+pub const DEFAULT_DELETE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn default_delete_retention_ms() -> u64 {
+    DEFAULT_DELETE_RETENTION_MS
+}
+
+fn default_max_batch_bytes() -> u64 {
+    DEFAULT_MAX_BATCH_BYTES
+}
+
+fn default_max_batch_records() -> u32 {
+    DEFAULT_MAX_BATCH_RECORDS
 }
 
 impl TopicConfig {
@@ -80,6 +215,10 @@ impl TopicConfig {
             retention_ms: None,
             retention_bytes: None,
             durability: Durability::default(),
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
         }
     }
 
@@ -127,6 +266,16 @@ impl TopicConfig {
                 what: "segment_ms must be at least 1",
             });
         }
+        if self.max_batch_records == 0 {
+            return Err(LogError::BadConfig {
+                what: "max_batch_records must be at least 1",
+            });
+        }
+        if self.max_batch_bytes < 64 {
+            return Err(LogError::BadConfig {
+                what: "max_batch_bytes must be at least 64",
+            });
+        }
         Ok(())
     }
 }
@@ -143,6 +292,30 @@ mod tests {
         assert_eq!(config.retention_ms, None);
         assert_eq!(config.retention_bytes, None);
         assert_eq!(config.segment_ms, None);
+        assert_eq!(config.cleanup_policy, CleanupPolicy::Delete);
+        assert_eq!(config.max_batch_bytes, DEFAULT_MAX_BATCH_BYTES);
+        assert_eq!(config.max_batch_records, DEFAULT_MAX_BATCH_RECORDS);
+        let tagged = r#"{"partitions":1,"segment_bytes":9,"durability":{"interval":{"ms":7}}}"#;
+        let config: TopicConfig = serde_json::from_str(tagged).unwrap();
+        assert_eq!(config.durability, Durability::Interval { ms: 7 });
+    }
+
+    #[test]
+    fn durability_has_a_text_form() {
+        for (text, d) in [
+            ("always", Durability::Always),
+            ("never", Durability::Never),
+            ("interval", Durability::Interval { ms: 1000 }),
+            ("interval:250", Durability::Interval { ms: 250 }),
+        ] {
+            assert_eq!(text.parse::<Durability>().unwrap(), d);
+        }
+        assert_eq!(Durability::Interval { ms: 5 }.to_string(), "interval:5");
+        let err = "sometimes".parse::<Durability>().unwrap_err();
+        assert!(
+            err.contains("sometimes") && err.contains("interval:MS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -111,6 +111,8 @@ impl Harness {
         let clock = self.clock.clone();
         let options = LogOptions {
             clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+            // The oracle applies retention itself, at the steps it chooses.
+            maintenance: None,
             ..LogOptions::default()
         };
         self.log = Some(Log::open_with(self.dir.path(), options).expect("reopen"));

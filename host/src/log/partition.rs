@@ -13,9 +13,10 @@
 //! - After a failed write or fsync the partition is poisoned and refuses every
 //!   append until it is reopened (recovery then decides what is on disk).
 //!
-//! Lock order: `writer` → `commit` → `view`.
+//! Lock order: `cleaning` → `writer` → `commit` → `view`.
 
 mod commit;
+mod compactor;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -54,13 +55,17 @@ impl View {
 pub struct Partition {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
-    config: TopicConfig,
+    /// The topic's settings; [`super::Log::alter_topic`] replaces them.
+    config: RwLock<TopicConfig>,
     writer: Mutex<Writer>,
     /// Group commit and poisoning; see `partition/commit.rs`.
     commit: Mutex<CommitState>,
     /// Woken whenever a group-commit fsync finishes.
     committed: Condvar,
     view: RwLock<View>,
+    /// Held by compaction and by deletions of sealed segments, so neither
+    /// changes the segments the other is working on.
+    cleaning: Mutex<compactor::Cleaned>,
     /// Corruption found in sealed segments when the partition was opened:
     /// (file, byte position, what).
     damage: Vec<(PathBuf, u64, String)>,
@@ -76,6 +81,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Partition, LogError> {
         std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+        compactor::recover(storage.as_ref(), dir)?;
         let bases = list_segments(storage.as_ref(), dir)?;
         let mut sealed = Vec::with_capacity(bases.len());
         let mut damage = Vec::new();
@@ -119,11 +125,12 @@ impl Partition {
         Ok(Partition {
             dir: dir.to_path_buf(),
             storage,
-            config,
+            config: RwLock::new(config),
             writer: Mutex::new(Writer::new(active)),
             commit: Mutex::new(commit),
             committed: Condvar::new(),
             view: RwLock::new(view),
+            cleaning: Mutex::default(),
             damage,
         })
     }
@@ -153,7 +160,18 @@ impl Partition {
     }
 
     pub fn durability(&self) -> Durability {
-        self.config.durability
+        self.config().durability
+    }
+
+    /// The topic's settings as they are now.
+    pub fn config(&self) -> TopicConfig {
+        *self.config.read().expect("config lock")
+    }
+
+    /// Takes new settings; the next append, roll or maintenance pass follows
+    /// them.
+    pub fn set_config(&self, config: TopicConfig) {
+        *self.config.write().expect("config lock") = config;
     }
 
     /// Reads records from `from` up to `max_records` or about `max_bytes` (at

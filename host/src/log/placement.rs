@@ -80,10 +80,10 @@ impl Log {
     }
 
     /// Places `records` (each with the partition it names, if any) by the
-    /// rule of [`Placement`] and appends them as one batch per partition, in
-    /// partition order. Returns (partition, first offset) per batch. A
-    /// partition that does not exist fails the call before anything is
-    /// appended.
+    /// rule of [`Placement`] and appends them, partition by partition in
+    /// partition order, in as few batches as the topic's batch limits allow.
+    /// Returns (partition, first offset) per batch. A partition that does not
+    /// exist fails the call before anything is appended.
     pub fn produce(
         &self,
         topic: &str,
@@ -95,10 +95,12 @@ impl Log {
             let p = placement.place(partition, record.key.as_deref())?;
             by_partition.entry(p).or_default().push(record);
         }
-        by_partition
-            .into_iter()
-            .map(|(p, records)| Ok((p, self.append(topic, p, &records)?)))
-            .collect()
+        let mut batches = Vec::with_capacity(by_partition.len());
+        for (p, records) in by_partition {
+            let bases = self.append_chunked(topic, p, &records)?;
+            batches.extend(bases.into_iter().map(|base| (p, base)));
+        }
+        Ok(batches)
     }
 }
 

@@ -19,14 +19,15 @@
 mod active;
 mod sealed;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use active::ActiveSegment;
 pub use sealed::SealedSegment;
 
 use super::LogError;
-use super::batch::{self, BatchHeader, HEADER_LEN, StoredRecord};
+use super::batch::{self, BatchHeader, HEADER_LEN, SEEK_STEP, StoredRecord, Window};
 use super::index::{INDEX_INTERVAL, OffsetIndex};
 use super::storage::StorageFile;
 use super::timeindex::{TimeEntry, TimeIndex};
@@ -106,7 +107,17 @@ pub struct SegmentReader {
     file: Arc<dyn StorageFile>,
     /// Grows while the segment is active; fixed once sealed.
     indexes: RwLock<Indexes>,
+    /// Seek samples of the large batches read lately: (batch position, byte
+    /// position in the batch of every [`SEEK_STEP`]-th record), learnt when
+    /// the batch was read whole and its checksum verified. A reader that
+    /// resumes in the middle of such a batch reads and decodes only the
+    /// samples around what it returns, so consuming a batch of n records
+    /// k at a time costs about n, not n²/k.
+    seeks: Mutex<VecDeque<(u64, Arc<Vec<u32>>)>>,
 }
+
+/// How many batches' seek samples a segment keeps.
+const SEEK_CACHE: usize = 8;
 
 /// What a scan of a segment from its start found.
 #[derive(Debug)]
@@ -118,6 +129,9 @@ pub struct Scan {
     pub indexes: Indexes,
     /// Why the scan stopped before the end of the file, if it did.
     pub stopped: Option<&'static str>,
+    /// Whether compaction wrote the segment (its batches say so), so its
+    /// last records may be gone: it may end before the next one begins.
+    pub compacted: bool,
 }
 
 impl SegmentReader {
@@ -127,6 +141,7 @@ impl SegmentReader {
             path,
             file,
             indexes: RwLock::new(indexes),
+            seeks: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -155,6 +170,7 @@ impl SegmentReader {
         let mut indexes = Indexes::new();
         let mut head = [0u8; HEADER_LEN];
         let mut stopped = None;
+        let mut compacted = false;
         while pos < len {
             if pos + HEADER_LEN as u64 > len {
                 stopped = Some("truncated batch header");
@@ -165,7 +181,7 @@ impl SegmentReader {
                 stopped = Some("invalid batch header");
                 break;
             };
-            if header.base_offset != expected {
+            if !follows(&header, expected) {
                 stopped = Some("batch offset out of sequence");
                 break;
             }
@@ -180,6 +196,7 @@ impl SegmentReader {
                 break;
             }
             indexes.observe(base, &header, pos);
+            compacted |= header.is_compacted();
             pos += header.size;
             expected = header.next_offset();
         }
@@ -188,6 +205,7 @@ impl SegmentReader {
             next_offset: expected,
             indexes,
             stopped,
+            compacted,
         })
     }
 
@@ -227,9 +245,9 @@ impl SegmentReader {
             if (read > 0 || !first_is_free) && read + header.size > max_bytes {
                 break;
             }
-            let records = self.records_at(pos, &header, from)?;
             let room = max_records - out.len();
-            out.extend(records.into_iter().filter(|r| r.offset < end).take(room));
+            let records = self.records_at(pos, &header, from, room)?;
+            out.extend(records.into_iter().filter(|r| r.offset < end));
             read += header.size;
             pos += header.size;
         }
@@ -251,7 +269,7 @@ impl SegmentReader {
                 break;
             }
             if header.max_timestamp >= ts {
-                let records = self.records_at(pos, &header, 0)?;
+                let records = self.records_at(pos, &header, 0, usize::MAX)?;
                 let found = records
                     .iter()
                     .find(|r| r.timestamp >= ts && r.offset < end)
@@ -269,16 +287,18 @@ impl SegmentReader {
     /// at `next_offset`: a cheap check of a sealed segment's tail on open.
     pub fn check_tail(&self, mut pos: u64, size: u64, next_offset: u64) -> Result<(), LogError> {
         let mut expected = None;
+        let mut compacted = false;
         while pos < size {
             let header = self.header_at(pos, size)?;
-            if expected.is_some_and(|e| e != header.base_offset) {
+            if expected.is_some_and(|e| !follows(&header, e)) {
                 return Err(self.corrupt(pos, "batch offset out of sequence"));
             }
             expected = Some(header.next_offset());
+            compacted = header.is_compacted();
             pos += header.size;
         }
         match expected {
-            Some(e) if e != next_offset => {
+            Some(e) if e > next_offset || (e < next_offset && !compacted) => {
                 Err(self.corrupt(pos, "segment does not end where sealed"))
             }
             _ => Ok(()),
@@ -296,18 +316,63 @@ impl SegmentReader {
             .ok_or_else(|| self.corrupt(pos, "invalid batch header"))
     }
 
+    /// At most `max` records at or after `from` of the batch at `pos`.
     fn records_at(
         &self,
         pos: u64,
         header: &BatchHeader,
         from: u64,
+        max: usize,
     ) -> Result<Vec<StoredRecord>, LogError> {
+        let corrupt = |what: &str| self.corrupt(pos, what);
+        let large = u64::from(header.count) > SEEK_STEP;
+        if large && let Some(seek) = self.seek_samples(pos) {
+            let base = header.base_offset;
+            let skip = from.saturating_sub(base);
+            let first = skip / SEEK_STEP;
+            let last = skip
+                .saturating_add(max as u64)
+                .min(u64::from(header.count))
+                .div_ceil(SEEK_STEP);
+            let start = u64::from(seek[first as usize]);
+            let stop = seek
+                .get(last as usize)
+                .map_or(header.size, |&p| u64::from(p));
+            let mut bytes = vec![0u8; (stop - start) as usize];
+            self.read_at(&mut bytes, pos + start)?;
+            let window = Window {
+                bytes: &bytes,
+                start: 0,
+                first: base + first * SEEK_STEP,
+                end: (base + last * SEEK_STEP).min(header.next_offset()),
+            };
+            return batch::decode(&window, from, max, None, corrupt);
+        }
         let mut bytes = vec![0u8; header.size as usize];
         self.read_at(&mut bytes, pos)?;
         if !batch::checksum_ok(&bytes, header) {
             return Err(self.corrupt(pos, "checksum mismatch"));
         }
-        batch::decode(&bytes, header, from, |what| self.corrupt(pos, what))
+        let whole = Window::whole(&bytes, header);
+        if !large {
+            return batch::decode(&whole, from, max, None, corrupt);
+        }
+        let mut seek = Vec::new();
+        let records = batch::decode(&whole, from, max, Some(&mut seek), corrupt)?;
+        let mut seeks = self.seeks.lock().expect("seek lock");
+        if seeks.len() >= SEEK_CACHE {
+            seeks.pop_front();
+        }
+        seeks.push_back((pos, Arc::new(seek)));
+        Ok(records)
+    }
+
+    fn seek_samples(&self, pos: u64) -> Option<Arc<Vec<u32>>> {
+        let seeks = self.seeks.lock().expect("seek lock");
+        seeks
+            .iter()
+            .find(|(p, _)| *p == pos)
+            .map(|(_, s)| s.clone())
     }
 
     fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
@@ -326,6 +391,12 @@ impl SegmentReader {
             what: what.to_string(),
         }
     }
+}
+
+/// Whether a batch may come where offset `expected` is due: right there, or
+/// later when compaction wrote it (the records between are gone).
+fn follows(header: &BatchHeader, expected: u64) -> bool {
+    header.base_offset == expected || (header.is_compacted() && header.base_offset > expected)
 }
 
 fn read_at(file: &dyn StorageFile, path: &Path, buf: &mut [u8], pos: u64) -> Result<(), LogError> {

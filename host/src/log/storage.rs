@@ -33,6 +33,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (created, renamed, removed files) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames a file within its directory, replacing any file at `to` in
+    /// one step (compaction swaps its output in this way).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
 }
 
 /// One open file, addressed by position.

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use super::records::{fetch, produce};
 use super::{ApiError, AppState};
 use crate::broker::SeekTo;
-use crate::wire::{CreateTopic, GroupLag, Seek, Seeked, TopicInfo};
+use crate::wire::{CreateTopic, GroupLag, Seek, Seeked, TopicInfo, TopicSettings};
 
 pub(super) type Shared = State<Arc<AppState>>;
 
@@ -24,6 +24,7 @@ routes! {
     GET "/topics" => list_topics,
     POST "/topics" => create_topic,
     GET "/topics/{topic}" => describe_topic,
+    PATCH "/topics/{topic}" => alter_topic,
     DELETE "/topics/{topic}" => delete_topic,
     POST "/topics/{topic}/records" => produce,
     GET "/topics/{topic}/partitions/{partition}/records" => fetch,
@@ -52,12 +53,31 @@ async fn list_topics(State(state): Shared) -> Result<Json<Vec<TopicInfo>>, ApiEr
     Ok(Json(state.broker.topic_infos()?))
 }
 
+/// A JSON body of type `T`; a body that does not parse (a misspelt field
+/// among them) is 400 with serde's message, which names the field.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
 async fn create_topic(
     State(state): Shared,
-    Json(body): Json<CreateTopic>,
+    bytes: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<TopicInfo>), ApiError> {
-    let topic = state.broker.create_topic(&body.name, body.partitions)?;
+    let topic = state
+        .broker
+        .create_topic_with(&body::<CreateTopic>(&bytes)?)?;
     Ok((StatusCode::CREATED, Json(topic)))
+}
+
+/// Changes a topic's settings; what the body leaves out stays.
+async fn alter_topic(
+    State(state): Shared,
+    Path(topic): Path<String>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<TopicInfo>, ApiError> {
+    let settings: TopicSettings = body(&bytes)?;
+    Ok(Json(state.broker.alter_topic(&topic, &settings)?))
 }
 
 async fn describe_topic(

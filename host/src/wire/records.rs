@@ -59,8 +59,9 @@ pub struct ProduceQuery {
 /// What a produce appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Produced {
-    /// (partition, first offset) of each appended batch: one per partition,
-    /// in partition order.
+    /// (partition, first offset) of each appended batch, in partition order:
+    /// one per partition, or more where the records were over the topic's
+    /// batch limits.
     pub batches: Vec<(u32, u64)>,
     pub count: usize,
 }

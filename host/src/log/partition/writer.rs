@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use super::super::LogError;
 use super::super::batch::{self, BatchHeader, Record};
-use super::super::config::Durability;
+use super::super::config::{CleanupPolicy, Durability};
 use super::super::segment::{self, ActiveSegment, SealedSegment};
 use super::Partition;
 use super::commit::Mark;
@@ -70,12 +70,12 @@ impl Partition {
         if records.is_empty() {
             return Ok(base);
         }
+        let config = self.config();
         let bytes = batch::encode(base, records, now_ms);
         let header = BatchHeader::parse(&bytes).expect("an encoded batch has a valid header");
         let active = &writer.active;
-        let full = active.size() + bytes.len() as u64 > self.config.segment_bytes;
-        let old = self
-            .config
+        let full = active.size() + bytes.len() as u64 > config.segment_bytes;
+        let old = config
             .segment_ms
             .is_some_and(|ms| active.age_ms(now_ms) >= ms);
         if active.size() > 0 && (full || old) {
@@ -84,7 +84,7 @@ impl Partition {
         if let Err(e) = writer.active.append(&bytes, &header, now_ms) {
             return Err(self.poison("write", e));
         }
-        let always = self.config.durability == Durability::Always;
+        let always = config.durability == Durability::Always;
         self.record_written(Mark::of(&writer.active), !always);
         drop(writer);
         if always {
@@ -130,12 +130,56 @@ impl Partition {
         Ok(())
     }
 
+    /// One maintenance pass (see `log/flusher.rs`): rolls the active segment
+    /// if it is due, applies retention and, under the `compact` policy,
+    /// compacts the sealed segments. A partition of a deleted topic is left
+    /// alone. Returns what retention deleted.
+    pub fn maintain(&self, now_ms: i64) -> Result<Vec<DeletedSegment>, LogError> {
+        let result = self.roll_if_due(now_ms).and_then(|_| {
+            let deleted = self.enforce_retention(now_ms)?;
+            if self.config().cleanup_policy == CleanupPolicy::Compact {
+                self.compact(now_ms)?;
+            }
+            Ok(deleted)
+        });
+        match result {
+            Err(LogError::Deleted { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// Seals a non-empty active segment that is older than `segment_ms`, or
+    /// whose records are all past `retention_ms` (so retention can delete
+    /// them although no append comes to roll it). Returns whether it rolled.
+    pub fn roll_if_due(&self, now_ms: i64) -> Result<bool, LogError> {
+        let config = self.config();
+        let mut writer = self.writer.lock().expect("writer lock");
+        writer.check_retired(self)?;
+        if writer.active.size() == 0 || self.is_poisoned() {
+            return Ok(false);
+        }
+        let active = &writer.active;
+        let aged = config
+            .segment_ms
+            .is_some_and(|ms| active.age_ms(now_ms) >= ms);
+        let expired = config.retention_ms.is_some_and(|ms| {
+            active.reader().indexes().max_timestamp
+                < now_ms.saturating_sub(ms.min(i64::MAX as u64) as i64)
+        });
+        if !(aged || expired) {
+            return Ok(false);
+        }
+        self.roll_locked(&mut writer)?;
+        Ok(true)
+    }
+
     /// Deletes the oldest sealed segments that are past the topic's retention by
     /// time (their newest record is older than `retention_ms`) or by size (the
     /// partition is larger than `retention_bytes`). The active segment is never
     /// deleted. Returns what was deleted, oldest first.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<DeletedSegment>, LogError> {
-        let (max_age, max_bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        let config = self.config();
+        let (max_age, max_bytes) = (config.retention_ms, config.retention_bytes);
         if max_age.is_none() && max_bytes.is_none() {
             return Ok(Vec::new());
         }
@@ -159,6 +203,7 @@ impl Partition {
         &self,
         doomed: impl Fn(&SealedSegment, u64) -> bool,
     ) -> Result<Vec<DeletedSegment>, LogError> {
+        let _cleaning = self.cleaning.lock().expect("cleaning lock");
         let writer = self.writer.lock().expect("writer lock");
         writer.check_retired(self)?;
         let sealed = self.view.read().expect("view lock").sealed.clone();

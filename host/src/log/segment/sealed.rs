@@ -29,7 +29,7 @@ pub struct SealedSegment {
 }
 
 impl SealedSegment {
-    pub(super) fn new(reader: Arc<SegmentReader>, seal: SealRecord) -> SealedSegment {
+    pub fn new(reader: Arc<SegmentReader>, seal: SealRecord) -> SealedSegment {
         SealedSegment {
             reader,
             seal,
@@ -95,10 +95,16 @@ impl SealedSegment {
         let reader = Arc::new(SegmentReader::new(base, path, file, indexes.clone()));
         let damage = match scan.stopped {
             Some(what) => Some(reader.corrupt(scan.valid_len, what)),
-            None if scan.next_offset != next_base => Some(reader.corrupt(
-                scan.valid_len,
-                "sealed segment does not end where the next begins",
-            )),
+            // Compaction may have removed the last records; never more than
+            // the segment held.
+            None if scan.next_offset > next_base
+                || (scan.next_offset < next_base && !scan.compacted) =>
+            {
+                Some(reader.corrupt(
+                    scan.valid_len,
+                    "sealed segment does not end where the next begins",
+                ))
+            }
             None => None,
         };
         if damage.is_none() {

@@ -172,6 +172,12 @@ impl Groups {
         }
     }
 
+    /// Forgets `group` (its members, restored ones included): the group of a
+    /// deleted processor, whose record is removed with its offsets.
+    pub fn forget(&self, group: &str) {
+        self.groups.lock().expect("groups lock").remove(group);
+    }
+
     /// Writes the group's record if a rebalance changed it. A failed write is
     /// logged and retried at the next call: membership itself is in memory,
     /// and a stale record only costs a rebalance after a restart.

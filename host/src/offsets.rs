@@ -235,6 +235,13 @@ impl Offsets {
     /// and a group joined again under the name starts by its reset policy.
     pub fn delete_group(&self, group: &str) -> Result<(), OffsetsError> {
         let mut state = self.committed.lock().expect("offsets lock");
+        if state.groups.contains_key(group) {
+            // The coordinator's record of the group goes too.
+            let tombstone = Record::keyed(group.to_string(), Vec::new());
+            self.log.append(OFFSETS_TOPIC, 0, &[tombstone])?;
+            state.groups.remove(group);
+            state.since_snapshot += 1;
+        }
         self.forget_where(&mut state, |k| k.0 == group)
     }
 

@@ -119,7 +119,7 @@ fn errors_are_one_line_with_the_cause_and_a_did_you_mean_never_a_backtrace() {
         ),
         (
             &["group", "describe", "reader"][..],
-            "Error: group \"reader\" has no committed offsets (did you mean `readers`?)",
+            "Error: group \"reader\" has no committed offsets and no live members (did you mean `readers`?)",
         ),
     ] {
         let stderr = failed(weir(d, args).env("RUST_BACKTRACE", "1"));

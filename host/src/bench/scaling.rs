@@ -51,7 +51,7 @@ async fn width(dir: &Path, records: u64, members: usize) -> Result<(f64, u64), D
     let broker = Broker::open(&data)?;
     let log = broker.log().clone();
     let partitions = TopicConfig::with_partitions(members as u32);
-    log.create_topic("in", partitions.clone())?;
+    log.create_topic("in", partitions)?;
     log.create_topic("out", partitions)?;
     crate::demo::produce_orders(&log, "in", records)?;
     let runtime = Runtime::new(&data, log.clone())?;

@@ -378,10 +378,13 @@ impl Broker {
         Ok(self.offsets.delete_topic(topic)?)
     }
 
-    /// Forgets `group`'s committed offsets, so it leaves `list_groups` (once
-    /// it has no live members) and its lag is no longer reported.
+    /// Forgets `group`: its committed offsets, the coordinator's record of it
+    /// and its members, so it leaves `list_groups` and its lag is no longer
+    /// reported (a deleted processor's group).
     pub fn delete_group(&self, group: &str) -> Result<(), GroupError> {
-        Ok(self.offsets.delete_group(group)?)
+        self.offsets.delete_group(group)?;
+        self.groups.forget(group);
+        Ok(())
     }
 }
 

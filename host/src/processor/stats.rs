@@ -81,6 +81,7 @@ impl Stats {
                 .increment(0);
         }
         metrics::counter!("weir_lag_skipped_records_total", "processor" => p.clone()).increment(0);
+        metrics::counter!("weir_breaker_trips_total", "processor" => p.clone()).increment(0);
         metrics::gauge!("weir_paused_partitions", "processor" => p.clone()).increment(0.0);
         for name in ["weir_guest_process_seconds", "weir_commit_seconds"] {
             // Registering a histogram records nothing.

@@ -1,10 +1,10 @@
 //! The outermost layer of every request: one tracing event with the method,
 //! path, status and latency (debug for successes, info for client errors,
-//! warn for server errors), and errors shaped as JSON. Handlers already answer
-//! errors as `{"error": ...}`; what axum answers by itself (no such route, a
-//! method the route lacks, a body over the limit, a query or path that does
-//! not parse) arrives as plain text or nothing, and is rewrapped here so that a
-//! client sees one error shape everywhere.
+//! warn for server errors but the probes' 503), and errors shaped as JSON.
+//! Handlers already answer errors as `{"error": ...}`; what axum answers by
+//! itself (no such route, a method the route lacks, a body over the limit, a
+//! query or path that does not parse) arrives as plain text or nothing, and
+//! is rewrapped here so that a client sees one error shape everywhere.
 
 use std::time::Instant;
 
@@ -25,7 +25,10 @@ pub async fn log_and_shape(request: Request, next: Next) -> Response {
     let response = shape(next.run(request).await).await;
     let status = response.status();
     let micros = started.elapsed().as_micros() as u64;
-    if status.is_server_error() {
+    // A probe's "not ready yet" is an answer, not a failure: polled often
+    // while processors are restored, it would flood the log at warn.
+    let probe = path == "/ready" || path == "/health";
+    if status.is_server_error() && !probe {
         tracing::warn!(%method, path, status = status.as_u16(), micros, "request");
     } else if status.is_client_error() {
         tracing::info!(%method, path, status = status.as_u16(), micros, "request");

@@ -84,6 +84,11 @@ pub const SERIES: &[(&str, Kind, &str)] = &[
         "Records skipped by lag tolerance, by processor.",
     ),
     (
+        "weir_breaker_trips_total",
+        Kind::Counter,
+        "Times the circuit breaker stopped a processor on a systemic failure, by processor.",
+    ),
+    (
         "weir_paused_partitions",
         Kind::Gauge,
         "Partitions paused after a batch kept failing, by processor.",

@@ -44,7 +44,8 @@
 //!   checkpoint; the changelog's record formats and how units replay.
 //! - [`runtime`]: the wasmtime engines (one per stack and fuel setting, one
 //!   epoch ticker), the on-disk compiled-component cache, the WIT bindings and
-//!   host imports, per-batch stores under per-processor limits (memory,
+//!   host imports, per-batch stores (their instances from a pooling
+//!   allocator with copy-on-write images) under per-processor limits (memory,
 //!   deadline, wasm stack, fuel) with no ambient authority but an optional
 //!   scratch directory, the [`runtime::Handler`] seam a native processor
 //!   also fits, and the interrupt that ends every running guest at shutdown.
@@ -79,7 +80,8 @@
 //!   otherwise).
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
-//! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands.
+//! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands (the
+//!   benchmark reports as text tables or, with `--json`, one JSON object).
 //! - [`error`]: helpers every subsystem's error type shares (an error chain
 //!   on one line, the "did you mean" of a mistyped name); `keyword` (private): the macro that gives the keyword
 //!   enums of the settings (`reset`, `protocol`, `assignor`, `when_exhausted`)

@@ -83,9 +83,10 @@
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands (the
 //!   benchmark reports as text tables or, with `--json`, one JSON object).
 //! - [`error`]: helpers every subsystem's error type shares (an error chain
-//!   on one line, the "did you mean" of a mistyped name); `keyword` (private): the macro that gives the keyword
-//!   enums of the settings (`reset`, `protocol`, `assignor`, `when_exhausted`)
-//!   their `FromStr`, `Display` and serde forms.
+//!   on one line, the "did you mean" of a mistyped name); `keyword`
+//!   (private): the macro that gives the keyword enums of the settings
+//!   (`reset`, `protocol`, `assignor`, `when_exhausted`) their `FromStr`,
+//!   `Display` and serde forms.
 //! - [`guests`]: the sample guest components embedded in the binary.
 //!
 //! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.

@@ -278,6 +278,17 @@ impl Log {
         if name.starts_with("__") {
             return Err(LogError::Internal(name.to_string()));
         }
+        self.remove_topic(name)
+    }
+
+    /// Deletes an internal topic (a deleted processor's state changelog):
+    /// only weir itself removes those.
+    pub(crate) fn delete_internal_topic(&self, name: &str) -> Result<(), LogError> {
+        name::validate("topic", name)?;
+        self.remove_topic(name)
+    }
+
+    fn remove_topic(&self, name: &str) -> Result<(), LogError> {
         let mut topics = self.topics.write().expect("topic map lock");
         let topic = topics
             .get(name)

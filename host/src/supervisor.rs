@@ -108,6 +108,8 @@ pub enum SupervisorError {
     Group(#[from] GroupError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("loading a component")]
     Task(#[source] tokio::task::JoinError),
 }

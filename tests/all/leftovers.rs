@@ -1,6 +1,6 @@
 //! Nothing of a removed processor, topic or shadow is left behind: its
-//! group (in `group list` and `/metrics` lag), its dead-letter topic (unless
-//! kept), a shadow's side topics; and a processor removed from `weir.toml`
+//! group (in `group list` and `/metrics` lag), its guest state, its
+//! dead-letter topic (unless kept), a shadow's side topics; and a processor removed from `weir.toml`
 //! is removed at the next start, while one deployed through the API stays.
 
 use std::time::{Duration, Instant};
@@ -283,4 +283,54 @@ fn processor_delete_keep_dlq_from_the_cli_keeps_the_dead_letters_only() {
         [true, true, true, true, false],
         "deployed, dead-lettered, deleted; the DLQ kept, the group gone"
     );
+}
+
+#[tokio::test]
+async fn deleting_a_stateful_processor_removes_its_state_so_a_new_one_of_its_name_starts_empty() {
+    Metrics::install();
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    let server = Server::start(&host, None).await;
+    let (_, component) = server.upload(guests::SCRIPTED).await;
+    let body = json!({"component": component["id"], "topics": ["in"], "config": {"output": "out"}});
+    let deploy = || server.put("/processors/stateful", body.clone());
+    assert_eq!(deploy().await.0, 201);
+    let records = json!({"records": [{"value": "state-put:3"}]});
+    assert_eq!(server.post("/topics/in/records", records).await.0, 200);
+    caught_up(&server, "stateful").await;
+    let store = host.dir.path().join("state").join("stateful.redb");
+    assert!(store.exists());
+    assert!(host.log.partition_count("__state.stateful.in").is_ok());
+    let keys = host
+        .broker
+        .state_store("stateful")
+        .unwrap()
+        .totals()
+        .unwrap()
+        .0;
+    assert_eq!(keys, 3);
+
+    assert_eq!(server.delete("/processors/stateful").await, 204);
+    assert!(!store.exists(), "the local store goes");
+    assert!(
+        host.log.partition_count("__state.stateful.in").is_err(),
+        "the changelog goes"
+    );
+
+    // A new processor of the same name (starting at the end, so that it does
+    // not process the put again) finds no state of the old one's.
+    let mut body = body.clone();
+    body["reset"] = json!("latest");
+    let (status, deployed) = server.put("/processors/stateful", body).await;
+    assert_eq!(status, 201, "{deployed}");
+    caught_up(&server, "stateful").await;
+    let keys = host
+        .broker
+        .state_store("stateful")
+        .unwrap()
+        .totals()
+        .unwrap()
+        .0;
+    assert_eq!(keys, 0);
 }

@@ -49,14 +49,38 @@ impl Broker {
         if let Some(store) = stores.get(group) {
             return Ok(store.clone());
         }
-        let path = self
-            .log
-            .data_dir()
-            .join("state")
-            .join(format!("{group}.redb"));
+        let path = self.state_path(group);
         let store = Arc::new(StateStore::open(&path)?);
         stores.insert(group.to_string(), store.clone());
         Ok(store)
+    }
+
+    /// Forgets `group`'s guest state on `topics` (a deleted processor's): its
+    /// changelog topics and its local store, so a new processor of the same
+    /// name starts with none.
+    pub fn delete_state(&self, group: &str, topics: &[String]) -> Result<(), StateError> {
+        for topic in topics {
+            let changelog = changelog_topic(group, topic);
+            match self.log.delete_internal_topic(&changelog) {
+                Ok(()) | Err(LogError::UnknownTopic(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.stores.lock().expect("state stores lock").remove(group);
+        let path = self.state_path(group);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StateError::Log(LogError::io(&path, e)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn state_path(&self, group: &str) -> std::path::PathBuf {
+        self.log
+            .data_dir()
+            .join("state")
+            .join(format!("{group}.redb"))
     }
 
     /// The state stores opened so far, by group.

@@ -1,12 +1,13 @@
 //! What a removed processor leaves behind, removed with it: its group's
-//! committed offsets (so the group leaves `group list` and its lag leaves
-//! `/metrics`), its dead-letter topic `<name>.dlq` (unless kept), and, for a
-//! shadow, the `<topic>.shadow` side topics its emits went to.
+//! committed offsets and coordinator record (so the group leaves `group list`
+//! and its lag leaves `/metrics`), its guest state (changelog topics and local
+//! store, so a new processor of the same name starts with none), its
+//! dead-letter topic `<name>.dlq` (unless kept), and, for a shadow, the
+//! `<topic>.shadow` side topics its emits went to.
 //!
 //! Nothing another processor still uses is removed: a topic a remaining
 //! processor reads stays, and side topics stay while another shadow runs
-//! (shadows of processors with a common output share a side topic). Only
-//! offsets are forgotten; a group's state changelog (`__state.…`) stays.
+//! (shadows of processors with a common output share a side topic).
 //!
 //! The same goes for a processor that `weir.toml` declared and no longer
 //! does ([`Supervisor::remove_undeclared`]); one deployed through the API is
@@ -18,6 +19,8 @@ use super::{Deployment, Result, SHADOW, Supervisor, SupervisorError};
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Leftovers {
     groups: Vec<String>,
+    /// Groups whose guest state goes, with the input topics it was kept for.
+    states: Vec<(String, Vec<String>)>,
     topics: Vec<String>,
 }
 
@@ -75,6 +78,8 @@ impl Supervisor {
         let mut leftovers = Leftovers::default();
         for deployment in removed {
             leftovers.groups.push(deployment.group());
+            let topics = deployment.spec.topics.clone();
+            leftovers.states.push((deployment.group(), topics));
             if !keep_dlq {
                 leftovers.topics.push(format!("{}.dlq", deployment.name));
             }
@@ -104,6 +109,12 @@ impl Supervisor {
             for group in &leftovers.groups {
                 if let Err(e) = broker.delete_group(group) {
                     tracing::error!(group, error = %crate::error::chain(&e), "could not forget a removed group's offsets");
+                    first.get_or_insert(SupervisorError::from(e));
+                }
+            }
+            for (group, topics) in &leftovers.states {
+                if let Err(e) = broker.delete_state(group, topics) {
+                    tracing::error!(group, error = %crate::error::chain(&e), "could not remove a removed group's state");
                     first.get_or_insert(SupervisorError::from(e));
                 }
             }

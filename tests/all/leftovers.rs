@@ -1,7 +1,8 @@
 //! Nothing of a removed processor, topic or shadow is left behind: its
 //! group (in `group list` and `/metrics` lag), its guest state, its
-//! dead-letter topic (unless kept), a shadow's side topics; and a processor removed from `weir.toml`
-//! is removed at the next start, while one deployed through the API stays.
+//! dead-letter topic (unless kept), a shadow's side topics; and a processor
+//! removed from `weir.toml` is removed at the next start, while one deployed
+//! through the API stays.
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
-//! `weir serve` shutting down whatever its guests do: SIGTERM ends the process
-//! within the shutdown grace plus a small bound even while a guest spins with
-//! a long deadline, and the batch it cut off is redelivered on the next start.
+//! `weir serve` and `weir run` shutting down whatever their guests do: SIGTERM
+//! ends the process within the shutdown grace plus a small bound even while a
+//! guest spins with a long deadline, and the batch it cut off is not committed
+//! (the next start redelivers it).
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -143,4 +144,33 @@ fn sigterm_interrupts_a_spinning_guest_after_the_grace_and_its_batch_is_redelive
     assert_eq!(host.values("out", 0), ["a"]);
     assert_eq!(host.values("spinner.dlq", 0), ["spin"]);
     assert_eq!(host.committed("spinner", "in", 0), 2);
+}
+
+#[test]
+fn weir_run_interrupts_a_spinning_guest_after_its_grace_and_commits_nothing() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    host.append_values("in", 0, &["spin"]);
+    let Host { dir, .. } = host;
+    let wasm = guests::SCRIPTED;
+    let child = Command::new(weir_tests::weir_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["run", "--name", "spinner", "--topic", "in"])
+        .args(["--config", "output=out", "--wasm"])
+        .arg(wasm)
+        // A minute's deadline: only the shutdown can stop this batch in time.
+        .args(["--deadline-ms", "60000", "--max-poll-interval-ms", "90000"])
+        .args(["--shutdown-grace", &GRACE.as_secs().to_string()])
+        .spawn()
+        .unwrap();
+    let _guard = KillOnPanic(child.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let took = terminate(child, GRACE + BOUND);
+    eprintln!("weir run exited {took:?} after SIGTERM (grace {GRACE:?})");
+    assert!(took >= GRACE, "the batch in flight had its grace: {took:?}");
+    let host = Host::new_in(dir);
+    assert_eq!(host.committed("spinner", "in", 0), 0, "nothing committed");
+    assert!(host.values("out", 0).is_empty());
 }

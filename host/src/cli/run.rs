@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// share the work and the run exits when the group is caught up.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// On SIGTERM or Ctrl-C, how long to wait for the batches in flight
+    /// before interrupting them (they are redelivered on the next run)
+    /// [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
 }
 
 /// The line `weir run` ends with (`--json` prints it as JSON).
@@ -133,7 +138,26 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
         Stop::CaughtUp => tracing::info!(%group, "caught up"),
     }
     api.stop().await;
-    let processors = instances.stop().await.context("processor stopped")?;
+    // Past the grace, the guests still running are interrupted: their batches
+    // are not committed, so the next run redelivers them.
+    let grace = args.shutdown_grace.map_or(
+        weir::supervisor::DEFAULT_SHUTDOWN_GRACE,
+        Duration::from_secs,
+    );
+    let interrupter = tokio::spawn({
+        let runtime = runtime.clone();
+        async move {
+            tokio::time::sleep(grace).await;
+            tracing::warn!(
+                ?grace,
+                "batches still running after the shutdown grace: interrupting them; they will be redelivered"
+            );
+            runtime.interrupt();
+        }
+    });
+    let stopped = instances.stop().await;
+    interrupter.abort();
+    let processors = stopped.context("processor stopped")?;
     log.sync_all()?;
     let mut done = Finished {
         processor: args.name.clone(),

@@ -28,6 +28,7 @@
 //! and removes the shadow.
 
 mod cleanup;
+mod error;
 mod members;
 mod registry;
 mod request;
@@ -45,21 +46,20 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
+pub use error::SupervisorError;
 pub use request::{NewProcessor, Swap};
 pub use rewind::{PartitionTarget, RewindTo};
 pub use status::{PartitionStatus, State, Status};
 pub use store::{Deployment, Store};
 
 use members::retire;
-use registry::{Entry, check_group};
+use registry::{Entry, check_group, check_group_name};
 
 use crate::broker::{Broker, SeekTo};
 use crate::error::chain as error_chain;
-use crate::group::GroupError;
-use crate::log::LogError;
 use crate::processor::spec::check_instances;
 use crate::processor::{Instances, ProcessorError, SpecChanges};
-use crate::runtime::{GuestSpec, Handler, Runtime, RuntimeError};
+use crate::runtime::{GuestSpec, Handler, Runtime};
 /// The suffix of a shadow's name, group and output topics.
 pub const SHADOW: &str = ".shadow";
 
@@ -70,58 +70,6 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const INTERRUPT_BOUND: Duration = Duration::from_secs(2);
 /// Uploaded components validated (compiled) at once; more are refused as busy.
 pub const MAX_CONCURRENT_UPLOADS: usize = 2;
-
-/// Why a supervisor operation was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SupervisorError {
-    #[error("no processor named {0:?}")]
-    UnknownProcessor(String),
-    #[error("processor {0:?} already exists: swap in a new version instead")]
-    Exists(String),
-    #[error("no component {0:?} has been uploaded")]
-    UnknownComponent(String),
-    #[error("processor {0:?} has no shadow")]
-    NoShadow(String),
-    #[error("processor {0:?} already has a shadow: promote or drop it first")]
-    ShadowExists(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Busy(String),
-    #[error("topic {topic:?} is read by processor {processor:?}: delete the processor first")]
-    TopicInUse { topic: String, processor: String },
-    #[error("deployment record {path}: {reason}")]
-    Record { path: PathBuf, reason: String },
-    #[error("{path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    #[error(transparent)]
-    Processor(#[from] ProcessorError),
-    #[error(transparent)]
-    Group(#[from] GroupError),
-    #[error(transparent)]
-    Log(#[from] LogError),
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    #[error("loading a component")]
-    Task(#[source] tokio::task::JoinError),
-}
-
-impl SupervisorError {
-    fn io(path: &Path, source: std::io::Error) -> SupervisorError {
-        SupervisorError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
 
 /// A processor and how it is doing, behind its own lock.
 struct Managed {
@@ -539,40 +487,4 @@ impl Supervisor {
         self.processors.lock().await.remove(name);
         Ok(managed.deployment.clone())
     }
-
-    /// Checks a new deployment's names and settings.
-    fn check_new(&self, deployment: &Deployment) -> Result<()> {
-        crate::name::validate("processor", &deployment.name).map_err(LogError::from)?;
-        if deployment.name.ends_with(SHADOW) || deployment.name.starts_with("__") {
-            return Err(SupervisorError::Invalid(format!(
-                "processor names starting with __ or ending in {SHADOW} are reserved"
-            )));
-        }
-        check_group_name(deployment)?;
-        self.check_settings(deployment)
-    }
-
-    /// Checks a deployment's settings, and that its topics exist (its
-    /// inputs and the output its configuration names).
-    fn check_settings(&self, deployment: &Deployment) -> Result<()> {
-        deployment.spec.validate()?;
-        for topic in &deployment.spec.topics {
-            self.broker.log().partition_count(topic)?;
-        }
-        deployment.spec.check_topics(self.broker.log())?;
-        Ok(())
-    }
-}
-
-/// Refuses an invalid or reserved group name.
-fn check_group_name(deployment: &Deployment) -> Result<()> {
-    if let Some(group) = &deployment.spec.group {
-        crate::name::validate("group", group).map_err(LogError::from)?;
-        if group.starts_with("__") || group.ends_with(SHADOW) {
-            return Err(SupervisorError::Invalid(format!(
-                "group names starting with __ or ending in {SHADOW} are reserved"
-            )));
-        }
-    }
-    Ok(())
 }

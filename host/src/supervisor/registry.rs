@@ -3,14 +3,16 @@
 //! group, the topics it reads or dead-letters to), so those checks run under
 //! the map's lock alone and never wait for a busy processor. The map's lock
 //! is held only briefly, never while members stop; the lock order is a
-//! processor's lock, then the map's.
+//! processor's lock, then the map's. The checks of a deployment's names,
+//! group and settings live here too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::{Deployment, Managed, Result, Supervisor, SupervisorError};
+use super::{Deployment, Managed, Result, SHADOW, Supervisor, SupervisorError};
+use crate::log::LogError;
 
 /// A processor as the map keeps it: its lock, and beside it what checks
 /// across processors read (its group and the topics it reads or writes its
@@ -100,6 +102,44 @@ impl Supervisor {
         drop(processors);
         Ok(deleted)
     }
+}
+
+impl Supervisor {
+    /// Checks a new deployment's names and settings.
+    pub(super) fn check_new(&self, deployment: &Deployment) -> Result<()> {
+        crate::name::validate("processor", &deployment.name).map_err(LogError::from)?;
+        if deployment.name.ends_with(SHADOW) || deployment.name.starts_with("__") {
+            return Err(SupervisorError::Invalid(format!(
+                "processor names starting with __ or ending in {SHADOW} are reserved"
+            )));
+        }
+        check_group_name(deployment)?;
+        self.check_settings(deployment)
+    }
+
+    /// Checks a deployment's settings, and that its topics exist (its
+    /// inputs and the output its configuration names).
+    pub(super) fn check_settings(&self, deployment: &Deployment) -> Result<()> {
+        deployment.spec.validate()?;
+        for topic in &deployment.spec.topics {
+            self.broker.log().partition_count(topic)?;
+        }
+        deployment.spec.check_topics(self.broker.log())?;
+        Ok(())
+    }
+}
+
+/// Refuses an invalid or reserved group name.
+pub(super) fn check_group_name(deployment: &Deployment) -> Result<()> {
+    if let Some(group) = &deployment.spec.group {
+        crate::name::validate("group", group).map_err(LogError::from)?;
+        if group.starts_with("__") || group.ends_with(SHADOW) {
+            return Err(SupervisorError::Invalid(format!(
+                "group names starting with __ or ending in {SHADOW} are reserved"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a group another processor's members already join: two

@@ -171,7 +171,7 @@ impl Broker {
                     .iter()
                     .map(|(t, p, r)| changelog::emit_record(t, *p, r)),
             );
-        } else {
+        } else if commit.mode == CommitMode::AtLeastOnce {
             // At-least-once: the emits go first, so a crash repeats them
             // rather than losing them.
             append_placed(log, std::mem::take(&mut placed), None)?;
@@ -187,6 +187,11 @@ impl Broker {
         if exactly {
             let txn = format!("{changelog}/{}/{marker_offset}", tp.partition);
             append_placed(log, placed, Some(&txn))?;
+        } else if !placed.is_empty() {
+            // At-most-once: the emits follow the commit point, so a crash
+            // loses them rather than showing a batch whose state change is
+            // lost (the next batch would then repeat its totals).
+            append_placed(log, placed, None)?;
         }
         self.offsets
             .commit(group, &tp.topic, tp.partition, committed)?;

@@ -375,6 +375,15 @@ impl Log {
     /// Applies every topic's retention: deletes whole sealed segments that are
     /// too old or beyond the size limit. Returns what was deleted.
     pub fn enforce_retention(&self) -> Result<Vec<Retained>, LogError> {
+        self.sweep(|partition, now| partition.enforce_retention(now))
+    }
+
+    /// Runs `pass` over every partition at the log's clock's now, collecting
+    /// the segments each deleted.
+    fn sweep(
+        &self,
+        pass: impl Fn(&Partition, i64) -> Result<Vec<DeletedSegment>, LogError>,
+    ) -> Result<Vec<Retained>, LogError> {
         let now = (self.options.clock)();
         let topics: Vec<(String, Arc<Topic>)> = {
             let topics = self.topics.read().expect("topic map lock");
@@ -383,7 +392,7 @@ impl Log {
         let mut out = Vec::new();
         for (name, topic) in topics {
             for (i, partition) in topic.partitions.iter().enumerate() {
-                let deleted = partition.enforce_retention(now)?;
+                let deleted = pass(partition, now)?;
                 if !deleted.is_empty() {
                     out.push(Retained {
                         topic: name.clone(),

@@ -1,10 +1,8 @@
 //! Changing a topic's settings after creation, and the log's maintenance
 //! (rolls by age, retention, compaction) on demand or on a schedule.
 
-use std::sync::Arc;
-
 use super::{Log, durable, name};
-use super::{LogError, META_FILE, Retained, Topic, TopicConfig};
+use super::{LogError, META_FILE, Retained, TopicConfig};
 
 impl Log {
     /// Changes an existing topic's settings: `change` gets the current ones
@@ -63,24 +61,6 @@ impl Log {
     /// applies retention and compacts `compact` topics. Returns what
     /// retention deleted.
     pub fn maintain(&self) -> Result<Vec<Retained>, LogError> {
-        let now = (self.options.clock)();
-        let topics: Vec<(String, Arc<Topic>)> = {
-            let topics = self.topics.read().expect("topic map lock");
-            topics.iter().map(|(n, t)| (n.clone(), t.clone())).collect()
-        };
-        let mut out = Vec::new();
-        for (name, topic) in topics {
-            for (i, partition) in topic.partitions.iter().enumerate() {
-                let deleted = partition.maintain(now)?;
-                if !deleted.is_empty() {
-                    out.push(Retained {
-                        topic: name.clone(),
-                        partition: i as u32,
-                        deleted,
-                    });
-                }
-            }
-        }
-        Ok(out)
+        self.sweep(|partition, now| partition.maintain(now))
     }
 }

@@ -99,6 +99,7 @@ pub mod demo;
 pub mod durable;
 pub mod error;
 pub mod group;
+pub mod kafka;
 mod keyword;
 pub mod log;
 pub mod name;

@@ -1,0 +1,3 @@
+//! The Kafka listener (placeholder until the listener's branch is merged).
+
+pub mod groups;

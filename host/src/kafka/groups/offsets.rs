@@ -1,0 +1,231 @@
+//! OffsetCommit and OffsetFetch of Kafka clients, kept in weir's own
+//! [`crate::offsets::Offsets`] (`__consumer_offsets`), so a Kafka client's
+//! group shows in `weir group describe`, the API and the lag metrics like
+//! every other group, and survives restarts.
+//!
+//! A commit is checked against the member and generation and written under
+//! the group's lock, so no rebalance can slip in between; the request's
+//! valid partitions are written as one batch (all or none). weir keeps the
+//! committed offset and generation, not the commit's metadata string or
+//! leader epoch: OffsetFetch answers with an empty metadata and epoch -1.
+
+use std::time::Instant;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{GroupsError, KafkaGroups};
+use crate::offsets::Committed;
+
+/// One partition's answer to OffsetFetch: (partition, offset or -1, error).
+type Fetched = (i32, i64, i16);
+
+impl KafkaGroups {
+    /// OffsetCommit: every partition gets the request's error if the member
+    /// or generation is refused, else its own (an unknown topic or
+    /// partition, a negative offset).
+    pub fn offset_commit(&self, request: OffsetCommitRequest) -> OffsetCommitResponse {
+        let group = request.group_id.to_string();
+        let member = request.member_id.to_string();
+        let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
+        let generation = request.generation_id_or_member_epoch;
+        let log = self.broker.log();
+        // Each partition's own verdict first.
+        let mut verdicts: Vec<(TopicName, Vec<(i32, i64, i16)>)> = Vec::new();
+        for topic in &request.topics {
+            let count = log.partition_count(&topic.name).ok();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let known = count.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n);
+                    let error = if !known {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else if p.committed_offset < 0 {
+                        ResponseError::OffsetOutOfRange.code()
+                    } else {
+                        0
+                    };
+                    (p.partition_index, p.committed_offset, error)
+                })
+                .collect();
+            verdicts.push((topic.name.clone(), partitions));
+        }
+        let written = self.slot(&group).and_then(|slot| {
+            slot.with(|g| {
+                g.check_commit(&member, instance.as_deref(), generation, Instant::now())?;
+                let commits: Vec<(String, u32, Committed)> = verdicts
+                    .iter()
+                    .flat_map(|(topic, partitions)| {
+                        partitions
+                            .iter()
+                            .filter(|(_, _, error)| *error == 0)
+                            .map(|(p, offset, _)| {
+                                let committed = Committed {
+                                    offset: *offset as u64,
+                                    generation: generation.max(0) as u32,
+                                };
+                                (topic.to_string(), *p as u32, committed)
+                            })
+                    })
+                    .collect();
+                if !commits.is_empty() {
+                    self.broker
+                        .offsets()
+                        .commit_many(&group, &commits)
+                        .map_err(|e| GroupsError::Storage(e.into()))?;
+                }
+                Ok(())
+            })
+        });
+        if let Err(e) = &written {
+            tracing::debug!(%group, error = %crate::error::chain(e), "OffsetCommit refused");
+        }
+        let refused = super::code(&written);
+        let topics = verdicts
+            .into_iter()
+            .map(|(name, partitions)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(p, _, error)| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(if error == 0 { refused } else { error })
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    }
+
+    /// OffsetFetch: one group (v0-7) or several (v8+); no topics listed
+    /// means every partition the group has committed to. A partition
+    /// without a commit answers -1.
+    pub fn offset_fetch(&self, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+        let mut response = OffsetFetchResponse::default();
+        if version < 8 {
+            let topics = request.topics.map(|topics| {
+                topics
+                    .into_iter()
+                    .map(|t| (t.name, t.partition_indexes))
+                    .collect()
+            });
+            match self.fetch(&request.group_id, topics) {
+                Ok(found) => {
+                    response.topics = found
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            OffsetFetchResponseTopic::default()
+                                .with_name(name)
+                                .with_partitions(
+                                    partitions
+                                        .into_iter()
+                                        .map(|(p, offset, error)| {
+                                            OffsetFetchResponsePartition::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(offset)
+                                                .with_error_code(error)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                }
+                Err(error) if version >= 2 => response.error_code = error,
+                Err(_) => {}
+            }
+            return response;
+        }
+        response.groups = request
+            .groups
+            .into_iter()
+            .map(|group| {
+                let topics = group.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect()
+                });
+                let mut answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+                match self.fetch(&group.group_id, topics) {
+                    Ok(found) => {
+                        answer.topics = found
+                            .into_iter()
+                            .map(|(name, partitions)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(name)
+                                    .with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|(p, offset, error)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(offset)
+                                                    .with_error_code(error)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect();
+                    }
+                    Err(error) => answer.error_code = error,
+                }
+                answer
+            })
+            .collect();
+        response
+    }
+
+    /// The committed offsets of `group` on `topics` (every committed
+    /// partition when `None`), or the group's error code.
+    fn fetch(
+        &self,
+        group: &str,
+        topics: Option<Vec<(TopicName, Vec<i32>)>>,
+    ) -> Result<Vec<(TopicName, Vec<Fetched>)>, i16> {
+        if crate::name::validate("group", group).is_err() {
+            return Err(ResponseError::InvalidGroupId.code());
+        }
+        let offsets = self.broker.offsets();
+        let Some(topics) = topics else {
+            let mut out: Vec<(TopicName, Vec<Fetched>)> = Vec::new();
+            for (topic, partition, committed) in offsets.of_group(group) {
+                let fetched = (partition as i32, committed.offset as i64, 0);
+                match out.last_mut() {
+                    Some((name, partitions)) if name.as_str() == topic => partitions.push(fetched),
+                    _ => out.push((TopicName(StrBytes::from_string(topic)), vec![fetched])),
+                }
+            }
+            return Ok(out);
+        };
+        Ok(topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let fetched = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let committed = u32::try_from(p)
+                            .ok()
+                            .and_then(|p| offsets.get(group, &name, p));
+                        (p, committed.map_or(-1, |c| c.offset as i64), 0)
+                    })
+                    .collect();
+                (name, fetched)
+            })
+            .collect())
+    }
+}

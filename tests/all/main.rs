@@ -12,6 +12,8 @@ mod embedded_api;
 mod failures;
 mod groups;
 mod guests_tested;
+mod kafka_clients;
+mod kafka_listener;
 mod leftovers;
 mod membership;
 mod operations;

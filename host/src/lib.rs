@@ -75,6 +75,15 @@
 //!   JSON or binary, groups, processors, Prometheus metrics with process
 //!   figures, health and readiness) with its token check, body limits,
 //!   access log and JSON errors; `docs/api.md` documents it.
+//! - [`kafka`]: `weir serve --kafka-listen`: the Kafka wire protocol over the
+//!   same broker (framing, the API version table and dispatcher, Metadata
+//!   with topic ids, Produce with the idempotent producer, Fetch with long
+//!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs),
+//!   codecs from the `kafka-protocol` crate; `kafka::groups`: Kafka
+//!   clients' consumer groups (the classic JoinGroup/SyncGroup protocol as a
+//!   pure state machine with its join barrier, static members and session
+//!   timeouts; OffsetCommit and OffsetFetch in weir's own offsets; the
+//!   coordinator look-up and the group listings).
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
 //!   `--server` is set (the embedded broker serves the same commands
 //!   otherwise).

@@ -35,12 +35,14 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 
+use super::Session;
 use crate::broker::Broker;
 pub use classic::{ClassicGroup, Join, JoinResult, Joined, MemberView, Phase};
 pub use error::GroupsError;
@@ -90,13 +92,21 @@ impl KafkaGroups {
 
     fn new_member_id(&self, client_id: &str) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let client = if client_id.is_empty() { "member" } else { client_id };
+        let client = if client_id.is_empty() {
+            "member"
+        } else {
+            client_id
+        };
         format!("{client}-{:x}-{n}", self.nonce)
     }
 
     /// The group, if a Kafka client ever joined or committed to it here.
     fn existing(&self, name: &str) -> Option<Arc<Slot>> {
-        self.groups.lock().expect("kafka groups lock").get(name).cloned()
+        self.groups
+            .lock()
+            .expect("kafka groups lock")
+            .get(name)
+            .cloned()
     }
 
     /// The group, created if new: refused if weir cannot use its name or a
@@ -355,6 +365,41 @@ impl KafkaGroups {
 
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(ms.max(0) as u64)
+}
+
+/// FindCoordinator on a connection: this node, at the address the
+/// connection advertises.
+pub fn find_coordinator(
+    session: &Session,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let (host, port) = session.advertised();
+    let node = Node {
+        id: super::NODE_ID,
+        host,
+        port: i32::from(port),
+    };
+    session
+        .state
+        .groups
+        .find_coordinator(request, version, &node)
+}
+
+/// JoinGroup on a connection: the member is shown with the connection's
+/// client id and address.
+pub async fn join_group(
+    session: &Session,
+    version: i16,
+    request: JoinGroupRequest,
+) -> JoinGroupResponse {
+    let client_id = session.client_id.clone().unwrap_or_default();
+    let host = format!("/{}", session.peer.ip());
+    session
+        .state
+        .groups
+        .join_group(request, version, &client_id, &host)
+        .await
 }
 
 /// A result's Kafka error code (0 for success).

@@ -345,7 +345,10 @@ impl ClassicGroup {
     ) -> Result<(), GroupsError> {
         self.tick(now);
         self.check_member(member_id, instance_id)?;
-        self.members.get_mut(member_id).expect("checked").last_heartbeat = now;
+        self.members
+            .get_mut(member_id)
+            .expect("checked")
+            .last_heartbeat = now;
         self.check_generation(generation)?;
         match self.phase {
             Phase::PreparingRebalance => Err(GroupsError::RebalanceInProgress),
@@ -410,7 +413,10 @@ impl ClassicGroup {
             return Err(GroupsError::RebalanceInProgress);
         }
         // A commit is a sign of life too.
-        self.members.get_mut(member_id).expect("checked").last_heartbeat = now;
+        self.members
+            .get_mut(member_id)
+            .expect("checked")
+            .last_heartbeat = now;
         Ok(())
     }
 
@@ -552,12 +558,14 @@ impl ClassicGroup {
         };
         member.update(&join, now);
         tracing::info!(group = %self.name, member = %id, instance = ?join.instance_id, "member joins");
-        self.members.insert(id, member);
+        self.members.insert(id.clone(), member);
         if self.phase != Phase::PreparingRebalance {
             self.prepare_rebalance(now);
         } else {
             self.extend_deadline(now);
         }
+        // Opening the barrier asked everyone to join again; this one has.
+        self.members.get_mut(&id).expect("inserted").joined = true;
     }
 
     /// A static instance's new incarnation takes its old member's place. In a
@@ -565,7 +573,13 @@ impl ClassicGroup {
     /// the current generation and, at SyncGroup, the old assignment.
     fn replace_static(&mut self, old: String, id: String, join: Join, now: Instant) -> Joined {
         let mut member = self.members.remove(&old).expect("statics name members");
-        let same = member.protocols == join.protocols;
+        // As in Kafka, only a change of the group's protocol is a reason to
+        // rebalance: the new incarnation's metadata (which owns nothing yet)
+        // is simply kept.
+        let same = self
+            .protocol
+            .as_ref()
+            .is_some_and(|p| join.protocols.iter().any(|(n, _)| n == p));
         member.update(&join, now);
         member.join_result = None;
         let instance = join.instance_id.clone().expect("a static member");
@@ -670,7 +684,11 @@ impl ClassicGroup {
             self.leader = None;
             return;
         }
-        self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
+        self.protocol_type = self
+            .members
+            .values()
+            .next()
+            .map(|m| m.protocol_type.clone());
         self.protocol = Some(self.select_protocol());
         if !self
             .leader

@@ -120,7 +120,12 @@ impl KafkaGroups {
                 return described;
             }
         }
-        if let Some(live) = self.broker.groups().describe(&name).filter(|d| !d.members.is_empty()) {
+        if let Some(live) = self
+            .broker
+            .groups()
+            .describe(&name)
+            .filter(|d| !d.members.is_empty())
+        {
             described.group_state = StrBytes::from_static_str("Stable");
             described.protocol_type = StrBytes::from_static_str("consumer");
             described.protocol_data = StrBytes::from_string(live.assignor.to_string());
@@ -184,7 +189,10 @@ impl KafkaGroups {
         for (name, slot) in classic {
             let (phase, protocol_type) = slot.with(|g| {
                 g.tick(now);
-                (g.phase(), g.protocol_type().unwrap_or("consumer").to_string())
+                (
+                    g.phase(),
+                    g.protocol_type().unwrap_or("consumer").to_string(),
+                )
             });
             if phase == Phase::Empty && self.broker.offsets().of_group(&name).is_empty() {
                 continue;

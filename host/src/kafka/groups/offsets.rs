@@ -48,7 +48,8 @@ impl KafkaGroups {
                 .partitions
                 .iter()
                 .map(|p| {
-                    let known = count.is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n);
+                    let known = count
+                        .is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n);
                     let error = if !known {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else if p.committed_offset < 0 {
@@ -67,16 +68,15 @@ impl KafkaGroups {
                 let commits: Vec<(String, u32, Committed)> = verdicts
                     .iter()
                     .flat_map(|(topic, partitions)| {
-                        partitions
-                            .iter()
-                            .filter(|(_, _, error)| *error == 0)
-                            .map(|(p, offset, _)| {
+                        partitions.iter().filter(|(_, _, error)| *error == 0).map(
+                            |(p, offset, _)| {
                                 let committed = Committed {
                                     offset: *offset as u64,
                                     generation: generation.max(0) as u32,
                                 };
                                 (topic.to_string(), *p as u32, committed)
-                            })
+                            },
+                        )
                     })
                     .collect();
                 if !commits.is_empty() {
@@ -160,7 +160,8 @@ impl KafkaGroups {
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                let mut answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+                let mut answer =
+                    OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
                 match self.fetch(&group.group_id, topics) {
                     Ok(found) => {
                         answer.topics = found

@@ -65,14 +65,24 @@ fn a_first_join_without_an_id_gets_member_id_required_and_the_second_completes_a
     let mut next = ids();
     let (a, joined) = join_dynamic(&mut g, &mut next, &["range"], now);
     assert_eq!(joined, Joined::Waiting(a.clone()));
-    let result = g.poll_join(&a, None, now).unwrap().expect("a lone member completes at once");
+    let result = g
+        .poll_join(&a, None, now)
+        .unwrap()
+        .expect("a lone member completes at once");
     assert_eq!(result.generation, 1);
     assert_eq!(result.leader, a);
     assert_eq!(result.protocol_name, "range");
     assert_eq!(result.members.len(), 1, "the leader sees every member");
     assert_eq!(g.phase(), Phase::CompletingRebalance);
     let own = g
-        .sync(&a, None, 1, (Some("consumer"), Some("range")), assignments(&[(&a, "A")]), now)
+        .sync(
+            &a,
+            None,
+            1,
+            (Some("consumer"), Some("range")),
+            assignments(&[(&a, "A")]),
+            now,
+        )
         .unwrap();
     assert_eq!(own, Some(Bytes::from("A")));
     assert_eq!(g.phase(), Phase::Stable);
@@ -90,12 +100,19 @@ fn a_second_member_opens_the_barrier_and_both_get_the_next_generation() {
 
     let (b, joined) = join_dynamic(&mut g, &mut next, &["range"], now);
     assert_eq!(joined, Joined::Waiting(b.clone()));
-    assert_eq!(g.poll_join(&b, None, now).unwrap(), None, "a has not rejoined");
+    assert_eq!(
+        g.poll_join(&b, None, now).unwrap(),
+        None,
+        "a has not rejoined"
+    );
     assert!(matches!(
         g.heartbeat(&a, None, 1, now),
         Err(GroupsError::RebalanceInProgress)
     ));
-    assert_eq!(g.join(join(&a, None, &["range"]), &mut next, now).unwrap(), Joined::Waiting(a.clone()));
+    assert_eq!(
+        g.join(join(&a, None, &["range"]), &mut next, now).unwrap(),
+        Joined::Waiting(a.clone())
+    );
     let ra = g.poll_join(&a, None, now).unwrap().unwrap();
     let rb = g.poll_join(&b, None, now).unwrap().unwrap();
     assert_eq!((ra.generation, rb.generation), (2, 2));
@@ -104,17 +121,34 @@ fn a_second_member_opens_the_barrier_and_both_get_the_next_generation() {
     assert!(rb.members.is_empty(), "followers get no member list");
 
     // The follower waits for the leader's assignment.
-    assert_eq!(g.sync(&b, None, 2, (None, None), BTreeMap::new(), now).unwrap(), None);
+    assert_eq!(
+        g.sync(&b, None, 2, (None, None), BTreeMap::new(), now)
+            .unwrap(),
+        None
+    );
     assert_eq!(g.poll_sync(&b, None, 2, now).unwrap(), None);
     let mine = g
-        .sync(&a, None, 2, (None, None), assignments(&[(&a, "p0"), (&b, "p1")]), now)
+        .sync(
+            &a,
+            None,
+            2,
+            (None, None),
+            assignments(&[(&a, "p0"), (&b, "p1")]),
+            now,
+        )
         .unwrap();
     assert_eq!(mine, Some(Bytes::from("p0")));
-    assert_eq!(g.poll_sync(&b, None, 2, now).unwrap(), Some(Bytes::from("p1")));
+    assert_eq!(
+        g.poll_sync(&b, None, 2, now).unwrap(),
+        Some(Bytes::from("p1"))
+    );
     g.heartbeat(&a, None, 2, now).unwrap();
     assert!(matches!(
         g.heartbeat(&a, None, 1, now),
-        Err(GroupsError::IllegalGeneration { given: 1, current: 2 })
+        Err(GroupsError::IllegalGeneration {
+            given: 1,
+            current: 2
+        })
     ));
 }
 
@@ -125,11 +159,15 @@ fn a_member_that_does_not_rejoin_by_the_deadline_is_dropped() {
     let mut next = ids();
     let (a, _) = join_dynamic(&mut g, &mut next, &["range"], now);
     g.poll_join(&a, None, now).unwrap().unwrap();
-    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now).unwrap();
+    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now)
+        .unwrap();
     let (b, _) = join_dynamic(&mut g, &mut next, &["range"], now);
     // a keeps heartbeating (REBALANCE_IN_PROGRESS) but never rejoins.
+    for seconds in [9, 18, 27] {
+        let at = now + Duration::from_secs(seconds);
+        assert!(g.heartbeat(&a, None, 1, at).is_err(), "told to rejoin");
+    }
     let later = now + REBALANCE - Duration::from_secs(1);
-    assert!(g.heartbeat(&a, None, 1, now + Duration::from_secs(5)).is_err());
     assert_eq!(g.poll_join(&b, None, later).unwrap(), None);
     let result = g.poll_join(&b, None, now + REBALANCE).unwrap().unwrap();
     assert_eq!(result.generation, 2);
@@ -148,9 +186,14 @@ fn a_silent_member_is_evicted_after_its_session_timeout() {
     let mut next = ids();
     let (a, _) = join_dynamic(&mut g, &mut next, &["range"], now);
     g.poll_join(&a, None, now).unwrap().unwrap();
-    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now).unwrap();
+    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now)
+        .unwrap();
     g.tick(now + SESSION);
-    assert_eq!(g.phase(), Phase::Stable, "exactly the session timeout is still alive");
+    assert_eq!(
+        g.phase(),
+        Phase::Stable,
+        "exactly the session timeout is still alive"
+    );
     g.tick(now + SESSION + Duration::from_millis(1));
     assert!(g.is_empty());
     assert_eq!(g.phase(), Phase::Empty);
@@ -169,7 +212,10 @@ fn leave_group_rebalances_the_rest() {
     g.poll_join(&b, None, now).unwrap().unwrap();
     assert_eq!(g.leave(&b, None, now).unwrap(), b);
     assert_eq!(g.phase(), Phase::PreparingRebalance);
-    assert!(matches!(g.leave(&b, None, now), Err(GroupsError::UnknownMember(_))));
+    assert!(matches!(
+        g.leave(&b, None, now),
+        Err(GroupsError::UnknownMember(_))
+    ));
     g.join(join(&a, None, &["range"]), &mut next, now).unwrap();
     let result = g.poll_join(&a, None, now).unwrap().unwrap();
     assert_eq!((result.generation, result.members.len()), (3, 1));
@@ -182,9 +228,18 @@ fn the_protocol_is_chosen_by_vote_among_those_everyone_supports() {
     let mut next = ids();
     let (a, _) = join_dynamic(&mut g, &mut next, &["roundrobin", "range", "sticky"], now);
     let (b, _) = join_dynamic(&mut g, &mut next, &["range", "roundrobin"], now);
-    let (c, _) = join_dynamic(&mut g, &mut next, &["range", "cooperative-sticky", "roundrobin"], now);
-    g.join(join(&a, None, &["roundrobin", "range", "sticky"]), &mut next, now)
-        .unwrap();
+    let (c, _) = join_dynamic(
+        &mut g,
+        &mut next,
+        &["range", "cooperative-sticky", "roundrobin"],
+        now,
+    );
+    g.join(
+        join(&a, None, &["roundrobin", "range", "sticky"]),
+        &mut next,
+        now,
+    )
+    .unwrap();
     let result = g.poll_join(&a, None, now).unwrap().unwrap();
     assert_eq!(result.protocol_name, "range");
     let metadata: Vec<&Bytes> = result.members.iter().map(|m| &m.metadata).collect();
@@ -213,28 +268,47 @@ fn a_restarted_static_member_takes_its_old_place_without_a_rebalance() {
     let mut g = ClassicGroup::new("g");
     let mut next = ids();
     // Static members join with no MEMBER_ID_REQUIRED step.
-    let a = match g.join(join("", Some("a"), &["range"]), &mut next, now).unwrap() {
+    let a = match g
+        .join(join("", Some("a"), &["range"]), &mut next, now)
+        .unwrap()
+    {
         Joined::Waiting(id) => id,
         done => panic!("{done:?}"),
     };
     let (b, _) = join_dynamic(&mut g, &mut next, &["range"], now);
-    g.join(join(&a, Some("a"), &["range"]), &mut next, now).unwrap();
+    g.join(join(&a, Some("a"), &["range"]), &mut next, now)
+        .unwrap();
     g.poll_join(&a, Some("a"), now).unwrap().unwrap();
     g.poll_join(&b, None, now).unwrap().unwrap();
-    g.sync(&a, Some("a"), 2, (None, None), assignments(&[(&a, "pa"), (&b, "pb")]), now)
-        .unwrap();
+    g.sync(
+        &a,
+        Some("a"),
+        2,
+        (None, None),
+        assignments(&[(&a, "pa"), (&b, "pb")]),
+        now,
+    )
+    .unwrap();
     assert_eq!(g.generation(), 2);
 
     // The instance restarts: a new member id, the same generation and assignment.
     let later = now + Duration::from_secs(3);
-    let result = done(g.join(join("", Some("a"), &["range"]), &mut next, later).unwrap());
+    let result = done(
+        g.join(join("", Some("a"), &["range"]), &mut next, later)
+            .unwrap(),
+    );
     let a2 = result.member_id.clone();
     assert_ne!(a2, a);
     assert_eq!(result.generation, 2, "no rebalance");
     assert_eq!(result.leader, a2, "the leader's place is taken too");
-    assert!(result.skip_assignment, "a static leader must not assign again");
+    assert!(
+        result.skip_assignment,
+        "a static leader must not assign again"
+    );
     assert_eq!(g.phase(), Phase::Stable);
-    let own = g.sync(&a2, Some("a"), 2, (None, None), BTreeMap::new(), later).unwrap();
+    let own = g
+        .sync(&a2, Some("a"), 2, (None, None), BTreeMap::new(), later)
+        .unwrap();
     assert_eq!(own, Some(Bytes::from("pa")));
     g.heartbeat(&b, None, 2, later).unwrap();
 
@@ -260,7 +334,8 @@ fn a_static_member_that_misses_a_rebalance_is_kept_until_its_session_times_out()
         panic!("a waits")
     };
     g.poll_join(&a, Some("a"), now).unwrap().unwrap();
-    g.sync(&a, Some("a"), 1, (None, None), BTreeMap::new(), now).unwrap();
+    g.sync(&a, Some("a"), 1, (None, None), BTreeMap::new(), now)
+        .unwrap();
     let b = match g.join(short("", None), &mut next, now) {
         Err(GroupsError::MemberIdRequired(id)) => id,
         other => panic!("{other:?}"),
@@ -268,9 +343,14 @@ fn a_static_member_that_misses_a_rebalance_is_kept_until_its_session_times_out()
     g.join(short(&b, None), &mut next, now).unwrap();
     let deadline = now + Duration::from_secs(4);
     let result = g.poll_join(&b, None, deadline).unwrap().unwrap();
-    assert_eq!(result.members.len(), 2, "the static member is still a member");
+    assert_eq!(
+        result.members.len(),
+        2,
+        "the static member is still a member"
+    );
     // b stays alive; a never comes back.
-    g.sync(&b, None, 2, (None, None), BTreeMap::new(), deadline).unwrap();
+    g.sync(&b, None, 2, (None, None), BTreeMap::new(), deadline)
+        .unwrap();
     g.heartbeat(&b, None, 2, now + SESSION).unwrap();
     assert_eq!(g.phase(), Phase::Stable);
     g.tick(now + SESSION + Duration::from_millis(1));
@@ -283,7 +363,10 @@ fn leave_group_by_instance_id_removes_the_static_member() {
     let now = Instant::now();
     let mut g = ClassicGroup::new("g");
     let mut next = ids();
-    let Joined::Waiting(a) = g.join(join("", Some("a"), &["range"]), &mut next, now).unwrap() else {
+    let Joined::Waiting(a) = g
+        .join(join("", Some("a"), &["range"]), &mut next, now)
+        .unwrap()
+    else {
         panic!("a waits")
     };
     assert!(matches!(
@@ -292,7 +375,10 @@ fn leave_group_by_instance_id_removes_the_static_member() {
     ));
     assert_eq!(g.leave("", Some("a"), now).unwrap(), a);
     assert!(g.is_empty());
-    assert!(matches!(g.poll_join(&a, Some("a"), now), Err(GroupsError::UnknownMember(_))));
+    assert!(matches!(
+        g.poll_join(&a, Some("a"), now),
+        Err(GroupsError::UnknownMember(_))
+    ));
 }
 
 #[test]
@@ -308,11 +394,15 @@ fn commits_are_checked_against_member_and_generation() {
         g.check_commit(&a, None, 1, now),
         Err(GroupsError::RebalanceInProgress)
     ));
-    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now).unwrap();
+    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now)
+        .unwrap();
     g.check_commit(&a, None, 1, now).unwrap();
     assert!(matches!(
         g.check_commit(&a, None, 0, now),
-        Err(GroupsError::IllegalGeneration { given: 0, current: 1 })
+        Err(GroupsError::IllegalGeneration {
+            given: 0,
+            current: 1
+        })
     ));
     assert!(matches!(
         g.check_commit("stranger", None, 1, now),
@@ -336,20 +426,30 @@ fn cooperative_members_rejoin_with_new_metadata_for_a_second_rebalance() {
     let mut next = ids();
     let (a, _) = join_dynamic(&mut g, &mut next, &["cooperative-sticky"], now);
     let (b, _) = join_dynamic(&mut g, &mut next, &["cooperative-sticky"], now);
-    g.join(join(&a, None, &["cooperative-sticky"]), &mut next, now).unwrap();
+    g.join(join(&a, None, &["cooperative-sticky"]), &mut next, now)
+        .unwrap();
     g.poll_join(&a, None, now).unwrap().unwrap();
     g.poll_join(&b, None, now).unwrap().unwrap();
-    g.sync(&a, None, 2, (None, None), BTreeMap::new(), now).unwrap();
-    g.sync(&b, None, 2, (None, None), BTreeMap::new(), now).unwrap();
+    g.sync(&a, None, 2, (None, None), BTreeMap::new(), now)
+        .unwrap();
+    g.sync(&b, None, 2, (None, None), BTreeMap::new(), now)
+        .unwrap();
     assert_eq!(g.phase(), Phase::Stable);
     // A follower rejoining with the same metadata gets the same generation.
-    let same = done(g.join(join(&b, None, &["cooperative-sticky"]), &mut next, now).unwrap());
+    let same = done(
+        g.join(join(&b, None, &["cooperative-sticky"]), &mut next, now)
+            .unwrap(),
+    );
     assert_eq!(same.generation, 2);
     // After revoking, b rejoins with new owned partitions in its metadata.
     let mut revoked = join(&b, None, &[]);
     revoked.protocols = vec![("cooperative-sticky".into(), Bytes::from("owned: none"))];
-    assert_eq!(g.join(revoked, &mut next, now).unwrap(), Joined::Waiting(b.clone()));
-    g.join(join(&a, None, &["cooperative-sticky"]), &mut next, now).unwrap();
+    assert_eq!(
+        g.join(revoked, &mut next, now).unwrap(),
+        Joined::Waiting(b.clone())
+    );
+    g.join(join(&a, None, &["cooperative-sticky"]), &mut next, now)
+        .unwrap();
     let result = g.poll_join(&a, None, now).unwrap().unwrap();
     assert_eq!(result.generation, 3);
     let bm = result.members.iter().find(|m| m.member_id == b).unwrap();
@@ -375,13 +475,18 @@ fn an_unused_member_id_expires_and_stops_holding_the_barrier() {
     let mut next = ids();
     let (a, _) = join_dynamic(&mut g, &mut next, &["range"], now);
     g.poll_join(&a, None, now).unwrap().unwrap();
-    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now).unwrap();
+    g.sync(&a, None, 1, (None, None), BTreeMap::new(), now)
+        .unwrap();
     // b is handed an id but never joins with it; a rejoins.
     assert!(g.join(join("", None, &["range"]), &mut next, now).is_err());
     let mut leader = join(&a, None, &["range"]);
     leader.protocols[0].1 = Bytes::from("changed");
     g.join(leader, &mut next, now).unwrap();
-    assert_eq!(g.poll_join(&a, None, now).unwrap(), None, "the pending id holds the barrier");
+    assert_eq!(
+        g.poll_join(&a, None, now).unwrap(),
+        None,
+        "the pending id holds the barrier"
+    );
     let later = now + SESSION + Duration::from_millis(1);
     g.heartbeat(&a, None, 1, now + SESSION).unwrap_err();
     let result = g.poll_join(&a, None, later).unwrap().unwrap();

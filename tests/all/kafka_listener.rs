@@ -148,7 +148,9 @@ fn api_versions_advertise_produce_from_zero_and_the_listener_answers_metadata_wi
     let by_id = wire.call(
         12,
         &MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default().with_topic_id(id),
+            MetadataRequestTopic::default()
+                .with_name(None)
+                .with_topic_id(id),
             MetadataRequestTopic::default().with_name(Some(name("nope"))),
         ])),
     );
@@ -164,7 +166,11 @@ fn api_versions_advertise_produce_from_zero_and_the_listener_answers_metadata_wi
 
     // An unsupported ApiVersions version is answered (in v0) with the list.
     let mut raw = listener.connect();
-    let too_new = wire_request_bytes(ApiKey::ApiVersions as i16, 99, 7);
+    let mut too_new = wire_request_bytes(ApiKey::ApiVersions as i16, 99, 7);
+    // A v2 (flexible) header, as a client sending v99 would use: no tagged fields.
+    too_new.push(0);
+    let len = (too_new.len() - 4) as i32;
+    too_new[..4].copy_from_slice(&len.to_be_bytes());
     raw.raw(&too_new);
     let mut frame = raw.frame().expect("an answer");
     use kafka_protocol::protocol::Decodable;
@@ -291,8 +297,8 @@ fn fetch_by_topic_id_respects_the_byte_limit_and_long_polls_until_records_come()
     );
 }
 
-fn uuid_of(n: u128) -> kafka_protocol::protocol::types::Uuid {
-    kafka_protocol::protocol::types::Uuid::from_u128(n)
+fn uuid_of(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
 }
 
 #[test]
@@ -341,7 +347,9 @@ fn a_retried_idempotent_batch_is_answered_with_its_first_offset_and_stored_once(
     let mut wire = listener.connect();
     let init = wire.call(
         4,
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(-1),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(-1),
     );
     assert_eq!(init.error_code, 0);
     let producer = |seq| Some((init.producer_id.0, init.producer_epoch, seq));
@@ -485,7 +493,8 @@ fn topics_are_created_described_and_deleted_and_a_new_topic_gets_a_new_id() {
         &DescribeConfigsRequest::default().with_resources(vec![
             kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default()
                 .with_resource_type(2)
-                .with_resource_name(StrBytes::from_static_str("events")),
+                .with_resource_name(StrBytes::from_static_str("events"))
+                .with_configuration_keys(None),
         ]),
     );
     let retention = described.results[0]

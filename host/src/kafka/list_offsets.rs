@@ -36,8 +36,7 @@ pub async fn handle(
                         match lookup(&log, &name, p.partition_index, p.timestamp) {
                             Ok((offset, timestamp)) => answer
                                 .with_offset(offset)
-                                .with_timestamp(timestamp)
-                                .with_leader_epoch(0),
+                                .with_timestamp(timestamp),
                             Err(code) => answer
                                 .with_error_code(code.code())
                                 .with_offset(-1)

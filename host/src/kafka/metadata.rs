@@ -30,7 +30,11 @@ pub fn handle(
         Some(topics) if topics.is_empty() && version == 0 => all(session),
         Some(topics) => topics
             .into_iter()
-            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            // A name, or (v10+) an id with a null (or empty) name.
+            .map(|t| {
+                let name = t.name.map(|n| n.0.to_string()).filter(|n| !n.is_empty());
+                (name, t.topic_id)
+            })
             .collect(),
     };
     let mut topics = Vec::with_capacity(wanted.len());

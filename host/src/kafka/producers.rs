@@ -143,7 +143,11 @@ pub fn init(
     request: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, KafkaError> {
     let response = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !id.0.is_empty())
+    {
         return Ok(response
             .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
             .with_producer_id(ProducerId(-1))

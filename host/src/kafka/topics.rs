@@ -231,7 +231,8 @@ pub fn describe_configs(
                         )));
                 }
             };
-            let keys = resource.configuration_keys;
+            // Null (or, leniently, an empty list) asks for every setting.
+            let keys = resource.configuration_keys.filter(|k| !k.is_empty());
             let configs = entries
                 .into_iter()
                 .filter(|(name, _)| {

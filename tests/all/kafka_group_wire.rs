@@ -231,8 +231,12 @@ fn two_members_join_sync_commit_and_stale_commits_are_refused() {
     let batched = a.call(
         8,
         &OffsetFetchRequest::default().with_groups(vec![
-            OffsetFetchRequestGroup::default().with_group_id(group("g")),
-            OffsetFetchRequestGroup::default().with_group_id(group("nobody")),
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group("g"))
+                .with_topics(None),
+            OffsetFetchRequestGroup::default()
+                .with_group_id(group("nobody"))
+                .with_topics(None),
         ]),
     );
     assert_eq!(

@@ -13,11 +13,11 @@
 //!
 //! Kafka-client groups and weir's processor groups share one namespace
 //! (offsets, `weir group describe`, lag metrics), but never a group: a Kafka
-//! client that joins, or commits as a member to, a group that a weir
-//! processor runs is refused with INCONSISTENT_GROUP_PROTOCOL (a simple
-//! consumer's commit, generation -1, with UNKNOWN_MEMBER_ID, as Kafka
-//! refuses it for any non-empty group). A group name weir cannot use (see
-//! [`crate::name`]) gets INVALID_GROUP_ID.
+//! client that joins or commits to a group that a weir processor runs is
+//! refused with INCONSISTENT_GROUP_PROTOCOL (checked when the Kafka client
+//! comes: a processor started on a Kafka client's group is not refused yet).
+//! Reading a processor group's offsets (OffsetFetch) is allowed. A group
+//! name weir cannot use (see [`crate::name`]) gets INVALID_GROUP_ID.
 //!
 //! Lock order: the map of groups, then one group's lock, then weir's
 //! coordinator and offsets (whose own order is kept, see [`crate::broker`]).

@@ -101,7 +101,7 @@ impl KafkaGroups {
                     g.members(),
                 )
             });
-            if phase != Phase::Empty || self.broker.offsets().of_group(&name).len() > 0 {
+            if phase != Phase::Empty || !self.broker.offsets().of_group(&name).is_empty() {
                 described.group_state = StrBytes::from_static_str(phase.name());
                 described.protocol_type = StrBytes::from_string(protocol_type);
                 described.protocol_data = StrBytes::from_string(protocol);

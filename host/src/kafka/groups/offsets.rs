@@ -27,7 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{GroupsError, KafkaGroups};
 use crate::offsets::Committed;
 
-/// One partition's answer to OffsetFetch: (partition, offset or -1, error).
+/// One partition's answer: (partition, offset (-1: none), error code).
 type Fetched = (i32, i64, i16);
 
 impl KafkaGroups {
@@ -41,7 +41,7 @@ impl KafkaGroups {
         let generation = request.generation_id_or_member_epoch;
         let log = self.broker.log();
         // Each partition's own verdict first.
-        let mut verdicts: Vec<(TopicName, Vec<(i32, i64, i16)>)> = Vec::new();
+        let mut verdicts: Vec<(TopicName, Vec<Fetched>)> = Vec::new();
         for topic in &request.topics {
             let count = log.partition_count(&topic.name).ok();
             let partitions = topic

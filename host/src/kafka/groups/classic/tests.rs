@@ -243,7 +243,7 @@ fn the_protocol_is_chosen_by_vote_among_those_everyone_supports() {
     let result = g.poll_join(&a, None, now).unwrap().unwrap();
     assert_eq!(result.protocol_name, "range");
     let metadata: Vec<&Bytes> = result.members.iter().map(|m| &m.metadata).collect();
-    assert!(metadata.iter().all(|m| **m == Bytes::from("meta-range")));
+    assert!(metadata.iter().all(|m| m[..] == b"meta-range"[..]));
     assert!(g.poll_join(&b, None, now).unwrap().is_some());
     assert!(g.poll_join(&c, None, now).unwrap().is_some());
 

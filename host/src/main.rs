@@ -83,6 +83,9 @@ enum Command {
         /// A short smoke run instead of the full measurement.
         #[arg(long)]
         quick: bool,
+        /// Run only these sections (comma-separated); all when absent.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(weir::bench::SECTIONS))]
+        only: Vec<String>,
     },
     /// Upload a component and create, swap or shadow a processor (needs --server).
     Deploy(Box<cli::deploy::DeployArgs>),
@@ -241,7 +244,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Data(command) => cli::data(&*cli::open_broker(&dir)?, command, out).await,
         Command::Run(args) => cli::run::run(&dir, *args, cli.token, out).await,
         Command::Serve(args) => cli::serve::serve(&dir, args, cli.token).await,
-        Command::Bench { quick } => {
+        Command::Bench { quick, only } => {
             let scratch = tempfile_dir(&dir)?;
             let size = if quick {
                 weir::bench::BenchSize::QUICK
@@ -254,7 +257,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 weir::bench::Report::text(&mut stdout)
             };
-            let result = weir::bench::run(&scratch, size, &mut report).await;
+            let result = weir::bench::run(&scratch, size, &only, &mut report).await;
             std::fs::remove_dir_all(&scratch).ok();
             result.context("benchmark failed")?;
             report.finish().context("benchmark failed")

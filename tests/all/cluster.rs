@@ -295,7 +295,9 @@ fn a_broker_that_freezes_and_comes_back_loses_and_repeats_no_committed_work() {
             .sum::<i64>()
             > 0
     });
+    let at_freeze: i64 = tansu.committed("copy", "in", PARTITIONS).iter().sum();
     tansu.signal("STOP");
+    eprintln!("froze the broker with {at_freeze} of 1500 records committed");
     std::thread::sleep(Duration::from_secs(5));
     tansu.signal("CONT");
     tansu.produce("in", &input[1500..]);

@@ -255,7 +255,7 @@ impl ClusterConsumer {
             let mut records = Vec::new();
             let mut bytes = 0u64;
             while let Some(record) = partition.buffered.front() {
-                let size = (record.value.len() + record.key.as_ref().map_or(0, Vec::len)) as u64;
+                let size = (record.value.len() + record.key.as_ref().map_or(0, |k| k.len())) as u64;
                 if records.len() >= limits.max_records
                     || (!records.is_empty() && bytes + size > limits.max_bytes)
                 {

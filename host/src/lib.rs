@@ -35,8 +35,14 @@
 //!   batch's emits, state changes and next offset as one fenced unit in the
 //!   processor's commit mode (at-most-once, at-least-once, exactly-once), and
 //!   seeks. The embedded broker implements it (writing and recovering the
-//!   units, and rewinding state with offsets); a Kafka-cluster backend will
-//!   too.
+//!   units, and rewinding state with offsets), and so does [`cluster`].
+//! - [`cluster`]: the Kafka-cluster side of the seam, through librdkafka: a
+//!   processor whose spec names a cluster (bootstrap servers, a host id for
+//!   static membership, passed-through properties) joins the cluster's group,
+//!   polls with the seam's limits, produces its emits and flushes them before
+//!   committing its offset; dead letters, topic checks and lag from the
+//!   cluster's metadata and high watermarks. What it cannot do (exactly-once,
+//!   guest state, rewinds, shadows) is refused with a clear error.
 //! - [`state`]: guest state: keyed values per group and input partition, kept
 //!   as units of an internal changelog topic (`__state.<group>.<topic>`; a
 //!   unit is the commit point of a batch: state changes, exactly-once emits
@@ -94,6 +100,7 @@
 pub mod bench;
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod consumer;
 pub mod demo;
 pub mod durable;

@@ -189,6 +189,20 @@ impl StateView for NoState {
     }
 }
 
+/// Where a guest's emits may go: an emit to a topic that does not exist fails
+/// the call at once, with the message the guest sees.
+pub trait EmitTopics: Send + Sync {
+    fn check(&self, topic: &str) -> Result<(), String>;
+}
+
+impl EmitTopics for Log {
+    fn check(&self, topic: &str) -> Result<(), String> {
+        self.partition_count(topic)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The engines and linkers (one per engine setting the processors' limits
 /// need), the compiled-component cache, and the log guests emit to.
 pub struct Runtime {
@@ -278,7 +292,7 @@ impl Runtime {
             engine: prepared.engine.clone(),
             epochs: self.engines.epochs(),
             ticker: self.engines.ticker(),
-            log: self.log.clone(),
+            topics: self.log.clone(),
             processor: spec.processor.into(),
             version,
             config: spec.config,

@@ -199,7 +199,21 @@ impl From<crate::consumer::ConsumerError> for ApiError {
             E::State(e) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::chain(&e))
             }
+            E::Cluster(e) => e.into(),
         }
+    }
+}
+
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(e: crate::cluster::ClusterError) -> ApiError {
+        use crate::cluster::ClusterError as E;
+        let status = match e {
+            E::Settings(_) | E::Client(_) | E::Unsupported(_) => StatusCode::BAD_REQUEST,
+            E::UnknownTopic { .. } => StatusCode::NOT_FOUND,
+            E::Fenced { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, crate::error::chain(&e))
     }
 }
 

@@ -28,6 +28,7 @@
 //! and removes the shadow.
 
 mod cleanup;
+mod cluster;
 mod error;
 mod members;
 mod registry;
@@ -117,6 +118,11 @@ pub struct Supervisor {
     shutdown_grace: Duration,
     /// Set once the recorded processors were restored (`/ready`).
     ready: AtomicBool,
+    /// The data directory (a cluster deployment's local files live there).
+    data_dir: PathBuf,
+    /// The Kafka clusters deployments run against, by their settings.
+    clusters:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<crate::cluster::ClusterBackend>>>,
 }
 
 type Result<T, E = SupervisorError> = std::result::Result<T, E>;
@@ -134,6 +140,8 @@ impl Supervisor {
             ready: AtomicBool::new(false),
             uploads: Semaphore::new(MAX_CONCURRENT_UPLOADS),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            data_dir: data_dir.to_path_buf(),
+            clusters: Default::default(),
         })
     }
 
@@ -278,6 +286,7 @@ impl Supervisor {
             check_group_name(&next)?;
         }
         if let Some(to) = rewind {
+            Supervisor::refuse_on_cluster(&next, "a deploy with a rewind")?;
             // A bad target is refused before any member stops.
             let targets = RewindTo::All(to).targets(&next.spec.topics, |topic| {
                 self.broker.log().partition_count(topic)
@@ -383,6 +392,7 @@ impl Supervisor {
         let mut managed = self.lock(name).await?;
         self.notice_failure(&mut managed).await;
         let deployment = managed.deployment.clone();
+        Supervisor::refuse_on_cluster(&deployment, "rewinding a processor")?;
         let group = deployment.group();
         let targets = to.targets(&deployment.spec.topics, |topic| {
             self.broker.log().partition_count(topic)

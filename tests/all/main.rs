@@ -6,6 +6,7 @@
 mod api_docs;
 mod cli_client;
 mod cli_edges;
+mod cluster;
 mod components;
 mod deploy;
 mod embedded_api;

@@ -15,6 +15,7 @@ use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
 pub mod polyglot;
 pub mod server;
+pub mod tansu;
 /// Every guest component, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

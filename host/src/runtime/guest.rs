@@ -12,9 +12,8 @@ use wasmtime::{Engine, Store};
 use super::bindings::{Processor, ProcessorPre};
 use super::host::HostState;
 use super::limits::Limiter;
-use super::{Handler, Limits, NoState, Output, RuntimeError, Source, StateView, batch};
+use super::{EmitTopics, Handler, Limits, NoState, Output, RuntimeError, Source, StateView, batch};
 use crate::consumer::Polled;
-use crate::log::Log;
 
 use super::engine::{EPOCH_TICK, Ticker};
 
@@ -27,7 +26,8 @@ pub struct Guest {
     /// Keeps the epoch ticker alive while this guest may run, and says when
     /// the host interrupted every guest (shutdown).
     pub(super) ticker: Arc<Ticker>,
-    pub(super) log: Arc<Log>,
+    /// Where emits may go: checked at each emit.
+    pub(super) topics: Arc<dyn EmitTopics>,
     pub(super) processor: Arc<str>,
     /// `label@hash` or `sha256:hash`: names the code that processed a record.
     pub(super) version: Arc<str>,
@@ -50,6 +50,13 @@ impl Guest {
         self.load_time
     }
 
+    /// This guest with its emits checked against `topics` (a Kafka
+    /// cluster's) instead of the runtime's log.
+    pub fn emitting_to(mut self, topics: Arc<dyn EmitTopics>) -> Guest {
+        self.topics = topics;
+        self
+    }
+
     /// The limits each batch runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
@@ -58,7 +65,7 @@ impl Guest {
     /// A fresh store with this guest's limits, deadline and fuel set.
     fn store(&self, state: Arc<dyn StateView>) -> Result<Store<HostState>, RuntimeError> {
         let state = HostState::new(
-            self.log.clone(),
+            self.topics.clone(),
             self.processor.clone(),
             self.version.clone(),
             Limiter::new(self.limits.memory_bytes),

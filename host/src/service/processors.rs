@@ -216,6 +216,7 @@ impl From<SupervisorError> for ApiError {
             E::Log(e) => return e.into(),
             E::Group(e) => return e.into(),
             E::Processor(P::Consumer(e)) => return e.into(),
+            E::Cluster(e) => return e.into(),
             E::UnknownProcessor(_) | E::UnknownComponent(_) | E::NoShadow(_) => {
                 StatusCode::NOT_FOUND
             }

@@ -17,6 +17,7 @@ impl Supervisor {
         from: SeekTo,
     ) -> Result<Status> {
         let main = self.deployment(name).await?;
+        Supervisor::refuse_on_cluster(&main, "a shadow replay")?;
         if main.shadow_of.is_some() {
             return Err(SupervisorError::Invalid(format!(
                 "{name:?} is itself a shadow"

@@ -385,8 +385,8 @@ fn detach(message: &BorrowedMessage<'_>) -> StoredRecord {
             .timestamp()
             .to_millis()
             .unwrap_or_else(crate::log::now_ms),
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map_or_else(Vec::new, <[u8]>::to_vec),
+        key: message.key().map(bytes::Bytes::copy_from_slice),
+        value: message.payload().map_or_else(bytes::Bytes::new, bytes::Bytes::copy_from_slice),
         headers,
     }
 }

@@ -284,6 +284,7 @@ impl ProcessorSpec {
             config: self.config.clone().into_iter().collect(),
             limits: self.limits,
             scratch: scratch.filter(|_| self.scratch),
+            logbook: None,
         }
     }
 

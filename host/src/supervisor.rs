@@ -30,6 +30,7 @@
 mod cleanup;
 mod error;
 mod history;
+mod logbooks;
 mod members;
 mod registry;
 mod request;
@@ -473,15 +474,9 @@ impl Supervisor {
             }
         }
         self.clear_after(&removed, keep_dlq).await?;
+        self.forget_logbooks(&[name, &shadow]);
         self.note(name, "delete", None, None);
         Ok(())
-    }
-
-    /// `name`'s logbook: the guest output its versions write (`weir logs`),
-    /// created on first use, and kept while the host runs.
-    pub fn logbook(&self, name: &str) -> Arc<Logbook> {
-        let mut books = self.logbooks.lock().unwrap_or_else(|e| e.into_inner());
-        books.entry(name.to_string()).or_default().clone()
     }
 
     /// Forgets processor `name`, whose lock is `managed`: its record, its

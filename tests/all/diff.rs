@@ -254,3 +254,110 @@ fn diff_through_a_server_compares_a_range_of_one_partition() {
     let usd: Value = serde_json::from_str(&usd).unwrap();
     assert_eq!(usd["high_watermarks"][0], 0, "the server's log got no emit");
 }
+
+#[test]
+fn diff_tells_new_and_changed_failures_and_emits_that_moved() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    weir(d, &["topic", "create", "mixed"]);
+    weir(d, &["topic", "create", "orders-usd"]);
+    let order = r#"{"id":7,"customer":"c-1","amount_cents":1000,"currency":"EUR","country":"DE"}"#;
+    let lines = format!("c-1|{order}\nk|fail:dead-letter\nk|hello\nk|trap\n");
+    let mut produce = Command::new(weir_bin())
+        .arg("--data-dir")
+        .arg(d)
+        .args(["produce", "--topic", "mixed", "--key-separator", "|"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    produce
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(produce.wait().unwrap().success());
+
+    // scripted emits every record as it is (or fails as it says); currency-v2
+    // converts orders and dead-letters anything else. Both read `output`.
+    let json = weir(
+        d,
+        &[
+            "diff",
+            guests::SCRIPTED,
+            guests::CURRENCY_V2,
+            "--topic",
+            "mixed",
+            "--config",
+            "output=orders-usd",
+            "--format",
+            "json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let by_offset: BTreeMap<u64, &Value> = report["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["offset"].as_u64().unwrap(), r))
+        .collect();
+    assert_eq!(by_offset.len(), 4, "{report:#}");
+
+    // The order: emitted under another key, so one removed and one added.
+    let emits = by_offset[&0]["emits"].as_array().unwrap();
+    let changes: Vec<(&str, &str)> = emits
+        .iter()
+        .map(|e| (e["change"].as_str().unwrap(), e["key"].as_str().unwrap()))
+        .collect();
+    assert_eq!(changes, [("removed", "c-1"), ("added", "7")]);
+    assert_eq!(emits[0]["old"], order);
+    assert_eq!(usd_cents(&emits[1]["new"]), 1080);
+
+    // Both dead-letter it, with other messages.
+    let f = &by_offset[&1]["failure"];
+    assert!(
+        f["old"].as_str().unwrap().starts_with("dead-letter: "),
+        "{f}"
+    );
+    assert!(
+        f["new"]
+            .as_str()
+            .unwrap()
+            .starts_with("dead-letter: malformed order"),
+        "{f}"
+    );
+    // A new failure, and the emit it loses.
+    let f = &by_offset[&2]["failure"];
+    assert_eq!(f["old"], Value::Null);
+    assert!(
+        f["new"]
+            .as_str()
+            .unwrap()
+            .starts_with("dead-letter: malformed order"),
+        "{f}"
+    );
+    assert_eq!(by_offset[&2]["emits"][0]["change"], "removed");
+    // A trap in the old version that the new one dead-letters instead.
+    let f = &by_offset[&3]["failure"];
+    assert!(f["old"].as_str().unwrap().starts_with("trap: "), "{f}");
+
+    let s = &report["summary"];
+    assert_eq!(
+        (
+            s["new_failures"].as_u64(),
+            s["changed_failures"].as_u64(),
+            s["fixed_failures"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0))
+    );
+    assert_eq!(
+        (
+            s["emits_removed"].as_u64(),
+            s["emits_added"].as_u64(),
+            s["emits_changed"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0))
+    );
+}

@@ -88,6 +88,7 @@ impl Supervisor {
             .await?;
         let removed = self.remove(&shadow, candidate_now).await?;
         self.clear_after(&[removed], false).await?;
+        self.forget_logbooks(&[&shadow]);
         Ok(self.noted("promote", None, status))
     }
 
@@ -100,6 +101,8 @@ impl Supervisor {
             .await
             .map_err(|_| SupervisorError::NoShadow(name.to_string()))?;
         let removed = self.remove(&shadow, managed).await?;
-        self.clear_after(&[removed], false).await
+        self.clear_after(&[removed], false).await?;
+        self.forget_logbooks(&[&shadow]);
+        Ok(())
     }
 }

@@ -134,12 +134,15 @@ fn text(bytes: &[u8]) -> String {
 
 type OutputKey = (String, Option<Vec<u8>>);
 
+/// The last value (old, new) each version emitted under an output key.
+type LastValues = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Builds a [`DiffReport`] from the two versions' outcomes, record by record.
 #[derive(Debug, Default)]
 pub struct Differ {
     report: DiffReport,
     /// The last value each version emitted per output key.
-    last: BTreeMap<OutputKey, (Option<Vec<u8>>, Option<Vec<u8>>)>,
+    last: BTreeMap<OutputKey, LastValues>,
 }
 
 impl Differ {

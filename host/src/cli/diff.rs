@@ -76,7 +76,7 @@ pub async fn diff(admin: &impl Admin, args: DiffArgs, out: Out) -> Result<()> {
         // Emits to a topic the source has pass the runtime's check; others fail
         // as they would in a processor.
         if !topic.name.starts_with("__") {
-            log.create_topic(&topic.name, topic.config.clone())
+            log.create_topic(&topic.name, topic.config)
                 .with_context(|| format!("mirroring topic {:?}", topic.name))?;
         }
     }

@@ -54,7 +54,9 @@
 //!   allocator with copy-on-write images) under per-processor limits (memory,
 //!   deadline, wasm stack, fuel) with no ambient authority but an optional
 //!   scratch directory, the [`runtime::Handler`] seam a native processor
-//!   also fits, and the interrupt that ends every running guest at shutdown.
+//!   also fits, and the interrupt that ends every running guest at shutdown;
+//!   the [`runtime::Logbook`], a processor's bounded ring of what its guests
+//!   logged and printed (`weir logs`).
 //! - [`processor`]: the trigger: poll → process → commit for one member over
 //!   the seam, with one pure decision per guest call (commit, rerun a prefix,
 //!   retry, stop) shared with the poison-record isolation, the failure kinds
@@ -72,20 +74,26 @@
 //!   in the data directory and restored on start, with a bounded shutdown;
 //!   what a removed processor or shadow leaves behind (group offsets,
 //!   dead-letter and side topics) goes with it, and one `weir.toml` no longer
-//!   declares is removed.
+//!   declares is removed; each processor's logbook, and a bounded in-memory
+//!   history of what was done to the processors (`GET /history`).
 //! - [`wire`]: the API's request and response shapes (topics, produce,
-//!   fetch, groups, positions) defined once with serde, and the binary
+//!   fetch, groups, positions, guest log lines) defined once with serde, and the binary
 //!   framing of records; the service and the client both speak through it,
 //!   and it depends on nothing above the log's record types.
 //! - [`service`]: `weir serve`, the HTTP API (topics, produce and fetch in
 //!   JSON or binary, groups, processors, Prometheus metrics with process
-//!   figures, health and readiness) with its token check, body limits,
-//!   access log and JSON errors; `docs/api.md` documents it.
+//!   figures, health and readiness, guest logs with a long poll, the
+//!   history, and the `/ui` dashboard page) with its token check, body
+//!   limits, access log and JSON errors; `docs/api.md` documents it.
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
 //!   `--server` is set (the embedded broker serves the same commands
 //!   otherwise).
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
+//! - [`diff`]: `weir diff`: two guest versions run over the same records
+//!   (each record its own batch, state from empty, in memory; nothing
+//!   committed or appended) and what they did compared record by record and
+//!   per output key.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands (the
 //!   benchmark reports as text tables or, with `--json`, one JSON object).
 //! - [`error`]: helpers every subsystem's error type shares (an error chain
@@ -103,6 +111,7 @@ pub mod client;
 pub mod cluster;
 pub mod consumer;
 pub mod demo;
+pub mod diff;
 pub mod durable;
 pub mod error;
 pub mod group;

@@ -105,6 +105,9 @@ enum Command {
         #[command(subcommand)]
         command: cli::processor::StateCommand,
     },
+    /// Print what a processor's guests logged and printed, optionally
+    /// following new lines (needs --server).
+    Logs(cli::logs::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -226,6 +229,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             | Command::Processor { .. }
             | Command::Shadow { .. }
             | Command::State { .. }
+            | Command::Logs(_)
     ) {
         bail!(NEEDS_SERVER);
     }
@@ -265,7 +269,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Deploy(_)
         | Command::Processor { .. }
         | Command::Shadow { .. }
-        | Command::State { .. } => {
+        | Command::State { .. }
+        | Command::Logs(_) => {
             bail!(NEEDS_SERVER)
         }
         Command::Completions { .. } => unreachable!("answered before the runtime starts"),
@@ -280,6 +285,7 @@ async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Re
         Command::Processor { command } => cli::processor::run(client, command, out).await,
         Command::Shadow { command } => cli::processor::shadow(client, command, out).await,
         Command::State { command } => cli::processor::state(client, command, out).await,
+        Command::Logs(args) => cli::logs::logs(client, args, out).await,
         Command::Demo { .. }
         | Command::Run(_)
         | Command::Serve(_)

@@ -16,6 +16,7 @@ pub mod engine;
 mod guest;
 mod host;
 mod limits;
+pub mod logbook;
 mod overlay;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use engine::EPOCH_TICK;
 pub use guest::Guest;
 pub use host::{MAX_EMIT_BYTES, SCRATCH_GUEST_PATH};
 pub use limits::{Limits, MAX_TABLE_ELEMENTS};
+pub use logbook::Logbook;
 
 use crate::consumer::{Emit, Polled};
 use crate::log::Log;
@@ -298,6 +300,7 @@ impl Runtime {
             config: spec.config,
             limits: spec.limits,
             scratch: spec.scratch,
+            logbook: spec.logbook,
             source,
             load_time: started.elapsed(),
         })
@@ -354,4 +357,7 @@ pub struct GuestSpec {
     /// `/scratch`, shared by all its instances; the guest's only filesystem
     /// access. `None`: no filesystem at all.
     pub scratch: Option<PathBuf>,
+    /// Where the guest's log lines and stdio go besides tracing (`weir
+    /// logs`); `None`: tracing only.
+    pub logbook: Option<Arc<Logbook>>,
 }

@@ -30,6 +30,8 @@
 mod cleanup;
 mod cluster;
 mod error;
+mod history;
+mod logbooks;
 mod members;
 mod registry;
 mod request;
@@ -48,6 +50,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
 pub use error::SupervisorError;
+pub use history::{Event, HISTORY_EVENTS};
 pub use request::{NewProcessor, Swap};
 pub use rewind::{PartitionTarget, RewindTo};
 pub use status::{PartitionStatus, State, Status};
@@ -60,7 +63,7 @@ use crate::broker::{Broker, SeekTo};
 use crate::error::chain as error_chain;
 use crate::processor::spec::check_instances;
 use crate::processor::{Instances, ProcessorError, SpecChanges};
-use crate::runtime::{GuestSpec, Handler, Runtime};
+use crate::runtime::{GuestSpec, Handler, Logbook, Runtime};
 /// The suffix of a shadow's name, group and output topics.
 pub const SHADOW: &str = ".shadow";
 
@@ -123,6 +126,10 @@ pub struct Supervisor {
     /// The Kafka clusters deployments run against, by their settings.
     clusters:
         std::sync::Mutex<std::collections::HashMap<String, Arc<crate::cluster::ClusterBackend>>>,
+    /// Each processor's recent guest output (`weir logs`), by name.
+    logbooks: std::sync::Mutex<BTreeMap<String, Arc<Logbook>>>,
+    /// What was done to the processors while this host runs.
+    history: history::History,
 }
 
 type Result<T, E = SupervisorError> = std::result::Result<T, E>;
@@ -142,6 +149,8 @@ impl Supervisor {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             data_dir: data_dir.to_path_buf(),
             clusters: Default::default(),
+            logbooks: std::sync::Mutex::new(BTreeMap::new()),
+            history: history::History::default(),
         })
     }
 
@@ -259,7 +268,7 @@ impl Supervisor {
         self.check_settings(&deployment)?;
         self.commit_latest(&deployment)?;
         let managed = self.start_new(deployment, guest)?;
-        let status = self.status_of(&managed);
+        let status = self.noted("deploy", None, self.status_of(&managed));
         processors.insert(managed.deployment.name.clone(), Entry::new(managed));
         Ok(status)
     }
@@ -302,7 +311,8 @@ impl Supervisor {
         if swapped.is_err() {
             self.follow(&managed.deployment).await;
         }
-        swapped
+        let rewound = rewind.map(|to| format!("rewind to {}", crate::wire::position(to)));
+        swapped.map(|status| self.noted("swap", rewound, status))
     }
 
     /// A copy of `name`'s record.
@@ -408,7 +418,8 @@ impl Supervisor {
                 reset()?;
             }
         }
-        Ok(self.status_of(&managed))
+        let to = Some(to.to_json().to_string());
+        Ok(self.noted("rewind", to, self.status_of(&managed)))
     }
 
     /// Stops `name`'s members after their batches in flight; it stays paused,
@@ -422,7 +433,7 @@ impl Supervisor {
         if let Some(Err(e)) = managed.stop(Run::Paused).await {
             managed.run = Run::Failed(error_chain(&e));
         }
-        Ok(self.status_of(&managed))
+        Ok(self.noted("pause", None, self.status_of(&managed)))
     }
 
     /// Starts a paused (or failed) processor again.
@@ -437,7 +448,7 @@ impl Supervisor {
             managed.deployment = deployment;
             managed.run = run;
         }
-        Ok(self.status_of(&managed))
+        Ok(self.noted("resume", None, self.status_of(&managed)))
     }
 
     /// Runs `count` members of `name`; the group rebalances. A scale-down
@@ -454,7 +465,7 @@ impl Supervisor {
         }
         self.store.save(&deployment)?;
         managed.deployment = deployment;
-        Ok(self.status_of(&managed))
+        Ok(self.noted("scale", Some(count.to_string()), self.status_of(&managed)))
     }
 
     /// Stops `name` (and its shadow), its members leaving the group, and
@@ -472,7 +483,10 @@ impl Supervisor {
                 Err(e) => return Err(e),
             }
         }
-        self.clear_after(&removed, keep_dlq).await
+        self.clear_after(&removed, keep_dlq).await?;
+        self.forget_logbooks(&[name, &shadow]);
+        self.note(name, "delete", None, None);
+        Ok(())
     }
 
     /// Forgets processor `name`, whose lock is `managed`: its record, its

@@ -292,6 +292,7 @@ impl ProcessorSpec {
             config: self.config.clone().into_iter().collect(),
             limits: self.limits,
             scratch: scratch.filter(|_| self.scratch),
+            logbook: None,
         }
     }
 

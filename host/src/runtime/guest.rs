@@ -12,7 +12,9 @@ use wasmtime::{Engine, Store};
 use super::bindings::{Processor, ProcessorPre};
 use super::host::HostState;
 use super::limits::Limiter;
-use super::{EmitTopics, Handler, Limits, NoState, Output, RuntimeError, Source, StateView, batch};
+use super::{
+    EmitTopics, Handler, Limits, Logbook, NoState, Output, RuntimeError, Source, StateView, batch,
+};
 use crate::consumer::Polled;
 
 use super::engine::{EPOCH_TICK, Ticker};
@@ -35,6 +37,8 @@ pub struct Guest {
     pub(super) limits: Limits,
     /// The host directory preopened as `/scratch`, if any.
     pub(super) scratch: Option<PathBuf>,
+    /// Keeps the guest's log lines and stdio for `weir logs`, if set.
+    pub(super) logbook: Option<Arc<Logbook>>,
     pub(super) source: Source,
     pub(super) load_time: Duration,
 }
@@ -62,8 +66,13 @@ impl Guest {
         &self.limits
     }
 
-    /// A fresh store with this guest's limits, deadline and fuel set.
-    fn store(&self, state: Arc<dyn StateView>) -> Result<Store<HostState>, RuntimeError> {
+    /// A fresh store with this guest's limits, deadline and fuel set, for a
+    /// batch of input `partition` (none: a probe or a benchmark).
+    fn store(
+        &self,
+        state: Arc<dyn StateView>,
+        partition: Option<u32>,
+    ) -> Result<Store<HostState>, RuntimeError> {
         let state = HostState::new(
             self.topics.clone(),
             self.processor.clone(),
@@ -72,6 +81,7 @@ impl Guest {
             self.scratch.as_deref(),
             state,
         )
+        .map(|s| s.with_logbook(self.logbook.clone(), partition))
         .map_err(|e| RuntimeError::Scratch {
             path: self.scratch.clone().unwrap_or_default(),
             source: e.into_boxed_dyn_error(),
@@ -102,8 +112,9 @@ impl Guest {
     fn instantiate(
         &self,
         state: Arc<dyn StateView>,
+        partition: Option<u32>,
     ) -> Result<(Store<HostState>, Processor), RuntimeError> {
-        let mut store = self.store(state)?;
+        let mut store = self.store(state, partition)?;
         let instance = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => return Err(self.fault(e, &store)),
@@ -156,7 +167,7 @@ impl Guest {
         polled: &Polled,
         calls: u32,
     ) -> Result<Duration, RuntimeError> {
-        let (mut store, instance) = self.instantiate(Arc::new(NoState))?;
+        let (mut store, instance) = self.instantiate(Arc::new(NoState), None)?;
         let started = Instant::now();
         for _ in 0..calls {
             self.arm(&mut store)?;
@@ -183,7 +194,7 @@ impl Guest {
     /// Instantiates and initializes the guest once, without processing: the
     /// check a deploy runs before taking a new version into service.
     pub fn probe(&self) -> Result<(), RuntimeError> {
-        self.instantiate(Arc::new(NoState)).map(|_| ())
+        self.instantiate(Arc::new(NoState), None).map(|_| ())
     }
 }
 
@@ -192,7 +203,9 @@ impl Handler for Guest {
         if self.ticker.interrupted() {
             return Err(RuntimeError::Interrupted);
         }
-        let (mut store, instance) = self.instantiate(state).map_err(RuntimeError::started)?;
+        let (mut store, instance) = self
+            .instantiate(state, Some(polled.partition))
+            .map_err(RuntimeError::started)?;
         let batch = batch::columnar(polled);
         let outcome = match instance.call_process(&mut store, &batch) {
             Ok(outcome) => outcome,

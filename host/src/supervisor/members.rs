@@ -20,7 +20,8 @@ impl Supervisor {
         let wasm = self.store.component(&deployment.component)?;
         let path = self.store.component_path(&deployment.component);
         let scratch = self.scratch_dir.join(&deployment.name);
-        let spec = deployment.spec.guest_spec(&deployment.name, Some(scratch));
+        let mut spec = deployment.spec.guest_spec(&deployment.name, Some(scratch));
+        spec.logbook = Some(self.logbook(&deployment.name));
         let runtime = self.runtime.clone();
         let cluster = self.cluster_of(deployment)?;
         let guest: Guest = tokio::task::spawn_blocking(move || {

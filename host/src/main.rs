@@ -102,6 +102,13 @@ enum Command {
         #[command(subcommand)]
         command: cli::processor::StateCommand,
     },
+    /// Create a guest project of your own: rust, js or python.
+    New(cli::scaffold::NewArgs),
+    /// Build the guest project in DIR into its component.
+    Build(cli::scaffold::BuildArgs),
+    /// Run a guest over fixture records (no data directory) and print or
+    /// check the emits, failures, dead letters and final state.
+    Test(Box<cli::test::TestArgs>),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +133,13 @@ fn main() -> ExitCode {
     match cli.log_format {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
+    }
+    // The guest developer's commands need no data directory and no server.
+    match cli.command {
+        Command::New(args) => return report(cli::scaffold::new(args)),
+        Command::Build(args) => return report(cli::scaffold::build(args)),
+        Command::Test(args) => return report(cli::test::test(*args, cli.json)),
+        _ => {}
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -200,6 +214,9 @@ impl Command {
                 | Command::Serve(_)
                 | Command::Bench { .. }
                 | Command::Completions { .. }
+                | Command::New(_)
+                | Command::Build(_)
+                | Command::Test(_)
         )
     }
 }
@@ -265,7 +282,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::State { .. } => {
             bail!(NEEDS_SERVER)
         }
-        Command::Completions { .. } => unreachable!("answered before the runtime starts"),
+        Command::Completions { .. } | Command::New(_) | Command::Build(_) | Command::Test(_) => {
+            unreachable!("answered before the runtime starts")
+        }
     }
 }
 
@@ -281,7 +300,10 @@ async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Re
         | Command::Run(_)
         | Command::Serve(_)
         | Command::Bench { .. }
-        | Command::Completions { .. } => {
+        | Command::Completions { .. }
+        | Command::New(_)
+        | Command::Build(_)
+        | Command::Test(_) => {
             bail!("this command works on a local data directory: drop --server")
         }
     }

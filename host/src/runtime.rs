@@ -194,7 +194,30 @@ impl StateView for NoState {
 pub struct Runtime {
     engines: Engines,
     cache_dir: PathBuf,
-    log: Arc<Log>,
+    topics: Topics,
+}
+
+/// What a guest's emits are checked against when they are made.
+#[derive(Clone)]
+pub enum Topics {
+    /// The log's topics: an emit to a topic that does not exist fails.
+    Log(Arc<Log>),
+    /// Any validly named topic: `weir test`, which runs guests with no log
+    /// and only reports what they emit.
+    Any,
+}
+
+impl Topics {
+    /// Whether a record may be emitted to `topic`, else the guest's error.
+    pub(crate) fn check(&self, topic: &str) -> Result<(), String> {
+        match self {
+            Topics::Log(log) => log
+                .partition_count(topic)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Topics::Any => crate::name::validate("topic", topic).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 impl Runtime {
@@ -223,11 +246,22 @@ impl Runtime {
         Runtime::build(data_dir, log, Engines::new(true, false)?)
     }
 
+    /// A runtime with no log, for `weir test`: emits to any validly named
+    /// topic are accepted (and only reported), and compiled components are
+    /// cached under `cache_dir`.
+    pub fn detached(cache_dir: &Path) -> Result<Runtime, RuntimeError> {
+        Ok(Runtime {
+            engines: Engines::new(true, true)?,
+            cache_dir: cache_dir.join("compiled"),
+            topics: Topics::Any,
+        })
+    }
+
     fn build(data_dir: &Path, log: Arc<Log>, engines: Engines) -> Result<Runtime, RuntimeError> {
         Ok(Runtime {
             engines,
             cache_dir: data_dir.join("compiled"),
-            log,
+            topics: Topics::Log(log),
         })
     }
 
@@ -278,7 +312,7 @@ impl Runtime {
             engine: prepared.engine.clone(),
             epochs: self.engines.epochs(),
             ticker: self.engines.ticker(),
-            log: self.log.clone(),
+            topics: self.topics.clone(),
             processor: spec.processor.into(),
             version,
             config: spec.config,

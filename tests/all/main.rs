@@ -8,6 +8,7 @@ mod cli_client;
 mod cli_edges;
 mod components;
 mod deploy;
+mod devloop;
 mod embedded_api;
 mod failures;
 mod groups;

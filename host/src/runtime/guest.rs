@@ -12,9 +12,8 @@ use wasmtime::{Engine, Store};
 use super::bindings::{Processor, ProcessorPre};
 use super::host::HostState;
 use super::limits::Limiter;
-use super::{Handler, Limits, NoState, Output, RuntimeError, Source, StateView, batch};
+use super::{Handler, Limits, NoState, Output, RuntimeError, Source, StateView, Topics, batch};
 use crate::consumer::Polled;
-use crate::log::Log;
 
 use super::engine::{EPOCH_TICK, Ticker};
 
@@ -27,7 +26,8 @@ pub struct Guest {
     /// Keeps the epoch ticker alive while this guest may run, and says when
     /// the host interrupted every guest (shutdown).
     pub(super) ticker: Arc<Ticker>,
-    pub(super) log: Arc<Log>,
+    /// What emits are checked against.
+    pub(super) topics: Topics,
     pub(super) processor: Arc<str>,
     /// `label@hash` or `sha256:hash`: names the code that processed a record.
     pub(super) version: Arc<str>,
@@ -58,7 +58,7 @@ impl Guest {
     /// A fresh store with this guest's limits, deadline and fuel set.
     fn store(&self, state: Arc<dyn StateView>) -> Result<Store<HostState>, RuntimeError> {
         let state = HostState::new(
-            self.log.clone(),
+            self.topics.clone(),
             self.processor.clone(),
             self.version.clone(),
             Limiter::new(self.limits.memory_bytes),

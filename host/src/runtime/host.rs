@@ -18,12 +18,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::StateView;
 use super::bindings::weir::processor::{host, state, types};
 use super::limits::Limiter;
 use super::overlay::StateOverlay;
+use super::{StateView, Topics};
 use crate::consumer::Emit;
-use crate::log::{Log, Record};
+use crate::log::Record;
 
 /// The largest single emitted record (key + value + headers).
 pub const MAX_EMIT_BYTES: usize = 1 << 20;
@@ -41,7 +41,7 @@ pub struct HostState {
     emitted_bytes: usize,
     /// The batch's state reads and writes.
     pub(super) state: StateOverlay,
-    log: Arc<Log>,
+    topics: Topics,
     /// Tags guest log lines.
     processor: Arc<str>,
     version: Arc<str>,
@@ -56,7 +56,7 @@ impl HostState {
     /// name lookups; stdio is captured; `scratch`, when given, is the only
     /// directory, read-write at [`SCRATCH_GUEST_PATH`].
     pub(super) fn new(
-        log: Arc<Log>,
+        topics: Topics,
         processor: Arc<str>,
         version: Arc<str>,
         limiter: Limiter,
@@ -80,7 +80,7 @@ impl HostState {
             emits: Vec::new(),
             emitted_bytes: 0,
             state: StateOverlay::new(state),
-            log,
+            topics,
             processor,
             version,
             wasi,
@@ -135,9 +135,7 @@ impl host::Host for HostState {
         value: Vec<u8>,
         headers: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        if let Err(e) = self.log.partition_count(&topic) {
-            return Err(e.to_string());
-        }
+        self.topics.check(&topic)?;
         let size = key.as_ref().map_or(0, Vec::len)
             + value.len()
             + headers

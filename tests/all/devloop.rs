@@ -132,8 +132,8 @@ fn a_new_rust_guest_builds_passes_its_fixture_and_its_unit_tests() {
         stdout.contains("emits differ (- expected, + actual)"),
         "{stdout}"
     );
-    assert!(stdout.contains("-       \"value\": \"HELLO!\""), "{stdout}");
-    assert!(stdout.contains("+       \"value\": \"HELLO\""), "{stdout}");
+    assert!(stdout.contains("-     \"value\": \"HELLO!\""), "{stdout}");
+    assert!(stdout.contains("+     \"value\": \"HELLO\""), "{stdout}");
     assert!(
         !stdout.contains("state differ"),
         "only what differs: {stdout}"

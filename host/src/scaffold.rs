@@ -302,20 +302,18 @@ fn build_rust(dir: &Path) -> Result<PathBuf, ScaffoldError> {
         .args(["target", "list", "--installed"])
         .current_dir(dir)
         .output();
-    match installed {
-        Ok(out) if out.status.success() => {
-            if !String::from_utf8_lossy(&out.stdout)
+    // Without rustup the toolchain must have the target already; cargo says
+    // so plainly if it has not.
+    let missing = installed.is_ok_and(|out| {
+        out.status.success()
+            && !String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .any(|l| l.trim() == TARGET)
-            {
-                run(Command::new("rustup")
-                    .args(["target", "add", TARGET])
-                    .current_dir(dir))?;
-            }
-        }
-        // Without rustup the toolchain must have the target already; cargo
-        // says so plainly if it has not.
-        _ => {}
+    });
+    if missing {
+        run(Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .current_dir(dir))?;
     }
     run(Command::new("cargo")
         .args(["build", "--release", "--target", TARGET])

@@ -39,7 +39,8 @@ struct Cli {
     data_dir: PathBuf,
     /// Talk to the `weir serve` at this URL (http://HOST:PORT) instead of
     /// opening the data directory. The commands that work on the data
-    /// directory only (serve, run, demo, bench) ignore WEIR_SERVER.
+    /// directory only (serve, run, demo, bench) and the guest developer's
+    /// (new, build, test) ignore WEIR_SERVER.
     #[arg(long, global = true, env = "WEIR_SERVER")]
     server: Option<String>,
     /// Bearer token: the one `weir serve` requires, or the one sent to --server.

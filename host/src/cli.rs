@@ -15,8 +15,10 @@ pub mod logs;
 pub mod processor;
 pub mod records;
 pub mod run;
+pub mod scaffold;
 pub mod serve;
 pub mod spec;
+pub mod test;
 pub mod topic;
 
 use std::fs::{File, OpenOptions};

@@ -102,6 +102,13 @@
 //!   (`reset`, `protocol`, `assignor`, `when_exhausted`) their `FromStr`,
 //!   `Display` and serde forms.
 //! - [`guests`]: the sample guest components embedded in the binary.
+//! - [`fixture`]: `weir test`: a guest run over fixture records (JSON Lines)
+//!   with no data directory, through the processor's own decisions (retries,
+//!   skip, dead-letter, isolation, the breaker), its report (emits, failures,
+//!   dead letters, final state) and the comparison with an expected file.
+//! - [`scaffold`]: `weir new` and `weir build`: guest projects of one's own in
+//!   Rust (with the SDK vendored), JavaScript or Python, from templates and
+//!   repository files embedded in the binary, built with their own tools.
 //!
 //! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.
 
@@ -114,6 +121,7 @@ pub mod demo;
 pub mod diff;
 pub mod durable;
 pub mod error;
+pub mod fixture;
 pub mod group;
 mod keyword;
 pub mod log;
@@ -121,6 +129,7 @@ pub mod name;
 pub mod offsets;
 pub mod processor;
 pub mod runtime;
+pub mod scaffold;
 pub mod service;
 pub mod state;
 pub mod supervisor;

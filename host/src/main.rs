@@ -39,7 +39,8 @@ struct Cli {
     data_dir: PathBuf,
     /// Talk to the `weir serve` at this URL (http://HOST:PORT) instead of
     /// opening the data directory. The commands that work on the data
-    /// directory only (serve, run, demo, bench) ignore WEIR_SERVER.
+    /// directory only (serve, run, demo, bench) and the guest developer's
+    /// (new, build, test) ignore WEIR_SERVER.
     #[arg(long, global = true, env = "WEIR_SERVER")]
     server: Option<String>,
     /// Bearer token: the one `weir serve` requires, or the one sent to --server.
@@ -108,6 +109,13 @@ enum Command {
     /// Print what a processor's guests logged and printed, optionally
     /// following new lines (needs --server).
     Logs(cli::logs::LogsArgs),
+    /// Create a guest project of your own: rust, js or python.
+    New(cli::scaffold::NewArgs),
+    /// Build the guest project in DIR into its component.
+    Build(cli::scaffold::BuildArgs),
+    /// Run a guest over fixture records (no data directory) and print or
+    /// check the emits, failures, dead letters and final state.
+    Test(Box<cli::test::TestArgs>),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +140,13 @@ fn main() -> ExitCode {
     match cli.log_format {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
+    }
+    // The guest developer's commands need no data directory and no server.
+    match cli.command {
+        Command::New(args) => return report(cli::scaffold::new(args)),
+        Command::Build(args) => return report(cli::scaffold::build(args)),
+        Command::Test(args) => return report(cli::test::test(*args, cli.json)),
+        _ => {}
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -206,6 +221,9 @@ impl Command {
                 | Command::Serve(_)
                 | Command::Bench { .. }
                 | Command::Completions { .. }
+                | Command::New(_)
+                | Command::Build(_)
+                | Command::Test(_)
         )
     }
 }
@@ -273,7 +291,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
         | Command::Logs(_) => {
             bail!(NEEDS_SERVER)
         }
-        Command::Completions { .. } => unreachable!("answered before the runtime starts"),
+        Command::Completions { .. } | Command::New(_) | Command::Build(_) | Command::Test(_) => {
+            unreachable!("answered before the runtime starts")
+        }
     }
 }
 
@@ -290,7 +310,10 @@ async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Re
         | Command::Run(_)
         | Command::Serve(_)
         | Command::Bench { .. }
-        | Command::Completions { .. } => {
+        | Command::Completions { .. }
+        | Command::New(_)
+        | Command::Build(_)
+        | Command::Test(_) => {
             bail!("this command works on a local data directory: drop --server")
         }
     }

@@ -210,7 +210,18 @@ impl EmitTopics for Log {
 pub struct Runtime {
     engines: Engines,
     cache_dir: PathBuf,
-    log: Arc<Log>,
+    /// What guests' emits are checked against: the log, or any name.
+    topics: Arc<dyn EmitTopics>,
+}
+
+/// Any validly named topic: `weir test`, which runs guests with no log and
+/// only reports what they emit.
+struct AnyTopic;
+
+impl EmitTopics for AnyTopic {
+    fn check(&self, topic: &str) -> Result<(), String> {
+        crate::name::validate("topic", topic).map_err(|e| e.to_string())
+    }
 }
 
 impl Runtime {
@@ -239,11 +250,22 @@ impl Runtime {
         Runtime::build(data_dir, log, Engines::new(true, false)?)
     }
 
+    /// A runtime with no log, for `weir test`: emits to any validly named
+    /// topic are accepted (and only reported), and compiled components are
+    /// cached under `cache_dir`.
+    pub fn detached(cache_dir: &Path) -> Result<Runtime, RuntimeError> {
+        Ok(Runtime {
+            engines: Engines::new(true, true)?,
+            cache_dir: cache_dir.join("compiled"),
+            topics: Arc::new(AnyTopic),
+        })
+    }
+
     fn build(data_dir: &Path, log: Arc<Log>, engines: Engines) -> Result<Runtime, RuntimeError> {
         Ok(Runtime {
             engines,
             cache_dir: data_dir.join("compiled"),
-            log,
+            topics: log,
         })
     }
 
@@ -294,7 +316,7 @@ impl Runtime {
             engine: prepared.engine.clone(),
             epochs: self.engines.epochs(),
             ticker: self.engines.ticker(),
-            topics: self.log.clone(),
+            topics: self.topics.clone(),
             processor: spec.processor.into(),
             version,
             config: spec.config,

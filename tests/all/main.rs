@@ -11,6 +11,7 @@ mod components;
 mod dashboard;
 mod deploy;
 mod diff;
+mod devloop;
 mod embedded_api;
 mod failures;
 mod groups;

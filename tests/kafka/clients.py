@@ -1,6 +1,6 @@
 """Drives a real Kafka client against weir's listener for the tests.
 
-Usage: clients.py REQUEST_JSON; prints one JSON answer on stdout.
+Usage: clients.py < REQUEST_JSON; prints one JSON answer on stdout.
 
 A request is {"op": ..., "client": "confluent" | "kafka-python", "bootstrap": "HOST:PORT", ...}:
 - produce: topic, codec, records [{partition, key, value, headers, timestamp}]
@@ -182,7 +182,7 @@ def kafka_python(req):
 
 
 def main():
-    req = json.loads(sys.argv[1])
+    req = json.load(sys.stdin)
     try:
         answer = {"confluent": confluent, "kafka-python": kafka_python}[req["client"]](req)
     except Exception as e:  # the test shows the client's own words

@@ -34,9 +34,9 @@ pub async fn handle(
                         let answer = ListOffsetsPartitionResponse::default()
                             .with_partition_index(p.partition_index);
                         match lookup(&log, &name, p.partition_index, p.timestamp) {
-                            Ok((offset, timestamp)) => answer
-                                .with_offset(offset)
-                                .with_timestamp(timestamp),
+                            Ok((offset, timestamp)) => {
+                                answer.with_offset(offset).with_timestamp(timestamp)
+                            }
                             Err(code) => answer
                                 .with_error_code(code.code())
                                 .with_offset(-1)

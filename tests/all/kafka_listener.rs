@@ -571,3 +571,61 @@ fn bad_frames_close_their_connection_and_the_server_keeps_serving() {
     still_serving();
     assert!(host.records("t", 0).is_empty());
 }
+
+#[test]
+fn with_a_token_only_a_sasl_plain_login_with_it_opens_the_other_apis() {
+    let host = Host::new();
+    host.topic("t", 1);
+    let listener = Listener::with_token(host.broker.clone(), Some("s3cret".to_string()));
+    let metadata = MetadataRequest::default().with_topics(None);
+
+    // Anything but ApiVersions and SASL before logging in closes the connection.
+    let mut anonymous = listener.connect();
+    assert_eq!(
+        anonymous.call(3, &ApiVersionsRequest::default()).error_code,
+        0
+    );
+    anonymous.send(12, &metadata);
+    assert!(anonymous.closed_by_server());
+
+    let login = |password: &str| {
+        let mut wire = listener.connect();
+        let handshake = wire.call(
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert_eq!(handshake.error_code, 0);
+        let auth = wire.call(
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from(format!("\0someone\0{password}"))),
+        );
+        (wire, auth.error_code)
+    };
+    let (mut wrong, code) = login("guess");
+    assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
+    assert!(
+        wrong.closed_by_server(),
+        "a failed login ends the connection"
+    );
+
+    let (mut right, code) = login("s3cret");
+    assert_eq!(code, 0);
+    let answer = right.call(12, &metadata);
+    assert!(
+        answer
+            .topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "t"))
+    );
+
+    let mut other = listener.connect();
+    let scram = other.call(
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
+    );
+    assert_eq!(
+        scram.error_code,
+        ResponseError::UnsupportedSaslMechanism.code()
+    );
+}

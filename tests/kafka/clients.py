@@ -11,6 +11,7 @@ A request is {"op": ..., "client": "confluent" | "kafka-python", "bootstrap": "H
   -> {"records": [{offset, key, value, headers, timestamp}]}
 - offsets_for_time: topic, partition, timestamp -> {"offset": n}
 - metadata: topic -> {"partitions": n} or {"error": "..."}
+- create (confluent only): topic, partitions -> {"created": topic}
 """
 
 import json
@@ -111,6 +112,13 @@ def confluent(req):
         if t.error is not None:
             return {"error": t.error.name()}
         return {"partitions": len(t.partitions)}
+    if op == "create":
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        a = AdminClient(base)
+        futures = a.create_topics([NewTopic(req["topic"], req["partitions"])])
+        futures[req["topic"]].result(timeout=15)
+        return {"created": req["topic"]}
     raise SystemExit(f"unknown op {op}")
 
 

@@ -24,6 +24,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn start(broker: Arc<Broker>) -> Listener {
+        Listener::with_token(broker, None)
+    }
+
+    /// A listener whose clients must authenticate (SASL PLAIN) with `token`.
+    pub fn with_token(broker: Arc<Broker>, token: Option<String>) -> Listener {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -35,7 +40,7 @@ impl Listener {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let state = Arc::new(weir::kafka::KafkaState::new(broker, None));
+                let state = Arc::new(weir::kafka::KafkaState::new(broker, None).with_token(token));
                 weir::kafka::serve(listener, state, async {
                     stopped.await.ok();
                 })

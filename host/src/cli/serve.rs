@@ -39,6 +39,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
     /// Also speak the Kafka protocol on this address (off unless given).
+    /// Anything but loopback needs a token; with a token, Kafka clients log
+    /// in with SASL PLAIN and the token as their password.
     #[arg(long, value_name = "ADDR")]
     pub kafka_listen: Option<SocketAddr>,
     /// The HOST:PORT Kafka clients are told to connect to (default: the

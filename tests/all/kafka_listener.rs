@@ -629,3 +629,25 @@ fn with_a_token_only_a_sasl_plain_login_with_it_opens_the_other_apis() {
         ResponseError::UnsupportedSaslMechanism.code()
     );
 }
+
+#[test]
+fn weir_serve_refuses_a_kafka_listener_beyond_loopback_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(weir_tests::weir_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "0.0.0.0:0",
+        ])
+        .env_remove("WEIR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs a token for SASL PLAIN"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing was started");
+}

@@ -64,6 +64,12 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     if !listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
     }
+    if let Some(kafka) = args.kafka_listen.or(config.kafka_listen)
+        && !kafka.ip().is_loopback()
+        && token.is_none()
+    {
+        anyhow::bail!(weir::kafka::KafkaError::TokenRequired { addr: kafka });
+    }
     // Listen for SIGTERM and Ctrl-C before any processor starts: a signal that
     // arrives while they start must stop them gracefully, not kill the process.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -147,9 +153,6 @@ async fn start_kafka(
     let Some(listen) = args.kafka_listen.or(config.kafka_listen) else {
         return Ok(None);
     };
-    if !listen.ip().is_loopback() && state.token.is_none() {
-        anyhow::bail!(weir::kafka::KafkaError::TokenRequired { addr: listen });
-    }
     let advertised = match (&args.kafka_advertised, &config.kafka_advertised) {
         (Some(a), _) => Some(a.clone()),
         (None, Some(a)) => Some(weir::kafka::parse_advertised(a).map_err(anyhow::Error::msg)?),

@@ -14,6 +14,7 @@ mod groups;
 mod guests_tested;
 mod kafka_clients;
 mod kafka_listener;
+mod kafka_security;
 mod leftovers;
 mod membership;
 mod operations;

@@ -152,3 +152,16 @@ impl Wire {
         }
     }
 }
+
+/// A frame with a v1 request header (api key, version, correlation id, no
+/// client id) and no body.
+pub fn request_frame(api_key: i16, version: i16, correlation: i32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&api_key.to_be_bytes());
+    body.extend_from_slice(&version.to_be_bytes());
+    body.extend_from_slice(&correlation.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}

@@ -85,6 +85,11 @@
 //!   figures, health and readiness, guest logs with a long poll, the
 //!   history, and the `/ui` dashboard page) with its token check, body
 //!   limits, access log and JSON errors; `docs/api.md` documents it.
+//! - [`kafka`]: `weir serve --kafka-listen`: the Kafka wire protocol over the
+//!   same broker (framing, the API version table and dispatcher, Metadata
+//!   with topic ids, Produce with the idempotent producer, Fetch with long
+//!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs),
+//!   codecs from the `kafka-protocol` crate.
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
 //!   `--server` is set (the embedded broker serves the same commands
 //!   otherwise).
@@ -123,6 +128,7 @@ pub mod durable;
 pub mod error;
 pub mod fixture;
 pub mod group;
+pub mod kafka;
 mod keyword;
 pub mod log;
 pub mod name;

@@ -14,6 +14,7 @@
 //!   writer, group commit, poisoning, retention and the view readers use;
 //!   `partition/compactor.rs`: compaction and its crash-safe swap.
 //! - `settings.rs`: [`Log::alter_topic`] and maintenance on demand.
+//! - `topic_id.rs`: each topic's UUID (`topic.id`), new at every creation.
 //! - `flusher.rs`: the background thread: the fsync behind
 //!   [`Durability::Interval`], and maintenance (rolls by age, retention,
 //!   compaction) every [`LogOptions::maintenance`].
@@ -41,6 +42,7 @@ mod segment;
 mod settings;
 pub mod storage;
 mod timeindex;
+mod topic_id;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,8 @@ pub struct Retained {
 struct Topic {
     /// The settings in `topic.json`; each partition holds a copy it follows.
     config: RwLock<TopicConfig>,
+    /// The topic's id (`topic.id`, see `log/topic_id.rs`).
+    id: uuid::Uuid,
     partitions: Vec<Arc<Partition>>,
 }
 
@@ -176,7 +180,9 @@ impl Log {
             return Err(LogError::TopicExists(name.to_string()));
         }
         let dir = self.dir.join(name);
-        let topic = self.open_topic(&dir, config)?;
+        let mut topic = self.open_topic(&dir, config)?;
+        // A fresh id even where a half-created topic left one behind.
+        topic.id = topic_id::create(&dir)?;
         let meta = dir.join(META_FILE);
         let json = serde_json::to_vec_pretty(&config).expect("config serializes");
         // The topic exists once `topic.json` does, so it is written whole and durably.
@@ -251,6 +257,20 @@ impl Log {
             .iter()
             .map(|(n, t)| (n.clone(), t.config()))
             .collect()
+    }
+
+    /// The topic's id, a UUID given at creation (see `log/topic_id.rs`).
+    pub fn topic_id(&self, topic: &str) -> Result<uuid::Uuid, LogError> {
+        Ok(self.topic(topic)?.id)
+    }
+
+    /// The name of the topic with id `id`, if one exists.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<String> {
+        let topics = self.topics.read().expect("topic map lock");
+        topics
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(n, _)| n.clone())
     }
 
     /// The number of partitions of `topic`.
@@ -489,6 +509,7 @@ impl Log {
             .collect::<Result<Vec<_>, LogError>>()?;
         Ok(Topic {
             config: RwLock::new(config),
+            id: topic_id::load_or_create(dir)?,
             partitions,
         })
     }

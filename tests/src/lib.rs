@@ -13,6 +13,8 @@ use weir::offsets::Offsets;
 use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy, WhenExhausted};
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
+pub mod kafka_clients;
+pub mod kafka_wire;
 pub mod polyglot;
 pub mod server;
 pub mod tansu;

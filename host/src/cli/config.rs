@@ -8,6 +8,8 @@
 //! metrics_public = false    # true: /metrics answers without the token
 //! retention_check_secs = 60
 //! shutdown_grace_secs = 30   # then batches still running are interrupted
+//! kafka_listen = "127.0.0.1:9092"       # speak Kafka too (off when absent)
+//! kafka_advertised = "localhost:9092"   # what Metadata tells clients
 //!
 //! [[topics]]
 //! name = "orders"
@@ -54,6 +56,11 @@ pub struct ServeConfig {
     /// How long a shutdown waits for batches in flight before interrupting
     /// them (`--shutdown-grace` wins).
     pub shutdown_grace_secs: Option<u64>,
+    /// Where to speak the Kafka protocol (`--kafka-listen` wins); off when
+    /// absent.
+    pub kafka_listen: Option<SocketAddr>,
+    /// The `HOST:PORT` Kafka clients are told to connect to.
+    pub kafka_advertised: Option<String>,
     /// Created at start, or given these settings if they exist.
     #[serde(default)]
     pub topics: Vec<CreateTopic>,

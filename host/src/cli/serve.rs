@@ -38,6 +38,15 @@ pub struct ServeArgs {
     /// [default: 30].
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
+    /// Also speak the Kafka protocol on this address (off unless given).
+    /// Anything but loopback needs a token; with a token, Kafka clients log
+    /// in with SASL PLAIN and the token as their password.
+    #[arg(long, value_name = "ADDR")]
+    pub kafka_listen: Option<SocketAddr>,
+    /// The HOST:PORT Kafka clients are told to connect to (default: the
+    /// address each client reached).
+    #[arg(long, value_name = "HOST:PORT", value_parser = weir::kafka::parse_advertised)]
+    pub kafka_advertised: Option<(String, u16)>,
 }
 
 /// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
@@ -54,6 +63,12 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     let token = token.or(config.token.clone());
     if !listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
+    }
+    if let Some(kafka) = args.kafka_listen.or(config.kafka_listen)
+        && !kafka.ip().is_loopback()
+        && token.is_none()
+    {
+        anyhow::bail!(weir::kafka::KafkaError::TokenRequired { addr: kafka });
     }
     // Listen for SIGTERM and Ctrl-C before any processor starts: a signal that
     // arrives while they start must stop them gracefully, not kill the process.
@@ -98,6 +113,18 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     let shutdown = async {
         stopped.await.ok();
     };
+    let (kafka_stop, kafka_stopped) = tokio::sync::watch::channel(false);
+    let kafka = start_kafka(&args, &config, &state, &supervisor).await?;
+    let kafka = kafka.map(|(listener, kafka)| {
+        let mut stopped = kafka_stopped.clone();
+        tokio::spawn(weir::kafka::serve(listener, kafka, async move {
+            stopped.wait_for(|stop| *stop).await.ok();
+        }))
+    });
+    let shutdown = async move {
+        shutdown.await;
+        kafka_stop.send(true).ok();
+    };
     let serving = tokio::spawn(weir::service::serve(listener, state, shutdown));
     start_processors(&supervisor, &config, args.config.is_some()).await?;
     supervisor.mark_ready();
@@ -108,8 +135,37 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         .await
         .context("the server task")?
         .context("serving")?;
+    if let Some(kafka) = kafka {
+        kafka.await.context("the Kafka listener task")??;
+    }
     drop(advertised);
     Ok(())
+}
+
+/// Binds the Kafka listener when `--kafka-listen` (or `kafka_listen`) asks
+/// for one and prints `kafka listening on HOST:PORT` (after the HTTP line).
+async fn start_kafka(
+    args: &ServeArgs,
+    config: &ServeConfig,
+    state: &AppState,
+    supervisor: &Arc<Supervisor>,
+) -> Result<Option<(tokio::net::TcpListener, Arc<weir::kafka::KafkaState>)>> {
+    let Some(listen) = args.kafka_listen.or(config.kafka_listen) else {
+        return Ok(None);
+    };
+    let advertised = match (&args.kafka_advertised, &config.kafka_advertised) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(a)) => Some(weir::kafka::parse_advertised(a).map_err(anyhow::Error::msg)?),
+        (None, None) => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the Kafka listener {listen}"))?;
+    println!("kafka listening on {}", listener.local_addr()?);
+    let kafka = weir::kafka::KafkaState::new(state.broker.clone(), advertised)
+        .with_token(state.token.clone())
+        .with_supervisor(supervisor.clone());
+    Ok(Some((listener, Arc::new(kafka))))
 }
 
 /// Restores the recorded processors (with the declared settings) and starts

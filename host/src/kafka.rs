@@ -1,0 +1,253 @@
+//! `weir serve --kafka-listen ADDR`: the Kafka wire protocol over the same
+//! broker as the HTTP API (same topics, offsets and groups), so existing
+//! Kafka clients (librdkafka and kcat, kafka-python, the Java clients)
+//! produce to and fetch from weir unchanged. Message types, record batches
+//! (v2) and their compression come from the `kafka-protocol` crate; nothing
+//! here parses Kafka bytes by hand but the 4-byte size prefix of a frame.
+//!
+//! # Layout
+//!
+//! - `frame.rs`: the size-prefixed frames on a connection, with the size limit.
+//! - `connection.rs`: one client connection: request header, version check,
+//!   decode, dispatch, response, in order (Kafka clients rely on responses
+//!   coming back in request order).
+//! - `dispatch.rs`: the table of supported API versions and the one `match`
+//!   from a request to its handler.
+//! - `versions.rs` (ApiVersions), `metadata.rs` (Metadata), `produce.rs`
+//!   (Produce), `fetch.rs` (Fetch), `list_offsets.rs` (ListOffsets),
+//!   `topics.rs` (CreateTopics, DeleteTopics, DescribeConfigs),
+//!   `producers.rs` (InitProducerId and the idempotent producer's sequence
+//!   checks), `records.rs` (Kafka record batches to weir records and back),
+//!   `sasl.rs` (SaslHandshake and SaslAuthenticate: PLAIN against the token).
+//!
+//! Invariants: a frame over [`MAX_FRAME_BYTES`], a frame that is not a
+//! request, an unknown API key or a version outside the advertised range
+//! (but ApiVersions', answered with UNSUPPORTED_VERSION as Kafka does) closes
+//! the connection and nothing else; so does any request but ApiVersions and
+//! SASL's before a connection authenticated, when the listener has a token; no client input panics the server, and a
+//! failing connection never affects another. Errors about topics, partitions,
+//! offsets and records travel back as Kafka error codes in the response.
+//!
+//! weir is a single-node cluster here: node 0 leads every partition, which
+//! has one replica, so acks 1 and all both mean "appended once the topic's
+//! durability policy holds" and acks 0 means the same without a response.
+
+mod connection;
+pub mod dispatch;
+mod fetch;
+mod frame;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod producers;
+mod records;
+mod sasl;
+mod topics;
+mod versions;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::broker::Broker;
+
+pub use frame::MAX_FRAME_BYTES;
+
+/// The node id weir answers as (the only broker of its cluster).
+pub const NODE_ID: i32 = 0;
+
+/// What can go wrong on the Kafka listener. Every variant ends one
+/// connection at most; the listener goes on serving the others.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error(
+        "the Kafka listener on {addr} (not loopback) needs a token for SASL PLAIN: set --token or WEIR_TOKEN"
+    )]
+    TokenRequired { addr: SocketAddr },
+    #[error("{0:?} before SASL authentication")]
+    Unauthenticated(kafka_protocol::messages::ApiKey),
+    #[error("SASL authentication failed")]
+    AuthenticationFailed,
+    #[error("Kafka connection I/O")]
+    Io(#[from] std::io::Error),
+    #[error("a frame of {size} bytes is over the limit of {max} bytes")]
+    FrameTooLarge { size: i64, max: usize },
+    #[error("malformed frame: {0}")]
+    BadFrame(&'static str),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("{api:?} version {version} is not supported (weir speaks {min} to {max})")]
+    UnsupportedVersion {
+        api: kafka_protocol::messages::ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+    #[error("undecodable {api:?} v{version} request")]
+    Decode {
+        api: kafka_protocol::messages::ApiKey,
+        version: i16,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("encoding a {api:?} v{version} response")]
+    Encode {
+        api: kafka_protocol::messages::ApiKey,
+        version: i16,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("a blocking task of the Kafka listener failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
+}
+
+/// What every connection of one listener shares.
+pub struct KafkaState {
+    pub broker: Arc<Broker>,
+    /// The `HOST:PORT` clients are told to connect to (Metadata's broker
+    /// list); `None`: the address each connection reached, which is right
+    /// on loopback and on a single interface.
+    pub advertised: Option<(String, u16)>,
+    /// When set, a connection must authenticate with SASL PLAIN and this
+    /// token as its password before anything but ApiVersions.
+    pub token: Option<String>,
+    /// `weir serve`'s processors, so a topic one reads is not deleted.
+    pub supervisor: Option<Arc<crate::supervisor::Supervisor>>,
+    /// The idempotent producers' ids and sequence numbers.
+    pub(crate) producers: producers::Producers,
+}
+
+impl KafkaState {
+    pub fn new(broker: Arc<Broker>, advertised: Option<(String, u16)>) -> KafkaState {
+        KafkaState {
+            broker,
+            advertised,
+            token: None,
+            supervisor: None,
+            producers: producers::Producers::default(),
+        }
+    }
+}
+
+impl KafkaState {
+    /// Connections must authenticate with `token` (SASL PLAIN).
+    pub fn with_token(mut self, token: Option<String>) -> KafkaState {
+        self.token = token;
+        self
+    }
+
+    /// Topic deletions go through `supervisor`, which refuses to delete a
+    /// topic a processor reads.
+    pub fn with_supervisor(mut self, supervisor: Arc<crate::supervisor::Supervisor>) -> KafkaState {
+        self.supervisor = Some(supervisor);
+        self
+    }
+}
+
+/// One client connection, as the handlers see it.
+pub struct Session {
+    pub state: Arc<KafkaState>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address the client reached (what Metadata advertises unless
+    /// [`KafkaState::advertised`] says otherwise).
+    pub local: SocketAddr,
+    /// The `client.id` of the request being handled.
+    pub client_id: Option<String>,
+    /// SaslHandshake chose PLAIN.
+    pub(crate) mechanism_chosen: bool,
+    /// SaslAuthenticate succeeded (or no token is required).
+    pub(crate) authenticated: bool,
+    /// SaslAuthenticate failed: the connection closes after its answer.
+    pub(crate) failed_auth: bool,
+}
+
+impl Session {
+    /// The shared broker: log, offsets and groups.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.state.broker
+    }
+
+    /// Where clients should connect: (host, port).
+    pub fn advertised(&self) -> (String, u16) {
+        match &self.state.advertised {
+            Some((host, port)) => (host.clone(), *port),
+            None => (self.local.ip().to_string(), self.local.port()),
+        }
+    }
+}
+
+/// Parses `HOST:PORT` for `--kafka-advertised`.
+pub fn parse_advertised(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?} has no host"));
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// Accepts Kafka connections on `listener` until `shutdown` completes; each
+/// connection runs in its own task.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<KafkaState>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KafkaError> {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: keep listening.
+                tracing::warn!(error = %e, "accepting a Kafka connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        stream.set_nodelay(true).ok();
+        let local = stream.local_addr()?;
+        let session = Session {
+            authenticated: state.token.is_none(),
+            state: state.clone(),
+            peer,
+            local,
+            client_id: None,
+            mechanism_chosen: false,
+            failed_auth: false,
+        };
+        tokio::spawn(connection::run(stream, session));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_addresses_parse_with_their_port() {
+        assert_eq!(
+            parse_advertised("kafka.example:9092").unwrap(),
+            ("kafka.example".to_string(), 9092)
+        );
+        assert_eq!(
+            parse_advertised("[::1]:9092").unwrap(),
+            ("::1".to_string(), 9092)
+        );
+        assert!(parse_advertised("nohost").is_err());
+        assert!(parse_advertised(":9092").is_err());
+        assert!(parse_advertised("h:port").is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The real Kafka clients the listener's tests drive, and a `weir serve`
+//! process with its Kafka listener on.
+//!
+//! - Python: a virtual environment `<target>/kafka-clients/venv` with the
+//!   versions `tests/kafka/requirements.txt` pins (confluent-kafka, which
+//!   bundles a current librdkafka, and kafka-python with its codecs),
+//!   installed once per change of that file (a stamp holds its hash; a file
+//!   lock serializes installs across processes). `tests/kafka/clients.py`
+//!   runs one client operation per call, JSON in and out.
+//! - kcat: Debian's package (librdkafka 2.0.2), which `.ci/run` installs.
+//!
+//! When python3 or kcat is missing, [`clients`] prints a loud message and
+//! returns `None`, so the caller skips; when `CI` is set it panics instead.
+
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The installed clients.
+pub struct Clients {
+    python: PathBuf,
+    script: PathBuf,
+    kcat: PathBuf,
+}
+
+/// The clients, installed on first use; `None` (after a loud message) when
+/// a prerequisite is missing outside CI.
+pub fn clients() -> Option<&'static Clients> {
+    static CLIENTS: OnceLock<Option<Clients>> = OnceLock::new();
+    CLIENTS.get_or_init(install).as_ref()
+}
+
+fn install() -> Option<Clients> {
+    let missing = |what: &str, how: &str| {
+        let message = format!("{what} is missing: the Kafka client tests need it ({how})");
+        assert!(std::env::var_os("CI").is_none(), "CI is set: {message}");
+        say(&format!("SKIPPING Kafka client tests: {message}"));
+    };
+    let Some(kcat) = which("kcat") else {
+        missing("kcat", "`apt-get install kcat`, as .ci/run does");
+        return None;
+    };
+    if which("python3").is_none() {
+        missing("python3", "`apt-get install python3 python3-venv`");
+        return None;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka");
+    let out = crate::polyglot::out_root().with_file_name("kafka-clients");
+    std::fs::create_dir_all(&out).expect("create the Kafka clients directory");
+    let lock = File::create(out.join("install.lock")).expect("create the install lock");
+    lock.lock().expect("lock the Kafka clients install");
+    let requirements = src.join("requirements.txt");
+    let hash =
+        weir::runtime::content_hash(&std::fs::read(&requirements).expect("read requirements.txt"));
+    let stamp = out.join("pip.sha256");
+    let venv = out.join("venv");
+    let python = venv.join("bin/python");
+    if !python.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(hash.as_str()) {
+        let started = std::time::Instant::now();
+        if !python.exists() {
+            run(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv",
+            );
+        }
+        run(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "-r"])
+                .arg(&requirements),
+            "pip install -r tests/kafka/requirements.txt",
+        );
+        say(&format!(
+            "installed the Kafka clients in {:.1?}",
+            started.elapsed()
+        ));
+        std::fs::write(&stamp, &hash).expect("write the install stamp");
+    }
+    Some(Clients {
+        python,
+        script: src.join("clients.py"),
+        kcat,
+    })
+}
+
+impl Clients {
+    /// Runs one operation of `clients.py` (see its docstring); its JSON answer.
+    pub fn python(&self, request: Value) -> Value {
+        let mut child = Command::new(&self.python)
+            .arg(&self.script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run clients.py");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(request.to_string().as_bytes())
+            .expect("write the request");
+        let output = child.wait_with_output().expect("wait for clients.py");
+        assert!(output.status.success(), "clients.py failed for {request}");
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "clients.py printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Runs kcat with `args`, feeding it `stdin`; (success, stdout, stderr).
+    pub fn kcat(&self, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+        let mut child = Command::new(&self.kcat)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kcat");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(stdin)
+            .expect("write kcat's input");
+        let output = child.wait_with_output().expect("wait for kcat");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// A `weir serve` process with `--kafka-listen 127.0.0.1:0`, killed when
+/// dropped.
+pub struct KafkaServe {
+    pub child: Child,
+    /// `http://HOST:PORT` of the API.
+    pub http: String,
+    /// `HOST:PORT` of the Kafka listener.
+    pub kafka: String,
+}
+
+impl KafkaServe {
+    /// Starts `weir serve` on `dir` with the Kafka listener and `args`; waits
+    /// for `/ready`.
+    pub fn start(dir: &Path, args: &[&str]) -> KafkaServe {
+        let mut child = Command::new(crate::weir_bin())
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--kafka-listen",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env_remove("WEIR_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn weir serve");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut line = || {
+            lines
+                .next()
+                .expect("a line from weir serve")
+                .expect("read a line")
+        };
+        let http = line();
+        let http = http
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {http:?}"))
+            .to_string();
+        let kafka = line();
+        let kafka = kafka
+            .strip_prefix("kafka listening on ")
+            .unwrap_or_else(|| panic!("unexpected second line {kafka:?}"))
+            .to_string();
+        // Keep draining stdout so a later line never meets a closed pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let started = std::time::Instant::now();
+        while crate::server::http_status(&http, "/ready") != Some(200) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "weir serve never became ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        KafkaServe { child, http, kafka }
+    }
+}
+
+impl Drop for KafkaServe {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(tool))
+        .find(|p| p.is_file())
+}
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("could not start `{what}`: {e}"));
+    assert!(status.success(), "`{what}` failed ({status})");
+}

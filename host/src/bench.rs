@@ -7,7 +7,9 @@
 //!    1, 100, 500 and 5,000: the `process` call alone (lowering the columnar
 //!    batch included), and the whole per-batch cost with a fresh instance.
 //! 3. The end-to-end pipeline (poll → process → emit → commit) with the
-//!    `passthrough` guest, against the same pipeline with a native handler.
+//!    `passthrough` guest, against the same pipeline with a native handler;
+//!    and consume + commit with no emits over one partition (see
+//!    [`consume`]), the scaling with members (see [`scaling`]).
 //! 4. The cost of the sandbox's CPU bounds: `process` calls of `passthrough`
 //!    and `fraud-filter` compiled with epoch interruption, with fuel, and with
 //!    both, against neither.
@@ -18,6 +20,7 @@
 //!    mode, state operations from a guest, and restoring a million keys.
 
 mod boundary;
+mod consume;
 mod report;
 mod scaling;
 mod state;
@@ -65,9 +68,55 @@ impl BenchSize {
     };
 }
 
-/// Runs every benchmark in a scratch directory under `dir`, reporting as it
-/// goes.
-pub async fn run(dir: &Path, size: BenchSize, report: &mut Report<'_>) -> Result<(), DemoError> {
+/// The sections `weir bench --only` can pick, in the order they run.
+pub const SECTIONS: [&str; 8] = [
+    "append",
+    "boundary",
+    "pipeline",
+    "consume",
+    "scaling",
+    "cold_start",
+    "swap",
+    "state",
+];
+
+/// Runs the benchmarks in a scratch directory under `dir`, reporting as it
+/// goes: every section, or those named in `only`.
+pub async fn run(
+    dir: &Path,
+    size: BenchSize,
+    only: &[String],
+    report: &mut Report<'_>,
+) -> Result<(), DemoError> {
+    let wants = |section: &str| only.is_empty() || only.iter().any(|o| o == section);
+    if wants("append") {
+        append_section(dir, size, report)?;
+    }
+    if wants("boundary") {
+        boundary::figures(dir, size, report)?;
+    }
+    if wants("pipeline") {
+        pipeline_section(dir, size, report).await?;
+    }
+    if wants("consume") {
+        consume::figures(dir, size.pipeline_records * 4, report).await?;
+    }
+    if wants("scaling") {
+        scaling::figures(dir, size.pipeline_records, report).await?;
+    }
+    if wants("cold_start") {
+        cold_start_section(dir, report)?;
+    }
+    if wants("swap") {
+        swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, report).await?;
+    }
+    if wants("state") {
+        state::figures(dir, size, report).await?;
+    }
+    Ok(())
+}
+
+fn append_section(dir: &Path, size: BenchSize, report: &mut Report<'_>) -> Result<(), DemoError> {
     report.section(
         "append",
         format_args!("append (unsynced), against raw sequential writes in the same run"),
@@ -87,9 +136,14 @@ pub async fn run(dir: &Path, size: BenchSize, report: &mut Report<'_>) -> Result
         report.figure(format!("raw_mb_per_s_{record_size}"), raw);
         report.figure(format!("ratio_{record_size}"), mbps / raw);
     }
+    Ok(())
+}
 
-    boundary::figures(dir, size, report)?;
-
+async fn pipeline_section(
+    dir: &Path,
+    size: BenchSize,
+    report: &mut Report<'_>,
+) -> Result<(), DemoError> {
     report.section(
         "pipeline",
         format_args!("pipeline: poll -> process (emit every record) -> commit, batch 500"),
@@ -119,9 +173,10 @@ pub async fn run(dir: &Path, size: BenchSize, report: &mut Report<'_>) -> Result
     report.figure("wasm_rec_per_s", wasm);
     report.figure("native_rec_per_s", native);
     report.figure("ratio", wasm / native);
+    Ok(())
+}
 
-    scaling::figures(dir, size.pipeline_records, report).await?;
-
+fn cold_start_section(dir: &Path, report: &mut Report<'_>) -> Result<(), DemoError> {
     let (name, bytes, uncached, cached) = cold_start_figures(dir)?;
     report.section(
         "cold_start",
@@ -134,8 +189,7 @@ pub async fn run(dir: &Path, size: BenchSize, report: &mut Report<'_>) -> Result
     report.line(format_args!("cached:             {:>8.1} ms", ms(cached)))?;
     report.figure("uncached_ms", ms(uncached));
     report.figure("cached_ms", ms(cached));
-    swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, report).await?;
-    state::figures(dir, size, report).await
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -179,6 +233,9 @@ fn cold_start_figures(dir: &Path) -> Result<(&'static str, usize, Duration, Dura
     Ok((name, wasm.len(), median(uncached), median(cached)))
 }
 
+/// How many turns the log and the raw file take in the append figure.
+const ROUNDS: u64 = 8;
+
 /// (records/s, MB/s) appending `total` bytes of `record_size`-byte records in
 /// batches of about 64 KiB, and the MB/s of raw writes of the same chunks.
 fn append_figures(
@@ -199,24 +256,29 @@ fn append_figures(
     let batch: Vec<Record> = (0..per_batch)
         .map(|_| Record::value(vec![7u8; record_size]))
         .collect();
-    let batches = (total / (per_batch * record_size) as u64).max(1);
-    let started = Instant::now();
-    for _ in 0..batches {
-        log.append("bench", 0, &batch)?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let batches = (total / (per_batch * record_size) as u64).max(ROUNDS) / ROUNDS * ROUNDS;
     let bytes = (batches * (per_batch * record_size) as u64) as f64;
-
     let raw_path = log_dir.join("raw.bin");
     let chunk = vec![7u8; per_batch * record_size];
     let io = |e| DemoError::Log(crate::log::LogError::io(&raw_path, e));
     let mut file = std::fs::File::create(&raw_path).map_err(io)?;
-    let raw_started = Instant::now();
-    for _ in 0..batches {
-        file.write_all(&chunk).map_err(io)?;
+    // The log and the raw file take turns, so that neither gets the machine
+    // in a better state (page cache, writeback, other load) than the other.
+    let (mut elapsed, mut raw_elapsed) = (0.0, 0.0);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for _ in 0..batches / ROUNDS {
+            log.append("bench", 0, &batch)?;
+        }
+        elapsed += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..batches / ROUNDS {
+            file.write_all(&chunk).map_err(io)?;
+        }
+        raw_elapsed += started.elapsed().as_secs_f64();
     }
-    let raw_elapsed = raw_started.elapsed().as_secs_f64();
     drop(file);
+    drop(log);
     std::fs::remove_dir_all(&log_dir).map_err(io)?;
     let mb = |b: f64, s: f64| b / s / 1e6;
     Ok((
@@ -235,8 +297,8 @@ fn synthetic_batch(n: usize) -> Polled {
             .map(|offset| StoredRecord {
                 offset,
                 timestamp: 0,
-                key: Some(format!("key-{offset}").into_bytes()),
-                value: vec![b'x'; 100],
+                key: Some(format!("key-{offset}").into()),
+                value: vec![b'x'; 100].into(),
                 headers: Vec::new(),
             })
             .collect(),
@@ -292,8 +354,8 @@ impl Handler for NativePassthrough {
             .map(|r| Emit {
                 topic: self.output.clone(),
                 record: Record {
-                    key: r.key.clone(),
-                    value: r.value.clone(),
+                    key: r.key.as_deref().map(<[u8]>::to_vec),
+                    value: r.value.to_vec(),
                     headers: Vec::new(),
                     timestamp: None,
                 },

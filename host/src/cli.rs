@@ -9,12 +9,16 @@ pub mod admin;
 pub mod config;
 pub mod consume;
 pub mod deploy;
+pub mod diff;
 pub mod group;
+pub mod logs;
 pub mod processor;
 pub mod records;
 pub mod run;
+pub mod scaffold;
 pub mod serve;
 pub mod spec;
+pub mod test;
 pub mod topic;
 
 use std::fs::{File, OpenOptions};
@@ -48,6 +52,9 @@ pub enum DataCommand {
         #[command(subcommand)]
         command: group::GroupCommand,
     },
+    /// Run two guest versions over the same history and show what differs
+    /// (commits nothing, writes nothing to the log).
+    Diff(Box<diff::DiffArgs>),
 }
 
 /// Runs a data command over `admin`, then makes what it wrote durable.
@@ -57,6 +64,7 @@ pub async fn data(admin: &impl Admin, command: DataCommand, out: Out) -> Result<
         DataCommand::Produce(args) => records::produce(admin, args, out).await?,
         DataCommand::Consume(args) => consume::consume(admin, args, out).await?,
         DataCommand::Group { command } => group::run(admin, command, out).await?,
+        DataCommand::Diff(args) => diff::diff(admin, *args, out).await?,
     }
     admin.finish().await
 }

@@ -329,6 +329,22 @@ impl Client {
             .await
     }
 
+    /// `GET /processors/{name}/logs`: a page of the guests' output; with
+    /// `follow`, the server holds the request until a line comes (or 25 s).
+    pub async fn logs(
+        &self,
+        name: &str,
+        query: &crate::wire::LogQuery,
+    ) -> Result<crate::wire::LogPage, ClientError> {
+        self.json(self.get(&["processors", name, "logs"]).query(query))
+            .await
+    }
+
+    /// `GET /history`: what was done to the processors, oldest first.
+    pub async fn history(&self) -> Result<Vec<crate::supervisor::Event>, ClientError> {
+        self.json(self.get(&["history"])).await
+    }
+
     /// `PUT /processors/{name}`.
     pub async fn create_processor(
         &self,

@@ -37,6 +37,8 @@ pub enum ConsumerError {
     NotAssigned { topic: String, partition: u32 },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// When a batch's offset is committed relative to its processing: the
@@ -87,7 +89,11 @@ impl ConsumerError {
     /// The commit was refused because this member no longer owns the
     /// partition at its generation (a zombie); nothing was written.
     pub fn is_fenced(&self) -> bool {
-        matches!(self, ConsumerError::Group(GroupError::Fenced { .. }))
+        matches!(
+            self,
+            ConsumerError::Group(GroupError::Fenced { .. })
+                | ConsumerError::Cluster(crate::cluster::ClusterError::Fenced { .. })
+        )
     }
 }
 

@@ -35,8 +35,14 @@
 //!   batch's emits, state changes and next offset as one fenced unit in the
 //!   processor's commit mode (at-most-once, at-least-once, exactly-once), and
 //!   seeks. The embedded broker implements it (writing and recovering the
-//!   units, and rewinding state with offsets); a Kafka-cluster backend will
-//!   too.
+//!   units, and rewinding state with offsets), and so does [`cluster`].
+//! - [`cluster`]: the Kafka-cluster side of the seam, through librdkafka: a
+//!   processor whose spec names a cluster (bootstrap servers, a host id for
+//!   static membership, passed-through properties) joins the cluster's group,
+//!   polls with the seam's limits, produces its emits and flushes them before
+//!   committing its offset; dead letters, topic checks and lag from the
+//!   cluster's metadata and high watermarks. What it cannot do (exactly-once,
+//!   guest state, rewinds, shadows) is refused with a clear error.
 //! - [`state`]: guest state: keyed values per group and input partition, kept
 //!   as units of an internal changelog topic (`__state.<group>.<topic>`; a
 //!   unit is the commit point of a batch: state changes, exactly-once emits
@@ -48,7 +54,9 @@
 //!   allocator with copy-on-write images) under per-processor limits (memory,
 //!   deadline, wasm stack, fuel) with no ambient authority but an optional
 //!   scratch directory, the [`runtime::Handler`] seam a native processor
-//!   also fits, and the interrupt that ends every running guest at shutdown.
+//!   also fits, and the interrupt that ends every running guest at shutdown;
+//!   the [`runtime::Logbook`], a processor's bounded ring of what its guests
+//!   logged and printed (`weir logs`).
 //! - [`processor`]: the trigger: poll → process → commit for one member over
 //!   the seam, with one pure decision per guest call (commit, rerun a prefix,
 //!   retry, stop) shared with the poison-record isolation, the failure kinds
@@ -66,15 +74,17 @@
 //!   in the data directory and restored on start, with a bounded shutdown;
 //!   what a removed processor or shadow leaves behind (group offsets,
 //!   dead-letter and side topics) goes with it, and one `weir.toml` no longer
-//!   declares is removed.
+//!   declares is removed; each processor's logbook, and a bounded in-memory
+//!   history of what was done to the processors (`GET /history`).
 //! - [`wire`]: the API's request and response shapes (topics, produce,
-//!   fetch, groups, positions) defined once with serde, and the binary
+//!   fetch, groups, positions, guest log lines) defined once with serde, and the binary
 //!   framing of records; the service and the client both speak through it,
 //!   and it depends on nothing above the log's record types.
 //! - [`service`]: `weir serve`, the HTTP API (topics, produce and fetch in
 //!   JSON or binary, groups, processors, Prometheus metrics with process
-//!   figures, health and readiness) with its token check, body limits,
-//!   access log and JSON errors; `docs/api.md` documents it.
+//!   figures, health and readiness, guest logs with a long poll, the
+//!   history, and the `/ui` dashboard page) with its token check, body
+//!   limits, access log and JSON errors; `docs/api.md` documents it.
 //! - [`kafka`]: `weir serve --kafka-listen`: the Kafka wire protocol over the
 //!   same broker (framing, the API version table and dispatcher, Metadata
 //!   with topic ids, Produce with the idempotent producer, Fetch with long
@@ -89,6 +99,10 @@
 //!   otherwise).
 //! - [`workload`]: the generated order stream that `weir produce --generate`,
 //!   `weir demo` and the benchmarks use.
+//! - [`diff`]: `weir diff`: two guest versions run over the same records
+//!   (each record its own batch, state from empty, in memory; nothing
+//!   committed or appended) and what they did compared record by record and
+//!   per output key.
 //! - [`demo`] and [`bench`]: the `weir demo` and `weir bench` commands (the
 //!   benchmark reports as text tables or, with `--json`, one JSON object).
 //! - [`error`]: helpers every subsystem's error type shares (an error chain
@@ -97,16 +111,26 @@
 //!   (`reset`, `protocol`, `assignor`, `when_exhausted`) their `FromStr`,
 //!   `Display` and serde forms.
 //! - [`guests`]: the sample guest components embedded in the binary.
+//! - [`fixture`]: `weir test`: a guest run over fixture records (JSON Lines)
+//!   with no data directory, through the processor's own decisions (retries,
+//!   skip, dead-letter, isolation, the breaker), its report (emits, failures,
+//!   dead letters, final state) and the comparison with an expected file.
+//! - [`scaffold`]: `weir new` and `weir build`: guest projects of one's own in
+//!   Rust (with the SDK vendored), JavaScript or Python, from templates and
+//!   repository files embedded in the binary, built with their own tools.
 //!
 //! `main.rs` and `cli/` hold the CLI; anyhow is used there and nowhere else.
 
 pub mod bench;
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod consumer;
 pub mod demo;
+pub mod diff;
 pub mod durable;
 pub mod error;
+pub mod fixture;
 pub mod group;
 pub mod kafka;
 mod keyword;
@@ -115,6 +139,7 @@ pub mod name;
 pub mod offsets;
 pub mod processor;
 pub mod runtime;
+pub mod scaffold;
 pub mod service;
 pub mod state;
 pub mod supervisor;

@@ -39,7 +39,8 @@ struct Cli {
     data_dir: PathBuf,
     /// Talk to the `weir serve` at this URL (http://HOST:PORT) instead of
     /// opening the data directory. The commands that work on the data
-    /// directory only (serve, run, demo, bench) ignore WEIR_SERVER.
+    /// directory only (serve, run, demo, bench) and the guest developer's
+    /// (new, build, test) ignore WEIR_SERVER.
     #[arg(long, global = true, env = "WEIR_SERVER")]
     server: Option<String>,
     /// Bearer token: the one `weir serve` requires, or the one sent to --server.
@@ -83,6 +84,9 @@ enum Command {
         /// A short smoke run instead of the full measurement.
         #[arg(long)]
         quick: bool,
+        /// Run only these sections (comma-separated); all when absent.
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(weir::bench::SECTIONS))]
+        only: Vec<String>,
     },
     /// Upload a component and create, swap or shadow a processor (needs --server).
     Deploy(Box<cli::deploy::DeployArgs>),
@@ -102,6 +106,16 @@ enum Command {
         #[command(subcommand)]
         command: cli::processor::StateCommand,
     },
+    /// Print what a processor's guests logged and printed, optionally
+    /// following new lines (needs --server).
+    Logs(cli::logs::LogsArgs),
+    /// Create a guest project of your own: rust, js or python.
+    New(cli::scaffold::NewArgs),
+    /// Build the guest project in DIR into its component.
+    Build(cli::scaffold::BuildArgs),
+    /// Run a guest over fixture records (no data directory) and print or
+    /// check the emits, failures, dead letters and final state.
+    Test(Box<cli::test::TestArgs>),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +140,13 @@ fn main() -> ExitCode {
     match cli.log_format {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
+    }
+    // The guest developer's commands need no data directory and no server.
+    match cli.command {
+        Command::New(args) => return report(cli::scaffold::new(args)),
+        Command::Build(args) => return report(cli::scaffold::build(args)),
+        Command::Test(args) => return report(cli::test::test(*args, cli.json)),
+        _ => {}
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -200,6 +221,9 @@ impl Command {
                 | Command::Serve(_)
                 | Command::Bench { .. }
                 | Command::Completions { .. }
+                | Command::New(_)
+                | Command::Build(_)
+                | Command::Test(_)
         )
     }
 }
@@ -223,6 +247,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             | Command::Processor { .. }
             | Command::Shadow { .. }
             | Command::State { .. }
+            | Command::Logs(_)
     ) {
         bail!(NEEDS_SERVER);
     }
@@ -241,7 +266,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Data(command) => cli::data(&*cli::open_broker(&dir)?, command, out).await,
         Command::Run(args) => cli::run::run(&dir, *args, cli.token, out).await,
         Command::Serve(args) => cli::serve::serve(&dir, args, cli.token).await,
-        Command::Bench { quick } => {
+        Command::Bench { quick, only } => {
             let scratch = tempfile_dir(&dir)?;
             let size = if quick {
                 weir::bench::BenchSize::QUICK
@@ -254,7 +279,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             } else {
                 weir::bench::Report::text(&mut stdout)
             };
-            let result = weir::bench::run(&scratch, size, &mut report).await;
+            let result = weir::bench::run(&scratch, size, &only, &mut report).await;
             std::fs::remove_dir_all(&scratch).ok();
             result.context("benchmark failed")?;
             report.finish().context("benchmark failed")
@@ -262,10 +287,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Deploy(_)
         | Command::Processor { .. }
         | Command::Shadow { .. }
-        | Command::State { .. } => {
+        | Command::State { .. }
+        | Command::Logs(_) => {
             bail!(NEEDS_SERVER)
         }
-        Command::Completions { .. } => unreachable!("answered before the runtime starts"),
+        Command::Completions { .. } | Command::New(_) | Command::Build(_) | Command::Test(_) => {
+            unreachable!("answered before the runtime starts")
+        }
     }
 }
 
@@ -277,11 +305,15 @@ async fn remote(client: &weir::client::Client, command: Command, out: Out) -> Re
         Command::Processor { command } => cli::processor::run(client, command, out).await,
         Command::Shadow { command } => cli::processor::shadow(client, command, out).await,
         Command::State { command } => cli::processor::state(client, command, out).await,
+        Command::Logs(args) => cli::logs::logs(client, args, out).await,
         Command::Demo { .. }
         | Command::Run(_)
         | Command::Serve(_)
         | Command::Bench { .. }
-        | Command::Completions { .. } => {
+        | Command::Completions { .. }
+        | Command::New(_)
+        | Command::Build(_)
+        | Command::Test(_) => {
             bail!("this command works on a local data directory: drop --server")
         }
     }

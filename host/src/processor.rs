@@ -42,7 +42,7 @@ use tokio::sync::watch;
 pub use config::{
     DEFAULT_BREAKER_THRESHOLD, LagSkip, ProcessorConfig, RetryPolicy, WhenExhausted, WhenTripped,
 };
-pub use decision::dlq_headers;
+pub use decision::{Decision, Handled, Step, dead_letter, decide, dlq_headers};
 pub use error::{Attempt, ProcessorError};
 pub use instances::{Instances, Processed};
 pub use slot::Slot;
@@ -52,7 +52,6 @@ pub use stats::Stats;
 use crate::consumer::{Backend, Commit, CommitMode, Consumer, Membership, Polled};
 use crate::runtime::{Handler, Output, RuntimeError, StateView};
 use crate::state::{PartitionView, StateStore};
-use decision::{Decision, Handled, decide};
 
 /// One member of a processor's group, running its handler over polled batches.
 pub struct Processor {

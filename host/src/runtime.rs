@@ -16,6 +16,7 @@ pub mod engine;
 mod guest;
 mod host;
 mod limits;
+pub mod logbook;
 mod overlay;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use engine::EPOCH_TICK;
 pub use guest::Guest;
 pub use host::{MAX_EMIT_BYTES, SCRATCH_GUEST_PATH};
 pub use limits::{Limits, MAX_TABLE_ELEMENTS};
+pub use logbook::Logbook;
 
 use crate::consumer::{Emit, Polled};
 use crate::log::Log;
@@ -189,12 +191,37 @@ impl StateView for NoState {
     }
 }
 
+/// Where a guest's emits may go: an emit to a topic that does not exist fails
+/// the call at once, with the message the guest sees.
+pub trait EmitTopics: Send + Sync {
+    fn check(&self, topic: &str) -> Result<(), String>;
+}
+
+impl EmitTopics for Log {
+    fn check(&self, topic: &str) -> Result<(), String> {
+        self.partition_count(topic)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The engines and linkers (one per engine setting the processors' limits
 /// need), the compiled-component cache, and the log guests emit to.
 pub struct Runtime {
     engines: Engines,
     cache_dir: PathBuf,
-    log: Arc<Log>,
+    /// What guests' emits are checked against: the log, or any name.
+    topics: Arc<dyn EmitTopics>,
+}
+
+/// Any validly named topic: `weir test`, which runs guests with no log and
+/// only reports what they emit.
+struct AnyTopic;
+
+impl EmitTopics for AnyTopic {
+    fn check(&self, topic: &str) -> Result<(), String> {
+        crate::name::validate("topic", topic).map_err(|e| e.to_string())
+    }
 }
 
 impl Runtime {
@@ -223,11 +250,22 @@ impl Runtime {
         Runtime::build(data_dir, log, Engines::new(true, false)?)
     }
 
+    /// A runtime with no log, for `weir test`: emits to any validly named
+    /// topic are accepted (and only reported), and compiled components are
+    /// cached under `cache_dir`.
+    pub fn detached(cache_dir: &Path) -> Result<Runtime, RuntimeError> {
+        Ok(Runtime {
+            engines: Engines::new(true, true)?,
+            cache_dir: cache_dir.join("compiled"),
+            topics: Arc::new(AnyTopic),
+        })
+    }
+
     fn build(data_dir: &Path, log: Arc<Log>, engines: Engines) -> Result<Runtime, RuntimeError> {
         Ok(Runtime {
             engines,
             cache_dir: data_dir.join("compiled"),
-            log,
+            topics: log,
         })
     }
 
@@ -278,12 +316,13 @@ impl Runtime {
             engine: prepared.engine.clone(),
             epochs: self.engines.epochs(),
             ticker: self.engines.ticker(),
-            log: self.log.clone(),
+            topics: self.topics.clone(),
             processor: spec.processor.into(),
             version,
             config: spec.config,
             limits: spec.limits,
             scratch: spec.scratch,
+            logbook: spec.logbook,
             source,
             load_time: started.elapsed(),
         })
@@ -340,4 +379,7 @@ pub struct GuestSpec {
     /// `/scratch`, shared by all its instances; the guest's only filesystem
     /// access. `None`: no filesystem at all.
     pub scratch: Option<PathBuf>,
+    /// Where the guest's log lines and stdio go besides tracing (`weir
+    /// logs`); `None`: tracing only.
+    pub logbook: Option<Arc<Logbook>>,
 }

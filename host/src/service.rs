@@ -30,9 +30,11 @@ macro_rules! routes {
 
 mod access;
 mod api;
+mod logs;
 mod metrics;
 mod processors;
 mod records;
+mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -118,7 +120,8 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let path = request.uri().path();
-        let open = matches!(path, "/health" | "/ready")
+        // `/ui` is a static page with no data: it asks for the token itself.
+        let open = matches!(path, "/health" | "/ready" | "/ui")
             || (path == "/metrics" && state.metrics.is_public());
         if given != Some(expected.as_str()) && !open {
             return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
@@ -199,7 +202,21 @@ impl From<crate::consumer::ConsumerError> for ApiError {
             E::State(e) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, crate::error::chain(&e))
             }
+            E::Cluster(e) => e.into(),
         }
+    }
+}
+
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(e: crate::cluster::ClusterError) -> ApiError {
+        use crate::cluster::ClusterError as E;
+        let status = match e {
+            E::Settings(_) | E::Client(_) | E::Unsupported(_) => StatusCode::BAD_REQUEST,
+            E::UnknownTopic { .. } => StatusCode::NOT_FOUND,
+            E::Fenced { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, crate::error::chain(&e))
     }
 }
 

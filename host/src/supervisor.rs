@@ -28,7 +28,10 @@
 //! and removes the shadow.
 
 mod cleanup;
+mod cluster;
 mod error;
+mod history;
+mod logbooks;
 mod members;
 mod registry;
 mod request;
@@ -47,6 +50,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
 pub use error::SupervisorError;
+pub use history::{Event, HISTORY_EVENTS};
 pub use request::{NewProcessor, Swap};
 pub use rewind::{PartitionTarget, RewindTo};
 pub use status::{PartitionStatus, State, Status};
@@ -59,7 +63,7 @@ use crate::broker::{Broker, SeekTo};
 use crate::error::chain as error_chain;
 use crate::processor::spec::check_instances;
 use crate::processor::{Instances, ProcessorError, SpecChanges};
-use crate::runtime::{GuestSpec, Handler, Runtime};
+use crate::runtime::{GuestSpec, Handler, Logbook, Runtime};
 /// The suffix of a shadow's name, group and output topics.
 pub const SHADOW: &str = ".shadow";
 
@@ -117,6 +121,15 @@ pub struct Supervisor {
     shutdown_grace: Duration,
     /// Set once the recorded processors were restored (`/ready`).
     ready: AtomicBool,
+    /// The data directory (a cluster deployment's local files live there).
+    data_dir: PathBuf,
+    /// The Kafka clusters deployments run against, by their settings.
+    clusters:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<crate::cluster::ClusterBackend>>>,
+    /// Each processor's recent guest output (`weir logs`), by name.
+    logbooks: std::sync::Mutex<BTreeMap<String, Arc<Logbook>>>,
+    /// What was done to the processors while this host runs.
+    history: history::History,
 }
 
 type Result<T, E = SupervisorError> = std::result::Result<T, E>;
@@ -134,6 +147,10 @@ impl Supervisor {
             ready: AtomicBool::new(false),
             uploads: Semaphore::new(MAX_CONCURRENT_UPLOADS),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            data_dir: data_dir.to_path_buf(),
+            clusters: Default::default(),
+            logbooks: std::sync::Mutex::new(BTreeMap::new()),
+            history: history::History::default(),
         })
     }
 
@@ -251,7 +268,7 @@ impl Supervisor {
         self.check_settings(&deployment)?;
         self.commit_latest(&deployment)?;
         let managed = self.start_new(deployment, guest)?;
-        let status = self.status_of(&managed);
+        let status = self.noted("deploy", None, self.status_of(&managed));
         processors.insert(managed.deployment.name.clone(), Entry::new(managed));
         Ok(status)
     }
@@ -278,6 +295,7 @@ impl Supervisor {
             check_group_name(&next)?;
         }
         if let Some(to) = rewind {
+            Supervisor::refuse_on_cluster(&next, "a deploy with a rewind")?;
             // A bad target is refused before any member stops.
             let targets = RewindTo::All(to).targets(&next.spec.topics, |topic| {
                 self.broker.log().partition_count(topic)
@@ -293,7 +311,8 @@ impl Supervisor {
         if swapped.is_err() {
             self.follow(&managed.deployment).await;
         }
-        swapped
+        let rewound = rewind.map(|to| format!("rewind to {}", crate::wire::position(to)));
+        swapped.map(|status| self.noted("swap", rewound, status))
     }
 
     /// A copy of `name`'s record.
@@ -383,6 +402,7 @@ impl Supervisor {
         let mut managed = self.lock(name).await?;
         self.notice_failure(&mut managed).await;
         let deployment = managed.deployment.clone();
+        Supervisor::refuse_on_cluster(&deployment, "rewinding a processor")?;
         let group = deployment.group();
         let targets = to.targets(&deployment.spec.topics, |topic| {
             self.broker.log().partition_count(topic)
@@ -398,7 +418,8 @@ impl Supervisor {
                 reset()?;
             }
         }
-        Ok(self.status_of(&managed))
+        let to = Some(to.to_json().to_string());
+        Ok(self.noted("rewind", to, self.status_of(&managed)))
     }
 
     /// Stops `name`'s members after their batches in flight; it stays paused,
@@ -412,7 +433,7 @@ impl Supervisor {
         if let Some(Err(e)) = managed.stop(Run::Paused).await {
             managed.run = Run::Failed(error_chain(&e));
         }
-        Ok(self.status_of(&managed))
+        Ok(self.noted("pause", None, self.status_of(&managed)))
     }
 
     /// Starts a paused (or failed) processor again.
@@ -427,7 +448,7 @@ impl Supervisor {
             managed.deployment = deployment;
             managed.run = run;
         }
-        Ok(self.status_of(&managed))
+        Ok(self.noted("resume", None, self.status_of(&managed)))
     }
 
     /// Runs `count` members of `name`; the group rebalances. A scale-down
@@ -444,7 +465,7 @@ impl Supervisor {
         }
         self.store.save(&deployment)?;
         managed.deployment = deployment;
-        Ok(self.status_of(&managed))
+        Ok(self.noted("scale", Some(count.to_string()), self.status_of(&managed)))
     }
 
     /// Stops `name` (and its shadow), its members leaving the group, and
@@ -462,7 +483,10 @@ impl Supervisor {
                 Err(e) => return Err(e),
             }
         }
-        self.clear_after(&removed, keep_dlq).await
+        self.clear_after(&removed, keep_dlq).await?;
+        self.forget_logbooks(&[name, &shadow]);
+        self.note(name, "delete", None, None);
+        Ok(())
     }
 
     /// Forgets processor `name`, whose lock is `managed`: its record, its

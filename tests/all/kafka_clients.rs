@@ -272,3 +272,53 @@ fn an_unknown_topic_is_reported_to_a_client_and_not_created() {
     }));
     assert_eq!(answer["error"], json!("UNKNOWN_TOPIC_OR_PART"), "{answer}");
 }
+
+#[test]
+fn confluent_kafka_logs_in_with_sasl_plain_and_the_token() {
+    let Some(clients) = clients() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let serve = KafkaServe::start(dir.path(), &["--token", "kafka-s3cret"]);
+    let sasl = |password: &str| {
+        json!({
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN",
+            "sasl.username": "app",
+            "sasl.password": password,
+        })
+    };
+    let answer = clients.python(json!({
+        "op": "metadata", "client": "confluent", "bootstrap": serve.kafka,
+        "topic": "guarded", "config": sasl("wrong"),
+    }));
+    assert!(
+        answer.get("error").is_some(),
+        "a wrong password is refused: {answer}"
+    );
+    assert!(
+        answer.get("partitions").is_none(),
+        "nothing is told to a client that failed to log in: {answer}"
+    );
+
+    let mut wire = weir_tests::kafka_wire::Wire::connect(serve.kafka.parse().unwrap());
+    wire.send(5, &kafka_protocol::messages::CreateTopicsRequest::default());
+    assert!(
+        wire.closed_by_server(),
+        "no admin request before logging in"
+    );
+
+    let login = sasl("kafka-s3cret");
+    ok(clients.python(json!({
+        "op": "create", "client": "confluent", "bootstrap": serve.kafka,
+        "topic": "guarded", "partitions": 2, "config": login,
+    })));
+    let sent = records(5);
+    ok(clients.python(json!({
+        "op": "produce", "client": "confluent", "bootstrap": serve.kafka,
+        "topic": "guarded", "codec": "gzip", "records": sent, "config": login,
+    })));
+    let got = ok(clients.python(json!({
+        "op": "consume", "client": "confluent", "bootstrap": serve.kafka,
+        "topic": "guarded", "partition": 0, "offset": 0, "count": sent.len(), "config": login,
+    })));
+    assert_same(&sent, got["records"].as_array().unwrap(), "over SASL PLAIN");
+}

@@ -1,8 +1,8 @@
 //! The Kafka listener at the protocol level, over a listener in this process
 //! and raw connections: versions, Metadata with topic ids, produce and fetch
 //! (inside a batch, byte limits, long polls, out of range), the idempotent
-//! producer's retries, topic admin, and bad input that must close one
-//! connection and leave the server serving.
+//! producer's retries and topic admin. Bad input and logging in are in
+//! `kafka_security.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use kafka_protocol::records::{
 };
 
 use weir_tests::Host;
-use weir_tests::kafka_wire::{Listener, Wire};
+use weir_tests::kafka_wire::{Listener, Wire, request_frame};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -166,7 +166,7 @@ fn api_versions_advertise_produce_from_zero_and_the_listener_answers_metadata_wi
 
     // An unsupported ApiVersions version is answered (in v0) with the list.
     let mut raw = listener.connect();
-    let mut too_new = wire_request_bytes(ApiKey::ApiVersions as i16, 99, 7);
+    let mut too_new = request_frame(ApiKey::ApiVersions as i16, 99, 7);
     // A v2 (flexible) header, as a client sending v99 would use: no tagged fields.
     too_new.push(0);
     let len = (too_new.len() - 4) as i32;
@@ -179,19 +179,6 @@ fn api_versions_advertise_produce_from_zero_and_the_listener_answers_metadata_wi
     let answer = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
     assert_eq!(answer.error_code, ResponseError::UnsupportedVersion.code());
     assert!(!answer.api_keys.is_empty());
-}
-
-/// A frame with a v1 request header (api key, version, correlation id, no
-/// client id) and no body.
-fn wire_request_bytes(api_key: i16, version: i16, correlation: i32) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&api_key.to_be_bytes());
-    body.extend_from_slice(&version.to_be_bytes());
-    body.extend_from_slice(&correlation.to_be_bytes());
-    body.extend_from_slice(&(-1i16).to_be_bytes());
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
 }
 
 #[test]
@@ -515,59 +502,4 @@ fn topics_are_created_described_and_deleted_and_a_new_topic_gets_a_new_id() {
     assert!(host.log.partition_count("events").is_err(), "deleted");
     let remade = wire.call(7, &create("events", 1, vec![]));
     assert_ne!(remade.topics[0].topic_id, first_id, "a new topic, a new id");
-}
-
-#[test]
-fn bad_frames_close_their_connection_and_the_server_keeps_serving() {
-    let host = Host::new();
-    host.topic("t", 1);
-    let listener = Listener::start(host.broker.clone());
-    let still_serving = || {
-        let mut wire = listener.connect();
-        let versions = wire.call(0, &ApiVersionsRequest::default());
-        assert_eq!(versions.error_code, 0, "a fresh client is served");
-    };
-
-    // A huge size prefix: closed before anything is allocated.
-    let mut huge = listener.connect();
-    huge.raw(&i32::MAX.to_be_bytes());
-    assert!(
-        huge.closed_by_server(),
-        "a huge frame closes the connection"
-    );
-    still_serving();
-
-    // Garbage: an unknown API key.
-    let mut garbage = listener.connect();
-    garbage.raw(&wire_request_bytes(999, 0, 1));
-    assert!(garbage.closed_by_server(), "an unknown API key closes it");
-    still_serving();
-
-    // A frame whose body is not the request it claims to be.
-    let mut junk = listener.connect();
-    let mut frame = wire_request_bytes(ApiKey::Metadata as i16, 9, 1);
-    frame.extend_from_slice(&[0xff; 3]);
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-    junk.raw(&frame);
-    assert!(junk.closed_by_server(), "an undecodable request closes it");
-    still_serving();
-
-    // A negative size.
-    let mut negative = listener.connect();
-    negative.raw(&(-7i32).to_be_bytes());
-    assert!(negative.closed_by_server());
-
-    // A truncated frame, then the client goes away.
-    let mut truncated = listener.connect();
-    truncated.raw(&100i32.to_be_bytes());
-    truncated.raw(b"only a little");
-    drop(truncated);
-
-    // Produce below v3 is advertised but refused.
-    let mut old = listener.connect();
-    old.raw(&wire_request_bytes(ApiKey::Produce as i16, 2, 1));
-    assert!(old.closed_by_server());
-    still_serving();
-    assert!(host.records("t", 0).is_empty());
 }

@@ -208,7 +208,7 @@ async fn dead_lettered_records_carry_their_source_and_error_in_headers() {
     assert_eq!(host.committed("p", "in", 1), 4);
     let dlq = host.records("p.dlq", 0);
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].value, b"fail:dead-letter");
+    assert_eq!(dlq[0].value, &b"fail:dead-letter"[..]);
     let header = |name: &str| {
         dlq[0]
             .headers
@@ -348,7 +348,7 @@ async fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_alone() {
     assert_eq!(host.committed("p", "in", 0), 10);
     let dlq = host.records("p.dlq", 0);
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].value, b"trap");
+    assert_eq!(dlq[0].value, &b"trap"[..]);
     let error = dlq[0]
         .headers
         .iter()

@@ -55,7 +55,13 @@ type Keyed = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);
 fn keyed(records: Vec<StoredRecord>) -> Vec<Keyed> {
     records
         .into_iter()
-        .map(|r| (r.key, r.value, guest_headers(r.headers)))
+        .map(|r| {
+            (
+                r.key.map(Into::into),
+                r.value.into(),
+                guest_headers(r.headers),
+            )
+        })
         .collect()
 }
 
@@ -366,7 +372,12 @@ async fn run_exactly_once(
 fn key_values(host: &Host, topic: &str, partition: u32) -> Vec<(Option<Vec<u8>>, String)> {
     host.records(topic, partition)
         .into_iter()
-        .map(|r| (r.key, String::from_utf8_lossy(&r.value).into_owned()))
+        .map(|r| {
+            (
+                r.key.map(Into::into),
+                String::from_utf8_lossy(&r.value).into_owned(),
+            )
+        })
         .collect()
 }
 

@@ -189,11 +189,11 @@ async fn passthrough_copies_every_record_unchanged() {
     let out = host.records("out", 0);
     assert_eq!(out.len(), 2);
     assert_eq!(
-        (out[0].key.as_deref(), out[0].value.as_slice()),
+        (out[0].key.as_deref(), &out[0].value[..]),
         (Some(&b"k"[..]), &b"v"[..])
     );
     assert_eq!(
-        (out[1].key.as_deref(), out[1].value.as_slice()),
+        (out[1].key.as_deref(), &out[1].value[..]),
         (None, &b"w"[..])
     );
 }

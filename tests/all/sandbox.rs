@@ -287,8 +287,8 @@ async fn escape_attempts(scratch: Option<&Path>) -> Vec<(String, String)> {
     host.records("out", 0)
         .into_iter()
         .map(|r| {
-            let key = String::from_utf8(r.key.unwrap()).unwrap();
-            (key, String::from_utf8(r.value).unwrap())
+            let key = String::from_utf8(r.key.unwrap().into()).unwrap();
+            (key, String::from_utf8(r.value.into()).unwrap())
         })
         .collect()
 }

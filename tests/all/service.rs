@@ -276,7 +276,7 @@ async fn binary_produce_and_fetch_carry_any_bytes_and_garbage_is_refused() {
     let stored = frame::decode_stored(&fetched.bytes().await.unwrap()).unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!((stored[0].offset, stored[1].offset), (0, 1));
-    assert_eq!(stored[0].key, records[0].key);
+    assert_eq!(stored[0].key.as_deref(), records[0].key.as_deref());
     assert_eq!(stored[0].value, records[0].value);
     assert_eq!(stored[0].headers, records[0].headers);
     assert_eq!(stored[1].key, None);

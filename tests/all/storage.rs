@@ -56,7 +56,7 @@ fn a_torn_last_batch_is_truncated_on_reopen_and_appends_continue() {
         assert_eq!(log.append("t", 0, &batch("c", 1)).unwrap(), 10);
         let records = log.read("t", 0, 0, 100, 1 << 20).unwrap();
         assert_eq!(records.len(), 11);
-        assert_eq!(records[10].value, b"c-v0");
+        assert_eq!(records[10].value, &b"c-v0"[..]);
     }
 }
 
@@ -306,7 +306,7 @@ fn a_cut_at_every_byte_of_the_last_three_batches_keeps_exactly_the_whole_ones() 
                 .enumerate()
                 .all(|(i, r)| r.offset == i as u64)
         );
-        assert_eq!(records[valid_hw as usize].value, b"next-v0");
+        assert_eq!(records[valid_hw as usize].value, &b"next-v0"[..]);
         drop(log);
         // Recovery is idempotent: the second open changes nothing.
         let before = std::fs::read(&copied).unwrap();

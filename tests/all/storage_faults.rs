@@ -133,7 +133,7 @@ fn values(log: &Log, partition: u32) -> Vec<Vec<u8>> {
     log.read("t", partition, 0, 10_000, 1 << 30)
         .unwrap()
         .into_iter()
-        .map(|r| r.value)
+        .map(|r| r.value.into())
         .collect()
 }
 
@@ -248,7 +248,7 @@ fn a_failed_fsync_under_always_is_never_acknowledged_nor_read() {
     let hw = log.high_watermark("t", 0).unwrap();
     assert!(hw == 3 || hw == 6, "high watermark {hw}");
     assert_eq!(records.len() as u64, hw);
-    let got: Vec<Vec<u8>> = records.iter().map(|r| r.value.clone()).collect();
+    let got: Vec<Vec<u8>> = records.iter().map(|r| r.value.to_vec()).collect();
     assert_eq!(got[..3], expected(&["a"], 3)[..]);
     assert!(
         records

@@ -1,6 +1,6 @@
 """Drives a real Kafka client against weir's listener for the tests.
 
-Usage: clients.py REQUEST_JSON; prints one JSON answer on stdout.
+Usage: clients.py < REQUEST_JSON; prints one JSON answer on stdout.
 
 A request is {"op": ..., "client": "confluent" | "kafka-python", "bootstrap": "HOST:PORT", ...}:
 - produce: topic, codec, records [{partition, key, value, headers, timestamp}]
@@ -11,6 +11,7 @@ A request is {"op": ..., "client": "confluent" | "kafka-python", "bootstrap": "H
   -> {"records": [{offset, key, value, headers, timestamp}]}
 - offsets_for_time: topic, partition, timestamp -> {"offset": n}
 - metadata: topic -> {"partitions": n} or {"error": "..."}
+- create (confluent only): topic, partitions -> {"created": topic}
 """
 
 import json
@@ -111,6 +112,13 @@ def confluent(req):
         if t.error is not None:
             return {"error": t.error.name()}
         return {"partitions": len(t.partitions)}
+    if op == "create":
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        a = AdminClient(base)
+        futures = a.create_topics([NewTopic(req["topic"], req["partitions"])])
+        futures[req["topic"]].result(timeout=15)
+        return {"created": req["topic"]}
     raise SystemExit(f"unknown op {op}")
 
 
@@ -182,7 +190,7 @@ def kafka_python(req):
 
 
 def main():
-    req = json.loads(sys.argv[1])
+    req = json.load(sys.stdin)
     try:
         answer = {"confluent": confluent, "kafka-python": kafka_python}[req["client"]](req)
     except Exception as e:  # the test shows the client's own words

@@ -89,12 +89,20 @@ fn install() -> Option<Clients> {
 impl Clients {
     /// Runs one operation of `clients.py` (see its docstring); its JSON answer.
     pub fn python(&self, request: Value) -> Value {
-        let output = Command::new(&self.python)
+        let mut child = Command::new(&self.python)
             .arg(&self.script)
-            .arg(request.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .output()
+            .spawn()
             .expect("run clients.py");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(request.to_string().as_bytes())
+            .expect("write the request");
+        let output = child.wait_with_output().expect("wait for clients.py");
         assert!(output.status.success(), "clients.py failed for {request}");
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!(

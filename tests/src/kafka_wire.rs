@@ -24,6 +24,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn start(broker: Arc<Broker>) -> Listener {
+        Listener::with_token(broker, None)
+    }
+
+    /// A listener whose clients must authenticate (SASL PLAIN) with `token`.
+    pub fn with_token(broker: Arc<Broker>, token: Option<String>) -> Listener {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -35,7 +40,7 @@ impl Listener {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let state = Arc::new(weir::kafka::KafkaState::new(broker, None));
+                let state = Arc::new(weir::kafka::KafkaState::new(broker, None).with_token(token));
                 weir::kafka::serve(listener, state, async {
                     stopped.await.ok();
                 })
@@ -146,4 +151,17 @@ impl Wire {
             ),
         }
     }
+}
+
+/// A frame with a v1 request header (api key, version, correlation id, no
+/// client id) and no body.
+pub fn request_frame(api_key: i16, version: i16, correlation: i32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&api_key.to_be_bytes());
+    body.extend_from_slice(&version.to_be_bytes());
+    body.extend_from_slice(&correlation.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
 }

@@ -18,6 +18,7 @@ pub mod kafka_groups_env;
 pub mod kafka_wire;
 pub mod polyglot;
 pub mod server;
+pub mod tansu;
 /// Every guest component, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

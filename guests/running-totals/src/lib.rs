@@ -57,3 +57,72 @@ impl Processor for RunningTotals {
 }
 
 weir_guest::export_processor!(RunningTotals);
+
+#[cfg(test)]
+mod tests {
+    use weir_guest::FailureKind;
+    use weir_guest::testing::{Harness, TestBatch};
+
+    use super::RunningTotals;
+
+    fn order(id: u64, customer: &str, cents: i64) -> String {
+        format!(
+            r#"{{"id":{id},"customer":"{customer}","amount_cents":{cents},"currency":"EUR","country":"DE"}}"#
+        )
+    }
+
+    #[test]
+    fn each_order_emits_its_customers_running_total_and_keeps_it_in_state() {
+        let mut harness = Harness::new().config("output", "totals");
+        let batch = TestBatch::new()
+            .value(order(1, "c1", 100))
+            .value(order(2, "c2", 5))
+            .value(order(3, "c1", 250));
+        let run = harness.run::<RunningTotals>(&batch);
+        assert!(run.init.is_ok() && run.result.is_ok(), "{run:?}");
+        let values: Vec<String> = run.emits.iter().map(|e| e.value_str()).collect();
+        assert_eq!(
+            values,
+            [
+                r#"{"customer":"c1","orders":1,"amount_cents":100}"#,
+                r#"{"customer":"c2","orders":1,"amount_cents":5}"#,
+                r#"{"customer":"c1","orders":2,"amount_cents":350}"#,
+            ]
+        );
+        assert!(run.emits.iter().all(|e| e.topic == "totals"));
+        assert_eq!(run.emits[2].key.as_deref(), Some(b"c1".as_slice()));
+        assert_eq!(
+            harness.state_str("customer/c1").as_deref(),
+            Some(r#"{"orders":2,"amount_cents":350}"#)
+        );
+
+        // The next batch starts from the committed totals.
+        let run = harness.run::<RunningTotals>(&TestBatch::new().value(order(4, "c2", 1)));
+        assert_eq!(
+            run.emits[0].value_str(),
+            r#"{"customer":"c2","orders":2,"amount_cents":6}"#
+        );
+    }
+
+    #[test]
+    fn a_malformed_order_is_dead_lettered_and_its_batch_changes_no_state() {
+        let mut harness =
+            Harness::new().with_state("customer/c1", r#"{"orders":1,"amount_cents":7}"#);
+        let batch = TestBatch::new().value(order(1, "c1", 3)).value("not json");
+        let run = harness.run::<RunningTotals>(&batch);
+        let failure = run.result.expect_err("the second record fails");
+        assert_eq!(failure.index, 1);
+        assert!(matches!(failure.kind, FailureKind::DeadLetter));
+        assert!(
+            failure.message.contains("malformed order"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(run.emits.len(), 1, "the first record's emit was made");
+        assert_eq!(
+            harness.state_str("customer/c1").as_deref(),
+            Some(r#"{"orders":1,"amount_cents":7}"#),
+            "a failed call's state changes are dropped"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! here is the friendly layer on top of them: a [`Batch`] whose [`Record`] views
 //! resolve the columnar spans for you, [`emit`] and [`log`], and the
 //! [`export_processor!`] macro that wires a [`Processor`] implementation up as the
-//! component's exports.
+//! component's exports. [`testing`] runs a guest's `process` natively in its
+//! unit tests, with `emit`, `log` and state captured in memory.
 //!
 //! ```ignore
 //! struct Upper;
@@ -43,6 +44,20 @@ pub mod bindings {
 pub use wit_bindgen::rt as __rt;
 
 pub mod state;
+// Compiled for wasm too (so a guest's tests type-check there), but only
+// native code routes the host imports to its fake.
+pub mod testing;
+
+/// The host imports: the real ones in a component, and the in-memory fake
+/// of [`testing`] when the guest's unit tests run natively.
+mod sys {
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::weir::processor::host::{emit, log};
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::bindings::weir::processor::state::{delete, get, put, scan};
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use crate::testing::fake::{delete, emit, get, log, put, scan};
+}
 
 use bindings::weir::processor::types as wit;
 
@@ -224,20 +239,24 @@ pub fn emit(
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_vec()))
         .collect();
-    bindings::weir::processor::host::emit(topic, key, value, &headers)
+    sys::emit(topic, key, value, &headers)
 }
 
 /// Writes a line to the host's log, tagged with the processor's name.
 pub fn log(level: Level, message: &str) {
-    bindings::weir::processor::host::log(level, message);
+    sys::log(level, message);
 }
 
-/// Exports a [`Processor`] implementation as this component's `init` and `process`.
+/// Exports a [`Processor`] implementation as this component's `init` and
+/// `process`. Compiled natively (a guest's unit tests), it exports nothing:
+/// tests call the implementation through [`testing::Harness`].
 #[macro_export]
 macro_rules! export_processor {
     ($processor:ty) => {
+        #[cfg(target_arch = "wasm32")]
         struct __WeirExports;
 
+        #[cfg(target_arch = "wasm32")]
         impl $crate::bindings::Guest for __WeirExports {
             fn init(
                 config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
@@ -252,6 +271,18 @@ macro_rules! export_processor {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_processor_world!(__WeirExports);
+
+        // Natively the exports are left out; this keeps the implementation
+        // used (no dead-code warnings) for the tests that call it.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: (
+            fn(&$crate::Config) -> ::std::result::Result<(), ::std::string::String>,
+            fn(&$crate::Batch) -> ::std::result::Result<(), $crate::Failure>,
+        ) = (
+            <$processor as $crate::Processor>::init,
+            <$processor as $crate::Processor>::process,
+        );
     };
 }

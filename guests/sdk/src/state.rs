@@ -7,7 +7,7 @@
 //! [`Dedupe`] builds idempotent processing on it: "is this the first time I
 //! see this id within the TTL?".
 
-use crate::bindings::weir::processor::state as wit;
+use crate::sys as wit;
 
 /// The value stored under `key`.
 pub fn get(key: &[u8]) -> Option<Vec<u8>> {

@@ -143,8 +143,8 @@ fn interruption_figures(
             .map(|(i, r)| StoredRecord {
                 offset: i as u64,
                 timestamp: 0,
-                key: r.key,
-                value: r.value,
+                key: r.key.map(Into::into),
+                value: r.value.into(),
                 headers: r.headers,
             })
             .collect(),

@@ -134,7 +134,7 @@ fn op_figures(dir: &Path) -> Result<(f64, f64, f64), DemoError> {
             offset: 0,
             timestamp: 0,
             key: None,
-            value: value.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec().into(),
             headers: Vec::new(),
         }],
         ..synthetic_batch(1)

@@ -3,6 +3,8 @@
 //! the time between the end of the old version's last batch and the start of
 //! the new version's first, for plain swaps and for swaps with a rewind, next
 //! to the ordinary gap between two batches of one version (poll and commit).
+//! Plain swaps are timed twice: with the pipeline running, and with another
+//! thread keeping a core busy as well.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -64,6 +66,9 @@ pub async fn figures(
             ..GuestSpec::default()
         };
         let guest = runtime.load(crate::guests::PASSTHROUGH, Path::new("passthrough"), spec)?;
+        // A deploy probes the new version before it swaps (see
+        // `Supervisor::load`), which also warms its instance image.
+        guest.probe()?;
         Ok(Arc::new(Timed {
             guest,
             id,
@@ -125,6 +130,29 @@ pub async fn figures(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let plain = pauses(&spans.lock().expect("spans lock"));
+    // The same swaps with a thread keeping one of the cores busy.
+    spans.lock().expect("spans lock").clear();
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let load = std::thread::spawn({
+        let busy = busy.clone();
+        move || {
+            let mut x = 0u64;
+            while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                for i in 0..10_000u64 {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+            }
+        }
+    });
+    for i in 0..swaps {
+        instances
+            .deploy(plain_versions[i % 2].clone(), None)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = load.join();
+    let loaded = pauses(&spans.lock().expect("spans lock"));
     // Swaps with a rewind: the members stop at a batch boundary and restart.
     let rewinds = (swaps / 5).max(5);
     spans.lock().expect("spans lock").clear();
@@ -149,6 +177,7 @@ pub async fn figures(
     let rows = [
         ("no swap", "none", plain.1),
         ("plain", "plain", plain.0),
+        ("plain, load", "loaded", loaded.0),
         ("with rewind", "rewind", rewound.0),
     ];
     for (what, key, gaps) in rows {

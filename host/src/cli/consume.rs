@@ -264,8 +264,8 @@ mod tests {
         StoredRecord {
             offset: 7,
             timestamp: 1_700_000_000_000,
-            key: Some(b"k1".to_vec()),
-            value: b"hello".to_vec(),
+            key: Some(b"k1".to_vec().into()),
+            value: b"hello".to_vec().into(),
             headers: vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
         }
     }

@@ -22,10 +22,13 @@ use super::Out;
 use super::admin::Advertised;
 use super::spec::SpecArgs;
 use weir::broker::Broker;
+use weir::cluster::ClusterBackend;
+use weir::consumer::Backend;
 use weir::processor::{Instances, ProcessorSpec, Slot};
 use weir::runtime::{GuestSpec, Handler, Runtime, Source};
 use weir::service::{AppState, Metrics};
 use weir::supervisor::Supervisor;
+use weir::wire::PartitionLag;
 
 /// How often `--until-caught-up` checks the group's lag (and a member's
 /// failure).
@@ -95,11 +98,23 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
     let spec = ProcessorSpec::default().apply(&changes)?;
     spec.validate()?;
     let broker = super::open_broker(dir)?;
-    spec.check_topics(broker.log())?;
+    // A processor whose spec names a Kafka cluster reads and writes there;
+    // the data directory still holds the compiled cache and serves the API.
+    let cluster = match &spec.cluster {
+        Some(cluster) => Some(ClusterBackend::connect(cluster, dir)?),
+        None => None,
+    };
+    match &cluster {
+        Some(cluster) => cluster.check_topics(&spec)?,
+        None => spec.check_topics(broker.log())?,
+    }
     let log = broker.log().clone();
     let runtime = Arc::new(Runtime::new(dir, log.clone()).context("starting the wasm runtime")?);
     let guest_spec = spec.guest_spec(&args.name, args.scratch.clone());
-    let guest = runtime.load_file(&args.wasm, guest_spec.clone())?;
+    let mut guest = runtime.load_file(&args.wasm, guest_spec.clone())?;
+    if let Some(cluster) = &cluster {
+        guest = guest.emitting_to(cluster.clone());
+    }
     let how = match guest.source() {
         Source::Compiled => "compiled",
         Source::Cached => "loaded from cache",
@@ -107,12 +122,24 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
     tracing::info!(processor = %args.name, version = guest.version(), "{} {how} in {:?}", args.wasm.display(), guest.load_time());
     let config = spec.processor_config(&args.name);
     let group = config.group.clone().unwrap_or_else(|| args.name.clone());
-    broker
-        .commit_start(&group, &spec.topics, spec.reset)
-        .context("committing the start position")?;
+    let backend: Arc<dyn Backend> = match &cluster {
+        Some(cluster) => cluster.clone(),
+        None => {
+            broker
+                .commit_start(&group, &spec.topics, spec.reset)
+                .context("committing the start position")?;
+            broker.clone()
+        }
+    };
+    let lag = |group: &str, topics: &[String]| -> Result<Vec<PartitionLag>> {
+        Ok(match &cluster {
+            Some(cluster) => cluster.lag(group, topics)?,
+            None => broker.lag(group, topics)?,
+        })
+    };
     let handler: Arc<dyn Handler> = Arc::new(guest);
     let count = spec.instances;
-    let mut instances = Instances::start(config, broker.clone(), handler, count)?;
+    let mut instances = Instances::start(config, backend, handler, count)?;
     // Advertised once the members have joined, so the first command that
     // finds it sees them.
     let api = Api::start(dir, broker.clone(), runtime.clone(), token).await?;
@@ -125,7 +152,7 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
         ));
     }
     let stop = if args.until_caught_up {
-        until_caught_up(&broker, &group, &spec.topics, &mut instances, signal).await?
+        until_caught_up(&lag, &group, &spec.topics, &mut instances, signal).await?
     } else {
         tokio::select! {
             _ = signal => Stop::Signal,
@@ -166,11 +193,7 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
         processed: 0,
         batches: 0,
         emitted: 0,
-        lag: broker
-            .lag(&group, &spec.topics)?
-            .iter()
-            .map(|l| l.lag)
-            .sum(),
+        lag: lag(&group, &spec.topics)?.iter().map(|l| l.lag).sum(),
     };
     for p in &processors {
         let stats = p.stats();
@@ -190,7 +213,7 @@ pub async fn run(dir: &Path, args: RunArgs, token: Option<String>, out: Out) -> 
 /// partition (a partition a member paused counts as done: nothing more will
 /// be read from it), a member fails, or a signal comes.
 async fn until_caught_up(
-    broker: &Broker,
+    lag: &impl Fn(&str, &[String]) -> Result<Vec<PartitionLag>>,
     group: &str,
     topics: &[String],
     instances: &mut Instances,
@@ -209,7 +232,7 @@ async fn until_caught_up(
             .iter()
             .flat_map(|s| s.paused_partitions())
             .collect();
-        let behind = broker.lag(group, topics)?.into_iter().any(|l| {
+        let behind = lag(group, topics)?.into_iter().any(|l| {
             l.lag > 0
                 && !paused
                     .iter()

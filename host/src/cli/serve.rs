@@ -39,6 +39,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
     /// Also speak the Kafka protocol on this address (off unless given).
+    /// Anything but loopback needs a token; with a token, Kafka clients log
+    /// in with SASL PLAIN and the token as their password.
     #[arg(long, value_name = "ADDR")]
     pub kafka_listen: Option<SocketAddr>,
     /// The HOST:PORT Kafka clients are told to connect to (default: the
@@ -61,6 +63,12 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     let token = token.or(config.token.clone());
     if !listen.ip().is_loopback() && token.is_none() {
         anyhow::bail!(weir::service::ServiceError::TokenRequired { addr: listen });
+    }
+    if let Some(kafka) = args.kafka_listen.or(config.kafka_listen)
+        && !kafka.ip().is_loopback()
+        && token.is_none()
+    {
+        anyhow::bail!(weir::kafka::KafkaError::TokenRequired { addr: kafka });
     }
     // Listen for SIGTERM and Ctrl-C before any processor starts: a signal that
     // arrives while they start must stop them gracefully, not kill the process.
@@ -145,9 +153,6 @@ async fn start_kafka(
     let Some(listen) = args.kafka_listen.or(config.kafka_listen) else {
         return Ok(None);
     };
-    if !listen.ip().is_loopback() && state.token.is_none() {
-        anyhow::bail!(weir::kafka::KafkaError::TokenRequired { addr: listen });
-    }
     let advertised = match (&args.kafka_advertised, &config.kafka_advertised) {
         (Some(a), _) => Some(a.clone()),
         (None, Some(a)) => Some(weir::kafka::parse_advertised(a).map_err(anyhow::Error::msg)?),

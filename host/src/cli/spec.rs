@@ -107,6 +107,18 @@ pub struct SpecArgs {
     /// [default: pause]. (`weir run` exits non-zero either way.)
     #[arg(long)]
     pub when_tripped: Option<WhenTripped>,
+    /// Run against this Kafka cluster (host:port[,host:port...]) instead of
+    /// the embedded log.
+    #[arg(long, value_name = "SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// With --bootstrap-servers: this host's id for static membership (each
+    /// host sharing the processor needs its own) [default: dynamic members].
+    #[arg(long, requires = "bootstrap_servers")]
+    pub cluster_instance_id: Option<String>,
+    /// With --bootstrap-servers: a librdkafka property KEY=VALUE passed
+    /// through, e.g. security.protocol=ssl (repeatable).
+    #[arg(long = "kafka-property", value_parser = key_value, requires = "bootstrap_servers")]
+    pub kafka_properties: Vec<(String, String)>,
 }
 
 pub fn key_value(s: &str) -> Result<(String, String), String> {
@@ -179,6 +191,21 @@ impl SpecArgs {
                 "age_ms": self.lag_skip_age_ms,
             });
             set("lag_skip", Some(lag_skip));
+        }
+        if let Some(servers) = &self.bootstrap_servers {
+            let properties: Map<String, Value> = self
+                .kafka_properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
+            let mut cluster = serde_json::json!({
+                "bootstrap_servers": servers,
+                "properties": properties,
+            });
+            if let Some(id) = &self.cluster_instance_id {
+                cluster["instance_id"] = id.clone().into();
+            }
+            changes.set("cluster", cluster);
         }
         let mut limits = Map::new();
         let mut limit = |key: &str, value: Option<Value>| {
@@ -320,6 +347,7 @@ mod tests {
             }),
             breaker_threshold: 4,
             when_tripped: WhenTripped::Stop,
+            cluster: None,
         };
         assert_eq!(all, expected);
         all.validate().unwrap();
@@ -332,5 +360,26 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("dead-letter, stop, pause"), "{err}");
+    }
+
+    #[test]
+    fn the_cluster_flags_give_the_cluster_table() {
+        let spec = spec(&[
+            "--bootstrap-servers",
+            "k1:9092,k2:9092",
+            "--cluster-instance-id",
+            "host-a",
+            "--kafka-property",
+            "security.protocol=ssl",
+        ]);
+        let cluster = spec.cluster.expect("a cluster");
+        assert_eq!(cluster.bootstrap_servers, "k1:9092,k2:9092");
+        assert_eq!(cluster.instance_id.as_deref(), Some("host-a"));
+        assert_eq!(
+            cluster.properties,
+            [("security.protocol".to_string(), "ssl".to_string())].into()
+        );
+        let alone = Cli::try_parse_from(["weir", "--kafka-property", "a=b"]);
+        assert!(alone.is_err(), "a property needs --bootstrap-servers");
     }
 }

@@ -33,9 +33,15 @@ where
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
-        if let Err(e) = answered {
-            tracing::warn!(%peer, error = %crate::error::chain(&e), "closing a Kafka connection");
-            break;
+        match answered {
+            Ok(()) => {}
+            // The client went away while its answer was on the way (a
+            // consumer closing during a long poll): nothing wrong here.
+            Err(KafkaError::Io(e)) if gone(&e) => break,
+            Err(e) => {
+                tracing::warn!(%peer, error = %crate::error::chain(&e), "closing a Kafka connection");
+                break;
+            }
         }
         if session.failed_auth {
             let e = KafkaError::AuthenticationFailed;
@@ -44,6 +50,11 @@ where
         }
     }
     tracing::debug!(%peer, "Kafka client gone");
+}
+
+fn gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
 }
 
 /// Decodes one request, runs its handler and encodes the response (none for

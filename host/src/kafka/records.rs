@@ -91,8 +91,8 @@ pub fn encode(records: &[StoredRecord]) -> Result<Bytes, Box<dyn std::error::Err
             // ("none"), as for any batch of a producer that is not idempotent.
             sequence: (r.offset - base) as i32 - 1,
             timestamp: r.timestamp,
-            key: r.key.clone().map(Bytes::from),
-            value: Some(Bytes::from(r.value.clone())),
+            key: r.key.clone(),
+            value: Some(r.value.clone()),
             headers: r
                 .headers
                 .iter()
@@ -122,8 +122,8 @@ mod tests {
         StoredRecord {
             offset,
             timestamp: 1_700_000_000_000 + offset as i64,
-            key: key.map(<[u8]>::to_vec),
-            value: value.to_vec(),
+            key: key.map(Bytes::copy_from_slice),
+            value: Bytes::copy_from_slice(value),
             headers: vec![("h".to_string(), b"v".to_vec())],
         }
     }

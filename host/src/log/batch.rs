@@ -23,6 +23,8 @@
 //! [`COMPACTED`], and may follow a gap (records compaction removed), as may
 //! the end of its segment.
 
+use bytes::Bytes;
+
 use super::LogError;
 
 /// Bytes before the first record.
@@ -75,12 +77,15 @@ impl Record {
 }
 
 /// A record read back from the log, with its offset and timestamp fixed.
+///
+/// Key and value are views into the buffer the batch was read into (one
+/// allocation per read, not two per record); cloning one shares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
     pub offset: u64,
     pub timestamp: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -222,7 +227,7 @@ pub const SEEK_STEP: u64 = 128;
 /// record with offset `first` begins, up to the record with offset `end`
 /// (exclusive); `bytes` may stop there rather than at the batch's end.
 pub struct Window<'a> {
-    pub bytes: &'a [u8],
+    pub bytes: &'a Bytes,
     pub start: usize,
     pub first: u64,
     pub end: u64,
@@ -230,7 +235,7 @@ pub struct Window<'a> {
 
 impl Window<'_> {
     /// A whole batch.
-    pub fn whole<'a>(bytes: &'a [u8], header: &BatchHeader) -> Window<'a> {
+    pub fn whole<'a>(bytes: &'a Bytes, header: &BatchHeader) -> Window<'a> {
         Window {
             bytes,
             start: HEADER_LEN,
@@ -240,29 +245,32 @@ impl Window<'_> {
     }
 }
 
-/// Decodes the records of `window` at or after `from`, at most `max` of them.
-/// Records before `from` are stepped over without copying anything. With
-/// `seek`, the walk goes on to the window's end and notes (relative to the
-/// window's first record) the byte position of every [`SEEK_STEP`]-th record,
-/// and a whole batch is checked to end exactly after its last record.
-/// `corrupt` builds the error for a batch whose structure does not add up.
+/// Decodes into `out` the records of `window` at or after `from` and below
+/// `until`, at most `max` of them. Records before `from` are stepped over
+/// without copying anything. With `seek`, the walk goes on to the window's
+/// end and notes (relative to the window's first record) the byte position of
+/// every [`SEEK_STEP`]-th record, and a whole batch is checked to end exactly
+/// after its last record. `corrupt` builds the error for a batch whose
+/// structure does not add up.
 pub fn decode(
     window: &Window<'_>,
-    from: u64,
+    (from, until): (u64, u64),
     max: usize,
     mut seek: Option<&mut Vec<u32>>,
+    out: &mut Vec<StoredRecord>,
     corrupt: impl Fn(&str) -> LogError,
-) -> Result<Vec<StoredRecord>, LogError> {
+) -> Result<(), LogError> {
     let mut cur = Cursor {
         bytes: window.bytes,
         pos: window.start,
     };
-    let wanted = window.end.saturating_sub(from.max(window.first));
-    let mut records = Vec::with_capacity(wanted.min(max as u64).min(1 << 16) as usize);
+    let wanted = window.end.min(until).saturating_sub(from.max(window.first));
+    out.reserve(wanted.min(max as u64).min(1 << 16) as usize);
+    let mut taken = 0usize;
     for offset in window.first..window.end {
-        let full = records.len() >= max;
+        let full = taken >= max || offset >= until;
         if full && seek.is_none() {
-            return Ok(records);
+            return Ok(());
         }
         if let Some(seek) = seek.as_deref_mut()
             && (offset - window.first).is_multiple_of(SEEK_STEP)
@@ -274,12 +282,13 @@ pub fn decode(
             continue;
         }
         let record = parse(&mut cur, offset).ok_or_else(|| corrupt("record structure"))?;
-        records.push(record);
+        out.push(record);
+        taken += 1;
     }
     if seek.is_some() && cur.pos != window.bytes.len() {
         return Err(corrupt("trailing bytes after the last record"));
     }
-    Ok(records)
+    Ok(())
 }
 
 /// Steps over one record without copying it.
@@ -305,9 +314,10 @@ fn parse(cur: &mut Cursor, offset: u64) -> Option<StoredRecord> {
     let key = if key_len < 0 {
         None
     } else {
-        Some(cur.take(key_len as usize)?.to_vec())
+        Some(cur.take_shared(key_len as usize)?)
     };
-    let value = cur.take_u32_prefixed()?.to_vec();
+    let len = u32::from_le_bytes(cur.take(4)?.try_into().ok()?) as usize;
+    let value = cur.take_shared(len)?;
     let header_count = u32::from_le_bytes(cur.take(4)?.try_into().ok()?);
     let mut headers = Vec::with_capacity(header_count.min(64) as usize);
     for _ in 0..header_count {
@@ -325,7 +335,7 @@ fn parse(cur: &mut Cursor, offset: u64) -> Option<StoredRecord> {
 }
 
 struct Cursor<'a> {
-    bytes: &'a [u8],
+    bytes: &'a Bytes,
     pos: usize,
 }
 
@@ -335,6 +345,13 @@ impl<'a> Cursor<'a> {
         let slice = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(slice)
+    }
+
+    /// The next `n` bytes as a view sharing the buffer.
+    fn take_shared(&mut self, n: usize) -> Option<Bytes> {
+        let start = self.pos;
+        self.take(n)?;
+        Some(self.bytes.slice(start..self.pos))
     }
 
     fn take_u32_prefixed(&mut self) -> Option<&'a [u8]> {
@@ -364,9 +381,44 @@ mod tests {
         panic!("unexpected corruption: {what}")
     }
 
+    fn decoded(
+        window: &Window<'_>,
+        from: u64,
+        max: usize,
+        seek: Option<&mut Vec<u32>>,
+    ) -> Vec<StoredRecord> {
+        let mut out = Vec::new();
+        decode(window, (from, u64::MAX), max, seek, &mut out, no_corruption).unwrap();
+        out
+    }
+
+    #[test]
+    fn decode_stops_below_until_and_appends_to_what_is_there() {
+        let bytes = Bytes::from(encode(10, &sample(), 0));
+        let header = BatchHeader::parse(&bytes).unwrap();
+        let whole = Window::whole(&bytes, &header);
+        let mut out = decoded(&whole, 10, 1, None);
+        decode(&whole, (11, 12), usize::MAX, None, &mut out, no_corruption).unwrap();
+        let offsets: Vec<u64> = out.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![10, 11]);
+        let mut seek = Vec::new();
+        let mut none = Vec::new();
+        decode(
+            &whole,
+            (10, 10),
+            5,
+            Some(&mut seek),
+            &mut none,
+            no_corruption,
+        )
+        .unwrap();
+        assert!(none.is_empty(), "nothing below until");
+        assert_eq!(seek, vec![HEADER_LEN as u32], "the walk still samples");
+    }
+
     #[test]
     fn encoded_batch_round_trips_with_dense_offsets() {
-        let bytes = encode(100, &sample(), 7);
+        let bytes = Bytes::from(encode(100, &sample(), 7));
         let header = BatchHeader::parse(&bytes).expect("header");
         assert_eq!(header.size as usize, bytes.len());
         assert_eq!(
@@ -375,7 +427,7 @@ mod tests {
         );
         assert!(checksum_ok(&bytes, &header));
         let whole = Window::whole(&bytes, &header);
-        let records = decode(&whole, 0, usize::MAX, None, no_corruption).unwrap();
+        let records = decoded(&whole, 0, usize::MAX, None);
         let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![100, 101, 102]);
         assert_eq!(records[0].key.as_deref(), Some(&b"k1"[..]));
@@ -391,10 +443,10 @@ mod tests {
 
     #[test]
     fn decode_from_mid_batch_skips_earlier_records() {
-        let bytes = encode(10, &sample(), 0);
+        let bytes = Bytes::from(encode(10, &sample(), 0));
         let header = BatchHeader::parse(&bytes).unwrap();
         let whole = Window::whole(&bytes, &header);
-        let records = decode(&whole, 12, usize::MAX, None, no_corruption).unwrap();
+        let records = decoded(&whole, 12, usize::MAX, None);
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].offset, 12);
     }
@@ -404,21 +456,22 @@ mod tests {
         let records: Vec<Record> = (0..1000)
             .map(|i| Record::keyed(format!("k{i}"), "v".repeat(i % 50)))
             .collect();
-        let bytes = encode(5000, &records, 1);
+        let bytes = Bytes::from(encode(5000, &records, 1));
         let header = BatchHeader::parse(&bytes).unwrap();
         let mut seek = Vec::new();
         let whole = Window::whole(&bytes, &header);
-        let first = decode(&whole, 5300, 10, Some(&mut seek), no_corruption).unwrap();
+        let first = decoded(&whole, 5300, 10, Some(&mut seek));
         assert_eq!(seek.len(), 1000usize.div_ceil(SEEK_STEP as usize));
         assert_eq!(first.len(), 10);
         // From sample 2 (record 256) to sample 4 (record 512): offsets 5300..5310.
+        let prefix = bytes.slice(..seek[4] as usize);
         let window = Window {
-            bytes: &bytes[..seek[4] as usize],
+            bytes: &prefix,
             start: seek[2] as usize,
             first: 5000 + 2 * SEEK_STEP,
             end: 5000 + 4 * SEEK_STEP,
         };
-        let again = decode(&window, 5300, 10, None, no_corruption).unwrap();
+        let again = decoded(&window, 5300, 10, None);
         assert_eq!(again, first);
         assert_eq!(again[0].offset, 5300);
         assert_eq!(again[0].key.as_deref(), Some(&b"k300"[..]));

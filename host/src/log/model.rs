@@ -162,8 +162,8 @@ fn check(h: &Harness, oracle: &Oracle) -> Result<(), TestCaseError> {
     for (i, r) in all.iter().enumerate() {
         prop_assert_eq!(r.offset, oracle.start + i as u64);
         prop_assert_eq!(
-            (r.timestamp, &r.value),
-            (oracle.records[i].0, &oracle.records[i].1)
+            (r.timestamp, &r.value[..]),
+            (oracle.records[i].0, &oracle.records[i].1[..])
         );
     }
     if oracle.start > 0 {

@@ -157,7 +157,7 @@ mod tests {
         for p in 0..3 {
             let values = |topic| -> Vec<Vec<u8>> {
                 let read = log.read(topic, p, 0, 100, 1 << 20).unwrap();
-                read.into_iter().map(|r| r.value).collect()
+                read.into_iter().map(|r| r.value.to_vec()).collect()
             };
             assert_eq!(values("whole"), values("chunked"), "partition {p}");
             assert_eq!(values("whole").len(), if p == 0 { 4 } else { 3 });

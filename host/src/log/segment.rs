@@ -27,6 +27,8 @@ pub use active::ActiveSegment;
 pub use sealed::SealedSegment;
 
 use super::LogError;
+use bytes::Bytes;
+
 use super::batch::{self, BatchHeader, HEADER_LEN, SEEK_STEP, StoredRecord, Window};
 use super::index::{INDEX_INTERVAL, OffsetIndex};
 use super::storage::StorageFile;
@@ -246,8 +248,7 @@ impl SegmentReader {
                 break;
             }
             let room = max_records - out.len();
-            let records = self.records_at(pos, &header, from, room)?;
-            out.extend(records.into_iter().filter(|r| r.offset < end));
+            self.records_at(pos, &header, (from, end), room, out)?;
             read += header.size;
             pos += header.size;
         }
@@ -269,11 +270,9 @@ impl SegmentReader {
                 break;
             }
             if header.max_timestamp >= ts {
-                let records = self.records_at(pos, &header, 0, usize::MAX)?;
-                let found = records
-                    .iter()
-                    .find(|r| r.timestamp >= ts && r.offset < end)
-                    .map(|r| r.offset);
+                let mut records = Vec::new();
+                self.records_at(pos, &header, (0, end), usize::MAX, &mut records)?;
+                let found = records.iter().find(|r| r.timestamp >= ts).map(|r| r.offset);
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -316,14 +315,16 @@ impl SegmentReader {
             .ok_or_else(|| self.corrupt(pos, "invalid batch header"))
     }
 
-    /// At most `max` records at or after `from` of the batch at `pos`.
+    /// Appends to `out` at most `max` records of the batch at `pos` with
+    /// offsets in `[from, until)`.
     fn records_at(
         &self,
         pos: u64,
         header: &BatchHeader,
-        from: u64,
+        (from, until): (u64, u64),
         max: usize,
-    ) -> Result<Vec<StoredRecord>, LogError> {
+        out: &mut Vec<StoredRecord>,
+    ) -> Result<(), LogError> {
         let corrupt = |what: &str| self.corrupt(pos, what);
         let large = u64::from(header.count) > SEEK_STEP;
         if large && let Some(seek) = self.seek_samples(pos) {
@@ -340,31 +341,33 @@ impl SegmentReader {
                 .map_or(header.size, |&p| u64::from(p));
             let mut bytes = vec![0u8; (stop - start) as usize];
             self.read_at(&mut bytes, pos + start)?;
+            let bytes = Bytes::from(bytes);
             let window = Window {
                 bytes: &bytes,
                 start: 0,
                 first: base + first * SEEK_STEP,
                 end: (base + last * SEEK_STEP).min(header.next_offset()),
             };
-            return batch::decode(&window, from, max, None, corrupt);
+            return batch::decode(&window, (from, until), max, None, out, corrupt);
         }
         let mut bytes = vec![0u8; header.size as usize];
         self.read_at(&mut bytes, pos)?;
+        let bytes = Bytes::from(bytes);
         if !batch::checksum_ok(&bytes, header) {
             return Err(self.corrupt(pos, "checksum mismatch"));
         }
         let whole = Window::whole(&bytes, header);
         if !large {
-            return batch::decode(&whole, from, max, None, corrupt);
+            return batch::decode(&whole, (from, until), max, None, out, corrupt);
         }
         let mut seek = Vec::new();
-        let records = batch::decode(&whole, from, max, Some(&mut seek), corrupt)?;
+        batch::decode(&whole, (from, until), max, Some(&mut seek), out, corrupt)?;
         let mut seeks = self.seeks.lock().expect("seek lock");
         if seeks.len() >= SEEK_CACHE {
             seeks.pop_front();
         }
         seeks.push_back((pos, Arc::new(seek)));
-        Ok(records)
+        Ok(())
     }
 
     fn seek_samples(&self, pos: u64) -> Option<Arc<Vec<u32>>> {

@@ -142,8 +142,8 @@ pub fn dead_letter(batch: &Polled, error: &str, dlq: &str, version: &str) -> Ste
         emits: vec![Emit {
             topic: dlq.to_string(),
             record: Record {
-                key: source.key.clone(),
-                value: source.value.clone(),
+                key: source.key.as_deref().map(<[u8]>::to_vec),
+                value: source.value.to_vec(),
                 headers,
                 timestamp: Some(source.timestamp),
             },
@@ -169,8 +169,8 @@ mod tests {
                 .map(|offset| StoredRecord {
                     offset,
                     timestamp: 7,
-                    key: Some(b"k".to_vec()),
-                    value: format!("v{offset}").into_bytes(),
+                    key: Some(b"k".to_vec().into()),
+                    value: format!("v{offset}").into(),
                     headers: Vec::new(),
                 })
                 .collect(),

@@ -24,6 +24,7 @@ use super::{
     WhenExhausted, WhenTripped,
 };
 use crate::broker::ResetPolicy;
+use crate::cluster::ClusterSpec;
 use crate::consumer::{CommitMode, PollLimits};
 use crate::group::{AssignorKind, GroupSettings, Protocol};
 use crate::log::Log;
@@ -114,6 +115,12 @@ pub struct ProcessorSpec {
     /// What a tripped breaker does: `pause` the processor (recorded with the
     /// reason, until resumed) or `stop` it as failed. Default `pause`.
     pub when_tripped: WhenTripped,
+    /// The Kafka cluster the processor runs against (`{"bootstrap_servers":
+    /// "host:port", "instance_id": "...", "properties": {...}}`, see
+    /// [`ClusterSpec`]) instead of the embedded log. Default: none (the
+    /// embedded log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
 }
 
 impl Default for ProcessorSpec {
@@ -146,6 +153,7 @@ impl Default for ProcessorSpec {
             lag_skip: None,
             breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
             when_tripped: WhenTripped::default(),
+            cluster: None,
         }
     }
 }
@@ -211,7 +219,7 @@ impl ProcessorSpec {
                  {MAX_STACK_CEILING}"
             ));
         }
-        Ok(())
+        crate::cluster::check_spec(self).map_err(ProcessorError::Spec)
     }
 
     /// Checks that the topics the processor reads and the one its
@@ -284,6 +292,7 @@ impl ProcessorSpec {
             config: self.config.clone().into_iter().collect(),
             limits: self.limits,
             scratch: scratch.filter(|_| self.scratch),
+            logbook: None,
         }
     }
 

@@ -19,7 +19,7 @@ pub fn columnar(polled: &Polled) -> Batch {
     let data_len: usize = records
         .iter()
         .map(|r| {
-            r.key.as_ref().map_or(0, Vec::len)
+            r.key.as_ref().map_or(0, |k| k.len())
                 + r.value.len()
                 + r.headers
                     .iter()
@@ -88,14 +88,14 @@ mod tests {
                     offset: 7,
                     timestamp: 1,
                     key: None,
-                    value: b"first".to_vec(),
+                    value: b"first".to_vec().into(),
                     headers: vec![("h1".into(), b"a".to_vec()), ("h2".into(), b"bb".to_vec())],
                 },
                 StoredRecord {
                     offset: 8,
                     timestamp: 2,
-                    key: Some(b"k".to_vec()),
-                    value: b"second".to_vec(),
+                    key: Some(b"k".to_vec().into()),
+                    value: b"second".to_vec().into(),
                     headers: vec![],
                 },
             ],

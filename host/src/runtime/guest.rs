@@ -12,9 +12,10 @@ use wasmtime::{Engine, Store};
 use super::bindings::{Processor, ProcessorPre};
 use super::host::HostState;
 use super::limits::Limiter;
-use super::{Handler, Limits, NoState, Output, RuntimeError, Source, StateView, batch};
+use super::{
+    EmitTopics, Handler, Limits, Logbook, NoState, Output, RuntimeError, Source, StateView, batch,
+};
 use crate::consumer::Polled;
-use crate::log::Log;
 
 use super::engine::{EPOCH_TICK, Ticker};
 
@@ -27,7 +28,8 @@ pub struct Guest {
     /// Keeps the epoch ticker alive while this guest may run, and says when
     /// the host interrupted every guest (shutdown).
     pub(super) ticker: Arc<Ticker>,
-    pub(super) log: Arc<Log>,
+    /// Where emits may go: checked at each emit.
+    pub(super) topics: Arc<dyn EmitTopics>,
     pub(super) processor: Arc<str>,
     /// `label@hash` or `sha256:hash`: names the code that processed a record.
     pub(super) version: Arc<str>,
@@ -35,6 +37,8 @@ pub struct Guest {
     pub(super) limits: Limits,
     /// The host directory preopened as `/scratch`, if any.
     pub(super) scratch: Option<PathBuf>,
+    /// Keeps the guest's log lines and stdio for `weir logs`, if set.
+    pub(super) logbook: Option<Arc<Logbook>>,
     pub(super) source: Source,
     pub(super) load_time: Duration,
 }
@@ -50,21 +54,34 @@ impl Guest {
         self.load_time
     }
 
+    /// This guest with its emits checked against `topics` (a Kafka
+    /// cluster's) instead of the runtime's log.
+    pub fn emitting_to(mut self, topics: Arc<dyn EmitTopics>) -> Guest {
+        self.topics = topics;
+        self
+    }
+
     /// The limits each batch runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// A fresh store with this guest's limits, deadline and fuel set.
-    fn store(&self, state: Arc<dyn StateView>) -> Result<Store<HostState>, RuntimeError> {
+    /// A fresh store with this guest's limits, deadline and fuel set, for a
+    /// batch of input `partition` (none: a probe or a benchmark).
+    fn store(
+        &self,
+        state: Arc<dyn StateView>,
+        partition: Option<u32>,
+    ) -> Result<Store<HostState>, RuntimeError> {
         let state = HostState::new(
-            self.log.clone(),
+            self.topics.clone(),
             self.processor.clone(),
             self.version.clone(),
             Limiter::new(self.limits.memory_bytes),
             self.scratch.as_deref(),
             state,
         )
+        .map(|s| s.with_logbook(self.logbook.clone(), partition))
         .map_err(|e| RuntimeError::Scratch {
             path: self.scratch.clone().unwrap_or_default(),
             source: e.into_boxed_dyn_error(),
@@ -95,8 +112,9 @@ impl Guest {
     fn instantiate(
         &self,
         state: Arc<dyn StateView>,
+        partition: Option<u32>,
     ) -> Result<(Store<HostState>, Processor), RuntimeError> {
-        let mut store = self.store(state)?;
+        let mut store = self.store(state, partition)?;
         let instance = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => return Err(self.fault(e, &store)),
@@ -149,7 +167,7 @@ impl Guest {
         polled: &Polled,
         calls: u32,
     ) -> Result<Duration, RuntimeError> {
-        let (mut store, instance) = self.instantiate(Arc::new(NoState))?;
+        let (mut store, instance) = self.instantiate(Arc::new(NoState), None)?;
         let started = Instant::now();
         for _ in 0..calls {
             self.arm(&mut store)?;
@@ -176,7 +194,7 @@ impl Guest {
     /// Instantiates and initializes the guest once, without processing: the
     /// check a deploy runs before taking a new version into service.
     pub fn probe(&self) -> Result<(), RuntimeError> {
-        self.instantiate(Arc::new(NoState)).map(|_| ())
+        self.instantiate(Arc::new(NoState), None).map(|_| ())
     }
 }
 
@@ -185,7 +203,9 @@ impl Handler for Guest {
         if self.ticker.interrupted() {
             return Err(RuntimeError::Interrupted);
         }
-        let (mut store, instance) = self.instantiate(state).map_err(RuntimeError::started)?;
+        let (mut store, instance) = self
+            .instantiate(state, Some(polled.partition))
+            .map_err(RuntimeError::started)?;
         let batch = batch::columnar(polled);
         let outcome = match instance.call_process(&mut store, &batch) {
             Ok(outcome) => outcome,

@@ -18,12 +18,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
-use super::StateView;
 use super::bindings::weir::processor::{host, state, types};
 use super::limits::Limiter;
 use super::overlay::StateOverlay;
+use super::{Logbook, StateView};
 use crate::consumer::Emit;
-use crate::log::{Log, Record};
+use crate::log::Record;
 
 /// The largest single emitted record (key + value + headers).
 pub const MAX_EMIT_BYTES: usize = 1 << 20;
@@ -41,7 +41,7 @@ pub struct HostState {
     emitted_bytes: usize,
     /// The batch's state reads and writes.
     pub(super) state: StateOverlay,
-    log: Arc<Log>,
+    topics: Arc<dyn super::EmitTopics>,
     /// Tags guest log lines.
     processor: Arc<str>,
     version: Arc<str>,
@@ -49,6 +49,10 @@ pub struct HostState {
     table: ResourceTable,
     pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
+    /// Where log lines and stdio go besides tracing, and the batch's input
+    /// partition they are tagged with.
+    logbook: Option<Arc<Logbook>>,
+    partition: Option<u32>,
 }
 
 impl HostState {
@@ -56,7 +60,7 @@ impl HostState {
     /// name lookups; stdio is captured; `scratch`, when given, is the only
     /// directory, read-write at [`SCRATCH_GUEST_PATH`].
     pub(super) fn new(
-        log: Arc<Log>,
+        topics: Arc<dyn super::EmitTopics>,
         processor: Arc<str>,
         version: Arc<str>,
         limiter: Limiter,
@@ -80,14 +84,28 @@ impl HostState {
             emits: Vec::new(),
             emitted_bytes: 0,
             state: StateOverlay::new(state),
-            log,
+            topics,
             processor,
             version,
             wasi,
             table: ResourceTable::new(),
             stdout,
             stderr,
+            logbook: None,
+            partition: None,
         })
+    }
+
+    /// This state, with log lines and stdio also kept in `logbook`, tagged
+    /// with the batch's input `partition`.
+    pub(super) fn with_logbook(
+        mut self,
+        logbook: Option<Arc<Logbook>>,
+        partition: Option<u32>,
+    ) -> Self {
+        self.logbook = logbook;
+        self.partition = partition;
+        self
     }
 
     /// Sends whatever the guest printed to tracing, a line per event.
@@ -96,6 +114,10 @@ impl HostState {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines() {
                 tracing::info!(processor = %self.processor, version = %self.version, stream, "{line}");
+                if let Some(book) = &self.logbook {
+                    let level = if stream == "stderr" { "warn" } else { "info" };
+                    book.push(&self.version, self.partition, stream, level, line);
+                }
             }
         }
     }
@@ -135,9 +157,7 @@ impl host::Host for HostState {
         value: Vec<u8>,
         headers: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        if let Err(e) = self.log.partition_count(&topic) {
-            return Err(e.to_string());
-        }
+        self.topics.check(&topic)?;
         let size = key.as_ref().map_or(0, Vec::len)
             + value.len()
             + headers
@@ -175,6 +195,16 @@ impl host::Host for HostState {
             types::Level::Info => tracing::info!(processor, version, "{message}"),
             types::Level::Warn => tracing::warn!(processor, version, "{message}"),
             types::Level::Error => tracing::error!(processor, version, "{message}"),
+        }
+        if let Some(book) = &self.logbook {
+            let level = match level {
+                types::Level::Trace => "trace",
+                types::Level::Debug => "debug",
+                types::Level::Info => "info",
+                types::Level::Warn => "warn",
+                types::Level::Error => "error",
+            };
+            book.push(version, self.partition, "log", level, &message);
         }
     }
 }

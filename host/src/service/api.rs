@@ -32,6 +32,7 @@ routes! {
     GET "/groups/{group}" => describe_group,
     POST "/groups/{group}/seek" => seek_group,
     GET "/metrics" => render_metrics,
+    GET "/ui" => super::ui::page,
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -15,6 +15,8 @@
 //! | `POST /processors/{name}/shadow` | `{component, label?, from}` |
 //! | `POST /processors/{name}/shadow/promote` | swap to the shadow's version |
 //! | `DELETE /processors/{name}/shadow` | drop the shadow |
+//! | `GET /processors/{name}/logs` | its guests' output (see [`super::logs`]) |
+//! | `GET /history` | what was done to the processors (see [`super::logs`]) |
 
 use std::sync::Arc;
 
@@ -51,6 +53,8 @@ routes! {
     DELETE "/processors/{name}/shadow" => drop_shadow,
     POST "/processors/{name}/shadow/promote" => promote,
     GET "/processors/{name}/state/{key}" => read_state,
+    GET "/processors/{name}/logs" => super::logs::logs,
+    GET "/history" => super::logs::history,
 }
 
 #[derive(Serialize)]
@@ -216,6 +220,7 @@ impl From<SupervisorError> for ApiError {
             E::Log(e) => return e.into(),
             E::Group(e) => return e.into(),
             E::Processor(P::Consumer(e)) => return e.into(),
+            E::Cluster(e) => return e.into(),
             E::UnknownProcessor(_) | E::UnknownComponent(_) | E::NoShadow(_) => {
                 StatusCode::NOT_FOUND
             }

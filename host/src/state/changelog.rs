@@ -151,10 +151,11 @@ pub fn decode(topic: &str, partition: u32, r: &StoredRecord) -> Result<Entry, St
     if let Some(kind) = header(STATE) {
         let key = r
             .key
-            .clone()
+            .as_deref()
+            .map(<[u8]>::to_vec)
             .ok_or_else(|| bad("state change without a key"))?;
         return match kind {
-            b"put" => Ok(Entry::Change((key, Some(r.value.clone())))),
+            b"put" => Ok(Entry::Change((key, Some(r.value.to_vec())))),
             b"del" => Ok(Entry::Change((key, None))),
             _ => Err(bad("unknown state change")),
         };
@@ -172,8 +173,8 @@ pub fn decode(topic: &str, partition: u32, r: &StoredRecord) -> Result<Entry, St
             .cloned()
             .collect();
         let record = Record {
-            key: r.key.clone(),
-            value: r.value.clone(),
+            key: r.key.as_deref().map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
             headers,
             timestamp: Some(r.timestamp),
         };
@@ -249,8 +250,8 @@ mod tests {
         StoredRecord {
             offset,
             timestamp: 5,
-            key: r.key,
-            value: r.value,
+            key: r.key.map(Into::into),
+            value: r.value.into(),
             headers: r.headers,
         }
     }

@@ -76,7 +76,10 @@ impl Supervisor {
             .map(|(name, _)| name)
             .collect();
         let mut leftovers = Leftovers::default();
-        for deployment in removed {
+        // A processor on a Kafka cluster left nothing in the embedded log;
+        // its group and dead-letter topic in the cluster are the cluster
+        // owner's to remove.
+        for deployment in removed.iter().filter(|d| d.spec.cluster.is_none()) {
             leftovers.groups.push(deployment.group());
             let topics = deployment.spec.topics.clone();
             leftovers.states.push((deployment.group(), topics));

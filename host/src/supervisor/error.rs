@@ -46,6 +46,8 @@ pub enum SupervisorError {
     Log(#[from] LogError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("loading a component")]
     Task(#[source] tokio::task::JoinError),
 }

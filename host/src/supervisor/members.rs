@@ -20,10 +20,15 @@ impl Supervisor {
         let wasm = self.store.component(&deployment.component)?;
         let path = self.store.component_path(&deployment.component);
         let scratch = self.scratch_dir.join(&deployment.name);
-        let spec = deployment.spec.guest_spec(&deployment.name, Some(scratch));
+        let mut spec = deployment.spec.guest_spec(&deployment.name, Some(scratch));
+        spec.logbook = Some(self.logbook(&deployment.name));
         let runtime = self.runtime.clone();
+        let cluster = self.cluster_of(deployment)?;
         let guest: Guest = tokio::task::spawn_blocking(move || {
-            let guest = runtime.load(&wasm, &path, spec)?;
+            let mut guest = runtime.load(&wasm, &path, spec)?;
+            if let Some(cluster) = cluster {
+                guest = guest.emitting_to(cluster);
+            }
             guest.probe()?;
             Ok::<_, RuntimeError>(guest)
         })
@@ -38,7 +43,8 @@ impl Supervisor {
     /// its first commit are not skipped (what Kafka's auto-commit of the
     /// reset position achieves).
     pub(super) fn commit_latest(&self, deployment: &Deployment) -> Result<()> {
-        if deployment.spec.reset != ResetPolicy::Latest {
+        // A cluster's consumers apply the reset policy themselves.
+        if deployment.spec.reset != ResetPolicy::Latest || deployment.spec.cluster.is_some() {
             return Ok(());
         }
         let group = deployment.group();
@@ -82,7 +88,7 @@ impl Supervisor {
         crate::processor::Stats::register(&deployment.name, guest.version());
         Ok(Instances::start(
             config,
-            self.broker.clone(),
+            self.backend_of(deployment)?,
             guest,
             deployment.spec.instances,
         )?)
@@ -91,6 +97,7 @@ impl Supervisor {
     /// Resets a deployment's group (whose members are stopped) to `to`.
     pub(super) fn reset(&self, deployment: &Deployment, to: Option<SeekTo>) -> Result<()> {
         if let Some(to) = to {
+            Supervisor::refuse_on_cluster(deployment, "rewinding a processor")?;
             let group = deployment.group();
             self.broker
                 .reset(&group, &deployment.spec.topics, None, to)?;

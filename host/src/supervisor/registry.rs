@@ -121,6 +121,9 @@ impl Supervisor {
     /// inputs and the output its configuration names).
     pub(super) fn check_settings(&self, deployment: &Deployment) -> Result<()> {
         deployment.spec.validate()?;
+        if let Some(cluster) = self.cluster_of(deployment)? {
+            return Ok(cluster.check_topics(&deployment.spec)?);
+        }
         for topic in &deployment.spec.topics {
             self.broker.log().partition_count(topic)?;
         }

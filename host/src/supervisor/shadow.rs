@@ -17,6 +17,7 @@ impl Supervisor {
         from: SeekTo,
     ) -> Result<Status> {
         let main = self.deployment(name).await?;
+        Supervisor::refuse_on_cluster(&main, "a shadow replay")?;
         if main.shadow_of.is_some() {
             return Err(SupervisorError::Invalid(format!(
                 "{name:?} is itself a shadow"
@@ -49,7 +50,7 @@ impl Supervisor {
         self.broker
             .seed_state(&main.group(), &shadow.group(), &shadow.spec.topics, from)?;
         let managed = self.start_new(shadow, guest)?;
-        let status = self.status_of(&managed);
+        let status = self.noted("shadow", None, self.status_of(&managed));
         processors.insert(managed.deployment.name.clone(), Entry::new(managed));
         Ok(status)
     }
@@ -88,7 +89,8 @@ impl Supervisor {
             .await?;
         let removed = self.remove(&shadow, candidate_now).await?;
         self.clear_after(&[removed], false).await?;
-        Ok(status)
+        self.forget_logbooks(&[&shadow]);
+        Ok(self.noted("promote", None, status))
     }
 
     /// Stops and forgets `name`'s shadow, with its group, dead-letter and
@@ -100,6 +102,8 @@ impl Supervisor {
             .await
             .map_err(|_| SupervisorError::NoShadow(name.to_string()))?;
         let removed = self.remove(&shadow, managed).await?;
-        self.clear_after(&[removed], false).await
+        self.clear_after(&[removed], false).await?;
+        self.forget_logbooks(&[&shadow]);
+        Ok(())
     }
 }

@@ -72,9 +72,12 @@ impl Supervisor {
     pub(super) fn status_of(&self, managed: &Managed) -> Status {
         let d = &managed.deployment;
         let group = d.group();
-        let partitions: Vec<PartitionStatus> = self
-            .broker
-            .lag(&group, &d.spec.topics)
+        let lag = match self.cluster_of(d) {
+            Ok(Some(cluster)) => cluster.lag(&group, &d.spec.topics).ok(),
+            Ok(None) => self.broker.lag(&group, &d.spec.topics).ok(),
+            Err(_) => None,
+        };
+        let partitions: Vec<PartitionStatus> = lag
             .unwrap_or_default()
             .into_iter()
             .map(|l| PartitionStatus {

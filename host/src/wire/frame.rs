@@ -73,8 +73,8 @@ pub fn decode_stored(body: &[u8]) -> Result<Vec<StoredRecord>, FrameError> {
         .map(|(offset, timestamp, r)| StoredRecord {
             offset,
             timestamp,
-            key: r.key,
-            value: r.value,
+            key: r.key.map(Into::into),
+            value: r.value.into(),
             headers: r.headers,
         })
         .collect())
@@ -229,8 +229,8 @@ mod tests {
             .map(|(i, r)| StoredRecord {
                 offset: 40 + i as u64,
                 timestamp: -5 + i as i64,
-                key: r.key,
-                value: r.value,
+                key: r.key.map(Into::into),
+                value: r.value.into(),
                 headers: r.headers,
             })
             .collect();

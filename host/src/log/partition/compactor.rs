@@ -200,7 +200,7 @@ impl Partition {
         for segment in sealed.iter() {
             for r in records_of(segment)? {
                 if let Some(key) = r.key {
-                    latest.insert(key, r.offset);
+                    latest.insert(key.to_vec(), r.offset);
                 }
             }
         }
@@ -208,7 +208,7 @@ impl Partition {
         let mut tombstone_due: Option<i64> = None;
         let mut keep = |r: &StoredRecord| match &r.key {
             None => true,
-            Some(key) if latest.get(key) != Some(&r.offset) => false,
+            Some(key) if latest.get(&key[..]) != Some(&r.offset) => false,
             Some(_) if r.value.is_empty() && r.timestamp < cutoff => false,
             Some(_) => {
                 if r.value.is_empty() {
@@ -386,8 +386,8 @@ impl Partition {
 
 fn to_record(r: &StoredRecord) -> Record {
     Record {
-        key: r.key.clone(),
-        value: r.value.clone(),
+        key: r.key.as_deref().map(<[u8]>::to_vec),
+        value: r.value.to_vec(),
         headers: r.headers.clone(),
         timestamp: Some(r.timestamp),
     }

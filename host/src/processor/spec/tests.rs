@@ -181,6 +181,11 @@ fn a_full_spec_round_trips_through_json_and_reads_the_same_from_toml() {
         }),
         breaker_threshold: 3,
         when_tripped: WhenTripped::Stop,
+        cluster: Some(ClusterSpec {
+            bootstrap_servers: "k1:9092,k2:9092".into(),
+            instance_id: Some("host-a".into()),
+            properties: BTreeMap::from([("security.protocol".into(), "ssl".into())]),
+        }),
     };
     let json = serde_json::to_value(&spec).unwrap();
     assert_eq!(json["commit"], "exactly-once");
@@ -214,6 +219,7 @@ fn a_full_spec_round_trips_through_json_and_reads_the_same_from_toml() {
         scratch = true
         breaker_threshold = 3
         when_tripped = "stop"
+        cluster = { bootstrap_servers = "k1:9092,k2:9092", instance_id = "host-a", properties = { "security.protocol" = "ssl" } }
     "#;
     assert_eq!(toml::from_str::<ProcessorSpec>(toml).unwrap(), spec);
 }

@@ -1,0 +1,147 @@
+//! The Kafka listener against bad input and strangers: frames that are too
+//! large, garbage or cut short close their connection and nothing else; with
+//! a token, only a SASL PLAIN login with it opens the APIs; beyond loopback
+//! `weir serve` wants a token.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use weir_tests::Host;
+use weir_tests::kafka_wire::{Listener, request_frame};
+
+#[test]
+fn bad_frames_close_their_connection_and_the_server_keeps_serving() {
+    let host = Host::new();
+    host.topic("t", 1);
+    let listener = Listener::start(host.broker.clone());
+    let still_serving = || {
+        let mut wire = listener.connect();
+        let versions = wire.call(0, &ApiVersionsRequest::default());
+        assert_eq!(versions.error_code, 0, "a fresh client is served");
+    };
+
+    // A huge size prefix: closed before anything is allocated.
+    let mut huge = listener.connect();
+    huge.raw(&i32::MAX.to_be_bytes());
+    assert!(
+        huge.closed_by_server(),
+        "a huge frame closes the connection"
+    );
+    still_serving();
+
+    // Garbage: an unknown API key.
+    let mut garbage = listener.connect();
+    garbage.raw(&request_frame(999, 0, 1));
+    assert!(garbage.closed_by_server(), "an unknown API key closes it");
+    still_serving();
+
+    // A frame whose body is not the request it claims to be.
+    let mut junk = listener.connect();
+    let mut frame = request_frame(ApiKey::Metadata as i16, 9, 1);
+    frame.extend_from_slice(&[0xff; 3]);
+    let len = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    junk.raw(&frame);
+    assert!(junk.closed_by_server(), "an undecodable request closes it");
+    still_serving();
+
+    // A negative size.
+    let mut negative = listener.connect();
+    negative.raw(&(-7i32).to_be_bytes());
+    assert!(negative.closed_by_server());
+
+    // A truncated frame, then the client goes away.
+    let mut truncated = listener.connect();
+    truncated.raw(&100i32.to_be_bytes());
+    truncated.raw(b"only a little");
+    drop(truncated);
+
+    // Produce below v3 is advertised but refused.
+    let mut old = listener.connect();
+    old.raw(&request_frame(ApiKey::Produce as i16, 2, 1));
+    assert!(old.closed_by_server());
+    still_serving();
+    assert!(host.records("t", 0).is_empty());
+}
+
+#[test]
+fn with_a_token_only_a_sasl_plain_login_with_it_opens_the_other_apis() {
+    let host = Host::new();
+    host.topic("t", 1);
+    let listener = Listener::with_token(host.broker.clone(), Some("s3cret".to_string()));
+    let metadata = MetadataRequest::default().with_topics(None);
+
+    // Anything but ApiVersions and SASL before logging in closes the connection.
+    let mut anonymous = listener.connect();
+    assert_eq!(
+        anonymous.call(3, &ApiVersionsRequest::default()).error_code,
+        0
+    );
+    anonymous.send(12, &metadata);
+    assert!(anonymous.closed_by_server());
+
+    let login = |password: &str| {
+        let mut wire = listener.connect();
+        let handshake = wire.call(
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert_eq!(handshake.error_code, 0);
+        let auth = wire.call(
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from(format!("\0someone\0{password}"))),
+        );
+        (wire, auth.error_code)
+    };
+    let (mut wrong, code) = login("guess");
+    assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
+    assert!(
+        wrong.closed_by_server(),
+        "a failed login ends the connection"
+    );
+
+    let (mut right, code) = login("s3cret");
+    assert_eq!(code, 0);
+    let answer = right.call(12, &metadata);
+    assert!(
+        answer
+            .topics
+            .iter()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "t"))
+    );
+
+    let mut other = listener.connect();
+    let scram = other.call(
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
+    );
+    assert_eq!(
+        scram.error_code,
+        ResponseError::UnsupportedSaslMechanism.code()
+    );
+}
+
+#[test]
+fn weir_serve_refuses_a_kafka_listener_beyond_loopback_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(weir_tests::weir_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "0.0.0.0:0",
+        ])
+        .env_remove("WEIR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs a token for SASL PLAIN"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing was started");
+}

@@ -116,6 +116,10 @@ impl Clients {
     pub fn kcat(&self, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
         let mut child = Command::new(&self.kcat)
             .args(args)
+            // `cargo test` puts the build's own librdkafka (the `rdkafka`
+            // crate's, built without zstd) on the library path; kcat must
+            // load the system's.
+            .env_remove("LD_LIBRARY_PATH")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -386,7 +386,9 @@ fn detach(message: &BorrowedMessage<'_>) -> StoredRecord {
             .to_millis()
             .unwrap_or_else(crate::log::now_ms),
         key: message.key().map(bytes::Bytes::copy_from_slice),
-        value: message.payload().map_or_else(bytes::Bytes::new, bytes::Bytes::copy_from_slice),
+        value: message
+            .payload()
+            .map_or_else(bytes::Bytes::new, bytes::Bytes::copy_from_slice),
         headers,
     }
 }

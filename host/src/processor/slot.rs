@@ -29,12 +29,12 @@ impl Slot {
     /// Installs `handler` for every batch that starts from now on; returns the
     /// version it replaced.
     pub fn swap(&self, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
-        let mut current = self.current.write().expect("slot lock");
-        tracing::info!(
-            from = current.version(),
-            to = handler.version(),
-            "swapping guest version"
-        );
-        std::mem::replace(&mut current, handler)
+        let to = handler.version().to_owned();
+        // The lock is held for the exchange only: members read the slot at
+        // every batch, and a writer that logged (or was descheduled) while
+        // holding it would stall them all.
+        let old = std::mem::replace(&mut *self.current.write().expect("slot lock"), handler);
+        tracing::info!(from = old.version(), to, "swapping guest version");
+        old
     }
 }

@@ -58,14 +58,7 @@ impl Transactions {
         member: &str,
     ) -> Result<Transactions, ClusterError> {
         let stable = spec.instance_id.is_some() && membership.instance_id.is_some();
-        let transactional_id = match stable {
-            true => format!("weir.{}.{member}", membership.group),
-            false => format!(
-                "weir.{}.{member}.{}",
-                membership.group,
-                uuid::Uuid::new_v4()
-            ),
-        };
+        let transactional_id = transactional_id(&membership.group, member, stable);
         Ok(Transactions {
             spec: spec.clone(),
             group: membership.group.clone(),
@@ -227,6 +220,15 @@ impl Transactions {
     }
 }
 
+/// `weir.<group>.<member>`, with a random suffix unless the member id is
+/// stable across restarts (a host id and a static instance).
+fn transactional_id(group: &str, member: &str, stable: bool) -> String {
+    match stable {
+        true => format!("weir.{group}.{member}"),
+        false => format!("weir.{group}.{member}.{}", uuid::Uuid::new_v4()),
+    }
+}
+
 /// A unit that empties a partition's state.
 fn empty() -> Unit {
     Unit {
@@ -271,4 +273,20 @@ pub(super) fn committed(
             Offset::Offset(o) if o >= 0 => Some(o as u64),
             _ => None,
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stable_member_keeps_its_transactional_id_and_a_dynamic_one_never_shares_it() {
+        assert_eq!(
+            transactional_id("totals", "host-a.totals-0", true),
+            "weir.totals.host-a.totals-0"
+        );
+        let dynamic = transactional_id("totals", "totals-0", false);
+        assert!(dynamic.starts_with("weir.totals.totals-0."), "{dynamic}");
+        assert_ne!(dynamic, transactional_id("totals", "totals-0", false));
+    }
 }

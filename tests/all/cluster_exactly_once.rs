@@ -212,7 +212,8 @@ fn setup() -> Tansu {
 /// at-least-once too), its state reaches the compacted changelog in the
 /// cluster, and a host started on an empty data directory restores it before
 /// its first batch and goes on exactly-once (the totals go on from where
-/// they were, nothing repeated). A rewind of the group is refused.
+/// they were, nothing repeated); the first host, back, catches its copy up
+/// from its checkpoint. A rewind of the group is refused.
 #[test]
 fn state_lives_in_the_cluster_and_a_new_host_restores_it() {
     let tansu = setup();
@@ -240,6 +241,14 @@ fn state_lives_in_the_cluster_and_a_new_host_restores_it() {
         log_of(second.path())
     );
     assert_eq!(by_customer(committed_values(&tansu, "totals")), model(240));
+
+    // Back on the first machine: its local copy catches up from its own
+    // checkpoint through what the second host committed.
+    produce_orders(&tansu, 240..300);
+    let mut host = weir_run(first.path(), &tansu, "at-least-once");
+    wait_caught_up(&tansu, &mut host, first.path(), Duration::from_secs(120));
+    sigterm(&mut host, first.path());
+    assert_eq!(by_customer(committed_values(&tansu, "totals")), model(300));
 
     let changelog = committed_values(&tansu, "__state.totals.orders");
     assert!(

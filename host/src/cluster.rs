@@ -15,14 +15,23 @@
 //!   are flushed, fenced when the partition has moved.
 //! - `producer.rs`: the emits of one member, flushed and checked before its
 //!   offset commits.
+//! - `transaction.rs`: exactly-once, and every commit of a group that keeps
+//!   guest state, as one Kafka transaction per batch (emits, state changes,
+//!   offset), fenced by the group generation (KIP-447) and by a stable
+//!   transactional id.
+//! - `changelog.rs`: guest state in a compacted changelog topic
+//!   (`__state.<group>.<topic>`), restored into the local store when a
+//!   partition is assigned.
 //!
 //! What the embedded log does and a cluster cannot (yet) is refused with a
-//! clear error: exactly-once (Kafka transactions are not wired), guest state
-//! (no changelog in the cluster yet), rewinds and shadows, topic settings.
+//! clear error: rewinding a group that keeps state (a compacted changelog
+//! has no history), rewinds and shadows, topic settings.
 
+mod changelog;
 mod consumer;
 mod producer;
 mod settings;
+mod transaction;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -87,6 +96,12 @@ pub enum ClusterError {
     },
     #[error("producing to {topic}: {reason}")]
     Produce { topic: String, reason: String },
+    #[error("restoring state from the changelog {changelog}/{partition}: {reason}")]
+    Restore {
+        changelog: String,
+        partition: u32,
+        reason: String,
+    },
     #[error("{context}: {source}")]
     Kafka {
         context: &'static str,
@@ -106,7 +121,7 @@ impl ClusterError {
 /// that name it.
 pub struct ClusterBackend {
     spec: ClusterSpec,
-    /// Where the (empty) local state stores live: `<data-dir>/cluster-state`.
+    /// Where the local copies of state live: `<data-dir>/cluster-state`.
     state_dir: PathBuf,
     admin: AdminClient<DefaultClientContext>,
     /// A client in no group: metadata and high watermarks.
@@ -299,9 +314,8 @@ impl Backend for ClusterBackend {
         Ok(self.create_topic(topic, partitions)?)
     }
 
-    /// A local store that stays empty: guest state needs a changelog in the
-    /// cluster, which is not built yet, so a commit with state changes is
-    /// refused (see [`ClusterConsumer`]).
+    /// The local copy of the group's state; its truth is the changelog in the
+    /// cluster, restored into it when a partition is assigned.
     fn state(&self, group: &str) -> Result<Arc<StateStore>, ConsumerError> {
         crate::name::validate("group", group).map_err(|e| StateError::Log(e.into()))?;
         let mut stores = self.stores.lock().expect("state stores lock");
@@ -317,11 +331,37 @@ impl Backend for ClusterBackend {
         Ok(store)
     }
 
-    fn reset(&self, _: &str, _: &[String], _: SeekTo) -> Result<Vec<Moved>, ConsumerError> {
+    fn reset(
+        &self,
+        group: &str,
+        topics: &[String],
+        _: SeekTo,
+    ) -> Result<Vec<Moved>, ConsumerError> {
+        self.refuse_stateful_rewind(group, topics)?;
         Err(ClusterError::Unsupported(
             "rewinding a processor (deploy --rewind-to, processor rewind)".into(),
         )
         .into())
+    }
+}
+
+impl ClusterBackend {
+    /// Refuses to move a group that keeps guest state in the cluster: its
+    /// compacted changelog holds only the latest state, not the state at an
+    /// earlier offset, so the state could not follow the offsets.
+    fn refuse_stateful_rewind(&self, group: &str, topics: &[String]) -> Result<(), ClusterError> {
+        for topic in topics {
+            let changelog = crate::state::changelog_topic(group, topic);
+            if self.partition_count(&changelog)?.is_some() {
+                return Err(ClusterError::Unsupported(format!(
+                    "rewinding the group {group:?}, which keeps guest state in the cluster \
+                     ({changelog}: a compacted changelog keeps only the latest state, so the \
+                     state could not follow the offsets back); deploy the fix as a new \
+                     processor (a new group) instead"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -41,8 +41,10 @@
 //!   static membership, passed-through properties) joins the cluster's group,
 //!   polls with the seam's limits, produces its emits and flushes them before
 //!   committing its offset; dead letters, topic checks and lag from the
-//!   cluster's metadata and high watermarks. What it cannot do (exactly-once,
-//!   guest state, rewinds, shadows) is refused with a clear error.
+//!   cluster's metadata and high watermarks; exactly-once (and every commit of
+//!   a group with state) as one Kafka transaction per batch, and guest state
+//!   in a compacted changelog topic restored when a partition is assigned.
+//!   What it cannot do (rewinds, shadows) is refused with a clear error.
 //! - [`state`]: guest state: keyed values per group and input partition, kept
 //!   as units of an internal changelog topic (`__state.<group>.<topic>`; a
 //!   unit is the commit point of a batch: state changes, exactly-once emits

@@ -386,45 +386,10 @@ fn cluster_errors_say_what_is_wrong() {
     let err = run_fails(
         dir.path(),
         &tansu.bootstrap(),
-        &["--commit", "exactly-once"],
-    );
-    assert!(
-        err.contains("exactly-once is not supported against a Kafka cluster"),
-        "{err}"
-    );
-    let err = run_fails(
-        dir.path(),
-        &tansu.bootstrap(),
         &["--kafka-property", "group.id=x"],
     );
     assert!(err.contains("\"group.id\" is weir's to set"), "{err}");
-    // A guest that keeps state is stopped at its first commit, with the reason.
-    tansu.produce("in", &values(0..3));
-    let err_log = {
-        let out = Command::new(weir_bin())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["run", "--name", "copy", "--wasm", guests::SCRIPTED])
-            .args([
-                "--topic",
-                "in",
-                "--config",
-                "output=out",
-                "--config",
-                "count=1",
-            ])
-            .args([
-                "--bootstrap-servers",
-                &tansu.bootstrap(),
-                "--until-caught-up",
-            ])
-            .args(["--kafka-property", &one_record_per_batch()])
-            .output()
-            .expect("spawn weir run");
-        assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    assert!(err_log.contains("guest state (the state interface) in a processor is not supported against a Kafka cluster"), "{err_log}");
+    // Exactly-once and guest state work there: see cluster_exactly_once.rs.
 }
 
 fn http(

@@ -7,6 +7,7 @@ mod api_docs;
 mod cli_client;
 mod cli_edges;
 mod cluster;
+mod cluster_exactly_once;
 mod components;
 mod dashboard;
 mod deploy;

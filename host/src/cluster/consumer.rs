@@ -14,6 +14,10 @@
 //! a commit the coordinator refuses for the generation is fenced too (the
 //! emits may then repeat, as at-least-once allows). A commit to an offset
 //! before what was handed out (a prefix, a dead letter) seeks back there.
+//! Exactly-once commits, and every commit of a group that keeps state, are
+//! Kafka transactions instead (`transaction.rs`); a newly assigned
+//! partition's state is restored from its changelog before its first batch,
+//! and a failed transaction moves the partition back to its committed offset.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -26,6 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::producer::Emitter;
 use super::settings::{assignor_name, reset_name};
+use super::transaction::{self, Transactions};
 use super::{ClusterError, ClusterSpec, partitions_of};
 use crate::broker::SeekTo;
 use crate::consumer::{
@@ -85,6 +90,8 @@ pub struct ClusterConsumer {
     member: String,
     consumer: BaseConsumer<Rebalances>,
     emitter: Emitter,
+    /// Transactions and state (exactly-once, or a group that keeps state).
+    txn: Transactions,
     partitions: BTreeMap<TopicPartition, Partition>,
     /// Where the next poll starts its rotation.
     cursor: usize,
@@ -104,6 +111,8 @@ impl ClusterConsumer {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("allow.auto.create.topics", "false")
+            // Emits and state of aborted transactions are never read.
+            .set("isolation.level", "read_committed")
             .set("auto.offset.reset", reset_name(membership.reset))
             .set(
                 "partition.assignment.strategy",
@@ -131,6 +140,7 @@ impl ClusterConsumer {
             }
             (_, instance) => instance.clone().unwrap_or_else(|| membership.group.clone()),
         };
+        let txn = Transactions::new(spec, &membership, &member)?;
         let consumer: BaseConsumer<Rebalances> = config
             .create_with_context(Rebalances::default())
             .map_err(ClusterError::Client)?;
@@ -144,6 +154,7 @@ impl ClusterConsumer {
             member,
             consumer,
             emitter: Emitter::new(spec)?,
+            txn,
             partitions: BTreeMap::new(),
             cursor: 0,
         })
@@ -162,7 +173,7 @@ impl ClusterConsumer {
                 (tp, detach(&m))
             });
             // Rebalances run inside the poll: apply them before the record.
-            self.follow();
+            self.follow()?;
             match next {
                 Ok((tp, record)) => {
                     self.buffer(tp, record);
@@ -171,30 +182,33 @@ impl ClusterConsumer {
                 Err(e) => self.consumption_error(e)?,
             }
         }
-        self.follow();
-        Ok(())
+        self.follow()
     }
 
-    /// Applies the revocations and assignments librdkafka reported.
-    fn follow(&mut self) {
+    /// Applies the revocations and assignments librdkafka reported; a newly
+    /// assigned partition's state is restored first.
+    fn follow(&mut self) -> Result<(), ClusterError> {
         let context = self.consumer.context();
         let revoked = std::mem::take(&mut *context.revoked.lock().expect("rebalance lock"));
         let assigned = std::mem::take(&mut *context.assigned.lock().expect("rebalance lock"));
         if revoked.is_empty() && assigned.is_empty() {
-            return;
+            return Ok(());
         }
         for (topic, partition) in &revoked {
             self.partitions
                 .remove(&TopicPartition::new(topic.clone(), *partition));
         }
         for (topic, partition) in assigned {
-            self.partitions
-                .entry(TopicPartition::new(topic, partition))
-                .or_default();
+            let tp = TopicPartition::new(topic, partition);
+            if !self.partitions.contains_key(&tp) {
+                self.txn.restore(&tp)?;
+            }
+            self.partitions.entry(tp).or_default();
         }
         let now: Vec<String> = self.partitions.keys().map(name).collect();
         tracing::info!(group = %self.group, member = %self.member, partitions = ?now, revoked = revoked.len(), "assignment changed");
         self.cursor = 0;
+        Ok(())
     }
 
     /// A record for a partition this member owns, in order, joins its
@@ -317,6 +331,28 @@ impl ClusterConsumer {
         (ok && high >= 0).then_some(high as u64)
     }
 
+    /// After an aborted transaction: reads `tp` again from its committed
+    /// offset (if it is still assigned), with its state caught up.
+    fn back_to_committed(&mut self, tp: &TopicPartition) -> Result<(), ClusterError> {
+        if !self.partitions.contains_key(tp) {
+            return Ok(());
+        }
+        let committed = match transaction::committed(&self.consumer, tp)? {
+            Some(committed) => committed,
+            None => {
+                // Nothing committed yet: from the start, a repeat rather
+                // than a loss.
+                let (low, _) = self
+                    .consumer
+                    .fetch_watermarks(&tp.topic, tp.partition as i32, CALL_TIMEOUT)
+                    .map_err(ClusterError::kafka("reading a partition's bounds"))?;
+                low.max(0) as u64
+            }
+        };
+        self.seek_to(tp, committed)?;
+        self.txn.resync(tp)
+    }
+
     fn owns(&self, tp: &TopicPartition) -> bool {
         let assigned = self.consumer.assignment().map(|tpl| partitions_of(&tpl));
         assigned.is_ok_and(|a| a.contains(&(tp.topic.clone(), tp.partition)))
@@ -352,7 +388,7 @@ fn name(tp: &TopicPartition) -> String {
 
 /// Whether the coordinator refused a commit because the member's generation
 /// or membership is gone (the partition has moved on).
-fn is_fencing(e: &KafkaError) -> bool {
+pub(super) fn is_fencing(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(
@@ -443,20 +479,22 @@ impl Consumer for ClusterConsumer {
             }
             .into());
         }
-        if !commit.state.is_empty() {
-            return Err(ClusterError::Unsupported(
-                "guest state (the state interface) in a processor".into(),
-            )
-            .into());
-        }
         if !commit.create_like.is_empty() {
             return Err(ClusterError::Unsupported("a shadow replay".into()).into());
         }
-        self.emitter.send_all(&commit.emits)?;
-        self.commit_offset(&tp, commit.next)?;
+        let next = commit.next;
+        if self.txn.wanted(&commit) {
+            if let Err(e) = self.txn.commit(&self.consumer, commit) {
+                self.back_to_committed(&tp)?;
+                return Err(e.into());
+            }
+        } else {
+            self.emitter.send_all(&commit.emits)?;
+            self.commit_offset(&tp, next)?;
+        }
         let handed_out = self.partitions.get(&tp).and_then(|p| p.position);
-        if handed_out != Some(commit.next) {
-            self.seek_to(&tp, commit.next)?;
+        if handed_out != Some(next) {
+            self.seek_to(&tp, next)?;
         }
         Ok(())
     }

@@ -1,7 +1,10 @@
 //! The emits of one member: produced to the cluster's topics (placed by
 //! librdkafka's partitioner: by the key's hash, unkeyed records spread), then
 //! flushed, and every delivery checked, before the batch's offset commits.
+//! A transactional producer (`transaction.rs`) is the same type, made with a
+//! `transactional.id`.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +23,17 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub(super) struct Deliveries {
     failed: Mutex<Vec<(String, String)>>,
+    /// The highest offset delivered per (topic, partition): where a
+    /// changelog's last record landed.
+    delivered: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl Deliveries {
+    /// The highest offset delivered to `topic`/`partition` so far.
+    pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let delivered = self.delivered.lock().expect("deliveries lock");
+        delivered.get(&(topic.to_string(), partition)).copied()
+    }
 }
 
 impl ClientContext for Deliveries {}
@@ -28,8 +42,14 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        use rdkafka::Message;
+        if let Ok(message) = result {
+            let mut delivered = self.delivered.lock().expect("deliveries lock");
+            let at = (message.topic().to_string(), message.partition());
+            let offset = delivered.entry(at).or_insert(-1);
+            *offset = (*offset).max(message.offset());
+        }
         if let Err((error, message)) = result {
-            use rdkafka::Message;
             let topic = message.topic().to_string();
             self.failed
                 .lock()
@@ -46,14 +66,30 @@ pub(super) struct Emitter {
 
 impl Emitter {
     pub fn new(spec: &ClusterSpec) -> Result<Emitter, ClusterError> {
+        Emitter::with(spec, None)
+    }
+
+    /// A producer with `transactional_id` (transactions are initialized by
+    /// the caller), or an idempotent one without.
+    pub fn with(
+        spec: &ClusterSpec,
+        transactional_id: Option<&str>,
+    ) -> Result<Emitter, ClusterError> {
         let mut config = spec.client_config();
         // Retries cannot reorder or duplicate within a partition.
         config.set("enable.idempotence", "true");
         config.set("linger.ms", "5");
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
+        }
         let producer = config
             .create_with_context(Deliveries::default())
             .map_err(ClusterError::Client)?;
         Ok(Emitter { producer })
+    }
+
+    pub fn producer(&self) -> &BaseProducer<Deliveries> {
+        &self.producer
     }
 
     /// Produces `emits` in order and waits until the cluster has acknowledged
@@ -62,6 +98,12 @@ impl Emitter {
         if emits.is_empty() {
             return Ok(());
         }
+        self.enqueue(emits)?;
+        self.settle(&emits[0].topic)
+    }
+
+    /// Hands `emits` to librdkafka in order (waiting while its queue is full).
+    pub fn enqueue(&self, emits: &[Emit]) -> Result<(), ClusterError> {
         for emit in emits {
             let mut headers = OwnedHeaders::new_with_capacity(emit.record.headers.len());
             for (name, value) in &emit.record.headers {
@@ -79,27 +121,43 @@ impl Emitter {
             if let Some(ts) = emit.record.timestamp {
                 record = record.timestamp(ts);
             }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        // The local queue is full: let deliveries drain.
-                        self.producer.poll(Duration::from_millis(50));
-                        record = back;
-                    }
-                    Err((e, _)) => {
-                        return Err(ClusterError::Produce {
-                            topic: emit.topic.clone(),
-                            reason: e.to_string(),
-                        });
-                    }
+            self.send(record, &emit.topic)?;
+        }
+        Ok(())
+    }
+
+    /// Hands one record to librdkafka, waiting while its queue is full.
+    pub fn send(
+        &self,
+        mut record: BaseRecord<'_, [u8], [u8]>,
+        topic: &str,
+    ) -> Result<(), ClusterError> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The local queue is full: let deliveries drain.
+                    self.producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+                Err((e, _)) => {
+                    return Err(ClusterError::Produce {
+                        topic: topic.to_string(),
+                        reason: e.to_string(),
+                    });
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Waits until the cluster has acknowledged everything handed over; the
+    /// first failed delivery is the error (`topic` names the batch's first).
+    pub fn settle(&self, topic: &str) -> Result<(), ClusterError> {
         self.producer
             .flush(FLUSH_TIMEOUT)
             .map_err(|e| ClusterError::Produce {
-                topic: emits[0].topic.clone(),
+                topic: topic.to_string(),
                 reason: format!("not acknowledged in {FLUSH_TIMEOUT:?}: {e}"),
             })?;
         let mut failed = self

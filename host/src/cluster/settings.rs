@@ -7,7 +7,6 @@ use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::ResetPolicy;
-use crate::consumer::CommitMode;
 use crate::group::AssignorKind;
 use crate::processor::ProcessorSpec;
 
@@ -33,7 +32,7 @@ pub struct ClusterSpec {
 }
 
 /// Properties weir sets itself, with the spec setting each comes from.
-const RESERVED: [(&str, &str); 12] = [
+const RESERVED: [(&str, &str); 13] = [
     ("bootstrap.servers", "cluster.bootstrap_servers"),
     ("group.id", "group"),
     ("group.instance.id", "cluster.instance_id"),
@@ -45,6 +44,7 @@ const RESERVED: [(&str, &str); 12] = [
     ("heartbeat.interval.ms", "session_timeout_ms"),
     ("max.poll.interval.ms", "max_poll_interval_ms"),
     ("transactional.id", "commit"),
+    ("isolation.level", "commit"),
     ("allow.auto.create.topics", "the topics' owner"),
 ];
 
@@ -96,13 +96,6 @@ pub fn check_spec(spec: &ProcessorSpec) -> Result<(), String> {
         return Ok(());
     };
     cluster.validate()?;
-    if spec.commit == CommitMode::ExactlyOnce {
-        return Err(
-            "commit = exactly-once is not supported against a Kafka cluster yet (it \
-                    needs Kafka transactions, not wired): use at-least-once or at-most-once"
-                .into(),
-        );
-    }
     if spec.assignor == AssignorKind::Sticky {
         return Err(
             "assignor = sticky is not offered by librdkafka: use cooperative-sticky, \
@@ -141,6 +134,7 @@ pub(super) fn reset_name(reset: ResetPolicy) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::CommitMode;
 
     #[test]
     fn properties_weir_sets_are_refused_with_the_setting_they_follow() {
@@ -158,13 +152,11 @@ mod tests {
     }
 
     #[test]
-    fn exactly_once_and_sticky_are_refused_on_a_cluster_but_not_embedded() {
+    fn sticky_is_refused_on_a_cluster_but_exactly_once_is_not() {
         let mut spec = ProcessorSpec::over(&["in"]);
+        spec.cluster = Some(ClusterSpec::at("127.0.0.1:9092"));
         spec.commit = CommitMode::ExactlyOnce;
         assert_eq!(check_spec(&spec), Ok(()));
-        spec.cluster = Some(ClusterSpec::at("127.0.0.1:9092"));
-        assert!(check_spec(&spec).unwrap_err().contains("exactly-once"));
-        spec.commit = CommitMode::AtLeastOnce;
         spec.assignor = AssignorKind::Sticky;
         assert!(
             check_spec(&spec)

@@ -10,6 +10,8 @@
 //! shutdown_grace_secs = 30   # then batches still running are interrupted
 //! kafka_listen = "127.0.0.1:9092"       # speak Kafka too (off when absent)
 //! kafka_advertised = "localhost:9092"   # what Metadata tells clients
+//! kafka_tls_cert = "kafka.crt"          # Kafka clients speak TLS (both or neither;
+//! kafka_tls_key = "kafka.key"           # PEM, relative to this file)
 //!
 //! [[topics]]
 //! name = "orders"
@@ -61,6 +63,11 @@ pub struct ServeConfig {
     pub kafka_listen: Option<SocketAddr>,
     /// The `HOST:PORT` Kafka clients are told to connect to.
     pub kafka_advertised: Option<String>,
+    /// The Kafka listener's TLS certificate chain (PEM); with
+    /// `kafka_tls_key`, clients speak TLS (`--kafka-tls-cert` wins).
+    pub kafka_tls_cert: Option<PathBuf>,
+    /// The private key of `kafka_tls_cert` (PEM).
+    pub kafka_tls_key: Option<PathBuf>,
     /// Created at start, or given these settings if they exist.
     #[serde(default)]
     pub topics: Vec<CreateTopic>,
@@ -100,12 +107,31 @@ impl ServeConfig {
         let mut config: ServeConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        for file in [&mut config.kafka_tls_cert, &mut config.kafka_tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
         for p in &mut config.processors {
             if p.wasm.is_relative() {
                 p.wasm = base.join(&p.wasm);
             }
         }
         Ok(config)
+    }
+}
+
+impl ServeConfig {
+    /// The Kafka listener's (certificate, key) files, if the file asks for TLS.
+    pub fn kafka_tls(&self) -> Result<Option<(PathBuf, PathBuf)>> {
+        match (&self.kafka_tls_cert, &self.kafka_tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert.clone(), key.clone()))),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("kafka_tls_cert and kafka_tls_key go together: give both or neither"),
+        }
     }
 }
 

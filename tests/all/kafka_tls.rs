@@ -72,11 +72,18 @@ fn round_trip(clients: &Clients, serve: &KafkaServe, topic: &str, config: &[(&st
             "topic": topic, "partition": 0, "offset": 0, "count": sent.len(), "config": config,
         })));
         let got = got["records"].as_array().unwrap();
-        assert_eq!(got.len(), sent.len(), "{producer} → {consumer}: record count");
+        assert_eq!(
+            got.len(),
+            sent.len(),
+            "{producer} → {consumer}: record count"
+        );
         for (i, (s, g)) in sent.iter().zip(got).enumerate() {
             assert_eq!(g["offset"], json!(i));
             for field in ["key", "value", "headers", "timestamp"] {
-                assert_eq!(g[field], s[field], "{producer} → {consumer}: {field} of {i}");
+                assert_eq!(
+                    g[field], s[field],
+                    "{producer} → {consumer}: {field} of {i}"
+                );
             }
         }
     }
@@ -126,7 +133,10 @@ fn python_clients_speak_tls_byte_for_byte_and_a_plaintext_client_is_turned_away(
         "op": "metadata", "client": "confluent", "bootstrap": serve.kafka, "topic": "t",
         "config": {"security.protocol": "SSL"},
     }));
-    assert!(answer.get("error").is_some(), "an untrusted CA fails: {answer}");
+    assert!(
+        answer.get("error").is_some(),
+        "an untrusted CA fails: {answer}"
+    );
 
     let confluent = json!({"security.protocol": "SSL", "ssl.ca.location": ca});
     let kafka_python = json!({"security_protocol": "SSL", "ssl_cafile": ca});
@@ -134,7 +144,10 @@ fn python_clients_speak_tls_byte_for_byte_and_a_plaintext_client_is_turned_away(
         clients,
         &serve,
         "over-tls",
-        &[("confluent", confluent.clone()), ("kafka-python", kafka_python.clone())],
+        &[
+            ("confluent", confluent.clone()),
+            ("kafka-python", kafka_python.clone()),
+        ],
     );
     round_trip(
         clients,
@@ -200,14 +213,23 @@ fn scram_over_tls_with_a_token_beyond_loopback_and_without_one_refused() {
     let refused = std::process::Command::new(weir_tests::weir_bin())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--kafka-listen", "0.0.0.0:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "0.0.0.0:0",
+        ])
         .args(tls)
         .env_remove("WEIR_TOKEN")
         .output()
         .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("needs a token for SASL PLAIN and SCRAM"), "{stderr}");
+    assert!(
+        stderr.contains("needs a token for SASL PLAIN and SCRAM"),
+        "{stderr}"
+    );
 
     let mut args = vec!["--token", "tls-and-scram"];
     args.extend(tls);
@@ -242,7 +264,13 @@ fn refused_at_start(args: &[&str]) -> String {
     let output = std::process::Command::new(weir_tests::weir_bin())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--kafka-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .env_remove("WEIR_TOKEN")
         .output()
@@ -260,7 +288,10 @@ fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
 
     // A key given as the certificate: no certificate in it.
     let stderr = refused_at_start(&["--kafka-tls-cert", key, "--kafka-tls-key", key]);
-    assert!(stderr.contains("is not a PEM certificate chain"), "{stderr}");
+    assert!(
+        stderr.contains("is not a PEM certificate chain"),
+        "{stderr}"
+    );
     assert!(stderr.contains("server.key"), "the file is named: {stderr}");
 
     // A missing key file.
@@ -278,7 +309,10 @@ fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
 
     // A key of another certificate.
     let stderr = refused_at_start(&["--kafka-tls-cert", cert, "--kafka-tls-key", stray]);
-    assert!(stderr.contains("do not make a server configuration"), "{stderr}");
+    assert!(
+        stderr.contains("do not make a server configuration"),
+        "{stderr}"
+    );
 
     // A certificate without its key.
     let stderr = refused_at_start(&["--kafka-tls-cert", cert]);
@@ -288,12 +322,18 @@ fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
     let config = certs.cert.with_file_name("weir.toml");
     std::fs::write(&config, "kafka_tls_cert = \"server.pem\"\n").unwrap();
     let stderr = refused_at_start(&["--config", config.to_str().unwrap()]);
-    assert!(stderr.contains("kafka_tls_cert and kafka_tls_key go together"), "{stderr}");
+    assert!(
+        stderr.contains("kafka_tls_cert and kafka_tls_key go together"),
+        "{stderr}"
+    );
     std::fs::write(
         &config,
         "kafka_tls_cert = \"server.pem\"\nkafka_tls_key = \"stray.key\"\n",
     )
     .unwrap();
     let stderr = refused_at_start(&["--config", config.to_str().unwrap()]);
-    assert!(stderr.contains("do not make a server configuration"), "{stderr}");
+    assert!(
+        stderr.contains("do not make a server configuration"),
+        "{stderr}"
+    );
 }

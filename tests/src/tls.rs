@@ -6,9 +6,7 @@
 
 use std::path::PathBuf;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 /// PEM files of a test CA and a server certificate it signed.
 pub struct TestCerts {
@@ -43,7 +41,9 @@ impl TestCerts {
         let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
             .expect("server params");
         params.distinguished_name.push(DnType::CommonName, "weir");
-        let cert = params.signed_by(&key, &issuer).expect("the server certificate");
+        let cert = params
+            .signed_by(&key, &issuer)
+            .expect("the server certificate");
         let stray = KeyPair::generate().expect("a stray key");
         let write = |name: &str, pem: String| {
             let path = dir.path().join(name);

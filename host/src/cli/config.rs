@@ -130,7 +130,9 @@ impl ServeConfig {
         match (&self.kafka_tls_cert, &self.kafka_tls_key) {
             (Some(cert), Some(key)) => Ok(Some((cert.clone(), key.clone()))),
             (None, None) => Ok(None),
-            _ => anyhow::bail!("kafka_tls_cert and kafka_tls_key go together: give both or neither"),
+            _ => {
+                anyhow::bail!("kafka_tls_cert and kafka_tls_key go together: give both or neither")
+            }
         }
     }
 }

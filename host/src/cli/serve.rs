@@ -182,7 +182,10 @@ async fn start_kafka(
 
 /// The Kafka listener's TLS acceptor when the flags (which win) or the file
 /// give a certificate and key.
-fn kafka_tls(args: &ServeArgs, config: &ServeConfig) -> Result<Option<weir::kafka::tls::TlsAcceptor>> {
+fn kafka_tls(
+    args: &ServeArgs,
+    config: &ServeConfig,
+) -> Result<Option<weir::kafka::tls::TlsAcceptor>> {
     let files = match (&args.kafka_tls_cert, &args.kafka_tls_key) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
         _ => config.kafka_tls()?,
@@ -193,8 +196,8 @@ fn kafka_tls(args: &ServeArgs, config: &ServeConfig) -> Result<Option<weir::kafk
     if args.kafka_listen.or(config.kafka_listen).is_none() {
         anyhow::bail!("a Kafka TLS certificate without a Kafka listener: add --kafka-listen");
     }
-    let acceptor = weir::kafka::tls::acceptor(&cert, &key)
-        .context("setting up TLS for the Kafka listener")?;
+    let acceptor =
+        weir::kafka::tls::acceptor(&cert, &key).context("setting up TLS for the Kafka listener")?;
     Ok(Some(acceptor))
 }
 

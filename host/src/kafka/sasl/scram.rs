@@ -231,7 +231,10 @@ impl Exchange {
         let mut attributes = bare.split(',');
         let user = match attributes.next() {
             Some(a) if a.starts_with("m=") => return Err(ScramError::MandatoryExtension),
-            Some(a) => sasl_name(a.strip_prefix("n=").ok_or(ScramError::Malformed("no user"))?)?,
+            Some(a) => sasl_name(
+                a.strip_prefix("n=")
+                    .ok_or(ScramError::Malformed("no user"))?,
+            )?,
             None => return Err(ScramError::Malformed("no user")),
         };
         let client_nonce = attributes
@@ -362,15 +365,9 @@ mod tests {
     }
 
     /// A client's side, to run exchanges the RFC gives no vector for.
-    fn client_final(
-        hash: Hash,
-        password: &[u8],
-        client_first: &str,
-        server_first: &str,
-    ) -> String {
-        let (gs2_header, client_first_bare) = client_first.split_at(
-            client_first.match_indices(',').nth(1).unwrap().0 + 1,
-        );
+    fn client_final(hash: Hash, password: &[u8], client_first: &str, server_first: &str) -> String {
+        let (gs2_header, client_first_bare) =
+            client_first.split_at(client_first.match_indices(',').nth(1).unwrap().0 + 1);
         let mut nonce = "";
         let mut salt = Vec::new();
         let mut iterations = 0;
@@ -389,7 +386,11 @@ mod tests {
         let without_proof = format!("c={},r={nonce}", BASE64.encode(gs2_header));
         let auth = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hash.hmac(&stored_key, auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         format!("{without_proof},p={}", BASE64.encode(proof))
     }
 
@@ -449,12 +450,7 @@ mod tests {
         let credentials = rfc_credentials();
         let mut exchange = Exchange::new(credentials.clone(), SERVER_NONCE.to_string());
         let server_first = text(exchange.step(CLIENT_FIRST.as_bytes()).unwrap());
-        let last = client_final(
-            Hash::Sha256,
-            b"pencil!",
-            CLIENT_FIRST,
-            &server_first,
-        );
+        let last = client_final(Hash::Sha256, b"pencil!", CLIENT_FIRST, &server_first);
         assert_eq!(exchange.step(last.as_bytes()), Err(ScramError::WrongProof));
     }
 
@@ -496,7 +492,10 @@ mod tests {
             (b"p=tls-unique,,n=user,r=abc", ScramError::ChannelBinding),
             (b"n,,m=ext,n=user,r=abc", ScramError::MandatoryExtension),
             (b"n,a=admin,n=user,r=abc", ScramError::Authzid),
-            (b"n,,n=us=er,r=abc", ScramError::Malformed("bad escape in a name")),
+            (
+                b"n,,n=us=er,r=abc",
+                ScramError::Malformed("bad escape in a name"),
+            ),
             (b"n,,n=user", ScramError::Malformed("no nonce")),
             (b"n,,n=user,r=a\x01b", ScramError::Malformed("bad nonce")),
         ];

@@ -220,4 +220,25 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         let err = format!("{:#}", ServeConfig::load(&path).unwrap_err());
         assert!(err.contains("weir.toml") && err.contains("listn"), "{err}");
     }
+
+    #[test]
+    fn kafka_tls_files_are_taken_from_the_files_directory_and_go_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        let text =
+            "kafka_tls_cert = \"tls/server.pem\"\nkafka_tls_key = \"/etc/weir/server.key\"\n";
+        std::fs::write(&path, text).unwrap();
+        let config = ServeConfig::load(&path).unwrap();
+        assert_eq!(
+            config.kafka_tls().unwrap(),
+            Some((
+                dir.path().join("tls/server.pem"),
+                PathBuf::from("/etc/weir/server.key")
+            ))
+        );
+        std::fs::write(&path, "kafka_tls_key = \"server.key\"\n").unwrap();
+        let err = ServeConfig::load(&path).unwrap().kafka_tls().unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        assert_eq!(ServeConfig::default().kafka_tls().unwrap(), None);
+    }
 }

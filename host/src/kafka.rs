@@ -18,7 +18,9 @@
 //!   `topics.rs` (CreateTopics, DeleteTopics, DescribeConfigs),
 //!   `producers.rs` (InitProducerId and the idempotent producer's sequence
 //!   checks), `records.rs` (Kafka record batches to weir records and back),
-//!   `sasl.rs` (SaslHandshake and SaslAuthenticate: PLAIN against the token).
+//!   `sasl.rs` (SaslHandshake and SaslAuthenticate: PLAIN, and SCRAM-SHA-256
+//!   and -512 from `sasl/scram.rs`, against the token), `tls.rs` (the
+//!   listener's rustls configuration and handshake limit).
 //! - `groups.rs`, `groups/`: consumer groups of Kafka clients (FindCoordinator,
 //!   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //!   DescribeGroups, ListGroups), offsets kept in weir's `__consumer_offsets`.
@@ -27,7 +29,8 @@
 //! request, an unknown API key or a version outside the advertised range
 //! (but ApiVersions', answered with UNSUPPORTED_VERSION as Kafka does) closes
 //! the connection and nothing else; so does any request but ApiVersions and
-//! SASL's before a connection authenticated, when the listener has a token; no client input panics the server, and a
+//! SASL's before a connection authenticated, when the listener has a token, and
+//! so does a failed TLS handshake; no client input panics the server, and a
 //! failing connection never affects another. Errors about topics, partitions,
 //! offsets and records travel back as Kafka error codes in the response.
 //!
@@ -45,7 +48,8 @@ mod metadata;
 mod produce;
 mod producers;
 mod records;
-mod sasl;
+pub mod sasl;
+pub mod tls;
 mod topics;
 mod versions;
 
@@ -65,9 +69,29 @@ pub const NODE_ID: i32 = 0;
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
     #[error(
-        "the Kafka listener on {addr} (not loopback) needs a token for SASL PLAIN: set --token or WEIR_TOKEN"
+        "the Kafka listener on {addr} (not loopback) needs a token for SASL PLAIN and SCRAM: set --token or WEIR_TOKEN"
     )]
     TokenRequired { addr: SocketAddr },
+    #[error("{path} is not {what}")]
+    TlsFile {
+        path: std::path::PathBuf,
+        what: &'static str,
+        #[source]
+        source: tokio_rustls::rustls::pki_types::pem::Error,
+    },
+    #[error("the TLS certificate {cert} and key {key} do not make a server configuration")]
+    TlsConfig {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
+    #[error("TLS handshake")]
+    TlsHandshake(#[source] std::io::Error),
+    #[error("no TLS handshake within {0:?}")]
+    TlsHandshakeTimeout(std::time::Duration),
+    #[error("the system's random source")]
+    Random(#[source] getrandom::Error),
     #[error("{0:?} before SASL authentication")]
     Unauthenticated(kafka_protocol::messages::ApiKey),
     #[error("SASL authentication failed")]
@@ -116,9 +140,11 @@ pub struct KafkaState {
     /// list); `None`: the address each connection reached, which is right
     /// on loopback and on a single interface.
     pub advertised: Option<(String, u16)>,
-    /// When set, a connection must authenticate with SASL PLAIN and this
-    /// token as its password before anything but ApiVersions.
-    pub token: Option<String>,
+    /// When set, a connection must authenticate with SASL (PLAIN or SCRAM)
+    /// and the token as its password before anything but ApiVersions.
+    pub credentials: Option<sasl::Credentials>,
+    /// When set, every connection speaks TLS first.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// `weir serve`'s processors, so a topic one reads is not deleted.
     pub supervisor: Option<Arc<crate::supervisor::Supervisor>>,
     /// The idempotent producers' ids and sequence numbers.
@@ -133,7 +159,8 @@ impl KafkaState {
             groups: groups::KafkaGroups::new(broker.clone()),
             broker,
             advertised,
-            token: None,
+            credentials: None,
+            tls: None,
             supervisor: None,
             producers: producers::Producers::default(),
         }
@@ -141,9 +168,16 @@ impl KafkaState {
 }
 
 impl KafkaState {
-    /// Connections must authenticate with `token` (SASL PLAIN).
-    pub fn with_token(mut self, token: Option<String>) -> KafkaState {
-        self.token = token;
+    /// Connections must authenticate with `token` as their password (SASL
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512); derives SCRAM's keys.
+    pub fn with_token(mut self, token: Option<String>) -> Result<KafkaState, KafkaError> {
+        self.credentials = token.map(sasl::Credentials::new).transpose()?;
+        Ok(self)
+    }
+
+    /// Connections speak TLS through `acceptor` (see [`tls::acceptor`]).
+    pub fn with_tls(mut self, acceptor: Option<tokio_rustls::TlsAcceptor>) -> KafkaState {
+        self.tls = acceptor;
         self
     }
 
@@ -165,8 +199,8 @@ pub struct Session {
     pub local: SocketAddr,
     /// The `client.id` of the request being handled.
     pub client_id: Option<String>,
-    /// SaslHandshake chose PLAIN.
-    pub(crate) mechanism_chosen: bool,
+    /// The SASL mechanism chosen and the exchange under way.
+    pub(crate) login: sasl::Login,
     /// SaslAuthenticate succeeded (or no token is required).
     pub(crate) authenticated: bool,
     /// SaslAuthenticate failed: the connection closes after its answer.
@@ -227,15 +261,32 @@ pub async fn serve(
         stream.set_nodelay(true).ok();
         let local = stream.local_addr()?;
         let session = Session {
-            authenticated: state.token.is_none(),
+            authenticated: state.credentials.is_none(),
             state: state.clone(),
             peer,
             local,
             client_id: None,
-            mechanism_chosen: false,
+            login: sasl::Login::default(),
             failed_auth: false,
         };
-        tokio::spawn(connection::run(stream, session));
+        match state.tls.clone() {
+            None => tokio::spawn(connection::run(stream, session)),
+            Some(acceptor) => tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                match handshake {
+                    Ok(Ok(stream)) => connection::run(stream, session).await,
+                    Ok(Err(e)) => {
+                        let e = KafkaError::TlsHandshake(e);
+                        tracing::warn!(%peer, error = %crate::error::chain(&e), "closing a Kafka connection");
+                    }
+                    Err(_) => {
+                        let e = KafkaError::TlsHandshakeTimeout(tls::HANDSHAKE_TIMEOUT);
+                        tracing::warn!(%peer, error = %e, "closing a Kafka connection");
+                    }
+                }
+            }),
+        };
     }
 }
 

@@ -90,8 +90,10 @@
 //! - [`kafka`]: `weir serve --kafka-listen`: the Kafka wire protocol over the
 //!   same broker (framing, the API version table and dispatcher, Metadata
 //!   with topic ids, Produce with the idempotent producer, Fetch with long
-//!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs),
-//!   codecs from the `kafka-protocol` crate; `kafka::groups`: Kafka
+//!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs;
+//!   SASL PLAIN and SCRAM-SHA-256/512 against the token, the SCRAM exchange
+//!   as a pure state machine; TLS through rustls), codecs from the
+//!   `kafka-protocol` crate; `kafka::groups`: Kafka
 //!   clients' consumer groups (the classic JoinGroup/SyncGroup protocol as a
 //!   pure state machine with its join barrier, static members and session
 //!   timeouts; OffsetCommit and OffsetFetch in weir's own offsets; the

@@ -1,7 +1,7 @@
 //! The Kafka listener against bad input and strangers: frames that are too
 //! large, garbage or cut short close their connection and nothing else; with
-//! a token, only a SASL PLAIN login with it opens the APIs; beyond loopback
-//! `weir serve` wants a token.
+//! a token, only a SASL login with it opens the APIs, and a failed SCRAM
+//! exchange closes the connection; beyond loopback `weir serve` wants a token.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -9,7 +9,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use weir_tests::Host;
-use weir_tests::kafka_wire::{Listener, request_frame};
+use weir_tests::kafka_wire::{Listener, Wire, request_frame};
 
 #[test]
 fn bad_frames_close_their_connection_and_the_server_keeps_serving() {
@@ -114,14 +114,73 @@ fn with_a_token_only_a_sasl_plain_login_with_it_opens_the_other_apis() {
     );
 
     let mut other = listener.connect();
-    let scram = other.call(
+    let gssapi = other.call(
         1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI")),
     );
     assert_eq!(
-        scram.error_code,
+        gssapi.error_code,
         ResponseError::UnsupportedSaslMechanism.code()
     );
+    let offered: Vec<&str> = gssapi.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(offered, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
+}
+
+/// SCRAM's first round trip on a fresh connection: the server-first message.
+fn scram_first(listener: &Listener, mechanism: &'static str, client_first: &str) -> (Wire, String) {
+    let mut wire = listener.connect();
+    let handshake = wire.call(
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+    );
+    assert_eq!(handshake.error_code, 0);
+    let first = wire.call(
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(client_first.to_string())),
+    );
+    assert_eq!(first.error_code, 0);
+    (wire, String::from_utf8(first.auth_bytes.to_vec()).unwrap())
+}
+
+#[test]
+fn a_scram_client_final_with_a_wrong_nonce_or_garbled_fails_and_closes_the_connection() {
+    let host = Host::new();
+    let listener = Listener::with_token(host.broker.clone(), Some("s3cret".to_string()));
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let (_, server_first) = scram_first(&listener, mechanism, "n,,n=app,r=client-nonce");
+        let nonce = server_first
+            .strip_prefix("r=")
+            .and_then(|s| s.split(',').next())
+            .unwrap();
+        assert!(
+            nonce.starts_with("client-nonce") && nonce.len() > "client-nonce".len(),
+            "the server adds its own nonce: {server_first}"
+        );
+        assert!(server_first.ends_with(",i=4096"), "{server_first}");
+        let proof = "p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        // A nonce from another exchange (a replay), a right nonce with a
+        // wrong proof, and garbage.
+        let finals = [
+            format!("c=biws,r=client-nonceFROMELSEWHERE,{proof}"),
+            format!("c=biws,r={nonce},{proof}"),
+            "garbage".to_string(),
+        ];
+        for client_final in finals {
+            let (mut wire, _) = scram_first(&listener, mechanism, "n,,n=app,r=client-nonce");
+            let answer = wire.call(
+                2,
+                &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(client_final)),
+            );
+            assert_eq!(
+                answer.error_code,
+                ResponseError::SaslAuthenticationFailed.code()
+            );
+            assert!(wire.closed_by_server(), "{mechanism}: closed after failing");
+        }
+    }
+    // The server keeps serving.
+    let mut wire = listener.connect();
+    assert_eq!(wire.call(3, &ApiVersionsRequest::default()).error_code, 0);
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod kafka_group_wire;
 mod kafka_groups;
 mod kafka_listener;
 mod kafka_security;
+mod kafka_tls;
 mod leftovers;
 mod membership;
 mod operations;

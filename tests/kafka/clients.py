@@ -7,11 +7,15 @@ A request is {"op": ..., "client": "confluent" | "kafka-python", "bootstrap": "H
   (key/value/header values in hex, key may be null), idempotent (bool),
   config (extra producer settings)
   -> {"offsets": [[partition, offset], ...]}
-- consume: topic, partition, offset, count (assign, no group)
+- consume: topic, partition, offset, count (assign, no group), config
+  (extra consumer settings: TLS, SASL)
   -> {"records": [{offset, key, value, headers, timestamp}]}
 - offsets_for_time: topic, partition, timestamp -> {"offset": n}
 - metadata: topic -> {"partitions": n} or {"error": "..."}
 - create (confluent only): topic, partitions -> {"created": topic}
+
+"config" holds extra client settings in each client's own spelling
+(confluent: "security.protocol"; kafka-python: "security_protocol").
 """
 
 import json
@@ -161,6 +165,7 @@ def kafka_python(req):
             enable_auto_commit=False,
             group_id=None,
             consumer_timeout_ms=30000,
+            **req.get("config", {}),
         )
         tp = TopicPartition(req["topic"], req["partition"])
         c.assign([tp])

@@ -40,7 +40,11 @@ impl Listener {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let state = Arc::new(weir::kafka::KafkaState::new(broker, None).with_token(token));
+                let state = Arc::new(
+                    weir::kafka::KafkaState::new(broker, None)
+                        .with_token(token)
+                        .unwrap(),
+                );
                 weir::kafka::serve(listener, state, async {
                     stopped.await.ok();
                 })

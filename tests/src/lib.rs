@@ -19,6 +19,7 @@ pub mod kafka_wire;
 pub mod polyglot;
 pub mod server;
 pub mod tansu;
+pub mod tls;
 /// Every guest component, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

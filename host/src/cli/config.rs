@@ -10,6 +10,8 @@
 //! shutdown_grace_secs = 30   # then batches still running are interrupted
 //! kafka_listen = "127.0.0.1:9092"       # speak Kafka too (off when absent)
 //! kafka_advertised = "localhost:9092"   # what Metadata tells clients
+//! kafka_tls_cert = "kafka.crt"          # Kafka clients speak TLS (both or neither;
+//! kafka_tls_key = "kafka.key"           # PEM, relative to this file)
 //!
 //! [[topics]]
 //! name = "orders"
@@ -61,6 +63,11 @@ pub struct ServeConfig {
     pub kafka_listen: Option<SocketAddr>,
     /// The `HOST:PORT` Kafka clients are told to connect to.
     pub kafka_advertised: Option<String>,
+    /// The Kafka listener's TLS certificate chain (PEM); with
+    /// `kafka_tls_key`, clients speak TLS (`--kafka-tls-cert` wins).
+    pub kafka_tls_cert: Option<PathBuf>,
+    /// The private key of `kafka_tls_cert` (PEM).
+    pub kafka_tls_key: Option<PathBuf>,
     /// Created at start, or given these settings if they exist.
     #[serde(default)]
     pub topics: Vec<CreateTopic>,
@@ -100,12 +107,33 @@ impl ServeConfig {
         let mut config: ServeConfig =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        for file in [&mut config.kafka_tls_cert, &mut config.kafka_tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
         for p in &mut config.processors {
             if p.wasm.is_relative() {
                 p.wasm = base.join(&p.wasm);
             }
         }
         Ok(config)
+    }
+}
+
+impl ServeConfig {
+    /// The Kafka listener's (certificate, key) files, if the file asks for TLS.
+    pub fn kafka_tls(&self) -> Result<Option<(PathBuf, PathBuf)>> {
+        match (&self.kafka_tls_cert, &self.kafka_tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert.clone(), key.clone()))),
+            (None, None) => Ok(None),
+            _ => {
+                anyhow::bail!("kafka_tls_cert and kafka_tls_key go together: give both or neither")
+            }
+        }
     }
 }
 
@@ -191,5 +219,26 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         std::fs::write(&path, "listn = \"127.0.0.1:1\"\n").unwrap();
         let err = format!("{:#}", ServeConfig::load(&path).unwrap_err());
         assert!(err.contains("weir.toml") && err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn kafka_tls_files_are_taken_from_the_files_directory_and_go_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.toml");
+        let text =
+            "kafka_tls_cert = \"tls/server.pem\"\nkafka_tls_key = \"/etc/weir/server.key\"\n";
+        std::fs::write(&path, text).unwrap();
+        let config = ServeConfig::load(&path).unwrap();
+        assert_eq!(
+            config.kafka_tls().unwrap(),
+            Some((
+                dir.path().join("tls/server.pem"),
+                PathBuf::from("/etc/weir/server.key")
+            ))
+        );
+        std::fs::write(&path, "kafka_tls_key = \"server.key\"\n").unwrap();
+        let err = ServeConfig::load(&path).unwrap().kafka_tls().unwrap_err();
+        assert!(err.to_string().contains("go together"), "{err}");
+        assert_eq!(ServeConfig::default().kafka_tls().unwrap(), None);
     }
 }

@@ -40,13 +40,20 @@ pub struct ServeArgs {
     pub shutdown_grace: Option<u64>,
     /// Also speak the Kafka protocol on this address (off unless given).
     /// Anything but loopback needs a token; with a token, Kafka clients log
-    /// in with SASL PLAIN and the token as their password.
+    /// in with SASL PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 and the token as
+    /// their password (any user name).
     #[arg(long, value_name = "ADDR")]
     pub kafka_listen: Option<SocketAddr>,
     /// The HOST:PORT Kafka clients are told to connect to (default: the
     /// address each client reached).
     #[arg(long, value_name = "HOST:PORT", value_parser = weir::kafka::parse_advertised)]
     pub kafka_advertised: Option<(String, u16)>,
+    /// Kafka clients speak TLS: the certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "PEM", requires = "kafka_tls_key")]
+    pub kafka_tls_cert: Option<PathBuf>,
+    /// The private key of `--kafka-tls-cert` (PEM).
+    #[arg(long, value_name = "PEM", requires = "kafka_tls_cert")]
+    pub kafka_tls_key: Option<PathBuf>,
 }
 
 /// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
@@ -70,6 +77,8 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
     {
         anyhow::bail!(weir::kafka::KafkaError::TokenRequired { addr: kafka });
     }
+    // Read before anything starts, so a bad file stops `weir serve` at once.
+    let kafka_tls = kafka_tls(&args, &config)?;
     // Listen for SIGTERM and Ctrl-C before any processor starts: a signal that
     // arrives while they start must stop them gracefully, not kill the process.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -114,7 +123,7 @@ pub async fn serve(dir: &Path, args: ServeArgs, token: Option<String>) -> Result
         stopped.await.ok();
     };
     let (kafka_stop, kafka_stopped) = tokio::sync::watch::channel(false);
-    let kafka = start_kafka(&args, &config, &state, &supervisor).await?;
+    let kafka = start_kafka(&args, &config, &state, &supervisor, kafka_tls).await?;
     let kafka = kafka.map(|(listener, kafka)| {
         let mut stopped = kafka_stopped.clone();
         tokio::spawn(weir::kafka::serve(listener, kafka, async move {
@@ -149,6 +158,7 @@ async fn start_kafka(
     config: &ServeConfig,
     state: &AppState,
     supervisor: &Arc<Supervisor>,
+    tls: Option<weir::kafka::tls::TlsAcceptor>,
 ) -> Result<Option<(tokio::net::TcpListener, Arc<weir::kafka::KafkaState>)>> {
     let Some(listen) = args.kafka_listen.or(config.kafka_listen) else {
         return Ok(None);
@@ -161,11 +171,34 @@ async fn start_kafka(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the Kafka listener {listen}"))?;
-    println!("kafka listening on {}", listener.local_addr()?);
     let kafka = weir::kafka::KafkaState::new(state.broker.clone(), advertised)
         .with_token(state.token.clone())
+        .context("deriving the Kafka listener's SASL credentials")?
+        .with_tls(tls)
         .with_supervisor(supervisor.clone());
+    println!("kafka listening on {}", listener.local_addr()?);
     Ok(Some((listener, Arc::new(kafka))))
+}
+
+/// The Kafka listener's TLS acceptor when the flags (which win) or the file
+/// give a certificate and key.
+fn kafka_tls(
+    args: &ServeArgs,
+    config: &ServeConfig,
+) -> Result<Option<weir::kafka::tls::TlsAcceptor>> {
+    let files = match (&args.kafka_tls_cert, &args.kafka_tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => config.kafka_tls()?,
+    };
+    let Some((cert, key)) = files else {
+        return Ok(None);
+    };
+    if args.kafka_listen.or(config.kafka_listen).is_none() {
+        anyhow::bail!("a Kafka TLS certificate without a Kafka listener: add --kafka-listen");
+    }
+    let acceptor =
+        weir::kafka::tls::acceptor(&cert, &key).context("setting up TLS for the Kafka listener")?;
+    Ok(Some(acceptor))
 }
 
 /// Restores the recorded processors (with the declared settings) and starts

@@ -23,6 +23,7 @@ mod kafka_groups;
 mod kafka_listener;
 mod kafka_security;
 mod leftovers;
+mod librdkafka_suite;
 mod membership;
 mod operations;
 mod pause;

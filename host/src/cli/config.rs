@@ -10,6 +10,7 @@
 //! shutdown_grace_secs = 30   # then batches still running are interrupted
 //! kafka_listen = "127.0.0.1:9092"       # speak Kafka too (off when absent)
 //! kafka_advertised = "localhost:9092"   # what Metadata tells clients
+//! kafka_auto_create_partitions = 1     # Metadata creates unknown topics (off when absent)
 //!
 //! [[topics]]
 //! name = "orders"
@@ -61,6 +62,9 @@ pub struct ServeConfig {
     pub kafka_listen: Option<SocketAddr>,
     /// The `HOST:PORT` Kafka clients are told to connect to.
     pub kafka_advertised: Option<String>,
+    /// When set, Metadata creates the unknown topics Kafka clients ask for,
+    /// with this many partitions (`--kafka-auto-create-partitions` wins).
+    pub kafka_auto_create_partitions: Option<u32>,
     /// Created at start, or given these settings if they exist.
     #[serde(default)]
     pub topics: Vec<CreateTopic>,

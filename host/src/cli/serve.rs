@@ -47,6 +47,11 @@ pub struct ServeArgs {
     /// address each client reached).
     #[arg(long, value_name = "HOST:PORT", value_parser = weir::kafka::parse_advertised)]
     pub kafka_advertised: Option<(String, u16)>,
+    /// Create a topic a Kafka client asks Metadata for when it does not
+    /// exist, with N partitions (Kafka's `auto.create.topics.enable` and
+    /// `num.partitions`); off unless given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub kafka_auto_create_partitions: Option<u32>,
 }
 
 /// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
@@ -158,13 +163,20 @@ async fn start_kafka(
         (None, Some(a)) => Some(weir::kafka::parse_advertised(a).map_err(anyhow::Error::msg)?),
         (None, None) => None,
     };
+    if config.kafka_auto_create_partitions == Some(0) {
+        anyhow::bail!("kafka_auto_create_partitions must be at least 1");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the Kafka listener {listen}"))?;
     println!("kafka listening on {}", listener.local_addr()?);
     let kafka = weir::kafka::KafkaState::new(state.broker.clone(), advertised)
         .with_token(state.token.clone())
-        .with_supervisor(supervisor.clone());
+        .with_supervisor(supervisor.clone())
+        .with_auto_create_partitions(
+            args.kafka_auto_create_partitions
+                .or(config.kafka_auto_create_partitions),
+        );
     Ok(Some((listener, Arc::new(kafka))))
 }
 

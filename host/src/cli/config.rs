@@ -129,6 +129,7 @@ mod tests {
             r#"
 listen = "127.0.0.1:0"
 metrics_public = true
+kafka_auto_create_partitions = 4
 [[topics]]
 name = "orders"
 partitions = 3
@@ -145,6 +146,7 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         let config = ServeConfig::load(&path).unwrap();
         assert_eq!(config.listen, Some("127.0.0.1:0".parse().unwrap()));
         assert!(config.metrics_public);
+        assert_eq!(config.kafka_auto_create_partitions, Some(4));
         assert_eq!(config.topics[0].settings.partitions, Some(3));
         let p = &config.processors[0];
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));

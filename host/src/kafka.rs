@@ -151,6 +151,11 @@ pub struct KafkaState {
     pub(crate) producers: producers::Producers,
     /// The consumer groups of Kafka clients (`groups.rs`).
     pub groups: groups::KafkaGroups,
+    /// When set, Metadata creates an unknown topic a client asks for, with
+    /// this many partitions and default settings, if the request allows it
+    /// (Kafka's `auto.create.topics.enable` and `num.partitions`); off
+    /// unless asked for.
+    pub auto_create_partitions: Option<u32>,
 }
 
 impl KafkaState {
@@ -163,6 +168,7 @@ impl KafkaState {
             tls: None,
             supervisor: None,
             producers: producers::Producers::default(),
+            auto_create_partitions: None,
         }
     }
 }
@@ -185,6 +191,13 @@ impl KafkaState {
     /// topic a processor reads.
     pub fn with_supervisor(mut self, supervisor: Arc<crate::supervisor::Supervisor>) -> KafkaState {
         self.supervisor = Some(supervisor);
+        self
+    }
+
+    /// Metadata creates the unknown topics clients ask for, with
+    /// `partitions` partitions (see [`KafkaState::auto_create_partitions`]).
+    pub fn with_auto_create_partitions(mut self, partitions: Option<u32>) -> KafkaState {
+        self.auto_create_partitions = partitions;
         self
     }
 }

@@ -503,3 +503,43 @@ fn topics_are_created_described_and_deleted_and_a_new_topic_gets_a_new_id() {
     let remade = wire.call(7, &create("events", 1, vec![]));
     assert_ne!(remade.topics[0].topic_id, first_id, "a new topic, a new id");
 }
+
+#[test]
+fn metadata_creates_unknown_topics_only_when_the_listener_and_the_request_allow_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = weir_tests::kafka_clients::KafkaServe::start(
+        dir.path(),
+        &["--kafka-auto-create-partitions", "3"],
+    );
+    let mut wire = Wire::connect(serve.kafka.parse().expect("HOST:PORT"));
+    let ask = |topic: &str, allow: bool| {
+        MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name(topic))),
+            ]))
+            .with_allow_auto_topic_creation(allow)
+    };
+    let refused = wire.call(12, &ask("not-asked", false));
+    assert_eq!(
+        refused.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let created = wire.call(12, &ask("made-on-demand", true));
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(created.topics[0].partitions.len(), 3);
+    assert!(!created.topics[0].topic_id.is_nil());
+    // Asked again, the same topic; an invalid or internal name is not made.
+    let again = wire.call(12, &ask("made-on-demand", true));
+    assert_eq!(again.topics[0].topic_id, created.topics[0].topic_id);
+    let invalid = wire.call(12, &ask("no spaces/allowed", true));
+    assert_eq!(
+        invalid.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    let internal = wire.call(12, &ask("__internal", true));
+    assert_ne!(internal.topics[0].error_code, 0);
+    // The HTTP API sees the new topic, the refused one does not exist.
+    let status = |path| weir_tests::server::http_status(&serve.http, path);
+    assert_eq!(status("/topics/made-on-demand"), Some(200));
+    assert_eq!(status("/topics/not-asked"), Some(404));
+}

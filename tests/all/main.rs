@@ -25,6 +25,7 @@ mod kafka_listener;
 mod kafka_security;
 mod kafka_tls;
 mod leftovers;
+mod librdkafka_suite;
 mod membership;
 mod operations;
 mod pause;

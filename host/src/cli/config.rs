@@ -12,6 +12,7 @@
 //! kafka_advertised = "localhost:9092"   # what Metadata tells clients
 //! kafka_tls_cert = "kafka.crt"          # Kafka clients speak TLS (both or neither;
 //! kafka_tls_key = "kafka.key"           # PEM, relative to this file)
+//! kafka_auto_create_partitions = 1     # Metadata creates unknown topics (off when absent)
 //!
 //! [[topics]]
 //! name = "orders"
@@ -68,6 +69,9 @@ pub struct ServeConfig {
     pub kafka_tls_cert: Option<PathBuf>,
     /// The private key of `kafka_tls_cert` (PEM).
     pub kafka_tls_key: Option<PathBuf>,
+    /// When set, Metadata creates the unknown topics Kafka clients ask for,
+    /// with this many partitions (`--kafka-auto-create-partitions` wins).
+    pub kafka_auto_create_partitions: Option<u32>,
     /// Created at start, or given these settings if they exist.
     #[serde(default)]
     pub topics: Vec<CreateTopic>,
@@ -153,6 +157,7 @@ mod tests {
             r#"
 listen = "127.0.0.1:0"
 metrics_public = true
+kafka_auto_create_partitions = 4
 [[topics]]
 name = "orders"
 partitions = 3
@@ -169,6 +174,7 @@ limits = { deadline_ms = 2000, fuel = 5000 }
         let config = ServeConfig::load(&path).unwrap();
         assert_eq!(config.listen, Some("127.0.0.1:0".parse().unwrap()));
         assert!(config.metrics_public);
+        assert_eq!(config.kafka_auto_create_partitions, Some(4));
         assert_eq!(config.topics[0].settings.partitions, Some(3));
         let p = &config.processors[0];
         assert_eq!(p.wasm, dir.path().join("g/fraud.wasm"));

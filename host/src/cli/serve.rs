@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// The private key of `--kafka-tls-cert` (PEM).
     #[arg(long, value_name = "PEM", requires = "kafka_tls_cert")]
     pub kafka_tls_key: Option<PathBuf>,
+    /// Create a topic a Kafka client asks Metadata for when it does not
+    /// exist, with N partitions (Kafka's `auto.create.topics.enable` and
+    /// `num.partitions`); off unless given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub kafka_auto_create_partitions: Option<u32>,
 }
 
 /// Serves until a signal; `token` is the global `--token` (or `WEIR_TOKEN`),
@@ -168,6 +173,9 @@ async fn start_kafka(
         (None, Some(a)) => Some(weir::kafka::parse_advertised(a).map_err(anyhow::Error::msg)?),
         (None, None) => None,
     };
+    if config.kafka_auto_create_partitions == Some(0) {
+        anyhow::bail!("kafka_auto_create_partitions must be at least 1");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the Kafka listener {listen}"))?;
@@ -175,7 +183,11 @@ async fn start_kafka(
         .with_token(state.token.clone())
         .context("deriving the Kafka listener's SASL credentials")?
         .with_tls(tls)
-        .with_supervisor(supervisor.clone());
+        .with_supervisor(supervisor.clone())
+        .with_auto_create_partitions(
+            args.kafka_auto_create_partitions
+                .or(config.kafka_auto_create_partitions),
+        );
     println!("kafka listening on {}", listener.local_addr()?);
     Ok(Some((listener, Arc::new(kafka))))
 }

@@ -53,7 +53,9 @@ pub async fn dispatch(
 ) -> Result<Option<ResponseKind>, KafkaError> {
     let response = match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(versions::handle(version, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(session, version, r)?),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(session, version, r).await?)
+        }
         RequestKind::Produce(r) => match produce::handle(session, version, r).await? {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),

@@ -1,10 +1,11 @@
 //! Metadata: one broker (weir, node 0, at the advertised address) leading
 //! every partition of every topic, each topic with its id. Topics are named
 //! by name, or by id (v10+); one that does not exist is answered with
-//! UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID by id). Topics are never
-//! created by Metadata, whatever `allow_auto_topic_creation` says: weir's
-//! API does not create topics on produce either. Internal topics (`__…`)
-//! are flagged as internal.
+//! UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID by id), unless the listener
+//! was started with `--kafka-auto-create-partitions N` and the request's
+//! `allow_auto_topic_creation` holds: then the topic is created (N
+//! partitions, default settings), as Kafka's `auto.create.topics.enable`
+//! does. Internal topics (`__…`) are flagged as internal.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -18,7 +19,7 @@ use super::{KafkaError, NODE_ID, Session};
 /// The cluster id every Metadata answer carries.
 pub const CLUSTER_ID: &str = "weir";
 
-pub fn handle(
+pub async fn handle(
     session: &Session,
     version: i16,
     request: MetadataRequest,
@@ -37,10 +38,19 @@ pub fn handle(
             })
             .collect(),
     };
+    let auto_create = session
+        .state
+        .auto_create_partitions
+        .filter(|_| request.allow_auto_topic_creation);
     let mut topics = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
         let name = match name {
-            Some(name) => Some(name),
+            Some(name) => {
+                if let Some(partitions) = auto_create {
+                    create_if_unknown(session, &name, partitions).await?;
+                }
+                Some(name)
+            }
             None => log.topic_by_id(id),
         };
         topics.push(match name {
@@ -60,6 +70,29 @@ pub fn handle(
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
         .with_controller_id(BrokerId(NODE_ID))
         .with_topics(topics))
+}
+
+/// Creates `name` with `partitions` partitions when it does not exist and is
+/// a valid topic name; a topic created meanwhile by someone else is fine.
+async fn create_if_unknown(
+    session: &Session,
+    name: &str,
+    partitions: u32,
+) -> Result<(), KafkaError> {
+    let log = session.broker().log();
+    if log.partition_count(name).is_ok()
+        || name.starts_with("__")
+        || crate::name::validate("topic", name).is_err()
+    {
+        return Ok(());
+    }
+    let broker = session.broker().clone();
+    let topic = crate::wire::CreateTopic::new(name, partitions);
+    let created = tokio::task::spawn_blocking(move || broker.create_topic_with(&topic)).await?;
+    match created {
+        Ok(_) | Err(crate::log::LogError::TopicExists(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Every topic weir has, with its id.

@@ -1,0 +1,107 @@
+//! librdkafka's own integration tests (the copy of librdkafka the
+//! `rdkafka-sys` crate ships) against a fresh `weir serve --kafka-listen
+//! --kafka-auto-create-partitions 4` (the suite expects a broker that creates
+//! topics with four partitions, its default scenario): every test
+//! `tests/kafka/librdkafka/passing.txt` lists must pass. `tests/kafka/librdkafka/build` builds the suite's test
+//! runner once (a stamp holds the version it was built from);
+//! `tests/kafka/librdkafka/run` runs the tests one by one, each under a
+//! timeout. How to try every test (to grow the list) is in passing.txt.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use weir_tests::kafka_clients::KafkaServe;
+
+/// `tests/kafka/librdkafka`.
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/librdkafka")
+}
+
+/// `<target>/librdkafka`, where the suite is built and its logs kept.
+fn out() -> PathBuf {
+    weir_tests::polyglot::out_root().with_file_name("librdkafka")
+}
+
+/// The test numbers `passing.txt` lists (a number starts each line that is
+/// not a comment).
+fn pass_list() -> Vec<String> {
+    let text = std::fs::read_to_string(scripts().join("passing.txt")).expect("read passing.txt");
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let number = line.split_whitespace().next().expect("a test number");
+            assert!(
+                number.len() == 4 && number.bytes().all(|b| b.is_ascii_digit()),
+                "passing.txt: {line:?} does not start with a four-digit test number"
+            );
+            number.to_string()
+        })
+        .collect()
+}
+
+/// The last `lines` lines of `path`.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[test]
+fn librdkafka_tests_on_the_pass_list_pass_against_weir() {
+    let out = out();
+    let built = Command::new(scripts().join("build"))
+        .arg(&out)
+        .output()
+        .expect("run tests/kafka/librdkafka/build");
+    assert!(
+        built.status.success(),
+        "building librdkafka's test runner failed (a C/C++ compiler, make and zlib's headers are needed; .ci/run installs them):\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    eprint!("{}", String::from_utf8_lossy(&built.stderr));
+    let tests = pass_list();
+    assert!(!tests.is_empty(), "passing.txt lists no test");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = KafkaServe::start(dir.path(), &["--kafka-auto-create-partitions", "4"]);
+    let started = std::time::Instant::now();
+    let run = Command::new(scripts().join("run"))
+        .arg(&serve.kafka)
+        .args(&tests)
+        .env("LIBRDKAFKA_OUT", &out)
+        .env("TIMEOUT", "90")
+        .output()
+        .expect("run tests/kafka/librdkafka/run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "tests/kafka/librdkafka/run failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut passed = 0;
+    let mut failures = Vec::new();
+    for test in &tests {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(test.as_str()))
+            .unwrap_or_else(|| panic!("no result for test {test} in:\n{stdout}"));
+        if line.split_whitespace().nth(1) == Some("passed") {
+            passed += 1;
+        } else {
+            let log = out.join("logs").join(format!("{test}.log"));
+            failures.push(format!("{line} ({}):\n{}", log.display(), tail(&log, 15)));
+        }
+    }
+    eprintln!(
+        "librdkafka suite against weir: {passed} of {} listed tests passed in {:.0?}",
+        tests.len(),
+        started.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} listed librdkafka tests did not pass:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}

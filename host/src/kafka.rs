@@ -22,6 +22,10 @@
 //! - `groups.rs`, `groups/`: consumer groups of Kafka clients (FindCoordinator,
 //!   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //!   DescribeGroups, ListGroups), offsets kept in weir's `__consumer_offsets`.
+//! - `transactions.rs`, `transactions/`: Kafka transactions (InitProducerId
+//!   with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+//!   TxnOffsetCommit, EndTxn): records and offsets held until commit, then
+//!   written as one durable unit through the journal `__transactions`.
 //!
 //! Invariants: a frame over [`MAX_FRAME_BYTES`], a frame that is not a
 //! request, an unknown API key or a version outside the advertised range
@@ -47,6 +51,7 @@ mod producers;
 mod records;
 mod sasl;
 mod topics;
+pub mod transactions;
 mod versions;
 
 use std::future::Future;
@@ -125,6 +130,8 @@ pub struct KafkaState {
     pub(crate) producers: producers::Producers,
     /// The consumer groups of Kafka clients (`groups.rs`).
     pub groups: groups::KafkaGroups,
+    /// The transaction coordinator (`transactions.rs`).
+    pub(crate) transactions: transactions::Transactions,
 }
 
 impl KafkaState {
@@ -136,6 +143,7 @@ impl KafkaState {
             token: None,
             supervisor: None,
             producers: producers::Producers::default(),
+            transactions: transactions::Transactions::new(transactions::DEFAULT_MAX_BYTES),
         }
     }
 }

@@ -22,6 +22,7 @@ mod kafka_group_wire;
 mod kafka_groups;
 mod kafka_listener;
 mod kafka_security;
+mod kafka_transactions;
 mod leftovers;
 mod membership;
 mod operations;

@@ -23,6 +23,7 @@ mod kafka_groups;
 mod kafka_listener;
 mod kafka_security;
 mod kafka_transactions;
+mod kafka_txn_wire;
 mod leftovers;
 mod membership;
 mod operations;

@@ -195,3 +195,162 @@ fn txn_offset_commits_are_fenced_by_generation_and_land_only_at_commit() {
     );
     assert_eq!(end_txn(&mut wire, 3, successor, true), 0);
 }
+
+/// A transactional v2 batch of `values` from `producer`, sequences from `seq`.
+fn txn_batch(values: &[Vec<u8>], producer: (i64, i16), seq: i32) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1_000 + i as i64,
+            key: None,
+            value: Some(Bytes::from(v.clone())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+/// (error code, base offset) of a transactional batch to `out`/0.
+fn produce(wire: &mut Wire, records: Bytes) -> (i16, i64) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let response = wire.call(
+        9,
+        &ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("tx"))))
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(s("out")))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(records)),
+                    ]),
+            ]),
+    );
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn transactional_batches_are_held_until_commit_and_checked_like_any_produce() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let host = Host::new();
+    host.topic("out", 1);
+    let listener = Listener::start(host.broker.clone());
+    let mut wire = listener.connect();
+    let producer = init(&mut wire);
+    let value = |v: &str| v.as_bytes().to_vec();
+
+    // Not added to the transaction yet.
+    assert_eq!(
+        produce(&mut wire, txn_batch(&[value("a")], producer, 0)).0,
+        ResponseError::InvalidTxnState.code()
+    );
+    let added = wire.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(s("out")))
+                    .with_partitions(vec![0]),
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(s("nowhere")))
+                    .with_partitions(vec![0]),
+            ]),
+    );
+    // One unknown topic: nothing is added, the rest is not attempted.
+    let codes: Vec<i16> = added
+        .results_by_topic_v3_and_below
+        .iter()
+        .map(|t| t.results_by_partition[0].partition_error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ResponseError::OperationNotAttempted.code(),
+            ResponseError::UnknownTopicOrPartition.code()
+        ]
+    );
+    let added = wire.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(s("out")))
+                    .with_partitions(vec![0]),
+            ]),
+    );
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+
+    let batch = txn_batch(&[value("a"), value("b")], producer, 0);
+    assert_eq!(produce(&mut wire, batch.clone()), (0, -1));
+    // A retry is held once.
+    assert_eq!(produce(&mut wire, batch), (0, -1));
+    assert_eq!(host.broker.log().high_watermark("out", 0).unwrap(), 0);
+    assert_eq!(end_txn(&mut wire, 3, producer, true), 0);
+    assert_eq!(host.values("out", 0), ["a", "b"]);
+
+    // A record the topic could never take is refused at once, and its
+    // transaction can then only abort: nothing of it lands.
+    let added = wire.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(s("out")))
+                    .with_partitions(vec![0]),
+            ]),
+    );
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(
+        produce(&mut wire, txn_batch(&[value("c")], producer, 2)),
+        (0, -1)
+    );
+    let huge = vec![b'x'; 2 << 20];
+    assert_eq!(
+        produce(&mut wire, txn_batch(&[huge], producer, 3)).0,
+        ResponseError::MessageTooLarge.code()
+    );
+    assert_eq!(
+        end_txn(&mut wire, 3, producer, true),
+        ResponseError::InvalidTxnState.code()
+    );
+    assert_eq!(end_txn(&mut wire, 3, producer, false), 0);
+    assert_eq!(host.values("out", 0), ["a", "b"]);
+}

@@ -103,6 +103,7 @@ fn partition(
         let base = if batch.transactional && batch.producer_id >= 0 {
             let producer = (batch.producer_id, batch.producer_epoch);
             state.transactions.hold(
+                log,
                 &state.producers,
                 producer,
                 (topic, partition),

@@ -43,7 +43,7 @@ use kafka_protocol::messages::{
 use super::producers::{Outcome, Producers};
 use super::{KafkaError, Session};
 use crate::broker::Broker;
-use crate::log::{LogError, Record};
+use crate::log::{Log, LogError, Record, encoded_len};
 use crate::offsets::{Committed, OffsetsError};
 
 pub use journal::TOPIC;
@@ -153,6 +153,7 @@ impl Transactions {
     /// sequence checks as any idempotent batch (a retry is held once).
     pub fn hold(
         &self,
+        log: &Log,
         producers: &Producers,
         producer: (i64, i16),
         (topic, partition): (&str, u32),
@@ -174,6 +175,12 @@ impl Transactions {
         self.lock(producers)
             .check_produce(producer, topic, partition)
             .map_err(refusal)?;
+        if let Err(e) = fits(log, topic, &records) {
+            let refused = super::produce::refusal(e);
+            let why = refused.1.clone().unwrap_or_default();
+            self.lock(producers).doom(producer, why);
+            return Err(refused);
+        }
         let bytes = records.iter().map(held_bytes).sum();
         let count = records.len() as u32;
         let outcome = producers
@@ -189,6 +196,30 @@ impl Transactions {
             Outcome::StaleEpoch => Err((ResponseError::InvalidProducerEpoch, None)),
         }
     }
+}
+
+/// Room kept in each record for the `weir.txn` header its commit adds.
+const TAG_BYTES: u64 = 64;
+
+/// Refuses a record that could not be appended to `topic` at commit (over
+/// its `max_batch_bytes` alone), as a Produce outside a transaction would be.
+fn fits(log: &Log, topic: &str, records: &[Record]) -> Result<(), LogError> {
+    let Some((_, config)) = log.topics().into_iter().find(|(name, _)| name == topic) else {
+        return Err(LogError::UnknownTopic(topic.to_string()));
+    };
+    for record in records {
+        let bytes = encoded_len(std::slice::from_ref(record)) + TAG_BYTES;
+        if bytes > config.max_batch_bytes {
+            return Err(LogError::BatchTooLarge {
+                topic: topic.to_string(),
+                records: 1,
+                bytes,
+                max_records: config.max_batch_records,
+                max_bytes: config.max_batch_bytes,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// About what a record takes in a batch (for the byte limit).

@@ -213,8 +213,19 @@ fn apply(
                 r
             })
             .collect();
-        if !missing.is_empty() {
-            log.append_chunked(&topic, partition, &missing)?;
+        match log.append_chunked(&topic, partition, &missing) {
+            Ok(_) => {}
+            // A partition deleted since, or a record its limits no longer
+            // take: those records can never land; the rest of the unit must.
+            Err(
+                e @ (LogError::UnknownTopic(_)
+                | LogError::UnknownPartition { .. }
+                | LogError::Deleted { .. }
+                | LogError::BatchTooLarge { .. }),
+            ) => {
+                tracing::error!(%topic, partition, records = missing.len(), error = %crate::error::chain(&e), "records of a committed Kafka transaction dropped");
+            }
+            Err(e) => return Err(e.into()),
         }
         #[cfg(feature = "crash-seam")]
         if !recovering && std::env::var_os("WEIR_CRASH_IN_TXN_COMMIT").is_some() {

@@ -243,6 +243,16 @@ impl Txns {
         Ok(())
     }
 
+    /// A batch of `producer`'s open transaction was refused: it can only
+    /// abort now, so a commit never lands part of what the client sent.
+    pub fn doom(&mut self, producer: (i64, i16), why: String) {
+        if let Some(id) = self.ids.get(&producer.0).cloned()
+            && let Ok(txn) = self.current(&id, producer)
+        {
+            txn.doomed = Some(why);
+        }
+    }
+
     /// EndTxn(commit): takes the held records and offsets out and marks the
     /// id [`Phase::Committing`] until [`Txns::finish`]; `None` when there is
     /// nothing to write (no open transaction, or one that held nothing).

@@ -24,6 +24,10 @@
 //! - `groups.rs`, `groups/`: consumer groups of Kafka clients (FindCoordinator,
 //!   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //!   DescribeGroups, ListGroups), offsets kept in weir's `__consumer_offsets`.
+//! - `transactions.rs`, `transactions/`: Kafka transactions (InitProducerId
+//!   with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
+//!   TxnOffsetCommit, EndTxn): records and offsets held until commit, then
+//!   written as one durable unit through the journal `__transactions`.
 //!
 //! Invariants: a frame over [`MAX_FRAME_BYTES`], a frame that is not a
 //! request, an unknown API key or a version outside the advertised range
@@ -51,6 +55,7 @@ mod records;
 pub mod sasl;
 pub mod tls;
 mod topics;
+pub mod transactions;
 mod versions;
 
 use std::future::Future;
@@ -156,6 +161,8 @@ pub struct KafkaState {
     /// (Kafka's `auto.create.topics.enable` and `num.partitions`); off
     /// unless asked for.
     pub auto_create_partitions: Option<u32>,
+    /// The transaction coordinator (`transactions.rs`).
+    pub(crate) transactions: transactions::Transactions,
 }
 
 impl KafkaState {
@@ -169,6 +176,7 @@ impl KafkaState {
             supervisor: None,
             producers: producers::Producers::default(),
             auto_create_partitions: None,
+            transactions: transactions::Transactions::new(transactions::DEFAULT_MAX_BYTES),
         }
     }
 }

@@ -97,7 +97,10 @@
 //!   clients' consumer groups (the classic JoinGroup/SyncGroup protocol as a
 //!   pure state machine with its join barrier, static members and session
 //!   timeouts; OffsetCommit and OffsetFetch in weir's own offsets; the
-//!   coordinator look-up and the group listings).
+//!   coordinator look-up and the group listings); `kafka::transactions`:
+//!   Kafka transactions (a pure coordinator state machine; records and
+//!   offsets held until EndTxn, then written as one durable unit through the
+//!   internal topic `__transactions` and finished on open after a crash).
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
 //!   `--server` is set (the embedded broker serves the same commands
 //!   otherwise).

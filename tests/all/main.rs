@@ -24,6 +24,8 @@ mod kafka_groups;
 mod kafka_listener;
 mod kafka_security;
 mod kafka_tls;
+mod kafka_transactions;
+mod kafka_txn_wire;
 mod leftovers;
 mod librdkafka_suite;
 mod membership;

@@ -112,6 +112,11 @@ impl Clients {
         })
     }
 
+    /// The virtual environment's python, for the tests' other client scripts.
+    pub fn python_bin(&self) -> &Path {
+        &self.python
+    }
+
     /// Runs kcat with `args`, feeding it `stdin`; (success, stdout, stderr).
     pub fn kcat(&self, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
         let mut child = Command::new(&self.kcat)
@@ -154,17 +159,18 @@ impl KafkaServe {
     /// Starts `weir serve` on `dir` with the Kafka listener and `args`; waits
     /// for `/ready`.
     pub fn start(dir: &Path, args: &[&str]) -> KafkaServe {
+        KafkaServe::start_with(dir, "127.0.0.1:0", args, &[])
+    }
+
+    /// Starts `weir serve` with its Kafka listener on `kafka` (a restart
+    /// on the port clients already know), `args` and environment `envs`.
+    pub fn start_with(dir: &Path, kafka: &str, args: &[&str], envs: &[(&str, &str)]) -> KafkaServe {
         let mut child = Command::new(crate::weir_bin())
             .arg("--data-dir")
             .arg(dir)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--kafka-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--kafka-listen", kafka])
             .args(args)
+            .envs(envs.iter().copied())
             .env_remove("WEIR_TOKEN")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

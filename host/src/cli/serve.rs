@@ -165,6 +165,9 @@ async fn start_kafka(
     supervisor: &Arc<Supervisor>,
     tls: Option<weir::kafka::tls::TlsAcceptor>,
 ) -> Result<Option<(tokio::net::TcpListener, Arc<weir::kafka::KafkaState>)>> {
+    // A Kafka transaction commit a crash cut short is finished first.
+    weir::kafka::transactions::recover(&state.broker)
+        .context("finishing a Kafka transaction commit cut short")?;
     let Some(listen) = args.kafka_listen.or(config.kafka_listen) else {
         return Ok(None);
     };

@@ -6,7 +6,9 @@
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use super::{KafkaError, Session};
-use super::{fetch, groups, list_offsets, metadata, produce, producers, sasl, topics, versions};
+use super::{
+    fetch, groups, list_offsets, metadata, produce, producers, sasl, topics, transactions, versions,
+};
 
 /// Every API weir answers, with the lowest and highest version. Produce's
 /// minimum is 0 as in Kafka 4.0, although versions below 3 (message sets
@@ -33,6 +35,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 /// The (min, max) versions of `api`, if weir speaks it.
@@ -103,6 +109,18 @@ pub async fn dispatch(
             ResponseKind::DescribeGroups(session.state.groups.describe_groups(r, version))
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(session.state.groups.list_groups(r)),
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions(session, version, r))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets(session, version, r))
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(transactions::txn_offset_commit(session, version, r))
+        }
+        RequestKind::EndTxn(r) => {
+            ResponseKind::EndTxn(transactions::end(session, version, r).await?)
+        }
         // Unreachable while SUPPORTED and this match agree.
         _ => return Err(KafkaError::UnknownApiKey(api as i16)),
     };

@@ -6,8 +6,10 @@
 //! batch: the answer starts at the asked offset. v13+ names topics by id.
 //!
 //! Fetch sessions (KIP-227) are not kept: the answer's session id is 0, so
-//! clients send full fetches. There are no transactions, so
-//! `read_committed` reads the same as `read_uncommitted`.
+//! clients send full fetches. Records of a Kafka transaction reach the log
+//! only when it commits (`transactions.rs`), so `read_committed` reads the
+//! same as `read_uncommitted`, the last stable offset is the high watermark
+//! and no aborted transactions are listed.
 
 use std::time::Duration;
 

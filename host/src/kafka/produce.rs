@@ -3,7 +3,8 @@
 //! with the first offset. acks 1 and all answer once the topic's durability
 //! policy holds (weir has one replica); acks 0 appends the same way and
 //! sends nothing back. An idempotent producer's batches go through the
-//! sequence checks of `producers.rs`.
+//! sequence checks of `producers.rs`; a transactional producer's batches
+//! are held by `transactions.rs` until its transaction commits.
 //!
 //! Error codes: an unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION
 //! (topics are not created by producing, as with weir's own API), an
@@ -19,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::producers::Outcome;
 use super::records::{self, ProducedBatch};
-use super::{KafkaError, Session, producers::Producers};
+use super::{KafkaError, KafkaState, Session, producers::Producers};
 use crate::log::{Log, LogError};
 
 /// The versions Produce advertises but does not decode (message sets before
@@ -46,9 +47,8 @@ pub async fn handle(
                     .into_iter()
                     .map(|data| {
                         let (code, base, message) =
-                            match partition(log, &state.producers, &name, data.index, data.records)
-                            {
-                                Ok(base) => (0, base as i64, None),
+                            match partition(&state, &name, data.index, data.records) {
+                                Ok(base) => (0, base, None),
                                 Err((code, message)) => (code.code(), -1, message),
                             };
                         PartitionProduceResponse::default()
@@ -78,14 +78,15 @@ pub async fn handle(
 
 type Refusal = (ResponseError, Option<String>);
 
-/// Appends one partition's batches; the base offset of the first.
+/// Appends one partition's batches; the base offset of the first (-1 for
+/// a transaction's, which get their offsets at commit).
 fn partition(
-    log: &Log,
-    producers: &Producers,
+    state: &KafkaState,
     topic: &str,
     index: i32,
     records: Option<bytes::Bytes>,
-) -> Result<u64, Refusal> {
+) -> Result<i64, Refusal> {
+    let log = state.broker.log();
     if topic.starts_with("__") {
         let e = LogError::Reserved(topic.to_string());
         return Err((ResponseError::TopicAuthorizationFailed, Some(e.to_string())));
@@ -99,7 +100,20 @@ fn partition(
         .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
     let mut first = None;
     for batch in batches {
-        let base = append(log, producers, topic, partition, batch)?;
+        let base = if batch.transactional && batch.producer_id >= 0 {
+            let producer = (batch.producer_id, batch.producer_epoch);
+            state.transactions.hold(
+                log,
+                &state.producers,
+                producer,
+                (topic, partition),
+                batch.base_sequence,
+                batch.records,
+            )?;
+            -1
+        } else {
+            append(log, &state.producers, topic, partition, batch)? as i64
+        };
         first.get_or_insert(base);
     }
     first.ok_or((
@@ -120,6 +134,7 @@ fn append(
         producer_id,
         producer_epoch,
         base_sequence,
+        ..
     } = batch;
     // A Kafka batch over the topic's batch limits (weir's encoding of small
     // records is larger than Kafka's) is appended in as many weir batches as

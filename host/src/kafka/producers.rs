@@ -8,13 +8,13 @@
 //! taken whatever its sequence (a retry that straddles a restart may then be
 //! appended twice). Producer ids start from the wall clock at start-up, so
 //! ids handed out after a restart do not collide with those of producers
-//! still running. Transactional ids are refused (no transactions yet).
+//! still running. InitProducerId with a transactional id is answered by
+//! `transactions.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::{KafkaError, Session};
@@ -139,7 +139,7 @@ fn check(seqs: &Sequences, epoch: i16, first: i32, last: i32) -> Check {
 /// 0, or, when the client names its current id and epoch, the next epoch.
 pub fn init(
     session: &Session,
-    _version: i16,
+    version: i16,
     request: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, KafkaError> {
     let response = InitProducerIdResponse::default();
@@ -148,10 +148,7 @@ pub fn init(
         .as_ref()
         .is_some_and(|id| !id.0.is_empty())
     {
-        return Ok(response
-            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1));
+        return Ok(super::transactions::init(session, version, request));
     }
     let producers = &session.state.producers;
     let (id, epoch) = if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {

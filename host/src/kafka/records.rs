@@ -25,6 +25,8 @@ pub struct ProducedBatch {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// Part of a transaction: held until EndTxn (`transactions.rs`).
+    pub transactional: bool,
 }
 
 /// Decodes the batches of one partition of a Produce request.
@@ -38,8 +40,12 @@ pub fn decode(
         .filter(|set| !set.records.is_empty())
         .map(|set| {
             let first = &set.records[0];
-            let (producer_id, producer_epoch, base_sequence) =
-                (first.producer_id, first.producer_epoch, first.sequence);
+            let (producer_id, producer_epoch, base_sequence, transactional) = (
+                first.producer_id,
+                first.producer_epoch,
+                first.sequence,
+                first.transactional,
+            );
             let records = set
                 .records
                 .into_iter()
@@ -64,6 +70,7 @@ pub fn decode(
                 producer_id,
                 producer_epoch,
                 base_sequence,
+                transactional,
             }
         })
         .collect())
@@ -93,9 +100,11 @@ pub fn encode(records: &[StoredRecord]) -> Result<Bytes, Box<dyn std::error::Err
             timestamp: r.timestamp,
             key: r.key.clone(),
             value: Some(r.value.clone()),
+            // `weir.txn` only tells recovery which commit appended a record.
             headers: r
                 .headers
                 .iter()
+                .filter(|(n, _)| n != crate::state::changelog::TXN)
                 .map(|(n, v)| {
                     (
                         StrBytes::from_string(n.clone()),

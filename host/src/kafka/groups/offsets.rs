@@ -112,6 +112,24 @@ impl KafkaGroups {
         OffsetCommitResponse::default().with_topics(topics)
     }
 
+    /// Checks a TxnOffsetCommit's member and generation (KIP-447) as an
+    /// OffsetCommit's are checked; the refusal's error code.
+    pub(crate) fn check_txn_commit(
+        &self,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), i16> {
+        let checked = self.slot(group).and_then(|slot| {
+            slot.with(|g| g.check_commit(member, instance, generation, Instant::now()))
+        });
+        match checked {
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.code()),
+        }
+    }
+
     /// OffsetFetch: one group (v0-7) or several (v8+); no topics listed
     /// means every partition the group has committed to. A partition
     /// without a commit answers -1.

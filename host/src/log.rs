@@ -6,7 +6,7 @@
 //! - `config.rs`: [`TopicConfig`] (every topic setting), the [`Durability`]
 //!   policy and the [`CleanupPolicy`].
 //! - `storage.rs`: the [`Storage`] seam every file operation goes through.
-//! - `batch.rs`: the CRC32C-checked record batch codec.
+//! - `batch.rs` (+ `batch/decode.rs`): the CRC32C-checked record batch codec.
 //! - `index.rs`, `timeindex.rs`: the sparse offset and time indexes.
 //! - `segment.rs` (+ `segment/active.rs`, `segment/sealed.rs`): one segment,
 //!   its reads and its recovery; active and sealed are distinct types.

@@ -13,23 +13,6 @@ mod settings;
 
 mod requests;
 
-/// Polls `GET /processors/{name}` until `done` holds (at most 20 s).
-async fn wait_for(server: &Server, name: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = server.get(&format!("/processors/{name}")).await;
-        assert_eq!(status, 200, "{body}");
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{name} never got there: {body:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn caught_up(status: &Value) -> bool {
     status["state"] == "running"
         && status["lag"] == 0
@@ -76,7 +59,7 @@ async fn a_bug_fix_is_deployed_with_a_rewind_and_replays_history_over_http() {
     let server = Server::start(&host, None).await;
     let v1_version = deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 60).unwrap();
-    let status = wait_for(&server, "fx", caught_up).await;
+    let status = server.wait_for("fx", caught_up).await;
     assert_eq!(status["version"], v1_version.as_str());
     assert!(v1_version.starts_with("v1@"), "{v1_version}");
 
@@ -88,7 +71,9 @@ async fn a_bug_fix_is_deployed_with_a_rewind_and_replays_history_over_http() {
     let v2_version = swapped["version"].as_str().unwrap().to_string();
     assert!(v2_version.starts_with("v2-fix@"), "{v2_version}");
     // `processed` only grows: 60 by v1, then the same 60 again by v2.
-    wait_for(&server, "fx", |s| caught_up(s) && s["processed"] == 120).await;
+    server
+        .wait_for("fx", |s| caught_up(s) && s["processed"] == 120)
+        .await;
 
     let out = converted(&server, "orders-usd").await;
     assert_eq!(out.len(), 120, "history once through v1, once through v2");
@@ -127,7 +112,7 @@ async fn deployments_paused_state_and_offsets_survive_a_restart() {
     let server = Server::start(&host, None).await;
     let v1_version = deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 30).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
     server.shutdown().await;
 
     let host = host.reopen();
@@ -137,10 +122,11 @@ async fn deployments_paused_state_and_offsets_survive_a_restart() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["version"], v1_version.as_str());
     produce_orders(&host.log, "orders", 10).unwrap();
-    wait_for(&server, "fx", |s| {
-        caught_up(s) && s["partitions"][0]["committed"] == 40
-    })
-    .await;
+    server
+        .wait_for("fx", |s| {
+            caught_up(s) && s["partitions"][0]["committed"] == 40
+        })
+        .await;
     assert_eq!(
         converted(&server, "orders-usd").await.len(),
         40,
@@ -160,7 +146,7 @@ async fn deployments_paused_state_and_offsets_survive_a_restart() {
     assert_eq!(status["lag"], 5);
     let (status, resumed) = server.post("/processors/fx/resume", json!({})).await;
     assert_eq!((status, resumed["state"].as_str()), (200, Some("running")));
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
     assert_eq!(converted(&server, "orders-usd").await.len(), 45);
     server.shutdown().await;
 }
@@ -171,7 +157,7 @@ async fn a_shadow_replays_into_side_topics_and_is_promoted() {
     let server = Server::start(&host, None).await;
     deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 25).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
 
     let (_, v2) = server.upload(guests::CURRENCY_V2).await;
     let body = json!({"component": v2["id"], "label": "v2", "from": "earliest"});
@@ -182,7 +168,7 @@ async fn a_shadow_replays_into_side_topics_and_is_promoted() {
     assert_eq!(shadow["shadow_of"], "fx");
     let (status, again) = server.post("/processors/fx/shadow", body).await;
     assert_eq!(status, 409, "{again}");
-    wait_for(&server, "fx.shadow", caught_up).await;
+    server.wait_for("fx.shadow", caught_up).await;
     let (_, main) = server.get("/processors/fx").await;
     assert_eq!(main["shadow"], "fx.shadow");
 
@@ -210,7 +196,7 @@ async fn a_shadow_replays_into_side_topics_and_is_promoted() {
     let (status, _) = server.get("/processors/fx.shadow").await;
     assert_eq!(status, 404, "promotion removes the shadow");
     produce_orders(&host.log, "orders", 5).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
     let live = converted(&server, "orders-usd").await;
     assert_eq!(live.len(), 30, "promotion does not replay the live group");
     assert!(live[25..].iter().all(|(v, _)| v.starts_with("v2@")));
@@ -256,10 +242,10 @@ async fn scaling_failing_and_deleting_are_reported_in_the_status() {
     for p in 0..4 {
         host.append_values("in", p, &["a", "b"]);
     }
-    wait_for(&server, "copy", caught_up).await;
+    server.wait_for("copy", caught_up).await;
 
     host.append_values("in", 0, &["fail:fatal"]);
-    let failed = wait_for(&server, "copy", |s| s["state"] == "failed").await;
+    let failed = server.wait_for("copy", |s| s["state"] == "failed").await;
     assert!(
         failed["error"].as_str().unwrap().contains("fatal"),
         "{failed}"
@@ -291,7 +277,7 @@ async fn a_fix_swapped_in_right_after_a_failure_replays_and_runs() {
     let swap = json!({"component": passthrough["id"], "label": "fix", "rewind_to": "earliest"});
     let (status, swapped) = server.post("/processors/copy/swap", swap).await;
     assert_eq!(status, 200, "{swapped}");
-    let done = wait_for(&server, "copy", caught_up).await;
+    let done = server.wait_for("copy", caught_up).await;
     assert_eq!(done["label"], "fix");
     let out = host.values("in-copy", 0);
     assert_eq!(
@@ -329,7 +315,7 @@ async fn latest_means_from_the_deploy_on_even_across_a_pause() {
         server.post("/processors/copy/resume", json!({})).await.0,
         200
     );
-    wait_for(&server, "copy", caught_up).await;
+    server.wait_for("copy", caught_up).await;
     let mut out = host.values("in-copy", 0);
     out.sort();
     assert_eq!(

@@ -8,7 +8,7 @@ async fn bad_processor_requests_get_4xx_and_change_nothing() {
     let server = Server::start(&host, None).await;
     let v1_version = deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 10).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
 
     let garbage = server
         .client

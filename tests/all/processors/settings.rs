@@ -60,7 +60,9 @@ async fn every_setting_of_a_put_takes_effect_and_a_swap_changes_what_it_gives() 
     }
     let values: Vec<String> = (0..70).map(|i| format!("r{i}")).collect();
     host.append_values("in", 0, &values);
-    wait_for(&server, "tuned", |s| s["lag"] == 0 && s["processed"] == 70).await;
+    server
+        .wait_for("tuned", |s| s["lag"] == 0 && s["processed"] == 70)
+        .await;
     let batches = metric(&server, "weir_batches_total", "tuned", 10.0).await;
     assert!(
         batches >= 10.0,
@@ -88,11 +90,12 @@ async fn every_setting_of_a_put_takes_effect_and_a_swap_changes_what_it_gives() 
     assert_eq!(swapped["limits"]["deadline_ms"], 75000);
     assert_eq!(swapped["config"]["output"], "out");
     host.append_values("in", 1, &values[..30]);
-    wait_for(&server, "tuned", |s| {
-        // The 70 before the restart still count.
-        s["state"] == "running" && s["lag"] == 0 && s["processed"] == 100
-    })
-    .await;
+    server
+        .wait_for("tuned", |s| {
+            // The 70 before the restart still count.
+            s["state"] == "running" && s["lag"] == 0 && s["processed"] == 100
+        })
+        .await;
     let after = metric(&server, "weir_batches_total", "tuned", batches + 10.0).await;
     assert!(
         after - batches >= 10.0,

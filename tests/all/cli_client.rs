@@ -3,11 +3,11 @@
 //! errors, no data-directory lock taken in server mode, and the client-only
 //! commands refusing to run without a server.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use serde_json::Value;
+use weir_tests::command;
 use weir_tests::server::spawn_serve;
 use weir_tests::weir_bin;
 
@@ -46,23 +46,7 @@ impl Serve {
 
 /// `weir --data-dir DIR args…` with `stdin` as its input.
 fn weir_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEIR_SERVER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    command::output_with_stdin(&mut command::weir(dir, args), stdin)
 }
 
 impl Drop for Serve {
@@ -234,13 +218,7 @@ fn embedded_topic_describe_and_delete_work_on_the_data_directory() {
 
 /// `weir --data-dir DIR args…` on the data directory itself (no server).
 fn embedded(dir: &Path, args: &[&str], stdin: &str) -> String {
-    let out = weir_with_stdin(dir, args, stdin);
-    assert!(
-        out.status.success(),
-        "weir {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    command::stdout_of(&weir_with_stdin(dir, args, stdin))
 }
 
 /// (offset, key, value) of every record of one partition, from `consume --json`.

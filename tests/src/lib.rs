@@ -13,6 +13,7 @@ use weir::offsets::Offsets;
 use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy, WhenExhausted};
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
+pub mod command;
 pub mod kafka_clients;
 pub mod kafka_groups_env;
 pub mod kafka_wire;

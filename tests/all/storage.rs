@@ -42,15 +42,7 @@ fn a_torn_last_batch_is_truncated_on_reopen_and_appends_continue() {
     };
     // Cut the second batch at every byte: recovery always keeps exactly the first.
     for cut in first_batch_end + 1..full {
-        let copy = tempfile::tempdir().unwrap();
-        copy_tree(dir.path(), copy.path());
-        let copied = copy.path().join(seg.strip_prefix(dir.path()).unwrap());
-        OpenOptions::new()
-            .write(true)
-            .open(&copied)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        let (copy, copied) = cut_copy(dir.path(), &seg, cut);
 
         let log = Log::open(copy.path()).unwrap();
         assert_eq!(log.high_watermark("t", 0).unwrap(), 10, "cut at byte {cut}");
@@ -234,6 +226,21 @@ fn unknown_topics_partitions_and_offsets_are_clear_errors() {
         log.create_topic("z", TopicConfig::with_partitions(0)),
         Err(LogError::BadPartitionCount { partitions: 0 })
     ));
+}
+
+/// A copy of the data directory `dir` in which the segment file `seg` (a
+/// path under `dir`) is cut to its first `cut` bytes; the cut file's path.
+fn cut_copy(dir: &Path, seg: &Path, cut: u64) -> (tempfile::TempDir, PathBuf) {
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(dir, copy.path());
+    let copied = copy.path().join(seg.strip_prefix(dir).unwrap());
+    OpenOptions::new()
+        .write(true)
+        .open(&copied)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    (copy, copied)
 }
 
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {

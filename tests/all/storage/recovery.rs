@@ -43,15 +43,7 @@ fn a_cut_at_every_byte_of_the_last_three_batches_keeps_exactly_the_whole_ones() 
     let full = ends.last().unwrap().0;
     let from = ends[1].0; // the last three batches start here
     for cut in from..=full {
-        let copy = tempfile::tempdir().unwrap();
-        copy_tree(dir.path(), copy.path());
-        let copied = copy.path().join(seg.strip_prefix(dir.path()).unwrap());
-        OpenOptions::new()
-            .write(true)
-            .open(&copied)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        let (copy, copied) = cut_copy(dir.path(), &seg, cut);
         let (valid_len, valid_hw) = *ends.iter().rev().find(|(end, _)| *end <= cut).unwrap();
 
         let log = Log::open(copy.path()).unwrap();

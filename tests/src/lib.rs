@@ -1,5 +1,6 @@
 //! Shared fixtures for the integration tests: the built guests, an embedded host
-//! in a temporary directory, and the path of the real `weir` binary.
+//! in a temporary directory, and the path of the real `weir` binary (run it
+//! through [`command`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

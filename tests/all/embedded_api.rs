@@ -81,22 +81,7 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 }
 
 fn terminate(mut child: Child) -> Output {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(30) {
-            child.kill().ok();
-            panic!("weir run did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    command::sigterm(&mut child, Duration::from_secs(30));
     child.wait_with_output().unwrap()
 }
 

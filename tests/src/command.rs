@@ -3,7 +3,8 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::weir_bin;
 
@@ -49,4 +50,23 @@ pub fn stdout_of(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit, at most `patience`
+/// (then kills it and fails the test); its exit status and how long it took.
+pub fn sigterm(child: &mut Child, patience: Duration) -> (ExitStatus, Duration) {
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(kill.unwrap().success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, started.elapsed());
+        }
+        if started.elapsed() > patience {
+            child.kill().ok();
+            panic!("no exit within {patience:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

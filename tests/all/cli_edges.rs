@@ -10,31 +10,19 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_tests::command;
+use weir_tests::guests;
 use weir_tests::server::spawn_serve;
-use weir_tests::{guests, weir_bin};
 
 /// `weir --data-dir DIR args…` with no server or token from the environment.
 fn weir(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(weir_bin());
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEIR_SERVER")
-        .env_remove("WEIR_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
+    let mut cmd = command::weir(dir, args);
+    cmd.stdin(Stdio::null());
     cmd
 }
 
 fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn weir");
-    assert!(
-        out.status.success(),
-        "weir failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    command::stdout_of(&cmd.output().expect("spawn weir"))
 }
 
 fn failed(cmd: &mut Command) -> String {

@@ -8,27 +8,15 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use weir_tests::command;
 use weir_tests::guests;
 use weir_tests::server::{http_status, spawn_serve};
-use weir_tests::weir_bin;
 
 const TOKEN: &str = "dash-secret";
 
 fn weir(dir: &Path, url: &str, args: &[&str]) -> String {
-    let out = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--server", url, "--token", TOKEN])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "weir {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    let args = [&["--server", url, "--token", TOKEN], args].concat();
+    command::stdout_of(&command::weir(dir, &args).output().unwrap())
 }
 
 /// The page's DOM after Chromium ran its script for a few (virtual) seconds.

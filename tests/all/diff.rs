@@ -10,26 +10,14 @@ use std::process::Command;
 
 use serde_json::Value;
 use weir::broker::Broker;
+use weir_tests::command;
 use weir_tests::guests;
 use weir_tests::server::spawn_serve;
 use weir_tests::weir_bin;
 
 /// `weir --data-dir DIR args…`; its stdout, after asserting it succeeded.
 fn weir(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEIR_SERVER")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "weir {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    command::stdout_of(&command::weir(dir, args).output().unwrap())
 }
 
 /// The USD cents of an order as (v1, v2) compute them, by (partition,

@@ -9,27 +9,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use weir_tests::{Host, guests, weir_bin};
+use weir_tests::command;
+use weir_tests::{Host, guests};
 
 fn weir(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(weir_bin());
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env_remove("WEIR_SERVER")
-        .env_remove("WEIR_TOKEN");
+    let mut cmd = command::weir(dir, args);
+    cmd.env("RUST_LOG", "info");
     cmd
 }
 
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "weir failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    command::stdout_of(&out)
 }
 
 fn json(dir: &Path, args: &[&str]) -> Value {
@@ -91,22 +81,7 @@ fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 }
 
 fn terminate(mut child: Child) -> Output {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(30) {
-            child.kill().ok();
-            panic!("weir run did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    command::sigterm(&mut child, Duration::from_secs(30));
     child.wait_with_output().unwrap()
 }
 

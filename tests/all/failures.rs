@@ -5,17 +5,14 @@
 //! so in its status.
 
 use std::path::Path;
-use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
+use weir_tests::command;
 use weir_tests::server::Server;
-use weir_tests::{Host, guests, weir_bin};
+use weir_tests::{Host, guests};
 
 fn weir(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
+    command::weir(dir, args)
         .env("RUST_LOG", "info")
         .output()
         .expect("spawn weir")
@@ -74,20 +71,6 @@ fn weir_run_without_memory_for_an_instance_trips_the_breaker_and_exits_non_zero(
     assert!(host.committed("fx", "orders", 0) <= dead as u64);
 }
 
-/// Deploys the scripted guest as `name` over `topic` with `settings`.
-async fn deploy(server: &Server, name: &str, topic: &str, settings: Value) -> Value {
-    let (status, uploaded) = server.upload(guests::SCRIPTED).await;
-    assert_eq!(status, 201, "{uploaded}");
-    let mut body =
-        json!({"component": uploaded["id"], "topics": [topic], "config": {"output": "out"}});
-    body.as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
-    let (status, created) = server.put(&format!("/processors/{name}"), body).await;
-    assert_eq!(status, 201, "{created}");
-    created
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_served_processor_whose_every_record_fails_trips_and_dead_letters_no_more_than_the_threshold()
  {
@@ -103,8 +86,12 @@ async fn a_served_processor_whose_every_record_fails_trips_and_dead_letters_no_m
         json!({"max_retries": 0, "initial_backoff_ms": 1, "max_backoff_ms": 1,
                "max_records": 20, "breaker_threshold": 3, "when_tripped": when_tripped})
     };
-    deploy(&server, "tripper", "poisoned", fast("pause")).await;
-    deploy(&server, "stopper", "also-poisoned", fast("stop")).await;
+    server
+        .deploy_scripted("tripper", "poisoned", fast("pause"))
+        .await;
+    server
+        .deploy_scripted("stopper", "also-poisoned", fast("stop"))
+        .await;
 
     let paused = server.wait_for("tripper", |s| s["state"] == "paused").await;
     let error = paused["error"].as_str().unwrap_or_default();
@@ -166,7 +153,7 @@ async fn a_processor_retrying_its_first_batch_shows_the_last_error_and_the_attem
     host.append_values("stuck", 0, &["trap"]);
     let server = Server::start(&host, None).await;
     let settings = json!({"max_retries": 1000, "initial_backoff_ms": 20, "max_backoff_ms": 50});
-    deploy(&server, "retrier", "stuck", settings).await;
+    server.deploy_scripted("retrier", "stuck", settings).await;
 
     let status = server
         .wait_for("retrier", |s| s["attempts"].as_u64() >= Some(3))

@@ -3,36 +3,21 @@
 //! partition and stream, a `--follow` sees a line written after it started,
 //! and the filters narrow what is shown.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use weir_tests::command;
 use weir_tests::guests;
 use weir_tests::server::spawn_serve;
 use weir_tests::weir_bin;
 
 fn weir_in(dir: &Path, url: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--server", url])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let args = [&["--server", url], args].concat();
+    command::output_with_stdin(&mut command::weir(dir, &args), stdin)
 }
 
 fn ok(dir: &Path, url: &str, args: &[&str], stdin: &str) -> String {

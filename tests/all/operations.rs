@@ -13,21 +13,6 @@ use weir::processor::{Instances, ProcessorConfig};
 use weir_tests::server::Server;
 use weir_tests::{Host, guests, weir_bin};
 
-/// Deploys the scripted guest (emitting to `out`) as `name` over `topic`,
-/// with `settings`.
-async fn deploy(server: &Server, name: &str, topic: &str, settings: Value) -> Value {
-    let (status, uploaded) = server.upload(guests::SCRIPTED).await;
-    assert_eq!(status, 201, "{uploaded}");
-    let mut body =
-        json!({"component": uploaded["id"], "topics": [topic], "config": {"output": "out"}});
-    body.as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
-    let (status, created) = server.put(&format!("/processors/{name}"), body).await;
-    assert_eq!(status, 201, "{created}");
-    created
-}
-
 fn caught_up(status: &Value) -> bool {
     status["lag"] == 0 && status["state"] == "running"
 }
@@ -44,7 +29,7 @@ async fn a_rewind_to_a_bad_offset_is_refused_before_any_member_restarts() {
     // fetch it again and take the slow retry once more.
     let settings = json!({"max_retries": 1, "initial_backoff_ms": 3000, "max_backoff_ms": 3000,
                           "when_exhausted": "pause"});
-    deploy(&server, "holder", "held", settings).await;
+    server.deploy_scripted("holder", "held", settings).await;
     let paused = server
         .wait_for("holder", |s| s["paused_partitions"] != json!([]))
         .await;
@@ -72,7 +57,7 @@ async fn a_rewind_moves_each_partition_to_its_own_target_from_the_cli_and_the_ap
     host.append_values("two", 0, &p0);
     host.append_values("two", 1, &p1);
     let server = Server::start(&host, None).await;
-    deploy(&server, "copier", "two", json!({})).await;
+    server.deploy_scripted("copier", "two", json!({})).await;
     server.wait_for("copier", caught_up).await;
     assert_eq!(host.values("out", 0).len(), 20);
 
@@ -123,7 +108,9 @@ async fn processed_only_grows_across_a_scale_down_and_a_pause() {
     host.append_values("many", 0, &values);
     host.append_values("many", 1, &values);
     let server = Server::start(&host, None).await;
-    deploy(&server, "counter", "many", json!({"instances": 2})).await;
+    server
+        .deploy_scripted("counter", "many", json!({"instances": 2}))
+        .await;
     let status = server.wait_for("counter", caught_up).await;
     assert_eq!(status["processed"], 100);
 
@@ -152,14 +139,10 @@ async fn a_pause_waiting_for_a_batch_holds_up_no_other_processor() {
     host.append_values("slow", 0, &["spin"]);
     host.append_values("quick", 0, &["q"]);
     let server = Arc::new(Server::start(&host, None).await);
-    deploy(
-        &server,
-        "slow",
-        "slow",
-        json!({"limits": {"deadline_ms": 4000}}),
-    )
-    .await;
-    deploy(&server, "quick", "quick", json!({})).await;
+    server
+        .deploy_scripted("slow", "slow", json!({"limits": {"deadline_ms": 4000}}))
+        .await;
+    server.deploy_scripted("quick", "quick", json!({})).await;
     server.wait_for("quick", caught_up).await;
     // The slow one is well into its spin.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -248,14 +231,18 @@ async fn a_deleted_processors_scratch_directory_is_not_handed_to_the_next_of_its
         host.topic(topic, 1);
     }
     let server = Server::start(&host, None).await;
-    deploy(&server, "scribe", "in", json!({"scratch": true})).await;
+    server
+        .deploy_scripted("scribe", "in", json!({"scratch": true}))
+        .await;
     let scratch = host.dir.path().join("scratch/scribe");
     assert!(scratch.is_dir());
     std::fs::write(scratch.join("secret.txt"), "the first processor's").unwrap();
 
     assert_eq!(server.delete("/processors/scribe").await, 204);
     assert!(!scratch.exists(), "removed with its processor");
-    deploy(&server, "scribe", "in", json!({"scratch": true})).await;
+    server
+        .deploy_scripted("scribe", "in", json!({"scratch": true}))
+        .await;
     assert!(!scratch.join("secret.txt").exists());
     server.shutdown().await;
 }

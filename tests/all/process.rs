@@ -9,25 +9,18 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_tests::{Host, guests, weir_bin};
+use weir_tests::command;
+use weir_tests::{Host, guests};
 
 fn weir(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(weir_bin());
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("RUST_LOG", "info");
+    let mut cmd = command::weir(dir, args);
+    cmd.env("RUST_LOG", "info");
     cmd
 }
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn weir");
-    assert!(
-        out.status.success(),
-        "weir failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    command::stdout_of(&out);
     out
 }
 

@@ -9,22 +9,9 @@ use weir::demo::produce_orders;
 use weir_tests::server::Server;
 use weir_tests::{Host, guests};
 
-/// Polls `GET /processors/{name}` until `done` holds (at most 20 s).
-async fn wait_for(server: &Server, name: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let (status, body) = server.get(&format!("/processors/{name}")).await;
-        assert_eq!(status, 200, "{body}");
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{name} never got there: {body:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+mod settings;
+
+mod requests;
 
 fn caught_up(status: &Value) -> bool {
     status["state"] == "running"
@@ -72,7 +59,7 @@ async fn a_bug_fix_is_deployed_with_a_rewind_and_replays_history_over_http() {
     let server = Server::start(&host, None).await;
     let v1_version = deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 60).unwrap();
-    let status = wait_for(&server, "fx", caught_up).await;
+    let status = server.wait_for("fx", caught_up).await;
     assert_eq!(status["version"], v1_version.as_str());
     assert!(v1_version.starts_with("v1@"), "{v1_version}");
 
@@ -84,7 +71,9 @@ async fn a_bug_fix_is_deployed_with_a_rewind_and_replays_history_over_http() {
     let v2_version = swapped["version"].as_str().unwrap().to_string();
     assert!(v2_version.starts_with("v2-fix@"), "{v2_version}");
     // `processed` only grows: 60 by v1, then the same 60 again by v2.
-    wait_for(&server, "fx", |s| caught_up(s) && s["processed"] == 120).await;
+    server
+        .wait_for("fx", |s| caught_up(s) && s["processed"] == 120)
+        .await;
 
     let out = converted(&server, "orders-usd").await;
     assert_eq!(out.len(), 120, "history once through v1, once through v2");
@@ -123,7 +112,7 @@ async fn deployments_paused_state_and_offsets_survive_a_restart() {
     let server = Server::start(&host, None).await;
     let v1_version = deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 30).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
     server.shutdown().await;
 
     let host = host.reopen();
@@ -133,10 +122,11 @@ async fn deployments_paused_state_and_offsets_survive_a_restart() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["version"], v1_version.as_str());
     produce_orders(&host.log, "orders", 10).unwrap();
-    wait_for(&server, "fx", |s| {
-        caught_up(s) && s["partitions"][0]["committed"] == 40
-    })
-    .await;
+    server
+        .wait_for("fx", |s| {
+            caught_up(s) && s["partitions"][0]["committed"] == 40
+        })
+        .await;
     assert_eq!(
         converted(&server, "orders-usd").await.len(),
         40,
@@ -156,7 +146,7 @@ async fn deployments_paused_state_and_offsets_survive_a_restart() {
     assert_eq!(status["lag"], 5);
     let (status, resumed) = server.post("/processors/fx/resume", json!({})).await;
     assert_eq!((status, resumed["state"].as_str()), (200, Some("running")));
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
     assert_eq!(converted(&server, "orders-usd").await.len(), 45);
     server.shutdown().await;
 }
@@ -167,7 +157,7 @@ async fn a_shadow_replays_into_side_topics_and_is_promoted() {
     let server = Server::start(&host, None).await;
     deploy_currency_v1(&server).await;
     produce_orders(&host.log, "orders", 25).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
 
     let (_, v2) = server.upload(guests::CURRENCY_V2).await;
     let body = json!({"component": v2["id"], "label": "v2", "from": "earliest"});
@@ -178,7 +168,7 @@ async fn a_shadow_replays_into_side_topics_and_is_promoted() {
     assert_eq!(shadow["shadow_of"], "fx");
     let (status, again) = server.post("/processors/fx/shadow", body).await;
     assert_eq!(status, 409, "{again}");
-    wait_for(&server, "fx.shadow", caught_up).await;
+    server.wait_for("fx.shadow", caught_up).await;
     let (_, main) = server.get("/processors/fx").await;
     assert_eq!(main["shadow"], "fx.shadow");
 
@@ -206,7 +196,7 @@ async fn a_shadow_replays_into_side_topics_and_is_promoted() {
     let (status, _) = server.get("/processors/fx.shadow").await;
     assert_eq!(status, 404, "promotion removes the shadow");
     produce_orders(&host.log, "orders", 5).unwrap();
-    wait_for(&server, "fx", caught_up).await;
+    server.wait_for("fx", caught_up).await;
     let live = converted(&server, "orders-usd").await;
     assert_eq!(live.len(), 30, "promotion does not replay the live group");
     assert!(live[25..].iter().all(|(v, _)| v.starts_with("v2@")));
@@ -252,10 +242,10 @@ async fn scaling_failing_and_deleting_are_reported_in_the_status() {
     for p in 0..4 {
         host.append_values("in", p, &["a", "b"]);
     }
-    wait_for(&server, "copy", caught_up).await;
+    server.wait_for("copy", caught_up).await;
 
     host.append_values("in", 0, &["fail:fatal"]);
-    let failed = wait_for(&server, "copy", |s| s["state"] == "failed").await;
+    let failed = server.wait_for("copy", |s| s["state"] == "failed").await;
     assert!(
         failed["error"].as_str().unwrap().contains("fatal"),
         "{failed}"
@@ -266,153 +256,6 @@ async fn scaling_failing_and_deleting_are_reported_in_the_status() {
     assert_eq!(server.delete("/processors/copy").await, 204);
     assert_eq!(server.get("/processors/copy").await.0, 404);
     assert_eq!(server.get("/processors").await.1, json!([]));
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_processor_requests_get_4xx_and_change_nothing() {
-    let host = Host::new();
-    let server = Server::start(&host, None).await;
-    let v1_version = deploy_currency_v1(&server).await;
-    produce_orders(&host.log, "orders", 10).unwrap();
-    wait_for(&server, "fx", caught_up).await;
-
-    let garbage = server
-        .client
-        .post(server.url("/components"))
-        .body(b"\0asm not really".to_vec())
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = weir_tests::server::json_of(garbage).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("component"),
-        "{body}"
-    );
-    let (status, _) = server.upload(guests::WRONG_WORLD).await;
-    assert_eq!(status, 422);
-
-    let unknown = "0".repeat(64);
-    let (_, v1) = server.upload(guests::CURRENCY_V1).await;
-    let cases: Vec<(&str, &str, Value, u16)> = vec![
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": v1["id"], "topics": ["orders"], "group": "fx"}),
-            409,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": ["orders"], "group": "__consumer_offsets"}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": ["orders"], "group": "fx.shadow"}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": ["orders"], "limits": {"deadline_ms": 3_600_000}}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": ["orders"], "limits": {"deadline": 5}}),
-            422,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": unknown, "topics": ["orders"]}),
-            404,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": ["nope"]}),
-            404,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": []}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/a..b%2F",
-            json!({"component": "x", "topics": ["orders"]}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/x.shadow",
-            json!({"component": "x", "topics": ["orders"]}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topics": ["orders"], "instances": 0}),
-            400,
-        ),
-        (
-            "PUT",
-            "/processors/new",
-            json!({"component": "x", "topic": ["orders"]}),
-            422,
-        ),
-        (
-            "POST",
-            "/processors/fx/swap",
-            json!({"component": unknown}),
-            404,
-        ),
-        (
-            "POST",
-            "/processors/fx/swap",
-            json!({"component": unknown, "rewind_to": "yesterday"}),
-            400,
-        ),
-        ("POST", "/processors/fx/rewind", json!({"to": "99999"}), 400),
-        ("POST", "/processors/fx/rewind", json!({"to": "-1"}), 400),
-        ("POST", "/processors/fx/rewind", json!({"to": 99_999}), 400),
-        ("POST", "/processors/fx/rewind", json!({"to": -1}), 400),
-        (
-            "POST",
-            "/processors/fx/scale",
-            json!({"instances": 1000}),
-            400,
-        ),
-        ("POST", "/processors/ghost/pause", json!({}), 404),
-        ("POST", "/processors/fx/shadow/promote", json!({}), 404),
-    ];
-    for (method, path, body, expected) in cases {
-        let request = match method {
-            "PUT" => server.client.put(server.url(path)),
-            _ => server.client.post(server.url(path)),
-        };
-        let response = request.json(&body).send().await.unwrap();
-        let (status, reply) = weir_tests::server::json_of(response).await;
-        assert_eq!(status, expected, "{method} {path} {body}: {reply}");
-        assert!(reply["error"].is_string(), "{method} {path}: {reply}");
-    }
-
-    assert_eq!(
-        server.delete("/topics/orders").await,
-        409,
-        "a topic a processor reads is not deleted"
-    );
-    let (_, status) = server.get("/processors/fx").await;
-    assert_eq!(status["version"], v1_version.as_str(), "still v1");
-    assert_eq!(status["partitions"][0]["committed"], 10, "no offset moved");
-    assert_eq!(status["state"], "running");
     server.shutdown().await;
 }
 
@@ -434,7 +277,7 @@ async fn a_fix_swapped_in_right_after_a_failure_replays_and_runs() {
     let swap = json!({"component": passthrough["id"], "label": "fix", "rewind_to": "earliest"});
     let (status, swapped) = server.post("/processors/copy/swap", swap).await;
     assert_eq!(status, 200, "{swapped}");
-    let done = wait_for(&server, "copy", caught_up).await;
+    let done = server.wait_for("copy", caught_up).await;
     assert_eq!(done["label"], "fix");
     let out = host.values("in-copy", 0);
     assert_eq!(
@@ -472,165 +315,13 @@ async fn latest_means_from_the_deploy_on_even_across_a_pause() {
         server.post("/processors/copy/resume", json!({})).await.0,
         200
     );
-    wait_for(&server, "copy", caught_up).await;
+    server.wait_for("copy", caught_up).await;
     let mut out = host.values("in-copy", 0);
     out.sort();
     assert_eq!(
         out,
         ["new-1", "new-2"],
         "nothing before the deploy, nothing skipped after"
-    );
-    server.shutdown().await;
-}
-
-/// The sum of `metric` over the series labelled with `processor`, once it is
-/// at least `least` (counters move just after a commit) or after 5 s.
-async fn metric(server: &Server, name: &str, processor: &str, least: f64) -> f64 {
-    let label = format!("processor=\"{processor}\"");
-    let started = Instant::now();
-    loop {
-        let response = server.client.get(server.url("/metrics")).send().await;
-        let text = response.unwrap().text().await.unwrap();
-        let sum = text
-            .lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        if sum >= least || started.elapsed() > Duration::from_secs(5) {
-            return sum;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_setting_of_a_put_takes_effect_and_a_swap_changes_what_it_gives() {
-    let host = Host::new();
-    let server = Server::start(&host, None).await;
-    host.topic("in", 2);
-    host.topic("out", 1);
-    let (_, pass) = server.upload(guests::PASSTHROUGH).await;
-    let body = json!({
-        "component": pass["id"],
-        "topics": ["in"],
-        "group": "tuned-group",
-        "instances": 2,
-        "config": {"output": "out"},
-        "label": "v1",
-        "reset": "earliest",
-        "max_records": 7,
-        "max_bytes": 65536,
-        "max_wait_ms": 20,
-        "protocol": "eager",
-        "assignor": "range",
-        "session_timeout_ms": 8000,
-        "max_poll_interval_ms": 90000,
-        "max_retries": 1,
-        "initial_backoff_ms": 10,
-        "max_backoff_ms": 50,
-        "when_exhausted": "stop",
-        "limits": {"memory_bytes": 33554432, "deadline_ms": 75000, "max_stack_bytes": 524288, "fuel": null},
-        "scratch": true,
-    });
-    let (status, created) = server.put("/processors/tuned", body.clone()).await;
-    assert_eq!(status, 201, "{created}");
-    for (key, value) in body.as_object().unwrap() {
-        if key != "component" {
-            assert_eq!(created[key], *value, "{key} in {created:#}");
-        }
-    }
-    let values: Vec<String> = (0..70).map(|i| format!("r{i}")).collect();
-    host.append_values("in", 0, &values);
-    wait_for(&server, "tuned", |s| s["lag"] == 0 && s["processed"] == 70).await;
-    let batches = metric(&server, "weir_batches_total", "tuned", 10.0).await;
-    assert!(
-        batches >= 10.0,
-        "70 records in batches of at most 7: {batches}"
-    );
-    let group = host
-        .groups
-        .describe("tuned-group")
-        .expect("the group is live");
-    assert_eq!(group.protocol, weir::group::Protocol::Eager);
-    assert_eq!(group.assignor, weir::group::AssignorKind::Range);
-    assert_eq!(group.members.len(), 2);
-    assert!(
-        host.dir.path().join("scratch/tuned").is_dir(),
-        "scratch given"
-    );
-
-    let swap = json!({"component": pass["id"], "label": "v2", "max_records": 3, "instances": 1});
-    let (status, swapped) = server.post("/processors/tuned/swap", swap).await;
-    assert_eq!(status, 200, "{swapped}");
-    assert_eq!(swapped["max_records"], 3);
-    assert_eq!(swapped["instances"], 1);
-    assert_eq!(swapped["label"], "v2");
-    assert_eq!(swapped["assignor"], "range", "settings not given are kept");
-    assert_eq!(swapped["limits"]["deadline_ms"], 75000);
-    assert_eq!(swapped["config"]["output"], "out");
-    host.append_values("in", 1, &values[..30]);
-    wait_for(&server, "tuned", |s| {
-        // The 70 before the restart still count.
-        s["state"] == "running" && s["lag"] == 0 && s["processed"] == 100
-    })
-    .await;
-    let after = metric(&server, "weir_batches_total", "tuned", batches + 10.0).await;
-    assert!(
-        after - batches >= 10.0,
-        "30 records in batches of at most 3: {after} - {batches}"
-    );
-    let group = host
-        .groups
-        .describe("tuned-group")
-        .expect("the group is live");
-    assert_eq!(group.members.len(), 1, "restarted with one member");
-    let out = server.get("/topics/out").await.1;
-    assert_eq!(out["high_watermarks"][0], 100, "nothing processed twice");
-
-    let refused: Vec<(&str, Value, u16, &str)> = vec![
-        (
-            "/processors/tuned/swap",
-            json!({"component": pass["id"], "max_recods": 3}),
-            422,
-            "max_recods",
-        ),
-        (
-            "/processors/tuned/swap",
-            json!({"component": pass["id"], "limits": {"deadline_ms": 100_000}}),
-            400,
-            "max_poll_interval_ms (90000)",
-        ),
-        (
-            "/processors/tuned/swap",
-            json!({"component": pass["id"], "max_records": 0}),
-            400,
-            "max_records must be at least 1",
-        ),
-    ];
-    for (path, body, expected, message) in refused {
-        let (status, reply) = server.post(path, body.clone()).await;
-        assert_eq!(status, expected, "{body}: {reply}");
-        let error = reply["error"].as_str().unwrap();
-        assert!(error.contains(message), "{body}: {error}");
-    }
-    let (status, reply) = server
-        .put(
-            "/processors/slow",
-            json!({"component": pass["id"], "topics": ["in"], "limits": {"deadline_ms": 61_000}}),
-        )
-        .await;
-    assert_eq!(status, 400, "{reply}");
-    assert!(
-        reply["error"]
-            .as_str()
-            .unwrap()
-            .contains("max_poll_interval_ms (60000)"),
-        "{reply}"
-    );
-    let (_, status) = server.get("/processors/tuned").await;
-    assert_eq!(
-        (status["max_records"].as_u64(), status["state"].as_str()),
-        (Some(3), Some("running"))
     );
     server.shutdown().await;
 }

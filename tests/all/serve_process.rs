@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use weir_tests::command;
 use weir_tests::server::spawn_serve;
 use weir_tests::{Host, guests};
 
@@ -17,26 +18,8 @@ fn serve(dir: &Path, config: &Path) -> (Child, String) {
 }
 
 fn terminate(mut child: Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}");
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no exit within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (status, _) = command::sigterm(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status}");
 }
 
 /// The `copy` processor's lag, from the running server.

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use weir_tests::command;
 use weir_tests::server::spawn_serve;
 use weir_tests::{Host, guests};
 
@@ -34,21 +35,9 @@ impl Drop for KillOnPanic {
 /// SIGTERMs `child` and waits for it to exit successfully; returns how long
 /// that took.
 fn terminate(mut child: Child, patience: Duration) -> Duration {
-    let pid = child.id().to_string();
-    let kill = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(kill.unwrap().success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}");
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < patience,
-            "no exit within {patience:?} of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (status, took) = command::sigterm(&mut child, patience);
+    assert!(status.success(), "exit status {status}");
+    took
 }
 
 /// `GET /processors/{name}` from a blocking test (`null` on any error).

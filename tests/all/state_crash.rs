@@ -7,13 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weir::workload::Orders;
+use weir_tests::command;
 use weir_tests::server::spawn_serve;
 use weir_tests::{Host, guests};
 
@@ -86,9 +87,8 @@ fn lag(url: &str) -> Option<u64> {
 }
 
 fn sigterm(mut child: Child) {
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(child.wait().unwrap().success());
+    let (status, _) = command::sigterm(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "exit status {status}");
 }
 
 /// Runs the loop in `mode`; returns (the model, what was emitted, acked).

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weir::log::{Log, LogError, LogOptions, Record, TopicConfig};
+use weir_tests::command;
 use weir_tests::server::{Server, json_of, spawn_serve};
 use weir_tests::{Host, weir_bin};
 
@@ -76,19 +77,7 @@ async fn the_api_creates_shows_and_changes_settings_and_refuses_a_misspelt_field
 }
 
 fn weir(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(weir_bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WEIR_SERVER")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "weir {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    command::stdout_of(&command::weir(dir, args).output().unwrap())
 }
 
 #[test]

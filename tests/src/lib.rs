@@ -1,5 +1,6 @@
 //! Shared fixtures for the integration tests: the built guests, an embedded host
-//! in a temporary directory, and the path of the real `weir` binary.
+//! in a temporary directory, and the path of the real `weir` binary (run it
+//! through [`command`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use weir::offsets::Offsets;
 use weir::processor::{Processor, ProcessorConfig, ProcessorError, RetryPolicy, WhenExhausted};
 use weir::runtime::{Guest, GuestSpec, Runtime, RuntimeError};
 
+pub mod command;
 pub mod kafka_clients;
 pub mod kafka_groups_env;
 pub mod kafka_wire;

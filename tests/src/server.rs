@@ -1,9 +1,9 @@
 //! A real `weir serve` API over an embedded [`Host`], on 127.0.0.1:0, with the
 //! supervisor's recorded processors restored as the binary does on start.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::Host;
+use crate::{Host, guests};
 
 /// A running server and a client for it.
 pub struct Server {
@@ -177,5 +177,22 @@ impl Server {
             );
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+    }
+}
+
+impl Server {
+    /// Uploads the scripted guest and deploys it (emitting to `out`) as
+    /// `name` over `topic`, with `settings`; returns the new status.
+    pub async fn deploy_scripted(&self, name: &str, topic: &str, settings: Value) -> Value {
+        let (status, uploaded) = self.upload(guests::SCRIPTED).await;
+        assert_eq!(status, 201, "{uploaded}");
+        let mut body =
+            json!({"component": uploaded["id"], "topics": [topic], "config": {"output": "out"}});
+        body.as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
+        let (status, created) = self.put(&format!("/processors/{name}"), body).await;
+        assert_eq!(status, 201, "{created}");
+        created
     }
 }

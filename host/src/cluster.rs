@@ -15,14 +15,22 @@
 //!   are flushed, fenced when the partition has moved.
 //! - `producer.rs`: the emits of one member, flushed and checked before its
 //!   offset commits.
+//! - `seek.rs`: rewinds: positions resolved from the cluster (watermarks,
+//!   `offsets_for_times`) and committed through the group while its members
+//!   are stopped; a stateful group is refused.
+//! - `side.rs`: a shadow's side topics, created in the cluster like their
+//!   source before its first emits.
 //!
 //! What the embedded log does and a cluster cannot (yet) is refused with a
 //! clear error: exactly-once (Kafka transactions are not wired), guest state
-//! (no changelog in the cluster yet), rewinds and shadows, topic settings.
+//! (no changelog in the cluster yet) and rewinding a stateful group, topic
+//! settings.
 
 mod consumer;
 mod producer;
+mod seek;
 mod settings;
+mod side;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -40,6 +48,7 @@ pub use settings::{ClusterSpec, check_spec};
 
 use crate::broker::{Moved, SeekTo};
 use crate::consumer::{Backend, Consumer, ConsumerError, Membership};
+use crate::log::LogError;
 use crate::processor::ProcessorSpec;
 use crate::processor::spec::OUTPUT_KEY;
 use crate::runtime::EmitTopics;
@@ -94,6 +103,18 @@ pub enum ClusterError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    /// A rewind's target that does not exist (a partition, an offset).
+    #[error(transparent)]
+    Position(LogError),
+    #[error(
+        "the cluster refused to move the group {group:?}: it has live members (on another \
+         host?); stop them there first"
+    )]
+    GroupActive {
+        group: String,
+        #[source]
+        source: KafkaError,
+    },
 }
 
 impl ClusterError {
@@ -317,11 +338,14 @@ impl Backend for ClusterBackend {
         Ok(store)
     }
 
-    fn reset(&self, _: &str, _: &[String], _: SeekTo) -> Result<Vec<Moved>, ConsumerError> {
-        Err(ClusterError::Unsupported(
-            "rewinding a processor (deploy --rewind-to, processor rewind)".into(),
-        )
-        .into())
+    fn reset(
+        &self,
+        group: &str,
+        topics: &[String],
+        to: SeekTo,
+    ) -> Result<Vec<Moved>, ConsumerError> {
+        let targets = self.every_partition(topics, to)?;
+        Ok(self.reset_each(group, &targets)?)
     }
 }
 

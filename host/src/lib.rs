@@ -41,8 +41,11 @@
 //!   static membership, passed-through properties) joins the cluster's group,
 //!   polls with the seam's limits, produces its emits and flushes them before
 //!   committing its offset; dead letters, topic checks and lag from the
-//!   cluster's metadata and high watermarks. What it cannot do (exactly-once,
-//!   guest state, rewinds, shadows) is refused with a clear error.
+//!   cluster's metadata and high watermarks; rewinds (offsets, times via
+//!   `offsets_for_times`, per partition) committed through the group while
+//!   its members are stopped, and a shadow's side topics created like their
+//!   source. What it cannot do (exactly-once, guest state, rewinding a
+//!   stateful group) is refused with a clear error.
 //! - [`state`]: guest state: keyed values per group and input partition, kept
 //!   as units of an internal changelog topic (`__state.<group>.<topic>`; a
 //!   unit is the commit point of a batch: state changes, exactly-once emits

@@ -7,6 +7,8 @@ mod api_docs;
 mod cli_client;
 mod cli_edges;
 mod cluster;
+mod cluster_bench;
+mod cluster_replay;
 mod components;
 mod dashboard;
 mod deploy;

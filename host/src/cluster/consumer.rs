@@ -14,6 +14,7 @@
 //! a commit the coordinator refuses for the generation is fenced too (the
 //! emits may then repeat, as at-least-once allows). A commit to an offset
 //! before what was handed out (a prefix, a dead letter) seeks back there.
+//! A shadow's side topics are created before its first emits to them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -26,6 +27,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::producer::Emitter;
 use super::settings::{assignor_name, reset_name};
+use super::side::SideTopics;
 use super::{ClusterError, ClusterSpec, partitions_of};
 use crate::broker::SeekTo;
 use crate::consumer::{
@@ -85,6 +87,8 @@ pub struct ClusterConsumer {
     member: String,
     consumer: BaseConsumer<Rebalances>,
     emitter: Emitter,
+    /// A shadow's side topics, created before its first emits to them.
+    sides: SideTopics,
     partitions: BTreeMap<TopicPartition, Partition>,
     /// Where the next poll starts its rotation.
     cursor: usize,
@@ -144,6 +148,7 @@ impl ClusterConsumer {
             member,
             consumer,
             emitter: Emitter::new(spec)?,
+            sides: SideTopics::new(spec),
             partitions: BTreeMap::new(),
             cursor: 0,
         })
@@ -317,6 +322,26 @@ impl ClusterConsumer {
         (ok && high >= 0).then_some(high as u64)
     }
 
+    /// The first offset of `tp` at or after `ms` (`offsets_for_times`);
+    /// `None` when no record is that late.
+    fn offset_for_time(&self, tp: &TopicPartition, ms: i64) -> Result<Option<u64>, ClusterError> {
+        let mut wanted = TopicPartitionList::new();
+        wanted
+            .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(ms))
+            .map_err(ClusterError::kafka("naming a time to look up"))?;
+        let found = self
+            .consumer
+            .offsets_for_times(wanted, CALL_TIMEOUT)
+            .map_err(ClusterError::kafka("looking up an offset by time"))?;
+        let offset = found
+            .find_partition(&tp.topic, tp.partition as i32)
+            .map(|e| e.offset());
+        Ok(match offset {
+            Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
+            _ => None,
+        })
+    }
+
     fn owns(&self, tp: &TopicPartition) -> bool {
         let assigned = self.consumer.assignment().map(|tpl| partitions_of(&tpl));
         assigned.is_ok_and(|a| a.contains(&(tp.topic.clone(), tp.partition)))
@@ -449,9 +474,7 @@ impl Consumer for ClusterConsumer {
             )
             .into());
         }
-        if !commit.create_like.is_empty() {
-            return Err(ClusterError::Unsupported("a shadow replay".into()).into());
-        }
+        self.sides.ensure(&commit.create_like)?;
         self.emitter.send_all(&commit.emits)?;
         self.commit_offset(&tp, commit.next)?;
         let handed_out = self.partitions.get(&tp).and_then(|p| p.position);
@@ -477,10 +500,8 @@ impl Consumer for ClusterConsumer {
                     .map_err(ClusterError::kafka("reading a partition's bounds"))?;
                 match to {
                     SeekTo::Earliest => low.max(0) as u64,
-                    SeekTo::Latest => high.max(0) as u64,
-                    _ => {
-                        return Err(ClusterError::Unsupported("a seek by timestamp".into()).into());
-                    }
+                    SeekTo::Timestamp(ms) => self.offset_for_time(tp, ms)?.unwrap_or(high as u64),
+                    _ => high.max(0) as u64,
                 }
             }
         };

@@ -106,15 +106,6 @@ pub enum ClusterError {
     /// A rewind's target that does not exist (a partition, an offset).
     #[error(transparent)]
     Position(LogError),
-    #[error(
-        "the cluster refused to move the group {group:?}: it has live members (on another \
-         host?); stop them there first"
-    )]
-    GroupActive {
-        group: String,
-        #[source]
-        source: KafkaError,
-    },
 }
 
 impl ClusterError {
@@ -137,6 +128,8 @@ pub struct ClusterBackend {
     /// One client per group, for its committed offsets.
     offsets: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     stores: Mutex<HashMap<String, Arc<StateStore>>>,
+    /// Rewinds this host's members apply as they take their partitions.
+    pending: seek::Pending,
 }
 
 impl ClusterBackend {
@@ -158,6 +151,7 @@ impl ClusterBackend {
             known: Mutex::new(HashMap::new()),
             offsets: Mutex::new(HashMap::new()),
             stores: Mutex::new(HashMap::new()),
+            pending: Default::default(),
         };
         backend
             .refresh()
@@ -313,7 +307,10 @@ impl EmitTopics for ClusterBackend {
 
 impl Backend for ClusterBackend {
     fn join(&self, membership: Membership) -> Result<Box<dyn Consumer>, ConsumerError> {
-        Ok(Box::new(ClusterConsumer::join(&self.spec, membership)?))
+        let pending = self.pending.clone();
+        Ok(Box::new(ClusterConsumer::join(
+            &self.spec, membership, pending,
+        )?))
     }
 
     fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), ConsumerError> {

@@ -214,7 +214,7 @@ impl From<crate::cluster::ClusterError> for ApiError {
             E::Position(e) => return e.into(),
             E::Settings(_) | E::Client(_) | E::Unsupported(_) => StatusCode::BAD_REQUEST,
             E::UnknownTopic { .. } => StatusCode::NOT_FOUND,
-            E::Fenced { .. } | E::GroupActive { .. } => StatusCode::CONFLICT,
+            E::Fenced { .. } => StatusCode::CONFLICT,
             _ => StatusCode::BAD_GATEWAY,
         };
         ApiError::new(status, crate::error::chain(&e))

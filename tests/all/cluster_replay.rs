@@ -152,9 +152,17 @@ impl Serve {
         });
     }
 
-    fn stop(mut self) {
+    fn stop(&mut self) {
         let out = sigterm(&mut self.child);
         assert!(out.status.success(), "weir serve failed");
+    }
+}
+
+impl Drop for Serve {
+    /// A failed test leaves no server behind.
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
     }
 }
 
@@ -170,7 +178,7 @@ fn by_version(tansu: &Tansu, topic: &str) -> BTreeMap<String, Vec<(u64, i64)>> {
 
 #[test]
 fn deploy_with_rewind_replays_history_through_the_fix_on_a_cluster() {
-    let serve = Serve::start();
+    let mut serve = Serve::start();
     produce_orders(&serve.tansu, 0..200);
     let v1 = serve.upload(guests::CURRENCY_V1);
     let v2 = serve.upload(guests::CURRENCY_V2);
@@ -212,7 +220,7 @@ fn deploy_with_rewind_replays_history_through_the_fix_on_a_cluster() {
 
 #[test]
 fn a_hot_swap_mid_stream_processes_every_record_with_exactly_one_version() {
-    let serve = Serve::start();
+    let mut serve = Serve::start();
     produce_orders(&serve.tansu, 0..300);
     let v1 = serve.upload(guests::CURRENCY_V1);
     let v2 = serve.upload(guests::CURRENCY_V2);
@@ -277,7 +285,7 @@ fn a_hot_swap_mid_stream_processes_every_record_with_exactly_one_version() {
 
 #[test]
 fn rewinds_and_shadows_move_a_cluster_group_by_offset_time_and_partition() {
-    let serve = Serve::start();
+    let mut serve = Serve::start();
     produce_orders(&serve.tansu, 0..100);
     std::thread::sleep(Duration::from_millis(1500));
     let between = std::time::SystemTime::now()

@@ -26,6 +26,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::producer::Emitter;
+use super::seek::{Pending, clear_pending, pending_target};
 use super::settings::{assignor_name, reset_name};
 use super::side::SideTopics;
 use super::{ClusterError, ClusterSpec, partitions_of};
@@ -89,6 +90,8 @@ pub struct ClusterConsumer {
     emitter: Emitter,
     /// A shadow's side topics, created before its first emits to them.
     sides: SideTopics,
+    /// Rewinds of the group waiting for its members (see `seek.rs`).
+    pending: Pending,
     partitions: BTreeMap<TopicPartition, Partition>,
     /// Where the next poll starts its rotation.
     cursor: usize,
@@ -100,6 +103,7 @@ impl ClusterConsumer {
     pub fn join(
         spec: &ClusterSpec,
         membership: Membership,
+        pending: Pending,
     ) -> Result<ClusterConsumer, ClusterError> {
         let settings = membership.settings;
         let mut config = spec.client_config();
@@ -149,6 +153,7 @@ impl ClusterConsumer {
             consumer,
             emitter: Emitter::new(spec)?,
             sides: SideTopics::new(spec),
+            pending,
             partitions: BTreeMap::new(),
             cursor: 0,
         })
@@ -167,7 +172,7 @@ impl ClusterConsumer {
                 (tp, detach(&m))
             });
             // Rebalances run inside the poll: apply them before the record.
-            self.follow();
+            self.follow()?;
             match next {
                 Ok((tp, record)) => {
                     self.buffer(tp, record);
@@ -176,30 +181,37 @@ impl ClusterConsumer {
                 Err(e) => self.consumption_error(e)?,
             }
         }
-        self.follow();
-        Ok(())
+        self.follow()
     }
 
-    /// Applies the revocations and assignments librdkafka reported.
-    fn follow(&mut self) {
+    /// Applies the revocations and assignments librdkafka reported, and a
+    /// pending rewind of a partition gained.
+    fn follow(&mut self) -> Result<(), ClusterError> {
         let context = self.consumer.context();
         let revoked = std::mem::take(&mut *context.revoked.lock().expect("rebalance lock"));
         let assigned = std::mem::take(&mut *context.assigned.lock().expect("rebalance lock"));
         if revoked.is_empty() && assigned.is_empty() {
-            return;
+            return Ok(());
         }
         for (topic, partition) in &revoked {
             self.partitions
                 .remove(&TopicPartition::new(topic.clone(), *partition));
         }
         for (topic, partition) in assigned {
-            self.partitions
-                .entry(TopicPartition::new(topic, partition))
-                .or_default();
+            let tp = TopicPartition::new(topic, partition);
+            self.partitions.entry(tp.clone()).or_default();
+            if let Some(target) = pending_target(&self.pending, &self.group, &tp) {
+                // Committed through this member (fenced), then read from.
+                self.commit_offset(&tp, target)?;
+                self.seek_to(&tp, target)?;
+                clear_pending(&self.pending, &self.group, &tp);
+                tracing::info!(group = %self.group, partition = %name(&tp), offset = target, "rewound");
+            }
         }
         let now: Vec<String> = self.partitions.keys().map(name).collect();
         tracing::info!(group = %self.group, member = %self.member, partitions = ?now, revoked = revoked.len(), "assignment changed");
         self.cursor = 0;
+        Ok(())
     }
 
     /// A record for a partition this member owns, in order, joins its

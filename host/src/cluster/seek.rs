@@ -6,16 +6,21 @@
 //!   `latest` from the partition's watermarks, an offset checked against them
 //!   (out of range is refused), a time through `offsets_for_times` (the first
 //!   record at or after it; none means the end).
-//! - Every target is resolved before anything is committed, and the new
-//!   positions are committed in one request by a client in the group that
-//!   never joins it (Kafka's "simple" commit, as `kafka-consumer-groups
-//!   --reset-offsets` does). Kafka accepts it only while the group has no
-//!   live members: the supervisor has stopped this host's members at a batch
-//!   boundary first (static members keep their place, so they come back with
-//!   their partitions, from the new positions); members on other hosts must
-//!   be stopped there, else the cluster refuses and nothing moves.
+//! - Every target is resolved before anything moves. The supervisor has
+//!   stopped this host's members at a batch boundary; the new positions are
+//!   then committed in one request by a client outside the group (Kafka's
+//!   "simple" commit, as `kafka-consumer-groups --reset-offsets` does), which
+//!   the cluster accepts while the group has no members. A group that still
+//!   has members (static members keep their place while stopped, as do
+//!   members on other hosts) refuses it: the targets are then kept as
+//!   pending for the group, and each member of this host, when it next takes
+//!   a partition with a pending target, commits the target through its own
+//!   membership (fenced by the generation) and reads from there.
 //! - A group whose guest keeps state is refused: its state would not follow
 //!   the offsets (see `refuse_stateful`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::error::RDKafkaErrorCode;
@@ -143,9 +148,10 @@ impl ClusterBackend {
         Ok(())
     }
 
-    /// Moves `group`'s committed positions to `targets`, all or none: every
-    /// target is resolved first, then they are committed in one request.
-    /// Returns what moved.
+    /// Moves `group`'s committed positions to `targets`: every target is
+    /// resolved first, then they are committed in one request, or left
+    /// pending for this host's members when the group has members (see the
+    /// module). Returns what moves.
     pub fn reset_each(
         &self,
         group: &str,
@@ -156,15 +162,27 @@ impl ClusterBackend {
         let topics: Vec<String> = targets.iter().map(|(tp, _)| tp.topic.clone()).collect();
         self.refuse_stateful(group, &topics)?;
         let resolved = self.resolve(targets)?;
-        self.commit_positions(group, &resolved)
+        let (moved, committed) = self.commit_positions(group, &resolved)?;
+        if !committed {
+            let mut pending = self.pending.lock().expect("pending rewinds lock");
+            let waiting = pending.entry(group.to_string()).or_default();
+            waiting.extend(resolved);
+            tracing::info!(
+                group,
+                partitions = waiting.len(),
+                "the group has members: its members move it as they take their partitions"
+            );
+        }
+        Ok(moved)
     }
 
-    /// Commits `resolved` for `group` as a client outside its membership.
+    /// Commits `resolved` for `group` as a client outside its membership;
+    /// says whether the cluster took it (not while the group has members).
     fn commit_positions(
         &self,
         group: &str,
         resolved: &[(TopicPartition, u64)],
-    ) -> Result<Vec<Moved>, ClusterError> {
+    ) -> Result<(Vec<Moved>, bool), ClusterError> {
         let client = self.group_client(group)?;
         let mut wanted = TopicPartitionList::new();
         let mut commit = TopicPartitionList::new();
@@ -181,28 +199,16 @@ impl ClusterBackend {
         let before = client
             .committed_offsets(wanted, REQUEST_TIMEOUT)
             .map_err(ClusterError::kafka("reading the group's committed offsets"))?;
-        client.commit(&commit, CommitMode::Sync).map_err(|e| {
-            let live = matches!(
-                e.rdkafka_error_code(),
-                Some(
-                    RDKafkaErrorCode::UnknownMemberId
-                        | RDKafkaErrorCode::IllegalGeneration
-                        | RDKafkaErrorCode::RebalanceInProgress
-                        | RDKafkaErrorCode::FencedInstanceId
-                )
-            );
-            if live {
-                ClusterError::GroupActive {
-                    group: group.to_string(),
-                    source: e,
-                }
-            } else {
-                ClusterError::Kafka {
+        let committed = match client.commit(&commit, CommitMode::Sync) {
+            Ok(()) => true,
+            Err(e) if has_members(&e) => false,
+            Err(source) => {
+                return Err(ClusterError::Kafka {
                     context: "committing the new positions",
-                    source: e,
-                }
+                    source,
+                });
             }
-        })?;
+        };
         let moved = resolved
             .iter()
             .map(|(tp, offset)| {
@@ -220,11 +226,44 @@ impl ClusterBackend {
                 }
             })
             .collect();
-        tracing::info!(
-            group,
-            partitions = resolved.len(),
-            "moved the group's positions in the cluster"
-        );
-        Ok(moved)
+        Ok((moved, committed))
     }
+}
+
+/// Rewinds waiting for a group's members: by group, the target of each
+/// partition.
+pub(super) type Pending = Arc<Mutex<HashMap<String, BTreeMap<TopicPartition, u64>>>>;
+
+/// The pending target of `group` on `tp`, if any.
+pub(super) fn pending_target(pending: &Pending, group: &str, tp: &TopicPartition) -> Option<u64> {
+    let pending = pending.lock().expect("pending rewinds lock");
+    pending
+        .get(group)
+        .and_then(|targets| targets.get(tp))
+        .copied()
+}
+
+/// Forgets `group`'s pending target on `tp` once a member committed it.
+pub(super) fn clear_pending(pending: &Pending, group: &str, tp: &TopicPartition) {
+    let mut pending = pending.lock().expect("pending rewinds lock");
+    if let Some(targets) = pending.get_mut(group) {
+        targets.remove(tp);
+        if targets.is_empty() {
+            pending.remove(group);
+        }
+    }
+}
+
+/// Whether a commit from outside the group was refused because the group
+/// has members.
+fn has_members(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::FencedInstanceId
+        )
+    )
 }

@@ -326,7 +326,9 @@ fn rewinds_and_shadows_move_a_cluster_group_by_offset_time_and_partition() {
     let rewind = json!({"to": {"0": 0}});
     let (status, body) = serve.call(Method::POST, "/processors/fx/rewind", Some(rewind));
     assert_eq!(status, 200, "{body}");
-    serve.wait_caught_up("fx");
+    wait_for("partition 0's replay", Duration::from_secs(120), || {
+        serve.tansu.records("orders-usd").len() as i64 >= 220 + before[0] && serve.caught_up("fx")
+    });
     let replayed = serve.tansu.records("orders-usd").len() - 220;
     assert_eq!(replayed as i64, before[0], "partition 0 alone was replayed");
 

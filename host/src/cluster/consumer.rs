@@ -80,6 +80,10 @@ struct Partition {
     /// Records read and not yet handed out, in order from `position`.
     buffered: VecDeque<StoredRecord>,
     paused: bool,
+    /// A rewind's target librdkafka could not seek to yet (a partition just
+    /// assigned is still fetching its committed offset): retried at each
+    /// poll, and what is read meanwhile is dropped.
+    seek: Option<u64>,
 }
 
 /// One member of a processor's group in a Kafka cluster.
@@ -162,6 +166,7 @@ impl ClusterConsumer {
     /// Asks librdkafka for what it has fetched (up to about `want` records)
     /// and follows the rebalances it ran meanwhile.
     fn pump(&mut self, want: usize) -> Result<(), ClusterError> {
+        self.retry_seeks()?;
         let mut taken = 0;
         while taken < want {
             let Some(next) = self.consumer.poll(Duration::ZERO) else {
@@ -203,7 +208,11 @@ impl ClusterConsumer {
             if let Some(target) = pending_target(&self.pending, &self.group, &tp) {
                 // Committed through this member (fenced), then read from.
                 self.commit_offset(&tp, target)?;
-                self.seek_to(&tp, target)?;
+                if let Some(partition) = self.partitions.get_mut(&tp) {
+                    partition.seek = Some(target);
+                    partition.position = Some(target);
+                    partition.buffered.clear();
+                }
                 clear_pending(&self.pending, &self.group, &tp);
                 tracing::info!(group = %self.group, partition = %name(&tp), offset = target, "rewound");
             }
@@ -227,7 +236,7 @@ impl ClusterConsumer {
             .back()
             .map(|r| r.offset + 1)
             .or(partition.position);
-        if partition.paused || expected.is_some_and(|e| offset < e) {
+        if partition.paused || partition.seek.is_some() || expected.is_some_and(|e| offset < e) {
             return;
         }
         partition.position.get_or_insert(offset);
@@ -309,6 +318,29 @@ impl ClusterConsumer {
         if let Some(partition) = self.partitions.get_mut(tp) {
             partition.buffered.clear();
             partition.position = Some(offset);
+        }
+        Ok(())
+    }
+
+    /// Seeks the partitions a rewind left waiting, those librdkafka now
+    /// accepts.
+    fn retry_seeks(&mut self) -> Result<(), ClusterError> {
+        let waiting: Vec<(TopicPartition, u64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| p.seek.map(|t| (tp.clone(), t)))
+            .collect();
+        for (tp, target) in waiting {
+            match self.seek_to(&tp, target) {
+                Ok(()) => {
+                    if let Some(partition) = self.partitions.get_mut(&tp) {
+                        partition.seek = None;
+                    }
+                }
+                Err(ClusterError::Kafka { source, .. })
+                    if source.rdkafka_error_code() == Some(RDKafkaErrorCode::State) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

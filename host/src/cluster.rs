@@ -22,15 +22,22 @@
 //! - `changelog.rs`: guest state in a compacted changelog topic
 //!   (`__state.<group>.<topic>`), restored into the local store when a
 //!   partition is assigned.
+//! - `seek.rs`: rewinds: positions resolved from the cluster (watermarks,
+//!   `offsets_for_times`) and committed through the group while its members
+//!   are stopped; a stateful group is refused.
+//! - `side.rs`: a shadow's side topics, created in the cluster like their
+//!   source before its first emits.
 //!
 //! What the embedded log does and a cluster cannot (yet) is refused with a
 //! clear error: rewinding a group that keeps state (a compacted changelog
-//! has no history), rewinds and shadows, topic settings.
+//! has no history) and topic settings.
 
 mod changelog;
 mod consumer;
 mod producer;
+mod seek;
 mod settings;
+mod side;
 mod transaction;
 
 use std::collections::{BTreeSet, HashMap};
@@ -49,6 +56,7 @@ pub use settings::{ClusterSpec, check_spec};
 
 use crate::broker::{Moved, SeekTo};
 use crate::consumer::{Backend, Consumer, ConsumerError, Membership};
+use crate::log::LogError;
 use crate::processor::ProcessorSpec;
 use crate::processor::spec::OUTPUT_KEY;
 use crate::runtime::EmitTopics;
@@ -109,6 +117,9 @@ pub enum ClusterError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    /// A rewind's target that does not exist (a partition, an offset).
+    #[error(transparent)]
+    Position(LogError),
 }
 
 impl ClusterError {
@@ -131,6 +142,8 @@ pub struct ClusterBackend {
     /// One client per group, for its committed offsets.
     offsets: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     stores: Mutex<HashMap<String, Arc<StateStore>>>,
+    /// Rewinds this host's members apply as they take their partitions.
+    pending: seek::Pending,
 }
 
 impl ClusterBackend {
@@ -152,6 +165,7 @@ impl ClusterBackend {
             known: Mutex::new(HashMap::new()),
             offsets: Mutex::new(HashMap::new()),
             stores: Mutex::new(HashMap::new()),
+            pending: Default::default(),
         };
         backend
             .refresh()
@@ -307,7 +321,10 @@ impl EmitTopics for ClusterBackend {
 
 impl Backend for ClusterBackend {
     fn join(&self, membership: Membership) -> Result<Box<dyn Consumer>, ConsumerError> {
-        Ok(Box::new(ClusterConsumer::join(&self.spec, membership)?))
+        let pending = self.pending.clone();
+        Ok(Box::new(ClusterConsumer::join(
+            &self.spec, membership, pending,
+        )?))
     }
 
     fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<(), ConsumerError> {
@@ -335,33 +352,10 @@ impl Backend for ClusterBackend {
         &self,
         group: &str,
         topics: &[String],
-        _: SeekTo,
+        to: SeekTo,
     ) -> Result<Vec<Moved>, ConsumerError> {
-        self.refuse_stateful_rewind(group, topics)?;
-        Err(ClusterError::Unsupported(
-            "rewinding a processor (deploy --rewind-to, processor rewind)".into(),
-        )
-        .into())
-    }
-}
-
-impl ClusterBackend {
-    /// Refuses to move a group that keeps guest state in the cluster: its
-    /// compacted changelog holds only the latest state, not the state at an
-    /// earlier offset, so the state could not follow the offsets.
-    fn refuse_stateful_rewind(&self, group: &str, topics: &[String]) -> Result<(), ClusterError> {
-        for topic in topics {
-            let changelog = crate::state::changelog_topic(group, topic);
-            if self.partition_count(&changelog)?.is_some() {
-                return Err(ClusterError::Unsupported(format!(
-                    "rewinding the group {group:?}, which keeps guest state in the cluster \
-                     ({changelog}: a compacted changelog keeps only the latest state, so the \
-                     state could not follow the offsets back); deploy the fix as a new \
-                     processor (a new group) instead"
-                )));
-            }
-        }
-        Ok(())
+        let targets = self.every_partition(topics, to)?;
+        Ok(self.reset_each(group, &targets)?)
     }
 }
 

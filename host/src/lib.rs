@@ -43,8 +43,12 @@
 //!   committing its offset; dead letters, topic checks and lag from the
 //!   cluster's metadata and high watermarks; exactly-once (and every commit of
 //!   a group with state) as one Kafka transaction per batch, and guest state
-//!   in a compacted changelog topic restored when a partition is assigned.
-//!   What it cannot do (rewinds, shadows) is refused with a clear error.
+//!   in a compacted changelog topic restored when a partition is assigned;
+//!   rewinds (offsets, times via `offsets_for_times`, per partition)
+//!   committed through the group while its members are stopped, and a
+//!   shadow's side topics created like their source. What it cannot do
+//!   (rewinding a stateful group, topic settings) is refused with a clear
+//!   error.
 //! - [`state`]: guest state: keyed values per group and input partition, kept
 //!   as units of an internal changelog topic (`__state.<group>.<topic>`; a
 //!   unit is the commit point of a batch: state changes, exactly-once emits

@@ -211,6 +211,7 @@ impl From<crate::cluster::ClusterError> for ApiError {
     fn from(e: crate::cluster::ClusterError) -> ApiError {
         use crate::cluster::ClusterError as E;
         let status = match e {
+            E::Position(e) => return e.into(),
             E::Settings(_) | E::Client(_) | E::Unsupported(_) => StatusCode::BAD_REQUEST,
             E::UnknownTopic { .. } => StatusCode::NOT_FOUND,
             E::Fenced { .. } => StatusCode::CONFLICT,

@@ -282,16 +282,15 @@ impl Supervisor {
         let mut managed = self.lock(name).await?;
         self.notice_failure(&mut managed).await;
         let deployment = managed.deployment.clone();
-        Supervisor::refuse_on_cluster(&deployment, "rewinding a processor")?;
         let group = deployment.group();
-        let targets = to.targets(&deployment.spec.topics, |topic| {
-            self.broker.log().partition_count(topic)
-        })?;
-        self.broker.resolve_each(&group, &targets)?;
-        let reset = || self.broker.reset_each(&group, &targets);
+        let targets = self.rewind_targets(&deployment, to)?;
+        let cluster = self.cluster_of(&deployment)?;
+        let reset = || {
+            self.move_group(cluster.as_deref(), &group, &targets)
+                .map_err(ProcessorError::Consumer)
+        };
         match &mut managed.run {
             Run::Running(instances) => {
-                let reset = || reset().map_err(|e| ProcessorError::Consumer(e.into()));
                 instances.pause_while(reset).await?;
             }
             Run::Paused | Run::Failed(_) => {

@@ -269,7 +269,7 @@ fn state_lives_in_the_cluster_and_a_new_host_restores_it() {
             weir::broker::SeekTo::Earliest,
         )
         .expect_err("a stateful group's rewind is refused");
-    assert!(err.to_string().contains("keeps guest state"), "{err}");
+    assert!(err.to_string().contains("whose guest keeps state"), "{err}");
 }
 
 /// The exactly-once test: a host is SIGKILLed mid-stream and

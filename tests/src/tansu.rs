@@ -33,6 +33,41 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The librdkafka property that keeps offsets right on tansu (see above).
 pub const ONE_RECORD_PER_BATCH: (&str, &str) = ("batch.num.messages", "1");
 
+/// A record read back from the broker.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub value: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Read {
+    fn of(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
+        use rdkafka::message::Headers;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let headers = m.headers().map_or_else(Vec::new, |h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), text(h.value.unwrap_or_default())))
+                .collect()
+        });
+        Read {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(text),
+            value: text(m.payload().unwrap_or_default()),
+            headers,
+        }
+    }
+
+    /// The value of header `name`, if the record has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let found = self.headers.iter().find(|(n, _)| n == name);
+        found.map(|(_, v)| v.as_str())
+    }
+}
+
 /// A running tansu broker on a loopback port.
 pub struct Tansu {
     child: Child,
@@ -108,7 +143,11 @@ impl Tansu {
                 &url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
+            // WEIR_TANSU_LOG=info (or debug) shows the broker's coordinator.
+            .env(
+                "RUST_LOG",
+                std::env::var("WEIR_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -155,15 +194,19 @@ impl Tansu {
 
     /// Produces keyed records (key = value) and waits for every ack.
     pub fn produce(&self, topic: &str, values: &[String]) {
+        let pairs: Vec<(&str, &str)> = values.iter().map(|v| (v.as_str(), v.as_str())).collect();
+        self.produce_keyed(topic, &pairs);
+    }
+
+    /// Produces (key, value) records and waits for every ack.
+    pub fn produce_keyed(&self, topic: &str, records: &[(&str, &str)]) {
         let producer: BaseProducer = self
             .config()
             .set(ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1)
             .create()
             .expect("producer");
-        for value in values {
-            let mut record = BaseRecord::to(topic)
-                .key(value.as_str())
-                .payload(value.as_str());
+        for (key, value) in records {
+            let mut record = BaseRecord::to(topic).key(*key).payload(*value);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -180,6 +223,13 @@ impl Tansu {
     /// Every value in `topic`, read from the start to the high watermarks,
     /// with its partition.
     pub fn values(&self, topic: &str) -> Vec<(i32, String)> {
+        let records = self.records(topic).into_iter();
+        records.map(|r| (r.partition, r.value)).collect()
+    }
+
+    /// Every record in `topic`, read from the start to the high watermarks,
+    /// in order within each partition.
+    pub fn records(&self, topic: &str) -> Vec<Read> {
         // librdkafka wants a group even for a manual assignment; nothing is
         // committed for it.
         let consumer: BaseConsumer = self
@@ -211,8 +261,7 @@ impl Tansu {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     next[m.partition() as usize] = m.offset() + 1;
-                    let value = String::from_utf8_lossy(m.payload().unwrap_or_default());
-                    out.push((m.partition(), value.into_owned()));
+                    out.push(Read::of(&m));
                 }
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
                 None => {}

@@ -18,6 +18,7 @@
 //! Kafka transactions instead (`transaction.rs`); a newly assigned
 //! partition's state is restored from its changelog before its first batch,
 //! and a failed transaction moves the partition back to its committed offset.
+//! A shadow's side topics are created before its first emits to them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -29,7 +30,9 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::producer::Emitter;
+use super::seek::{Pending, clear_pending, pending_target};
 use super::settings::{assignor_name, reset_name};
+use super::side::SideTopics;
 use super::transaction::{self, Transactions};
 use super::{ClusterError, ClusterSpec, partitions_of};
 use crate::broker::SeekTo;
@@ -82,6 +85,10 @@ struct Partition {
     /// Records read and not yet handed out, in order from `position`.
     buffered: VecDeque<StoredRecord>,
     paused: bool,
+    /// A rewind's target librdkafka could not seek to yet (a partition just
+    /// assigned is still fetching its committed offset): retried at each
+    /// poll, and what is read meanwhile is dropped.
+    seek: Option<u64>,
 }
 
 /// One member of a processor's group in a Kafka cluster.
@@ -92,6 +99,10 @@ pub struct ClusterConsumer {
     emitter: Emitter,
     /// Transactions and state (exactly-once, or a group that keeps state).
     txn: Transactions,
+    /// A shadow's side topics, created before its first emits to them.
+    sides: SideTopics,
+    /// Rewinds of the group waiting for its members (see `seek.rs`).
+    pending: Pending,
     partitions: BTreeMap<TopicPartition, Partition>,
     /// Where the next poll starts its rotation.
     cursor: usize,
@@ -103,6 +114,7 @@ impl ClusterConsumer {
     pub fn join(
         spec: &ClusterSpec,
         membership: Membership,
+        pending: Pending,
     ) -> Result<ClusterConsumer, ClusterError> {
         let settings = membership.settings;
         let mut config = spec.client_config();
@@ -155,6 +167,8 @@ impl ClusterConsumer {
             consumer,
             emitter: Emitter::new(spec)?,
             txn,
+            sides: SideTopics::new(spec),
+            pending,
             partitions: BTreeMap::new(),
             cursor: 0,
         })
@@ -163,6 +177,7 @@ impl ClusterConsumer {
     /// Asks librdkafka for what it has fetched (up to about `want` records)
     /// and follows the rebalances it ran meanwhile.
     fn pump(&mut self, want: usize) -> Result<(), ClusterError> {
+        self.retry_seeks()?;
         let mut taken = 0;
         while taken < want {
             let Some(next) = self.consumer.poll(Duration::ZERO) else {
@@ -185,8 +200,9 @@ impl ClusterConsumer {
         self.follow()
     }
 
-    /// Applies the revocations and assignments librdkafka reported; a newly
-    /// assigned partition's state is restored first.
+    /// Applies the revocations and assignments librdkafka reported: a newly
+    /// assigned partition's state is restored first, and a pending rewind of
+    /// a partition gained is applied.
     fn follow(&mut self) -> Result<(), ClusterError> {
         let context = self.consumer.context();
         let revoked = std::mem::take(&mut *context.revoked.lock().expect("rebalance lock"));
@@ -203,7 +219,18 @@ impl ClusterConsumer {
             if !self.partitions.contains_key(&tp) {
                 self.txn.restore(&tp)?;
             }
-            self.partitions.entry(tp).or_default();
+            self.partitions.entry(tp.clone()).or_default();
+            if let Some(target) = pending_target(&self.pending, &self.group, &tp) {
+                // Committed through this member (fenced), then read from.
+                self.commit_offset(&tp, target)?;
+                if let Some(partition) = self.partitions.get_mut(&tp) {
+                    partition.seek = Some(target);
+                    partition.position = Some(target);
+                    partition.buffered.clear();
+                }
+                clear_pending(&self.pending, &self.group, &tp);
+                tracing::info!(group = %self.group, partition = %name(&tp), offset = target, "rewound");
+            }
         }
         let now: Vec<String> = self.partitions.keys().map(name).collect();
         tracing::info!(group = %self.group, member = %self.member, partitions = ?now, revoked = revoked.len(), "assignment changed");
@@ -224,7 +251,7 @@ impl ClusterConsumer {
             .back()
             .map(|r| r.offset + 1)
             .or(partition.position);
-        if partition.paused || expected.is_some_and(|e| offset < e) {
+        if partition.paused || partition.seek.is_some() || expected.is_some_and(|e| offset < e) {
             return;
         }
         partition.position.get_or_insert(offset);
@@ -310,6 +337,29 @@ impl ClusterConsumer {
         Ok(())
     }
 
+    /// Seeks the partitions a rewind left waiting, those librdkafka now
+    /// accepts.
+    fn retry_seeks(&mut self) -> Result<(), ClusterError> {
+        let waiting: Vec<(TopicPartition, u64)> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| p.seek.map(|t| (tp.clone(), t)))
+            .collect();
+        for (tp, target) in waiting {
+            match self.seek_to(&tp, target) {
+                Ok(()) => {
+                    if let Some(partition) = self.partitions.get_mut(&tp) {
+                        partition.seek = None;
+                    }
+                }
+                Err(ClusterError::Kafka { source, .. })
+                    if source.rdkafka_error_code() == Some(RDKafkaErrorCode::State) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// `tp`'s high watermark as of librdkafka's last fetch from it: no
     /// request (the safe API only offers the querying form).
     fn cached_high(&self, tp: &TopicPartition) -> Option<u64> {
@@ -351,6 +401,26 @@ impl ClusterConsumer {
         };
         self.seek_to(tp, committed)?;
         self.txn.resync(tp)
+    }
+
+    /// The first offset of `tp` at or after `ms` (`offsets_for_times`);
+    /// `None` when no record is that late.
+    fn offset_for_time(&self, tp: &TopicPartition, ms: i64) -> Result<Option<u64>, ClusterError> {
+        let mut wanted = TopicPartitionList::new();
+        wanted
+            .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(ms))
+            .map_err(ClusterError::kafka("naming a time to look up"))?;
+        let found = self
+            .consumer
+            .offsets_for_times(wanted, CALL_TIMEOUT)
+            .map_err(ClusterError::kafka("looking up an offset by time"))?;
+        let offset = found
+            .find_partition(&tp.topic, tp.partition as i32)
+            .map(|e| e.offset());
+        Ok(match offset {
+            Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
+            _ => None,
+        })
     }
 
     fn owns(&self, tp: &TopicPartition) -> bool {
@@ -479,9 +549,7 @@ impl Consumer for ClusterConsumer {
             }
             .into());
         }
-        if !commit.create_like.is_empty() {
-            return Err(ClusterError::Unsupported("a shadow replay".into()).into());
-        }
+        self.sides.ensure(&commit.create_like)?;
         let next = commit.next;
         if self.txn.wanted(&commit) {
             if let Err(e) = self.txn.commit(&self.consumer, commit) {
@@ -515,10 +583,8 @@ impl Consumer for ClusterConsumer {
                     .map_err(ClusterError::kafka("reading a partition's bounds"))?;
                 match to {
                     SeekTo::Earliest => low.max(0) as u64,
-                    SeekTo::Latest => high.max(0) as u64,
-                    _ => {
-                        return Err(ClusterError::Unsupported("a seek by timestamp".into()).into());
-                    }
+                    SeekTo::Timestamp(ms) => self.offset_for_time(tp, ms)?.unwrap_or(high as u64),
+                    _ => high.max(0) as u64,
                 }
             }
         };

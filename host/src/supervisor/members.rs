@@ -97,10 +97,17 @@ impl Supervisor {
     /// Resets a deployment's group (whose members are stopped) to `to`.
     pub(super) fn reset(&self, deployment: &Deployment, to: Option<SeekTo>) -> Result<()> {
         if let Some(to) = to {
-            Supervisor::refuse_on_cluster(deployment, "rewinding a processor")?;
             let group = deployment.group();
-            self.broker
-                .reset(&group, &deployment.spec.topics, None, to)?;
+            match self.cluster_of(deployment)? {
+                Some(cluster) => {
+                    let targets = cluster.every_partition(&deployment.spec.topics, to)?;
+                    cluster.reset_each(&group, &targets)?;
+                }
+                None => {
+                    self.broker
+                        .reset(&group, &deployment.spec.topics, None, to)?;
+                }
+            }
         }
         Ok(())
     }

@@ -17,7 +17,6 @@ impl Supervisor {
         from: SeekTo,
     ) -> Result<Status> {
         let main = self.deployment(name).await?;
-        Supervisor::refuse_on_cluster(&main, "a shadow replay")?;
         if main.shadow_of.is_some() {
             return Err(SupervisorError::Invalid(format!(
                 "{name:?} is itself a shadow"
@@ -47,8 +46,17 @@ impl Supervisor {
         self.check_settings(&shadow)?;
         // The shadow starts from the live group's state at `from`, and keeps
         // its own from there.
-        self.broker
-            .seed_state(&main.group(), &shadow.group(), &shadow.spec.topics, from)?;
+        match self.cluster_of(&main)? {
+            Some(cluster) => Supervisor::seed_on_cluster(&cluster, &main, &shadow, from)?,
+            None => {
+                self.broker.seed_state(
+                    &main.group(),
+                    &shadow.group(),
+                    &shadow.spec.topics,
+                    from,
+                )?;
+            }
+        }
         let managed = self.start_new(shadow, guest)?;
         let status = self.noted("shadow", None, self.status_of(&managed));
         processors.insert(managed.deployment.name.clone(), Entry::new(managed));

@@ -33,12 +33,8 @@ impl Supervisor {
             check_group_name(&next)?;
         }
         if let Some(to) = rewind {
-            Supervisor::refuse_on_cluster(&next, "a deploy with a rewind")?;
             // A bad target is refused before any member stops.
-            let targets = RewindTo::All(to).targets(&next.spec.topics, |topic| {
-                self.broker.log().partition_count(topic)
-            })?;
-            self.broker.resolve_each(&next.group(), &targets)?;
+            self.rewind_targets(&next, &RewindTo::All(to))?;
         }
         let guest = self.load(&next).await?;
         let mut managed = self.lock(name).await?;

@@ -20,7 +20,7 @@
 //!   offset), fenced by the group generation (KIP-447) and by a stable
 //!   transactional id.
 //! - `changelog.rs`: guest state in a compacted changelog topic
-//!   (`__state.<group>.<topic>`), restored into the local store when a
+//!   (`weir-state.<group>.<topic>`), restored into the local store when a
 //!   partition is assigned.
 //! - `seek.rs`: rewinds: positions resolved from the cluster (watermarks,
 //!   `offsets_for_times`) and committed through the group while its members

@@ -202,7 +202,10 @@ fn sigterm(child: &mut Child, dir: &Path) {
 }
 
 fn setup() -> Tansu {
-    let tansu = Tansu::start();
+    topics(Tansu::start())
+}
+
+fn topics(tansu: Tansu) -> Tansu {
     tansu.create_topic("orders", PARTITIONS);
     tansu.create_topic("totals", PARTITIONS);
     tansu
@@ -250,7 +253,7 @@ fn state_lives_in_the_cluster_and_a_new_host_restores_it() {
     sigterm(&mut host, first.path());
     assert_eq!(by_customer(committed_values(&tansu, "totals")), model(300));
 
-    let changelog = committed_values(&tansu, "__state.totals.orders");
+    let changelog = committed_values(&tansu, "weir-state.totals.orders");
     assert!(
         changelog.iter().any(|(k, _)| k == "scustomer/c3"),
         "the changelog holds the guest's keys: {changelog:?}"
@@ -279,7 +282,17 @@ fn state_lives_in_the_cluster_and_a_new_host_restores_it() {
 #[test]
 #[ignore = "tansu 0.6 (memory storage) serves the records of aborted transactions to read_committed readers (checked with confluent-kafka 2.16: an aborted transaction's records are read back), so the killed host's transaction, aborted by the restart, still shows in the output and in the restored state (seen: a customer's totals count the re-read batch twice); run against a broker that filters aborted transactions"]
 fn running_totals_exactly_once_through_a_sigkill_match_the_model() {
-    let tansu = setup();
+    exactly_once_through_a_sigkill(setup());
+}
+
+/// The same test with weir's own Kafka listener as the cluster, which hides
+/// aborted transactions from `read_committed` readers.
+#[test]
+fn running_totals_exactly_once_through_a_sigkill_match_the_model_on_weirs_listener() {
+    exactly_once_through_a_sigkill(topics(Tansu::weir_listener()));
+}
+
+fn exactly_once_through_a_sigkill(tansu: Tansu) {
     let total = 600;
     produce_orders(&tansu, 0..total / 2);
     let first = tempfile::tempdir().unwrap();

@@ -363,7 +363,7 @@ fn rewinds_and_shadows_move_a_cluster_group_by_offset_time_and_partition() {
 
     // A group whose guest keeps state (its changelog is in the cluster) is
     // refused: its state would not follow the offsets.
-    serve.tansu.create_topic("__state.fx.orders", PARTITIONS);
+    serve.tansu.create_topic("weir-state.fx.orders", PARTITIONS);
     let (status, body) = serve.call(
         Method::POST,
         "/processors/fx/rewind",

@@ -68,10 +68,13 @@ impl Read {
     }
 }
 
-/// A running tansu broker on a loopback port.
+/// A running Kafka-protocol broker on a loopback port: tansu, or (for what
+/// tansu 0.6 gets wrong, see [`Tansu::weir_listener`]) weir's own listener.
 pub struct Tansu {
     child: Child,
     port: u16,
+    /// The data directory of a `weir serve` standing in for tansu.
+    _data: Option<tempfile::TempDir>,
 }
 
 /// `<target>/tansu`, found from this crate's `OUT_DIR`.
@@ -152,7 +155,38 @@ impl Tansu {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start tansu");
-        let tansu = Tansu { child, port };
+        Tansu::ready(child, port, None)
+    }
+
+    /// `weir serve` with its Kafka listener on a free port (and a data
+    /// directory of its own), used as the cluster: the second broker of the
+    /// cluster tests, for the exactly-once test that needs aborted
+    /// transactions hidden from `read_committed` readers, which tansu 0.6
+    /// does not do.
+    pub fn weir_listener() -> Tansu {
+        let port = free_port();
+        let data = tempfile::tempdir().expect("a data directory");
+        let child = Command::new(crate::weir_bin())
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--kafka-listen", &format!("127.0.0.1:{port}")])
+            .env_remove("WEIR_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start weir serve");
+        Tansu::ready(child, port, Some(data))
+    }
+
+    /// Waits until the broker on `port` serves metadata.
+    fn ready(child: Child, port: u16, data: Option<tempfile::TempDir>) -> Tansu {
+        let tansu = Tansu {
+            child,
+            port,
+            _data: data,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         let probe: BaseConsumer = tansu.config().create().expect("a probe client");
         while probe.fetch_metadata(None, Duration::from_secs(1)).is_err() {

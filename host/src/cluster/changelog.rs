@@ -1,7 +1,9 @@
 //! Guest state in a Kafka cluster: the changelog topic and its restore.
 //!
 //! A group's state for input topic T lives in the compacted topic
-//! `__state.<group>.<T>` (the embedded log's name), partitioned like T and
+//! `weir-state.<group>.<T>` ([`topic`]; not the embedded log's
+//! `__state.…`: names starting `__` are a broker's own, and weir's Kafka
+//! listener refuses to create them), partitioned like T and
 //! created on the first commit that changes state. Every record is written
 //! inside the transaction that commits its batch (`transaction.rs`), so a
 //! `read_committed` reader sees only state that committed with its offset;
@@ -34,6 +36,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::{ClusterError, ClusterSpec};
 use crate::group::TopicPartition;
 use crate::state::changelog::{Entry, Marker, Unit, Units};
+
+/// The changelog topic of `group`'s state for input `topic` in a cluster.
+pub fn topic(group: &str, topic: &str) -> String {
+    format!("weir-state.{group}.{topic}")
+}
 use crate::state::{Change, StateError, StateStore};
 
 /// How long a restore may wait for the changelog's end (open transactions
@@ -262,7 +269,7 @@ mod tests {
     use super::*;
 
     fn round_trip(raw: Raw) -> Entry {
-        decode("__state.g.in", 0, 7, Some(&raw.0), Some(&raw.1)).unwrap()
+        decode("weir-state.g.in", 0, 7, Some(&raw.0), Some(&raw.1)).unwrap()
     }
 
     #[test]
@@ -287,12 +294,12 @@ mod tests {
 
     #[test]
     fn a_foreign_record_is_an_error_naming_its_place() {
-        let err = decode("__state.g.in", 3, 17, Some(b"x"), Some(b"y")).unwrap_err();
+        let err = decode("weir-state.g.in", 3, 17, Some(b"x"), Some(b"y")).unwrap_err();
         assert!(
-            err.to_string().contains("__state.g.in/3 offset 17"),
+            err.to_string().contains("weir-state.g.in/3 offset 17"),
             "{err}"
         );
-        let err = decode("__state.g.in", 3, 18, None, Some(b"y")).unwrap_err();
+        let err = decode("weir-state.g.in", 3, 18, None, Some(b"y")).unwrap_err();
         assert!(err.to_string().contains("without a key"), "{err}");
     }
 }

@@ -30,7 +30,6 @@ use super::{ClusterBackend, ClusterError, REQUEST_TIMEOUT};
 use crate::broker::{Moved, SeekTo};
 use crate::group::TopicPartition;
 use crate::log::LogError;
-use crate::state::changelog_topic;
 
 impl ClusterBackend {
     /// Every partition of `topics`, each with `to`.
@@ -127,7 +126,7 @@ impl ClusterBackend {
         let mut stateful = false;
         for topic in topics {
             stateful |= self
-                .partition_count(&changelog_topic(group, topic))?
+                .partition_count(&super::changelog::topic(group, topic))?
                 .is_some();
         }
         let store = self

@@ -31,7 +31,7 @@ use super::{ClusterError, ClusterSpec};
 use crate::consumer::{Commit, CommitMode, Membership};
 use crate::group::TopicPartition;
 use crate::state::changelog::{Marker, Unit};
-use crate::state::{PartitionMeta, StateStore, changelog_topic};
+use crate::state::{PartitionMeta, StateStore};
 
 /// How long a transactional call (init, send offsets, commit, abort) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,7 +98,7 @@ impl Transactions {
     /// its changelog, before the partition's first batch. Without a
     /// changelog, a copy left from an earlier one is emptied.
     pub fn restore(&mut self, tp: &TopicPartition) -> Result<(), ClusterError> {
-        let changelog = changelog_topic(&self.group, &tp.topic);
+        let changelog = super::changelog::topic(&self.group, &tp.topic);
         if !self.changelogs.contains(&changelog) {
             if self.restorer.partitions(&changelog)?.is_none() {
                 if self.store.meta(tp)? != PartitionMeta::default() {
@@ -121,7 +121,7 @@ impl Transactions {
         commit: Commit,
     ) -> Result<(), ClusterError> {
         let tp = commit.source.clone();
-        let changelog = changelog_topic(&self.group, &tp.topic);
+        let changelog = super::changelog::topic(&self.group, &tp.topic);
         if !commit.state.is_empty() && !self.changelogs.contains(&changelog) {
             let partitions = self.restorer.partitions(&tp.topic)?.ok_or_else(|| {
                 ClusterError::Settings(format!("the input topic {:?} is gone", tp.topic))
@@ -212,7 +212,7 @@ impl Transactions {
     /// Brings the local copy of `tp` up to its changelog again (after a
     /// failed commit, whose outcome the copy cannot know).
     pub fn resync(&mut self, tp: &TopicPartition) -> Result<(), ClusterError> {
-        let changelog = changelog_topic(&self.group, &tp.topic);
+        let changelog = super::changelog::topic(&self.group, &tp.topic);
         if self.changelogs.contains(&changelog) {
             self.restorer.restore(&self.store, tp, &changelog)?;
         }

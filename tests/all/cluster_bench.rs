@@ -20,6 +20,13 @@ use super::cluster::{log_of, sigterm, wait_for};
 
 const PARTITIONS: i32 = 4;
 
+/// The broker a figure runs against.
+#[derive(Clone, Copy)]
+enum Broker {
+    Tansu,
+    Weir,
+}
+
 fn records() -> usize {
     std::env::var("WEIR_CLUSTER_BENCH_RECORDS")
         .ok()
@@ -29,7 +36,7 @@ fn records() -> usize {
 
 /// A host running the passthrough guest from `in` (emitting to `out` when
 /// `emit`) against `tansu`.
-fn host(dir: &Path, tansu: &Tansu, id: &str, emit: bool) -> Child {
+fn host(dir: &Path, tansu: &Tansu, id: &str, emit: bool, batch: &str) -> Child {
     let log = std::fs::File::create(dir.join("weir.log")).expect("create the log file");
     let mut cmd = Command::new(weir_bin());
     cmd.arg("--data-dir")
@@ -40,7 +47,7 @@ fn host(dir: &Path, tansu: &Tansu, id: &str, emit: bool) -> Child {
         .args(["--cluster-instance-id", id])
         .args([
             "--kafka-property",
-            &format!("{}={}", ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1),
+            &format!("{}={batch}", ONE_RECORD_PER_BATCH.0),
         ]);
     if emit {
         cmd.args(["--config", "output=out"]);
@@ -62,15 +69,20 @@ fn held(dir: &Path) -> usize {
 }
 
 /// rec/s through `hosts` hosts: (pipeline rate, produce rate).
-fn cluster_rate(hosts: usize, emit: bool, n: usize) -> (f64, f64) {
-    let tansu = Tansu::start();
+/// The rate through `broker` (tansu: one record per produce request, which
+/// its memory storage needs; weir's listener: librdkafka's default batching).
+fn cluster_rate(broker: Broker, hosts: usize, emit: bool, n: usize) -> (f64, f64) {
+    let (tansu, batch) = match broker {
+        Broker::Tansu => (Tansu::start(), ONE_RECORD_PER_BATCH.1),
+        Broker::Weir => (Tansu::weir_listener(), "10000"),
+    };
     tansu.create_topic("in", PARTITIONS);
     tansu.create_topic("out", PARTITIONS);
     let dirs: Vec<_> = (0..hosts).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut children: Vec<Child> = dirs
         .iter()
         .enumerate()
-        .map(|(i, d)| host(d.path(), &tansu, &format!("h{i}"), emit))
+        .map(|(i, d)| host(d.path(), &tansu, &format!("h{i}"), emit, batch))
         .collect();
     wait_for(
         "the hosts to share the partitions",
@@ -85,8 +97,7 @@ fn cluster_rate(hosts: usize, emit: bool, n: usize) -> (f64, f64) {
     let port = tansu.bootstrap();
     let producer = std::thread::spawn(move || {
         let started = Instant::now();
-        let tansu = TansuAt(port);
-        tansu.produce(&input);
+        TansuAt(port).produce(&input, batch);
         tx.send(started.elapsed().as_secs_f64()).ok();
     });
     let (mut first, mut last, mut done) = (None, Instant::now(), 0i64);
@@ -122,11 +133,11 @@ fn cluster_rate(hosts: usize, emit: bool, n: usize) -> (f64, f64) {
 struct TansuAt(String);
 
 impl TansuAt {
-    fn produce(&self, values: &[String]) {
+    fn produce(&self, values: &[String], batch: &str) {
         use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
         let producer: BaseProducer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.0)
-            .set(ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1)
+            .set(ONE_RECORD_PER_BATCH.0, batch)
             .create()
             .expect("producer");
         for value in values {
@@ -167,9 +178,11 @@ fn embedded_rate() -> f64 {
 fn pipeline_rates_through_the_cluster_backend() {
     let n = records();
     let embedded = embedded_rate();
-    let (one, produced_one) = cluster_rate(1, true, n);
-    let (two, produced_two) = cluster_rate(2, true, n);
-    let (no_emit, _) = cluster_rate(1, false, n);
+    let (one, produced_one) = cluster_rate(Broker::Tansu, 1, true, n);
+    let (two, produced_two) = cluster_rate(Broker::Tansu, 2, true, n);
+    let (no_emit, _) = cluster_rate(Broker::Tansu, 1, false, n);
+    let (weir_one, weir_produced) = cluster_rate(Broker::Weir, 1, true, n);
+    let (weir_two, _) = cluster_rate(Broker::Weir, 2, true, n);
     println!(
         "cluster pipeline: passthrough, 4 partitions, batches up to 500, {n} records of 100 B"
     );
@@ -181,4 +194,8 @@ fn pipeline_rates_through_the_cluster_backend() {
         "tansu, two hosts, emit every record:            {two:>10.0} rec/s (input produced at {produced_two:.0} rec/s)"
     );
     println!("tansu, one host, no emits:                      {no_emit:>10.0} rec/s");
+    println!(
+        "weir's listener, one host, emit every record:   {weir_one:>10.0} rec/s (input produced at {weir_produced:.0} rec/s)"
+    );
+    println!("weir's listener, two hosts, emit every record:  {weir_two:>10.0} rec/s");
 }

@@ -7,8 +7,9 @@
 //! tansu 0.6 with memory storage runs transactions (init, send offsets,
 //! commit, abort, producer fencing) but serves the records of an aborted
 //! transaction to a `read_committed` reader: the SIGKILL test, whose killed
-//! host leaves a transaction that the restart aborts, is ignored until it runs
-//! against a broker that filters aborted transactions.
+//! host leaves a transaction that the restart aborts, is ignored on tansu and
+//! runs against weir's own Kafka listener (`weir serve --kafka-listen`), which
+//! hides aborted transactions.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -403,26 +403,6 @@ impl ClusterConsumer {
         self.txn.resync(tp)
     }
 
-    /// The first offset of `tp` at or after `ms` (`offsets_for_times`);
-    /// `None` when no record is that late.
-    fn offset_for_time(&self, tp: &TopicPartition, ms: i64) -> Result<Option<u64>, ClusterError> {
-        let mut wanted = TopicPartitionList::new();
-        wanted
-            .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(ms))
-            .map_err(ClusterError::kafka("naming a time to look up"))?;
-        let found = self
-            .consumer
-            .offsets_for_times(wanted, CALL_TIMEOUT)
-            .map_err(ClusterError::kafka("looking up an offset by time"))?;
-        let offset = found
-            .find_partition(&tp.topic, tp.partition as i32)
-            .map(|e| e.offset());
-        Ok(match offset {
-            Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
-            _ => None,
-        })
-    }
-
     fn owns(&self, tp: &TopicPartition) -> bool {
         let assigned = self.consumer.assignment().map(|tpl| partitions_of(&tpl));
         assigned.is_ok_and(|a| a.contains(&(tp.topic.clone(), tp.partition)))
@@ -583,7 +563,9 @@ impl Consumer for ClusterConsumer {
                     .map_err(ClusterError::kafka("reading a partition's bounds"))?;
                 match to {
                     SeekTo::Earliest => low.max(0) as u64,
-                    SeekTo::Timestamp(ms) => self.offset_for_time(tp, ms)?.unwrap_or(high as u64),
+                    SeekTo::Timestamp(ms) => {
+                        super::seek::offset_for_time(&self.consumer, tp, ms)?.unwrap_or(high as u64)
+                    }
                     _ => high.max(0) as u64,
                 }
             }

@@ -91,31 +91,11 @@ impl ClusterBackend {
                         end,
                     }));
                 }
-                SeekTo::Timestamp(ms) => self.offset_for_time(tp, ms)?.unwrap_or(end),
+                SeekTo::Timestamp(ms) => offset_for_time(&self.probe, tp, ms)?.unwrap_or(end),
             };
             out.push((tp.clone(), target.clamp(start, end)));
         }
         Ok(out)
-    }
-
-    /// The first offset of `tp` whose record is at or after `ms`, from the
-    /// cluster's time index; `None` when no record is that late.
-    fn offset_for_time(&self, tp: &TopicPartition, ms: i64) -> Result<Option<u64>, ClusterError> {
-        let mut wanted = TopicPartitionList::new();
-        wanted
-            .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(ms))
-            .map_err(ClusterError::kafka("naming a time to look up"))?;
-        let found = self
-            .probe
-            .offsets_for_times(wanted, REQUEST_TIMEOUT)
-            .map_err(ClusterError::kafka("looking up an offset by time"))?;
-        let offset = found
-            .find_partition(&tp.topic, tp.partition as i32)
-            .map(|e| e.offset());
-        Ok(match offset {
-            Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
-            _ => None,
-        })
     }
 
     /// Refuses to move `group` when its guest keeps state: its changelog
@@ -265,4 +245,28 @@ fn has_members(e: &rdkafka::error::KafkaError) -> bool {
                 | RDKafkaErrorCode::FencedInstanceId
         )
     )
+}
+
+/// The first offset of `tp` whose record is at or after `ms`, from the
+/// cluster's time index (`offsets_for_times`); `None` when no record is that
+/// late.
+pub(super) fn offset_for_time<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    tp: &TopicPartition,
+    ms: i64,
+) -> Result<Option<u64>, ClusterError> {
+    let mut wanted = TopicPartitionList::new();
+    wanted
+        .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(ms))
+        .map_err(ClusterError::kafka("naming a time to look up"))?;
+    let found = consumer
+        .offsets_for_times(wanted, REQUEST_TIMEOUT)
+        .map_err(ClusterError::kafka("looking up an offset by time"))?;
+    let offset = found
+        .find_partition(&tp.topic, tp.partition as i32)
+        .map(|e| e.offset());
+    Ok(match offset {
+        Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
+        _ => None,
+    })
 }

@@ -208,6 +208,9 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<Moved>, ConsumerError>;
 }
 
+/// Reports a member (by id) alive to its group; see [`Consumer::beat`].
+pub type Beat = Arc<dyn Fn(&str) -> Result<(), ConsumerError> + Send + Sync>;
+
 /// One member of a group, reading its assigned partitions.
 pub trait Consumer: Send + Sync {
     /// The group this consumer commits for.
@@ -216,8 +219,10 @@ pub trait Consumer: Send + Sync {
     /// This consumer's member id.
     fn member(&self) -> &str;
 
-    /// Reports liveness between polls (during a long guest call).
-    fn heartbeat(&self) -> Result<(), ConsumerError>;
+    /// How to report this member alive while a guest call runs (given the
+    /// member id current at the call), or `None` when the client heartbeats
+    /// by itself.
+    fn beat(&self) -> Option<Beat>;
 
     /// Follows the group's assignment: drops revoked partitions, positions
     /// new ones. A consumer the group no longer knows joins again.

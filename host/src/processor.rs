@@ -30,6 +30,7 @@ mod crash;
 mod decision;
 mod error;
 mod instances;
+mod pacemaker;
 mod poison;
 mod slot;
 pub mod spec;
@@ -48,6 +49,8 @@ pub use instances::{Instances, Processed};
 pub use slot::Slot;
 pub use spec::{MAX_DEADLINE, MAX_INSTANCES, ProcessorSpec, SpecChanges};
 pub use stats::Stats;
+
+use pacemaker::Pacemaker;
 
 use crate::consumer::{Backend, Commit, CommitMode, Consumer, Membership, Polled};
 use crate::runtime::{Handler, Output, RuntimeError, StateView};
@@ -69,6 +72,8 @@ pub struct Processor {
     persisted: std::time::Instant,
     /// Records dead-lettered since one was last processed: the breaker's count.
     dead_letters_in_row: u32,
+    /// Heartbeats while a guest call runs, started with the first call.
+    pacemaker: Option<Pacemaker>,
 }
 
 /// How often the state store is made durable between batches (the changelog
@@ -118,6 +123,7 @@ impl Processor {
             state,
             persisted: std::time::Instant::now(),
             dead_letters_in_row: 0,
+            pacemaker: None,
         })
     }
 
@@ -269,43 +275,53 @@ impl Processor {
         }
     }
 
-    /// Runs the handler on a blocking thread, heartbeating meanwhile so a long
-    /// batch is not mistaken for a dead member (the max poll interval still
-    /// bounds it).
+    /// Runs the handler on this member's thread, the pacemaker heartbeating
+    /// meanwhile so a long batch is not mistaken for a dead member (the max
+    /// poll interval still bounds it). On a multi-threaded runtime the call
+    /// blocks in place (the worker's other tasks move to another thread); a
+    /// current-thread runtime hands it to a blocking thread instead.
     async fn call(
-        &self,
+        &mut self,
         handler: &Arc<dyn Handler>,
         batch: Polled,
     ) -> Result<(Polled, Result<Output, RuntimeError>), ProcessorError> {
-        let (handler, stats) = (handler.clone(), self.stats.clone());
         let view: Arc<dyn StateView> = Arc::new(
             PartitionView::new(self.state.clone(), batch.source(), self.config.state_budget)
                 .map_err(|e| ProcessorError::Consumer(e.into()))?,
         );
-        let call = tokio::task::spawn_blocking(move || {
+        if self.pacemaker.is_none()
+            && let Some(beat) = self.consumer.beat()
+        {
+            let interval = self.config.group_settings.session_timeout / 3;
+            self.pacemaker = Some(Pacemaker::start(&self.config.name, beat, interval));
+        }
+        let _beating = self
+            .pacemaker
+            .as_ref()
+            .map(|p| p.beating(self.consumer.member()));
+        let (handler, stats) = (handler.clone(), self.stats.clone());
+        let run = move || {
             let started = std::time::Instant::now();
             let result = handler.handle(&batch, view);
             let seconds = started.elapsed().as_secs_f64();
             stats.record_latency("weir_guest_process_seconds", handler.version(), seconds);
             (batch, result)
-        });
-        tokio::pin!(call);
-        let interval = self.config.group_settings.session_timeout / 3;
-        loop {
-            tokio::select! {
-                done = &mut call => return match done.map_err(ProcessorError::Task)? {
-                    (batch, Err(RuntimeError::Interrupted)) => {
-                        tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, offset = batch.records[0].offset, "batch interrupted by the shutdown; it is redelivered on the next start");
-                        Err(ProcessorError::Interrupted)
-                    }
-                    done => Ok(done),
-                },
-                _ = tokio::time::sleep(interval) => {
-                    if let Err(e) = self.consumer.heartbeat() {
-                        tracing::warn!(processor = %self.config.name, error = %e, "heartbeat refused");
-                    }
-                }
+        };
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        let done = if multi_thread {
+            tokio::task::block_in_place(run)
+        } else {
+            tokio::task::spawn_blocking(run)
+                .await
+                .map_err(ProcessorError::Task)?
+        };
+        match done {
+            (batch, Err(RuntimeError::Interrupted)) => {
+                tracing::warn!(processor = %self.config.name, topic = %batch.topic, partition = batch.partition, offset = batch.records[0].offset, "batch interrupted by the shutdown; it is redelivered on the next start");
+                Err(ProcessorError::Interrupted)
             }
+            done => Ok(done),
         }
     }
 

@@ -20,7 +20,7 @@ use super::{Broker, Moved, SeekTo};
 use std::sync::Arc;
 
 use crate::consumer::{
-    Backend, Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
+    Backend, Beat, Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
 };
 use crate::group::{GroupError, MemberId, TopicPartition};
 use crate::log::{LogError, TopicConfig};
@@ -190,11 +190,11 @@ impl Consumer for EmbeddedConsumer {
         &self.member
     }
 
-    fn heartbeat(&self) -> Result<(), ConsumerError> {
-        Ok(self
-            .broker
-            .groups
-            .heartbeat(&self.membership.group, &self.member)?)
+    fn beat(&self) -> Option<Beat> {
+        let (groups, group) = (self.broker.groups.clone(), self.membership.group.clone());
+        Some(Arc::new(move |member: &str| {
+            Ok(groups.heartbeat(&group, member)?)
+        }))
     }
 
     fn sync(&mut self) -> Result<(), ConsumerError> {

@@ -37,7 +37,7 @@ use super::transaction::{self, Transactions};
 use super::{ClusterError, ClusterSpec, partitions_of};
 use crate::broker::SeekTo;
 use crate::consumer::{
-    Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
+    Beat, Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
 };
 use crate::group::TopicPartition;
 use crate::log::StoredRecord;
@@ -489,8 +489,8 @@ impl Consumer for ClusterConsumer {
     }
 
     /// librdkafka heartbeats from its own thread.
-    fn heartbeat(&self) -> Result<(), ConsumerError> {
-        Ok(())
+    fn beat(&self) -> Option<Beat> {
+        None
     }
 
     fn sync(&mut self) -> Result<(), ConsumerError> {

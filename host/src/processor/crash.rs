@@ -4,7 +4,7 @@
 //! after the batch was processed and before anything of it is written.
 
 use crate::broker::SeekTo;
-use crate::consumer::{Commit, Consumer, ConsumerError, PollFuture, PollLimits, Polled};
+use crate::consumer::{Beat, Commit, Consumer, ConsumerError, PollFuture, PollLimits, Polled};
 use crate::group::TopicPartition;
 
 /// `consumer`, aborting before the Nth commit when the variable is set.
@@ -35,8 +35,8 @@ impl Consumer for Crashing {
     fn member(&self) -> &str {
         self.inner.member()
     }
-    fn heartbeat(&self) -> Result<(), ConsumerError> {
-        self.inner.heartbeat()
+    fn beat(&self) -> Option<Beat> {
+        self.inner.beat()
     }
     fn sync(&mut self) -> Result<(), ConsumerError> {
         self.inner.sync()

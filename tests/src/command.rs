@@ -1,7 +1,7 @@
 //! Running the real `weir` binary from a test: the command line, input on
 //! stdin, and the check that it succeeded.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -69,4 +69,25 @@ pub fn sigterm(child: &mut Child, patience: Duration) -> (ExitStatus, Duration) 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Stops `child` with SIGTERM (failing the test if it takes over a minute);
+/// its exit status and what it wrote to its piped stdout.
+pub fn terminate(child: &mut Child) -> Output {
+    let (status, _) = sigterm(child, Duration::from_secs(60));
+    let mut stdout = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_end(&mut stdout).ok();
+    }
+    Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    }
+}
+
+/// What a `weir` process spawned with its stderr in `<dir>/weir.log` has
+/// logged so far.
+pub fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default()
 }

@@ -209,6 +209,19 @@ pub fn fast_retries() -> RetryPolicy {
     }
 }
 
+/// Polls `done` every 100 ms until it holds; fails the test after `timeout`.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The `weir` binary that `cargo test` built beside this test executable.
 pub fn weir_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

@@ -91,3 +91,18 @@ pub fn terminate(child: &mut Child) -> Output {
 pub fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default()
 }
+
+/// Kills the process with this pid (SIGKILL) if the test panics before it
+/// exits, so no `weir` process outlives a failed test.
+pub struct KillOnPanic(pub u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status()
+                .ok();
+        }
+    }
+}

@@ -125,7 +125,7 @@ impl Host {
     /// Loads a guest component from `path` for processor `name`.
     pub fn guest(
         &self,
-        path: &str,
+        path: impl AsRef<Path>,
         name: &str,
         config: &[(&str, &str)],
     ) -> Result<Guest, RuntimeError> {
@@ -137,7 +137,7 @@ impl Host {
                 .collect(),
             ..GuestSpec::default()
         };
-        self.runtime.load_file(Path::new(path), spec)
+        self.runtime.load_file(path.as_ref(), spec)
     }
 
     /// Runs `guest` as processor `name` over `topics` until it has caught up

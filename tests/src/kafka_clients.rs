@@ -206,14 +206,7 @@ impl KafkaServe {
             .to_string();
         // Keep draining stdout so a later line never meets a closed pipe.
         std::thread::spawn(move || for _ in lines {});
-        let started = std::time::Instant::now();
-        while crate::server::http_status(&http, "/ready") != Some(200) {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "weir serve never became ready"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        crate::server::wait_ready(&http);
         KafkaServe { child, http, kafka }
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::weir_bin;
+use crate::{guests, weir_bin};
 
 /// `weir --data-dir DIR args…`, ready to spawn: it logs at `warn` and takes
 /// no server or token from the environment (a test sets what it needs on the
@@ -20,6 +20,24 @@ pub fn weir(dir: &Path, args: &[&str]) -> Command {
         .env_remove("WEIR_SERVER")
         .env_remove("WEIR_TOKEN");
     cmd
+}
+
+/// The arguments of `weir run` for processor `copy`: the scripted guest
+/// copying `in` to `out`, then `extra`.
+pub fn copy_run_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--name",
+        "copy",
+        "--wasm",
+        guests::SCRIPTED,
+        "--topic",
+        "in",
+        "--config",
+        "output=out",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Runs `cmd` with `stdin` as its input; its whole output.

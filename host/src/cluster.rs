@@ -12,7 +12,9 @@
 //!   committed offsets and high watermarks for lag.
 //! - `consumer.rs`: one group member (the cluster's coordinator assigns the
 //!   partitions), polling with the seam's limits, committing after its emits
-//!   are flushed, fenced when the partition has moved.
+//!   are flushed, fenced when the partition has moved; `consumer/` holds its
+//!   reading (`intake.rs`), rebalances (`rebalance.rs`) and positions,
+//!   seeks and offset commits (`position.rs`).
 //! - `producer.rs`: the emits of one member, flushed and checked before its
 //!   offset commits.
 //! - `transaction.rs`: exactly-once, and every commit of a group that keeps

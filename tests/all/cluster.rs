@@ -4,15 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
+use weir_tests::command::{log_of, terminate};
 use weir_tests::tansu::{ONE_RECORD_PER_BATCH, Tansu, free_port};
-use weir_tests::{guests, weir_bin};
+use weir_tests::{guests, wait_for, weir_bin};
+
+use watcher::Watcher;
 
 const PARTITIONS: i32 = 4;
+
+mod failover;
+mod watcher;
 
 fn values(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("v{i:05}")).collect()
@@ -50,130 +54,6 @@ fn one_record_per_batch() -> String {
     format!("{}={}", ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1)
 }
 
-pub(super) fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default()
-}
-
-/// The partitions each "assignment changed" line of `log` reports, in order.
-fn assignments(log: &str) -> Vec<Vec<String>> {
-    log.lines()
-        .filter(|l| l.contains("assignment changed"))
-        .filter_map(|l| {
-            let list = l.split("partitions=[").nth(1)?.split(']').next()?;
-            let names = list.split(", ").map(|p| p.trim_matches('"').to_string());
-            Some(names.filter(|p| !p.is_empty()).collect())
-        })
-        .collect()
-}
-
-pub(super) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-pub(super) fn sigterm(child: &mut Child) -> Output {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "weir run did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = Vec::new();
-    use std::io::Read;
-    child.stdout.take().map(|mut s| s.read_to_end(&mut out));
-    Output {
-        status: child.wait().expect("wait"),
-        stdout: out,
-        stderr: Vec::new(),
-    }
-}
-
-/// Samples the group's committed offsets until stopped, and fails if one
-/// ever goes back.
-struct Watcher {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<usize>>,
-}
-
-impl Watcher {
-    fn start(bootstrap: u16) -> Watcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let tansu = TansuRef(bootstrap);
-            let mut last = vec![-1i64; PARTITIONS as usize];
-            let mut samples = 0;
-            while !flag.load(Ordering::Relaxed) {
-                if let Some(now) = tansu.committed() {
-                    for (p, (&was, &is)) in last.iter().zip(&now).enumerate() {
-                        assert!(
-                            is >= was,
-                            "partition {p}'s committed offset went back: {was} -> {is}"
-                        );
-                    }
-                    last = now;
-                    samples += 1;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            samples
-        });
-        Watcher {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops sampling; returns how many samples were taken.
-    fn finish(mut self) -> usize {
-        self.stop.store(true, Ordering::Relaxed);
-        let thread = self.thread.take().expect("running");
-        thread.join().expect("committed offsets never went back")
-    }
-}
-
-/// The committed offsets of group `copy` on `in`, read by a client of its own
-/// (a frozen broker makes a read fail: that sample is skipped).
-struct TansuRef(u16);
-
-impl TansuRef {
-    fn committed(&self) -> Option<Vec<i64>> {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", format!("127.0.0.1:{}", self.0))
-            .set("group.id", "copy")
-            .create()
-            .ok()?;
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition("in", p);
-        }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(2))
-            .ok()?;
-        Some(
-            committed
-                .elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    rdkafka::Offset::Offset(o) => o,
-                    _ => -1,
-                })
-                .collect(),
-        )
-    }
-}
-
 fn caught_up(tansu: &Tansu) -> bool {
     tansu.committed("copy", "in", PARTITIONS) == tansu.ends("in", PARTITIONS)
 }
@@ -203,137 +83,6 @@ fn setup() -> Tansu {
 }
 
 #[test]
-fn two_hosts_share_the_partitions_and_one_takes_over_after_a_kill() {
-    two_hosts_and_a_kill(Victim::Follower);
-}
-
-/// tansu 0.6 never replaces a group leader that dies: see `Victim::Leader`.
-#[test]
-#[ignore = "tansu 0.6 never replaces a dead group leader: its coordinator evicts the member but keeps naming it leader, so the survivor's SyncGroup fails forever; run with --ignored against a broker that does"]
-fn two_hosts_and_the_group_leader_killed_its_partitions_move_to_the_other() {
-    two_hosts_and_a_kill(Victim::Leader);
-}
-
-/// Which member of the group the two-host test kills.
-#[derive(Clone, Copy, PartialEq)]
-enum Victim {
-    /// The member the coordinator elected leader (it computes the
-    /// assignments). On tansu 0.6 its death leaves the group stuck: when the
-    /// survivor's heartbeat finds the leader's session expired, the
-    /// coordinator drops the member but keeps it as the group's leader, so
-    /// every JoinGroup answer names the dead leader and every SyncGroup of
-    /// the survivor fails with "rebalance in progress" (tansu-broker
-    /// `coordinator/group/administrator.rs`: `Inner<Formed>::heartbeat`
-    /// evicts without re-electing, `Inner<Forming>::sync` refuses a
-    /// non-leader; only a LeaveGroup re-elects). This is why the test was
-    /// flaky: the leader is whichever host's join reached tansu first.
-    Leader,
-    /// The other member.
-    Follower,
-}
-
-/// Two `weir run` hosts, static members `a` and `b` started together (so
-/// both join the first generation: on tansu 0.6 a static member that joins a
-/// settled group never gets partitions, since a static member's rejoin does
-/// not bump the generation the cooperative protocol's second round needs),
-/// share the partitions; the `victim` is killed with SIGKILL mid-stream and
-/// the survivor takes its partitions over once its session times out. Which
-/// host leads is read from librdkafka's group debug log.
-fn two_hosts_and_a_kill(victim: Victim) {
-    let tansu = setup();
-    let watcher = Watcher::start(tansu.port());
-    let input = values(0..6000);
-    tansu.produce("in", &input[..2000]);
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let member = |id: &'static str| {
-        [
-            "--session-timeout-ms",
-            "6000",
-            "--cluster-instance-id",
-            id,
-            "--kafka-property",
-            "debug=cgrp",
-        ]
-    };
-    let mut hosts = [
-        Some(weir_run(a.path(), &tansu, &member("a"))),
-        Some(weir_run(b.path(), &tansu, &member("b"))),
-    ];
-    let dirs = [a.path(), b.path()];
-    let shared = |dir: &Path| {
-        assignments(&log_of(dir))
-            .last()
-            .cloned()
-            .unwrap_or_default()
-    };
-    // Both hosts hold partitions at once.
-    wait_for(
-        "both hosts to hold partitions",
-        Duration::from_secs(60),
-        || {
-            let (pa, pb) = (shared(a.path()), shared(b.path()));
-            !pa.is_empty() && !pb.is_empty() && pa.len() + pb.len() == PARTITIONS as usize
-        },
-    );
-    let leads = |dir: &Path| log_of(dir).contains("I am elected leader");
-    let leader = match (leads(a.path()), leads(b.path())) {
-        (true, false) => 0,
-        (false, true) => 1,
-        other => panic!("expected one leader, got (a, b) = {other:?}"),
-    };
-    let killed = match victim {
-        Victim::Leader => leader,
-        Victim::Follower => 1 - leader,
-    };
-    let (mut host_a, mut host_b) = (
-        hosts[killed].take().expect("a host"),
-        hosts[1 - killed].take().expect("a host"),
-    );
-    // From here on, A is the host killed and B the one that takes over.
-    let (a, b) = (dirs[killed], dirs[1 - killed]);
-    let (held_a, held_b) = (shared(a), shared(b));
-    let overlap: Vec<_> = held_a.iter().filter(|p| held_b.contains(p)).collect();
-    assert!(overlap.is_empty(), "both hosts hold {overlap:?}");
-    tansu.produce("in", &input[2000..4000]);
-    // Kill host A mid-stream: once it has committed something, before the
-    // input is drained.
-    wait_for("progress before the kill", Duration::from_secs(60), || {
-        tansu
-            .committed("copy", "in", PARTITIONS)
-            .iter()
-            .sum::<i64>()
-            > 2000
-    });
-    host_a.kill().expect("SIGKILL host A");
-    host_a.wait().ok();
-    tansu.produce("in", &input[4000..]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while shared(b).len() != PARTITIONS as usize {
-        assert!(
-            Instant::now() < deadline,
-            "host B never took over every partition; A's assignments: {:?}; B's: {:?}",
-            assignments(&log_of(a)),
-            assignments(&log_of(b)),
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    wait_for("the group to catch up", Duration::from_secs(120), || {
-        caught_up(&tansu)
-    });
-    let out = sigterm(&mut host_b);
-    assert!(out.status.success(), "host B failed: {}", log_of(b));
-    let samples = watcher.finish();
-    assert!(
-        samples > 10,
-        "the committed offsets were sampled only {samples} time(s)"
-    );
-    let repeats = check_output(&tansu, &input);
-    // Only the batches host A had in flight (at most 50 records on each of
-    // its partitions) may repeat.
-    assert!(repeats <= 50 * held_a.len(), "{repeats} repeated records");
-}
-
-#[test]
 fn a_broker_that_freezes_and_comes_back_loses_and_repeats_no_committed_work() {
     // tansu keeps its data in memory, so a restarted broker would come back
     // empty: it is frozen (SIGSTOP) and thawed (SIGCONT) instead, which a
@@ -360,7 +109,7 @@ fn a_broker_that_freezes_and_comes_back_loses_and_repeats_no_committed_work() {
     wait_for("the group to catch up", Duration::from_secs(120), || {
         caught_up(&tansu)
     });
-    let out = sigterm(&mut host);
+    let out = terminate(&mut host);
     assert!(
         out.status.success(),
         "weir run failed: {}",
@@ -512,7 +261,7 @@ fn weir_serve_runs_a_cluster_processor_beside_the_api_and_rewinds_it() {
     wait_for("the replay", Duration::from_secs(120), || {
         tansu.values("out").len() >= 2 * input.len() && caught_up(&tansu)
     });
-    let out = sigterm(&mut child);
+    let out = terminate(&mut child);
     assert!(out.status.success());
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (_, value) in tansu.values("out") {

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use weir_tests::tansu::{ONE_RECORD_PER_BATCH, Tansu};
 use weir_tests::{guests, weir_bin};
 
-use super::cluster::{log_of, sigterm, wait_for};
+use weir_tests::command::{log_of, terminate};
+use weir_tests::wait_for;
 
 const PARTITIONS: i32 = 4;
 
@@ -119,7 +120,7 @@ fn cluster_rate(broker: Broker, hosts: usize, emit: bool, n: usize) -> (f64, f64
     producer.join().expect("the producer");
     let produce_seconds = rx.recv().expect("the produce time");
     for child in &mut children {
-        sigterm(child);
+        terminate(child);
     }
     let (start, at_start) = first.expect("a first commit");
     let seconds = last.duration_since(start).as_secs_f64().max(1e-3);

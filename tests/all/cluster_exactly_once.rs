@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir_tests::command::{log_of, terminate};
 use weir_tests::tansu::{ONE_RECORD_PER_BATCH, Tansu};
 use weir_tests::{guests, weir_bin};
 
@@ -39,25 +39,12 @@ fn order(i: usize) -> (String, String) {
 /// Produces orders `range`, keyed by customer (so a customer's orders share a
 /// partition, and with it their state), one record per batch for tansu.
 fn produce_orders(tansu: &Tansu, range: std::ops::Range<usize>) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", tansu.bootstrap())
-        .set(ONE_RECORD_PER_BATCH.0, ONE_RECORD_PER_BATCH.1)
-        .create()
-        .expect("producer");
-    for i in range {
-        let (customer, value) = order(i);
-        let mut record = BaseRecord::to("orders").key(&customer).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    producer.poll(Duration::from_millis(20));
-                    record = back;
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    let orders: Vec<(String, String)> = range.map(order).collect();
+    let records: Vec<(&str, &str)> = orders
+        .iter()
+        .map(|(customer, value)| (customer.as_str(), value.as_str()))
+        .collect();
+    tansu.produce_keyed("orders", &records);
 }
 
 /// What `running-totals` emits for orders `0..n`, per customer, in order.
@@ -156,10 +143,6 @@ fn weir_run(dir: &Path, tansu: &Tansu, commit: &str) -> Child {
         .expect("spawn weir run")
 }
 
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default()
-}
-
 fn committed_total(tansu: &Tansu) -> i64 {
     let committed = tansu.committed("totals", "orders", PARTITIONS);
     committed.iter().map(|&o| o.max(0)).sum()
@@ -185,21 +168,8 @@ fn wait_caught_up(tansu: &Tansu, child: &mut Child, dir: &Path, timeout: Duratio
 }
 
 fn sigterm(child: &mut Child, dir: &Path) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "weir run did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "weir run failed: {}", log_of(dir));
+    let out = terminate(child);
+    assert!(out.status.success(), "weir run failed: {}", log_of(dir));
 }
 
 fn setup() -> Tansu {

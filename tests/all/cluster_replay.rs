@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use weir_tests::guests;
 use weir_tests::tansu::{ONE_RECORD_PER_BATCH, Read, Tansu};
 
-use super::cluster::{http, sigterm, wait_for};
+use super::cluster::http;
+use weir_tests::command::terminate;
+use weir_tests::wait_for;
 
 const PARTITIONS: i32 = 4;
 const CURRENCIES: [(&str, i64); 4] = [("USD", 1000), ("EUR", 1080), ("GBP", 1270), ("JPY", 7)];
@@ -153,7 +155,7 @@ impl Serve {
     }
 
     fn stop(&mut self) {
-        let out = sigterm(&mut self.child);
+        let out = terminate(&mut self.child);
         assert!(out.status.success(), "weir serve failed");
     }
 }

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use weir_tests::command;
-use weir_tests::{Host, guests};
+use weir_tests::Host;
+use weir_tests::command::{self, copy_run_args};
 
 fn weir(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = command::weir(dir, args);
@@ -53,22 +53,6 @@ fn data_dir(partitions: u32) -> tempfile::TempDir {
     dir
 }
 
-fn run_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--name",
-        "copy",
-        "--wasm",
-        guests::SCRIPTED,
-        "--topic",
-        "in",
-        "--config",
-        "output=out",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let started = Instant::now();
     loop {
@@ -93,7 +77,7 @@ fn lines(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
 fn a_running_weir_run_is_produced_to_and_described_through_its_data_directory() {
     let dir = data_dir(2);
     let d = dir.path();
-    let child = weir(d, &run_args(&[]))
+    let child = weir(d, &copy_run_args(&[]))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -156,7 +140,7 @@ fn reset_latest_commits_its_start_so_records_between_two_runs_are_processed() {
     produce(d, "in", &lines("print:old", 0..5));
     let run = |d: &Path| {
         let mut args = vec!["--json"];
-        args.extend(run_args(&["--reset", "latest", "--until-caught-up"]));
+        args.extend(copy_run_args(&["--reset", "latest", "--until-caught-up"]));
         let text = ok(weir(d, &args).output().unwrap());
         serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     };
@@ -179,7 +163,7 @@ fn until_caught_up_runs_every_instance_and_refuses_watch() {
     let d = dir.path();
     produce(d, "in", &lines("print:r", 0..400));
     let mut args = vec!["--json"];
-    args.extend(run_args(&["--instances", "3", "--until-caught-up"]));
+    args.extend(copy_run_args(&["--instances", "3", "--until-caught-up"]));
     let done: Value = serde_json::from_str(&ok(weir(d, &args).output().unwrap())).unwrap();
     assert_eq!(done["processed"], 400, "{done}");
     assert_eq!(done["lag"], 0);
@@ -194,7 +178,7 @@ fn until_caught_up_runs_every_instance_and_refuses_watch() {
     instances.sort();
     assert_eq!(instances, ["copy-0", "copy-1", "copy-2"], "{group}");
 
-    let refused = weir(d, &run_args(&["--until-caught-up", "--watch"]))
+    let refused = weir(d, &copy_run_args(&["--until-caught-up", "--watch"]))
         .output()
         .unwrap();
     assert!(!refused.status.success());
@@ -207,7 +191,7 @@ fn a_restarted_static_member_keeps_its_partitions_and_the_generation_goes_on() {
     let dir = data_dir(4);
     let d = dir.path();
     produce(d, "in", &lines("print:a", 0..40));
-    let args = run_args(&["--instances", "2", "--until-caught-up"]);
+    let args = copy_run_args(&["--instances", "2", "--until-caught-up"]);
     ok(weir(d, &args).output().unwrap());
     let membership = |d: &Path| {
         let g = json(d, &["group", "describe", "copy"]);

@@ -8,42 +8,10 @@
 
 use serde_json::{Value, json};
 
-use weir_tests::kafka_clients::{Clients, KafkaServe, clients};
+use weir_tests::kafka_clients::{Clients, KafkaServe, assert_same, clients, hex, ok, records};
 use weir_tests::{Host, guests};
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Records with binary values, null, empty and ordinary keys, headers and
-/// timestamps.
-fn records(count: usize) -> Vec<Value> {
-    (0..count)
-        .map(|i| {
-            let key = match i % 3 {
-                0 => Value::Null,
-                1 => json!(""),
-                _ => json!(hex(format!("key-{i}").as_bytes())),
-            };
-            let mut value: Vec<u8> = (0..=255u8).collect();
-            value.extend_from_slice(format!("record {i}").as_bytes());
-            json!({
-                "partition": 0,
-                "key": key,
-                "value": hex(&value),
-                "headers": [["trace", hex(format!("t{i}").as_bytes())], ["bin", hex(&[0, 255, i as u8])]],
-                "timestamp": 1_700_000_000_000i64 + i as i64,
-            })
-        })
-        .collect()
-}
-
-fn ok(answer: Value) -> Value {
-    assert!(answer.get("error").is_none(), "the client failed: {answer}");
-    answer
-}
 
 fn consume(
     clients: &Clients,
@@ -57,17 +25,6 @@ fn consume(
         "topic": topic, "partition": 0, "offset": 0, "count": count,
     })));
     answer["records"].as_array().unwrap().clone()
-}
-
-/// What a consumer must see of `sent`: every field, offsets from 0.
-fn assert_same(sent: &[Value], got: &[Value], what: &str) {
-    assert_eq!(got.len(), sent.len(), "{what}: record count");
-    for (i, (s, g)) in sent.iter().zip(got).enumerate() {
-        assert_eq!(g["offset"], json!(i), "{what}: offset of record {i}");
-        for field in ["key", "value", "headers", "timestamp"] {
-            assert_eq!(g[field], s[field], "{what}: {field} of record {i}");
-        }
-    }
 }
 
 /// Creates a topic over the Kafka protocol (CreateTopics).

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -18,15 +17,10 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
 use weir::group::GroupSettings;
 use weir_tests::Host;
-use weir_tests::kafka_wire::{Listener, Wire};
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
+use weir_tests::kafka_wire::{Listener, Wire, join, join_request, s};
 
 fn group(v: &str) -> GroupId {
     GroupId(s(v))
@@ -34,32 +28,6 @@ fn group(v: &str) -> GroupId {
 
 fn code(e: ResponseError) -> i16 {
     e.code()
-}
-
-fn join_request(g: &str, member: &str, instance: Option<&str>) -> JoinGroupRequest {
-    JoinGroupRequest::default()
-        .with_group_id(group(g))
-        .with_session_timeout_ms(10_000)
-        .with_rebalance_timeout_ms(5_000)
-        .with_member_id(s(member))
-        .with_group_instance_id(instance.map(s))
-        .with_protocol_type(s("consumer"))
-        .with_protocols(vec![
-            JoinGroupRequestProtocol::default()
-                .with_name(s("range"))
-                .with_metadata(Bytes::from_static(b"subscription")),
-        ])
-}
-
-/// A dynamic member's full join (MEMBER_ID_REQUIRED, then the real join).
-fn join(wire: &mut Wire, g: &str) -> JoinGroupResponse {
-    let first = wire.call(5, &join_request(g, "", None));
-    assert_eq!(first.error_code, code(ResponseError::MemberIdRequired));
-    assert!(!first.member_id.is_empty());
-    let joined = wire.call(5, &join_request(g, &first.member_id, None));
-    assert_eq!(joined.error_code, 0, "{joined:?}");
-    assert_eq!(joined.member_id, first.member_id);
-    joined
 }
 
 fn sync(

@@ -10,40 +10,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use weir_tests::kafka_clients::{Clients, KafkaServe, clients};
+use weir_tests::kafka_clients::{
+    Clients, KafkaServe, assert_same, clients, ok, records, refused_at_start,
+};
 use weir_tests::kafka_wire::request_frame;
 use weir_tests::tls::TestCerts;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Binary values, null and ordinary keys, headers and timestamps.
-fn records(count: usize) -> Vec<Value> {
-    (0..count)
-        .map(|i| {
-            let key = if i % 2 == 0 {
-                Value::Null
-            } else {
-                json!(hex(format!("key-{i}").as_bytes()))
-            };
-            let mut value: Vec<u8> = (0..=255u8).rev().collect();
-            value.extend_from_slice(format!("secret {i}").as_bytes());
-            json!({
-                "partition": 0,
-                "key": key,
-                "value": hex(&value),
-                "headers": [["h", hex(&[i as u8, 0, 255])]],
-                "timestamp": 1_710_000_000_000i64 + i as i64,
-            })
-        })
-        .collect()
-}
-
-fn ok(answer: Value) -> Value {
-    assert!(answer.get("error").is_none(), "the client failed: {answer}");
-    answer
-}
 
 /// Produces `sent` with `client` under `config` to a new topic, reads it
 /// back with each client, and checks every field.
@@ -72,20 +43,7 @@ fn round_trip(clients: &Clients, serve: &KafkaServe, topic: &str, config: &[(&st
             "topic": topic, "partition": 0, "offset": 0, "count": sent.len(), "config": config,
         })));
         let got = got["records"].as_array().unwrap();
-        assert_eq!(
-            got.len(),
-            sent.len(),
-            "{producer} → {consumer}: record count"
-        );
-        for (i, (s, g)) in sent.iter().zip(got).enumerate() {
-            assert_eq!(g["offset"], json!(i));
-            for field in ["key", "value", "headers", "timestamp"] {
-                assert_eq!(
-                    g[field], s[field],
-                    "{producer} → {consumer}: {field} of {i}"
-                );
-            }
-        }
+        assert_same(&sent, got, &format!("{producer} → {consumer}"));
     }
 }
 
@@ -210,22 +168,7 @@ fn scram_over_tls_with_a_token_beyond_loopback_and_without_one_refused() {
         certs.key.to_str().unwrap(),
     ];
     // Beyond loopback TLS alone is not enough: a token is still required.
-    let refused = std::process::Command::new(weir_tests::weir_bin())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--kafka-listen",
-            "0.0.0.0:0",
-        ])
-        .args(tls)
-        .env_remove("WEIR_TOKEN")
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = refused_at_start("0.0.0.0:0", &tls);
     assert!(
         stderr.contains("needs a token for SASL PLAIN and SCRAM"),
         "{stderr}"
@@ -257,29 +200,6 @@ fn scram_over_tls_with_a_token_beyond_loopback_and_without_one_refused() {
     );
 }
 
-/// Runs `weir serve` with the Kafka listener and `args`; its stderr, after
-/// checking that it failed without starting anything.
-fn refused_at_start(args: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(weir_tests::weir_bin())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--kafka-listen",
-            "127.0.0.1:0",
-        ])
-        .args(args)
-        .env_remove("WEIR_TOKEN")
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "{args:?} starts");
-    assert!(output.stdout.is_empty(), "nothing was started for {args:?}");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
     let certs = TestCerts::new();
@@ -287,7 +207,10 @@ fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
     let stray = certs.stray_key.to_str().unwrap();
 
     // A key given as the certificate: no certificate in it.
-    let stderr = refused_at_start(&["--kafka-tls-cert", key, "--kafka-tls-key", key]);
+    let stderr = refused_at_start(
+        "127.0.0.1:0",
+        &["--kafka-tls-cert", key, "--kafka-tls-key", key],
+    );
     assert!(
         stderr.contains("is not a PEM certificate chain"),
         "{stderr}"
@@ -296,32 +219,38 @@ fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
 
     // A missing key file.
     let missing = certs.key.with_file_name("missing.key");
-    let stderr = refused_at_start(&[
-        "--kafka-tls-cert",
-        cert,
-        "--kafka-tls-key",
-        missing.to_str().unwrap(),
-    ]);
+    let stderr = refused_at_start(
+        "127.0.0.1:0",
+        &[
+            "--kafka-tls-cert",
+            cert,
+            "--kafka-tls-key",
+            missing.to_str().unwrap(),
+        ],
+    );
     assert!(
         stderr.contains("missing.key") && stderr.contains("is not a PEM private key"),
         "{stderr}"
     );
 
     // A key of another certificate.
-    let stderr = refused_at_start(&["--kafka-tls-cert", cert, "--kafka-tls-key", stray]);
+    let stderr = refused_at_start(
+        "127.0.0.1:0",
+        &["--kafka-tls-cert", cert, "--kafka-tls-key", stray],
+    );
     assert!(
         stderr.contains("do not make a server configuration"),
         "{stderr}"
     );
 
     // A certificate without its key.
-    let stderr = refused_at_start(&["--kafka-tls-cert", cert]);
+    let stderr = refused_at_start("127.0.0.1:0", &["--kafka-tls-cert", cert]);
     assert!(stderr.contains("--kafka-tls-key"), "{stderr}");
 
     // The same files named by weir.toml, relative to it; one without the other is refused.
     let config = certs.cert.with_file_name("weir.toml");
     std::fs::write(&config, "kafka_tls_cert = \"server.pem\"\n").unwrap();
-    let stderr = refused_at_start(&["--config", config.to_str().unwrap()]);
+    let stderr = refused_at_start("127.0.0.1:0", &["--config", config.to_str().unwrap()]);
     assert!(
         stderr.contains("kafka_tls_cert and kafka_tls_key go together"),
         "{stderr}"
@@ -331,7 +260,7 @@ fn bad_certificate_or_key_files_stop_weir_serve_at_start_with_a_clear_error() {
         "kafka_tls_cert = \"server.pem\"\nkafka_tls_key = \"stray.key\"\n",
     )
     .unwrap();
-    let stderr = refused_at_start(&["--config", config.to_str().unwrap()]);
+    let stderr = refused_at_start("127.0.0.1:0", &["--config", config.to_str().unwrap()]);
     assert!(
         stderr.contains("do not make a server configuration"),
         "{stderr}"

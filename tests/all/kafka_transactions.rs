@@ -7,15 +7,14 @@
 //! when a client is missing (see `weir_tests::kafka_clients`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use weir_tests::kafka_clients::{Clients, KafkaServe, clients};
+use weir_tests::kafka_clients::{Clients, KafkaServe, clients, hex, ok};
 
 fn script() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka/transactions.py")
@@ -23,35 +22,7 @@ fn script() -> std::path::PathBuf {
 
 /// Runs one op of `transactions.py`; its JSON answer.
 fn txn_client(clients: &Clients, request: Value) -> Value {
-    let mut child = Command::new(clients.python_bin())
-        .arg(script())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run transactions.py");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("write the request");
-    let output = child.wait_with_output().expect("wait for transactions.py");
-    assert!(
-        output.status.success(),
-        "transactions.py failed for {request}"
-    );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "transactions.py printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
-
-fn ok(answer: Value) -> Value {
-    assert!(answer.get("error").is_none(), "the client failed: {answer}");
-    answer
+    clients.run_script(&script(), request)
 }
 
 fn create(clients: &Clients, serve: &KafkaServe, topic: &str, partitions: u32) {
@@ -221,25 +192,12 @@ fn consume_transform_produce_is_exactly_once_across_a_kill_9_of_weir_serve() {
         "topic": "ctp-in", "records": input,
     })));
 
-    let mut transform = Command::new(clients.python_bin())
-        .arg(script())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the transform");
-    transform
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            json!({"op": "transform", "bootstrap": kafka, "id": "ctp", "group": "ctp-group",
-                   "input": "ctp-in", "output": "ctp-out", "partitions": 2,
-                   "batch": 40, "pause_ms": 30, "seconds": 240})
-            .to_string()
-            .as_bytes(),
-        )
-        .unwrap();
+    let mut transform = clients.start_script(
+        &script(),
+        &json!({"op": "transform", "bootstrap": kafka, "id": "ctp", "group": "ctp-group",
+               "input": "ctp-in", "output": "ctp-out", "partitions": 2,
+               "batch": 40, "pause_ms": 30, "seconds": 240}),
+    );
     let (lines_tx, lines) = mpsc::channel::<String>();
     let stdout = transform.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -305,8 +263,4 @@ fn consume_transform_produce_is_exactly_once_across_a_kill_9_of_weir_serve() {
         json!([RECORDS / 2, RECORDS / 2]),
         "the group's offsets, committed with the transactions, reach the end"
     );
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,37 +6,14 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
 use weir_tests::Host;
-use weir_tests::kafka_wire::{Listener, Wire};
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
-fn join(wire: &mut Wire, g: &str, member: &str) -> JoinGroupResponse {
-    wire.call(
-        5,
-        &JoinGroupRequest::default()
-            .with_group_id(GroupId(s(g)))
-            .with_session_timeout_ms(10_000)
-            .with_rebalance_timeout_ms(5_000)
-            .with_member_id(s(member))
-            .with_protocol_type(s("consumer"))
-            .with_protocols(vec![
-                JoinGroupRequestProtocol::default()
-                    .with_name(s("range"))
-                    .with_metadata(Bytes::from_static(b"subscription")),
-            ]),
-    )
-}
+use weir_tests::kafka_wire::{Listener, Wire, join, s};
 
 fn txn_offset_commit(
     wire: &mut Wire,
@@ -92,6 +69,43 @@ fn init(wire: &mut Wire) -> (i64, i16) {
     (answer.producer_id.0, answer.producer_epoch)
 }
 
+/// AddOffsetsToTxn of group `g` to the transaction; its error code.
+fn add_offsets(wire: &mut Wire, producer: (i64, i16)) -> i16 {
+    wire.call(
+        3,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("tx")))
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_group_id(GroupId(s("g"))),
+    )
+    .error_code
+}
+
+/// AddPartitionsToTxn (v3) of partition 0 of each of `topics`; the error
+/// code of each.
+fn add_partitions(wire: &mut Wire, producer: (i64, i16), topics: &[&str]) -> Vec<i16> {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let topics = topics.iter().map(|topic| {
+        AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(vec![0])
+    });
+    let added = wire.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(topics.collect()),
+    );
+    added
+        .results_by_topic_v3_and_below
+        .iter()
+        .map(|t| t.results_by_partition[0].partition_error_code)
+        .collect()
+}
+
 #[test]
 fn txn_offset_commits_are_fenced_by_generation_and_land_only_at_commit() {
     let host = Host::new();
@@ -110,9 +124,7 @@ fn txn_offset_commits_are_fenced_by_generation_and_land_only_at_commit() {
     assert_eq!(coordinator.port, i32::from(listener.addr.port()));
 
     // One member in generation 1.
-    let first = join(&mut wire, "g", "");
-    let joined = join(&mut wire, "g", &first.member_id);
-    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let joined = join(&mut wire, "g");
     let member = joined.member_id.to_string();
     let generation = joined.generation_id;
     let synced = wire.call(
@@ -137,15 +149,7 @@ fn txn_offset_commits_are_fenced_by_generation_and_land_only_at_commit() {
         txn_offset_commit(&mut wire, producer, &member, generation, 3),
         ResponseError::InvalidTxnState.code()
     );
-    let added = wire.call(
-        3,
-        &AddOffsetsToTxnRequest::default()
-            .with_transactional_id(TransactionalId(s("tx")))
-            .with_producer_id(ProducerId(producer.0))
-            .with_producer_epoch(producer.1)
-            .with_group_id(GroupId(s("g"))),
-    );
-    assert_eq!(added.error_code, 0);
+    assert_eq!(add_offsets(&mut wire, producer), 0);
     // A zombie of an older generation, or a member the group does not know.
     assert_eq!(
         txn_offset_commit(&mut wire, producer, &member, generation - 1, 3),
@@ -165,15 +169,7 @@ fn txn_offset_commits_are_fenced_by_generation_and_land_only_at_commit() {
     assert_eq!(host.broker.offsets().get("g", "in", 0).unwrap().offset, 3);
 
     // An aborted transaction's offsets never land.
-    let added = wire.call(
-        3,
-        &AddOffsetsToTxnRequest::default()
-            .with_transactional_id(TransactionalId(s("tx")))
-            .with_producer_id(ProducerId(producer.0))
-            .with_producer_epoch(producer.1)
-            .with_group_id(GroupId(s("g"))),
-    );
-    assert_eq!(added.error_code, 0);
+    assert_eq!(add_offsets(&mut wire, producer), 0);
     assert_eq!(
         txn_offset_commit(&mut wire, producer, &member, generation, 4),
         0
@@ -254,7 +250,6 @@ fn produce(wire: &mut Wire, records: Bytes) -> (i16, i64) {
 
 #[test]
 fn transactional_batches_are_held_until_commit_and_checked_like_any_produce() {
-    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
     let host = Host::new();
     host.topic("out", 1);
     let listener = Listener::start(host.broker.clone());
@@ -267,50 +262,15 @@ fn transactional_batches_are_held_until_commit_and_checked_like_any_produce() {
         produce(&mut wire, txn_batch(&[value("a")], producer, 0)).0,
         ResponseError::InvalidTxnState.code()
     );
-    let added = wire.call(
-        3,
-        &AddPartitionsToTxnRequest::default()
-            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
-            .with_v3_and_below_producer_id(ProducerId(producer.0))
-            .with_v3_and_below_producer_epoch(producer.1)
-            .with_v3_and_below_topics(vec![
-                AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(s("out")))
-                    .with_partitions(vec![0]),
-                AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(s("nowhere")))
-                    .with_partitions(vec![0]),
-            ]),
-    );
     // One unknown topic: nothing is added, the rest is not attempted.
-    let codes: Vec<i16> = added
-        .results_by_topic_v3_and_below
-        .iter()
-        .map(|t| t.results_by_partition[0].partition_error_code)
-        .collect();
     assert_eq!(
-        codes,
+        add_partitions(&mut wire, producer, &["out", "nowhere"]),
         [
             ResponseError::OperationNotAttempted.code(),
             ResponseError::UnknownTopicOrPartition.code()
         ]
     );
-    let added = wire.call(
-        3,
-        &AddPartitionsToTxnRequest::default()
-            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
-            .with_v3_and_below_producer_id(ProducerId(producer.0))
-            .with_v3_and_below_producer_epoch(producer.1)
-            .with_v3_and_below_topics(vec![
-                AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(s("out")))
-                    .with_partitions(vec![0]),
-            ]),
-    );
-    assert_eq!(
-        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
-        0
-    );
+    assert_eq!(add_partitions(&mut wire, producer, &["out"]), [0]);
 
     let batch = txn_batch(&[value("a"), value("b")], producer, 0);
     assert_eq!(produce(&mut wire, batch.clone()), (0, -1));
@@ -322,22 +282,7 @@ fn transactional_batches_are_held_until_commit_and_checked_like_any_produce() {
 
     // A record the topic could never take is refused at once, and its
     // transaction can then only abort: nothing of it lands.
-    let added = wire.call(
-        3,
-        &AddPartitionsToTxnRequest::default()
-            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
-            .with_v3_and_below_producer_id(ProducerId(producer.0))
-            .with_v3_and_below_producer_epoch(producer.1)
-            .with_v3_and_below_topics(vec![
-                AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(s("out")))
-                    .with_partitions(vec![0]),
-            ]),
-    );
-    assert_eq!(
-        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
-        0
-    );
+    assert_eq!(add_partitions(&mut wire, producer, &["out"]), [0]);
     assert_eq!(
         produce(&mut wire, txn_batch(&[value("c")], producer, 2)),
         (0, -1)

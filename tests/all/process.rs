@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use weir_tests::command;
+use weir_tests::command::{self, copy_run_args};
 use weir_tests::{Host, guests};
 
 fn weir(dir: &Path, args: &[&str]) -> Command {
@@ -38,19 +38,7 @@ fn seeded(n: usize) -> tempfile::TempDir {
 }
 
 fn run_args<'a>(max_records: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--name",
-        "copy",
-        "--wasm",
-        guests::SCRIPTED,
-        "--topic",
-        "in",
-        "--config",
-        "output=out",
-        "--max-records",
-        max_records,
-    ];
+    let mut args = copy_run_args(&["--max-records", max_records]);
     args.extend_from_slice(extra);
     args
 }

@@ -3,7 +3,7 @@
 //! restart picks up where the committed offsets say, processing nothing twice.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use weir_tests::command;
@@ -95,21 +95,6 @@ fn sigterm_commits_what_was_processed_and_a_restart_repeats_nothing() {
         values,
         "every record exactly once, in order, across the restart"
     );
-}
-
-/// Kills the server with this pid if the test panics before terminating it,
-/// so no `weir serve` outlives a failed test.
-struct KillOnPanic(u32);
-
-impl Drop for KillOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status()
-                .ok();
-        }
-    }
 }
 
 /// `GET {url}{path}` from a blocking test: the body as text.
@@ -213,7 +198,7 @@ scratch = true
 
     std::fs::write(&config, toml(4, "v1")).unwrap();
     let (child, url) = serve(dir.path(), &config);
-    let _guard = KillOnPanic(child.id());
+    let _guard = command::KillOnPanic(child.id());
     let status = caught_up(&url);
     for (key, value) in expected(4, "v1").as_object().unwrap() {
         assert_eq!(status[key], *value, "{key} in {status:#}");
@@ -235,7 +220,7 @@ scratch = true
     host.append_values("in", 1, &values[..20]);
     let Host { dir, .. } = host;
     let (child, url) = serve(dir.path(), &config);
-    let _guard = KillOnPanic(child.id());
+    let _guard = command::KillOnPanic(child.id());
     let status = caught_up(&url);
     for (key, value) in expected(2, "v2").as_object().unwrap() {
         assert_eq!(status[key], *value, "{key} in {status:#}");

@@ -18,20 +18,6 @@ const GRACE: Duration = Duration::from_secs(1);
 /// slack for a loaded machine).
 const BOUND: Duration = Duration::from_secs(5);
 
-/// Kills the server if the test panics before it exits.
-struct KillOnPanic(u32);
-
-impl Drop for KillOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status()
-                .ok();
-        }
-    }
-}
-
 /// SIGTERMs `child` and waits for it to exit successfully; returns how long
 /// that took.
 fn terminate(mut child: Child, patience: Duration) -> Duration {
@@ -95,7 +81,7 @@ fn sigterm_interrupts_a_spinning_guest_after_the_grace_and_its_batch_is_redelive
         grace.as_ref(),
     ];
     let (child, _) = spawn_serve(dir.path(), &args);
-    let _guard = KillOnPanic(child.id());
+    let _guard = command::KillOnPanic(child.id());
     // The member polls at once; give the guest time to be well into its spin.
     std::thread::sleep(Duration::from_millis(1500));
     let took = terminate(child, GRACE + BOUND);
@@ -115,7 +101,7 @@ fn sigterm_interrupts_a_spinning_guest_after_the_grace_and_its_batch_is_redelive
     // batch again: `a` is processed, `spin` dead-lettered.
     config(&path, 300);
     let (child, url) = spawn_serve(dir.path(), &args);
-    let _guard = KillOnPanic(child.id());
+    let _guard = command::KillOnPanic(child.id());
     let started = Instant::now();
     loop {
         let status = status_of(&url, "spinner");
@@ -154,7 +140,7 @@ fn weir_run_interrupts_a_spinning_guest_after_its_grace_and_commits_nothing() {
         .args(["--shutdown-grace", &GRACE.as_secs().to_string()])
         .spawn()
         .unwrap();
-    let _guard = KillOnPanic(child.id());
+    let _guard = command::KillOnPanic(child.id());
     std::thread::sleep(Duration::from_millis(1500));
     let took = terminate(child, GRACE + BOUND);
     eprintln!("weir run exited {took:?} after SIGTERM (grace {GRACE:?})");

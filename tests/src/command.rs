@@ -1,12 +1,12 @@
 //! Running the real `weir` binary from a test: the command line, input on
 //! stdin, and the check that it succeeded.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::weir_bin;
+use crate::{guests, weir_bin};
 
 /// `weir --data-dir DIR args…`, ready to spawn: it logs at `warn` and takes
 /// no server or token from the environment (a test sets what it needs on the
@@ -20,6 +20,24 @@ pub fn weir(dir: &Path, args: &[&str]) -> Command {
         .env_remove("WEIR_SERVER")
         .env_remove("WEIR_TOKEN");
     cmd
+}
+
+/// The arguments of `weir run` for processor `copy`: the scripted guest
+/// copying `in` to `out`, then `extra`.
+pub fn copy_run_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--name",
+        "copy",
+        "--wasm",
+        guests::SCRIPTED,
+        "--topic",
+        "in",
+        "--config",
+        "output=out",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Runs `cmd` with `stdin` as its input; its whole output.
@@ -68,5 +86,41 @@ pub fn sigterm(child: &mut Child, patience: Duration) -> (ExitStatus, Duration) 
             panic!("no exit within {patience:?} of SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops `child` with SIGTERM (failing the test if it takes over a minute);
+/// its exit status and what it wrote to its piped stdout.
+pub fn terminate(child: &mut Child) -> Output {
+    let (status, _) = sigterm(child, Duration::from_secs(60));
+    let mut stdout = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_end(&mut stdout).ok();
+    }
+    Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    }
+}
+
+/// What a `weir` process spawned with its stderr in `<dir>/weir.log` has
+/// logged so far.
+pub fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("weir.log")).unwrap_or_default()
+}
+
+/// Kills the process with this pid (SIGKILL) if the test panics before it
+/// exits, so no `weir` process outlives a failed test.
+pub struct KillOnPanic(pub u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status()
+                .ok();
+        }
     }
 }

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::polyglot::{run, say};
 
 /// The installed clients.
 pub struct Clients {
@@ -89,32 +91,40 @@ fn install() -> Option<Clients> {
 impl Clients {
     /// Runs one operation of `clients.py` (see its docstring); its JSON answer.
     pub fn python(&self, request: Value) -> Value {
+        self.run_script(&self.script, request)
+    }
+
+    /// Starts the Python `script` in the virtual environment with `request`
+    /// on its stdin (then closed) and its stdout piped.
+    pub fn start_script(&self, script: &Path, request: &Value) -> Child {
         let mut child = Command::new(&self.python)
-            .arg(&self.script)
+            .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("run clients.py");
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
         child
             .stdin
             .take()
             .expect("piped stdin")
             .write_all(request.to_string().as_bytes())
             .expect("write the request");
-        let output = child.wait_with_output().expect("wait for clients.py");
-        assert!(output.status.success(), "clients.py failed for {request}");
+        child
+    }
+
+    /// Runs the Python `script` with `request`, JSON in and out; its answer.
+    pub fn run_script(&self, script: &Path, request: Value) -> Value {
+        let name = script.file_name().unwrap_or_default().to_string_lossy();
+        let child = self.start_script(script, &request);
+        let output = child.wait_with_output().expect("wait for the script");
+        assert!(output.status.success(), "{name} failed for {request}");
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!(
-                "clients.py printed no JSON ({e}): {}",
+                "{name} printed no JSON ({e}): {}",
                 String::from_utf8_lossy(&output.stdout)
             )
         })
-    }
-
-    /// The virtual environment's python, for the tests' other client scripts.
-    pub fn python_bin(&self) -> &Path {
-        &self.python
     }
 
     /// Runs kcat with `args`, feeding it `stdin`; (success, stdout, stderr).
@@ -196,14 +206,7 @@ impl KafkaServe {
             .to_string();
         // Keep draining stdout so a later line never meets a closed pipe.
         std::thread::spawn(move || for _ in lines {});
-        let started = std::time::Instant::now();
-        while crate::server::http_status(&http, "/ready") != Some(200) {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "weir serve never became ready"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        crate::server::wait_ready(&http);
         KafkaServe { child, http, kafka }
     }
 }
@@ -223,13 +226,74 @@ fn which(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+/// `bytes` in lower-case hex, as `clients.py` takes and gives keys, values
+/// and headers.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("could not start `{what}`: {e}"));
-    assert!(status.success(), "`{what}` failed ({status})");
+/// `answer`, after asserting the client reported no error.
+#[track_caller]
+pub fn ok(answer: Value) -> Value {
+    assert!(answer.get("error").is_none(), "the client failed: {answer}");
+    answer
+}
+
+/// Records for partition 0 with binary values, null, empty and ordinary
+/// keys, headers and timestamps.
+pub fn records(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let key = match i % 3 {
+                0 => Value::Null,
+                1 => json!(""),
+                _ => json!(hex(format!("key-{i}").as_bytes())),
+            };
+            let mut value: Vec<u8> = (0..=255u8).collect();
+            value.extend_from_slice(format!("record {i}").as_bytes());
+            json!({
+                "partition": 0,
+                "key": key,
+                "value": hex(&value),
+                "headers": [["trace", hex(format!("t{i}").as_bytes())], ["bin", hex(&[0, 255, i as u8])]],
+                "timestamp": 1_700_000_000_000i64 + i as i64,
+            })
+        })
+        .collect()
+}
+
+/// What a consumer must see of `sent`: every field, offsets from 0.
+#[track_caller]
+pub fn assert_same(sent: &[Value], got: &[Value], what: &str) {
+    assert_eq!(got.len(), sent.len(), "{what}: record count");
+    for (i, (s, g)) in sent.iter().zip(got).enumerate() {
+        assert_eq!(g["offset"], json!(i), "{what}: offset of record {i}");
+        for field in ["key", "value", "headers", "timestamp"] {
+            assert_eq!(g[field], s[field], "{what}: {field} of record {i}");
+        }
+    }
+}
+
+/// Runs `weir serve` with its Kafka listener on `kafka_listen` and `args`,
+/// and no token from the environment; its stderr, after checking that it
+/// failed without starting anything.
+pub fn refused_at_start(kafka_listen: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(crate::weir_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            kafka_listen,
+        ])
+        .args(args)
+        .env_remove("WEIR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{args:?} starts");
+    assert!(output.stdout.is_empty(), "nothing was started for {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -8,8 +8,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::{
+    GroupId, JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use weir::broker::Broker;
@@ -168,4 +172,39 @@ pub fn request_frame(api_key: i16, version: i16, correlation: i32) -> Vec<u8> {
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame
+}
+
+/// A protocol string.
+pub fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// JoinGroup (a `consumer` group, protocol `range`) of group `g` as
+/// `member` (empty on a first join), static when `instance` is given.
+pub fn join_request(g: &str, member: &str, instance: Option<&str>) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(s(g)))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(5_000)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"subscription")),
+        ])
+}
+
+/// A dynamic member's full join of group `g` (MEMBER_ID_REQUIRED, then the
+/// real join), over JoinGroup v5.
+#[track_caller]
+pub fn join(wire: &mut Wire, g: &str) -> JoinGroupResponse {
+    let first = wire.call(5, &join_request(g, "", None));
+    assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+    assert!(!first.member_id.is_empty());
+    let joined = wire.call(5, &join_request(g, &first.member_id, None));
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    assert_eq!(joined.member_id, first.member_id);
+    joined
 }

@@ -125,7 +125,7 @@ impl Host {
     /// Loads a guest component from `path` for processor `name`.
     pub fn guest(
         &self,
-        path: &str,
+        path: impl AsRef<Path>,
         name: &str,
         config: &[(&str, &str)],
     ) -> Result<Guest, RuntimeError> {
@@ -137,7 +137,7 @@ impl Host {
                 .collect(),
             ..GuestSpec::default()
         };
-        self.runtime.load_file(Path::new(path), spec)
+        self.runtime.load_file(path.as_ref(), spec)
     }
 
     /// Runs `guest` as processor `name` over `topics` until it has caught up
@@ -206,6 +206,19 @@ pub fn fast_retries() -> RetryPolicy {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
         then: WhenExhausted::Stop,
+    }
+}
+
+/// Polls `done` every 100 ms until it holds; fails the test after `timeout`.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use weir::runtime::{Guest, GuestSpec, RuntimeError, content_hash};
+use weir::runtime::{Guest, RuntimeError, content_hash};
 
 use crate::Host;
 
@@ -249,12 +249,13 @@ fn install(language: Language, src: &Path, out: &Path) {
 
 /// Writes a line straight to stderr: the test harness captures `eprintln!`
 /// of passing tests, and a skip or a slow build must show in any case.
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-fn run(cmd: &mut Command, what: &str) {
+/// Runs `cmd`, failing the test if it cannot start or fails.
+pub(crate) fn run(cmd: &mut Command, what: &str) {
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("could not start `{what}`: {e}"));
@@ -325,13 +326,5 @@ pub fn load(
 ) -> Result<Guest, RuntimeError> {
     static LOADING: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOADING.lock().unwrap_or_else(|e| e.into_inner());
-    let spec = GuestSpec {
-        processor: name.to_string(),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..GuestSpec::default()
-    };
-    host.runtime.load_file(path, spec)
+    host.guest(path, name, config)
 }

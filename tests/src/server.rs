@@ -102,15 +102,21 @@ pub fn spawn_serve(
     args: &[&std::ffi::OsStr],
 ) -> (std::process::Child, String) {
     let (child, url) = spawn_serve_listening(dir, args);
+    wait_ready(&url);
+    (child, url)
+}
+
+/// Waits (at most a minute) until the `weir serve` at `url` answers `/ready`
+/// with 200: its processors are back.
+pub fn wait_ready(url: &str) {
     let started = std::time::Instant::now();
-    while http_status(&url, "/ready") != Some(200) {
+    while http_status(url, "/ready") != Some(200) {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(60),
             "weir serve never became ready"
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    (child, url)
 }
 
 /// `GET {url}{path}` over a plain TCP connection (no async runtime, no

@@ -21,20 +21,17 @@
 //! A shadow's side topics are created before its first emits to them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 
 use super::producer::Emitter;
-use super::seek::{Pending, clear_pending, pending_target};
+use super::seek::Pending;
 use super::settings::{assignor_name, reset_name};
 use super::side::SideTopics;
-use super::transaction::{self, Transactions};
-use super::{ClusterError, ClusterSpec, partitions_of};
+use super::transaction::Transactions;
+use super::{ClusterError, ClusterSpec};
 use crate::broker::SeekTo;
 use crate::consumer::{
     Beat, Commit, Consumer, ConsumerError, Membership, PollFuture, PollLimits, Polled,
@@ -42,39 +39,17 @@ use crate::consumer::{
 use crate::group::TopicPartition;
 use crate::log::StoredRecord;
 
+mod intake;
+mod position;
+mod rebalance;
+
+pub(in crate::cluster) use position::is_fencing;
+pub(in crate::cluster) use rebalance::Rebalances;
+
 /// How long a poll that found nothing sleeps before asking again.
 const IDLE: Duration = Duration::from_millis(5);
 /// How long a seek or an offset commit may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Follows the rebalances librdkafka runs during a poll.
-#[derive(Default)]
-pub(super) struct Rebalances {
-    /// Partitions revoked since the member last looked.
-    revoked: Mutex<Vec<(String, u32)>>,
-    /// Partitions assigned since the member last looked.
-    assigned: Mutex<Vec<(String, u32)>>,
-}
-
-impl ClientContext for Rebalances {}
-
-impl ConsumerContext for Rebalances {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => self
-                .revoked
-                .lock()
-                .expect("rebalance lock")
-                .extend(partitions_of(tpl)),
-            Rebalance::Assign(tpl) => self
-                .assigned
-                .lock()
-                .expect("rebalance lock")
-                .extend(partitions_of(tpl)),
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
-        }
-    }
-}
 
 /// One member's read state of an assigned partition.
 #[derive(Default)]
@@ -173,310 +148,11 @@ impl ClusterConsumer {
             cursor: 0,
         })
     }
-
-    /// Asks librdkafka for what it has fetched (up to about `want` records)
-    /// and follows the rebalances it ran meanwhile.
-    fn pump(&mut self, want: usize) -> Result<(), ClusterError> {
-        self.retry_seeks()?;
-        let mut taken = 0;
-        while taken < want {
-            let Some(next) = self.consumer.poll(Duration::ZERO) else {
-                break;
-            };
-            let next = next.map(|m| {
-                let tp = TopicPartition::new(m.topic().to_string(), m.partition() as u32);
-                (tp, detach(&m))
-            });
-            // Rebalances run inside the poll: apply them before the record.
-            self.follow()?;
-            match next {
-                Ok((tp, record)) => {
-                    self.buffer(tp, record);
-                    taken += 1;
-                }
-                Err(e) => self.consumption_error(e)?,
-            }
-        }
-        self.follow()
-    }
-
-    /// Applies the revocations and assignments librdkafka reported: a newly
-    /// assigned partition's state is restored first, and a pending rewind of
-    /// a partition gained is applied.
-    fn follow(&mut self) -> Result<(), ClusterError> {
-        let context = self.consumer.context();
-        let revoked = std::mem::take(&mut *context.revoked.lock().expect("rebalance lock"));
-        let assigned = std::mem::take(&mut *context.assigned.lock().expect("rebalance lock"));
-        if revoked.is_empty() && assigned.is_empty() {
-            return Ok(());
-        }
-        for (topic, partition) in &revoked {
-            self.partitions
-                .remove(&TopicPartition::new(topic.clone(), *partition));
-        }
-        for (topic, partition) in assigned {
-            let tp = TopicPartition::new(topic, partition);
-            if !self.partitions.contains_key(&tp) {
-                self.txn.restore(&tp)?;
-            }
-            self.partitions.entry(tp.clone()).or_default();
-            if let Some(target) = pending_target(&self.pending, &self.group, &tp) {
-                // Committed through this member (fenced), then read from.
-                self.commit_offset(&tp, target)?;
-                if let Some(partition) = self.partitions.get_mut(&tp) {
-                    partition.seek = Some(target);
-                    partition.position = Some(target);
-                    partition.buffered.clear();
-                }
-                clear_pending(&self.pending, &self.group, &tp);
-                tracing::info!(group = %self.group, partition = %name(&tp), offset = target, "rewound");
-            }
-        }
-        let now: Vec<String> = self.partitions.keys().map(name).collect();
-        tracing::info!(group = %self.group, member = %self.member, partitions = ?now, revoked = revoked.len(), "assignment changed");
-        self.cursor = 0;
-        Ok(())
-    }
-
-    /// A record for a partition this member owns, in order, joins its
-    /// buffer; a stale one (from before a seek) or a paused partition's is
-    /// dropped.
-    fn buffer(&mut self, tp: TopicPartition, record: StoredRecord) {
-        let Some(partition) = self.partitions.get_mut(&tp) else {
-            return;
-        };
-        let offset = record.offset;
-        let expected = partition
-            .buffered
-            .back()
-            .map(|r| r.offset + 1)
-            .or(partition.position);
-        if partition.paused || partition.seek.is_some() || expected.is_some_and(|e| offset < e) {
-            return;
-        }
-        partition.position.get_or_insert(offset);
-        partition.buffered.push_back(record);
-    }
-
-    /// Transport errors (a broker away) are logged and waited out: librdkafka
-    /// reconnects. What no wait fixes stops the member.
-    fn consumption_error(&self, e: KafkaError) -> Result<(), ClusterError> {
-        let code = e.rdkafka_error_code();
-        let fatal = matches!(
-            code,
-            Some(
-                RDKafkaErrorCode::UnknownTopicOrPartition
-                    | RDKafkaErrorCode::TopicAuthorizationFailed
-                    | RDKafkaErrorCode::GroupAuthorizationFailed
-                    | RDKafkaErrorCode::AutoOffsetReset
-                    | RDKafkaErrorCode::Fatal
-            )
-        );
-        if fatal {
-            return Err(ClusterError::Kafka {
-                context: "reading the input",
-                source: e,
-            });
-        }
-        tracing::warn!(group = %self.group, member = %self.member, error = %e, "cluster unavailable; waiting for it");
-        Ok(())
-    }
-
-    /// The next batch from a partition with buffered records, in turn.
-    fn take(&mut self, limits: PollLimits) -> Option<Polled> {
-        let n = self.partitions.len();
-        let keys: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
-        for i in 0..n {
-            let slot = (self.cursor + i) % n;
-            let tp = &keys[slot];
-            let partition = self.partitions.get_mut(tp).expect("a listed partition");
-            if partition.paused || partition.buffered.is_empty() {
-                continue;
-            }
-            let mut records = Vec::new();
-            let mut bytes = 0u64;
-            while let Some(record) = partition.buffered.front() {
-                let size = (record.value.len() + record.key.as_ref().map_or(0, |k| k.len())) as u64;
-                if records.len() >= limits.max_records
-                    || (!records.is_empty() && bytes + size > limits.max_bytes)
-                {
-                    break;
-                }
-                bytes += size;
-                records.push(partition.buffered.pop_front().expect("a front record"));
-            }
-            let next = records.last().map_or(0, |r| r.offset + 1);
-            partition.position = Some(next);
-            let high_watermark = self.cached_high(tp).map_or(next, |high| high.max(next));
-            self.cursor = (slot + 1) % n;
-            return Some(Polled {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                high_watermark,
-                records,
-            });
-        }
-        None
-    }
-
-    /// Moves librdkafka's fetch position on `tp` to `offset` and drops what
-    /// was read past it.
-    fn seek_to(&mut self, tp: &TopicPartition, offset: u64) -> Result<(), ClusterError> {
-        self.consumer
-            .seek(
-                &tp.topic,
-                tp.partition as i32,
-                Offset::Offset(offset as i64),
-                CALL_TIMEOUT,
-            )
-            .map_err(ClusterError::kafka("seeking a partition"))?;
-        if let Some(partition) = self.partitions.get_mut(tp) {
-            partition.buffered.clear();
-            partition.position = Some(offset);
-        }
-        Ok(())
-    }
-
-    /// Seeks the partitions a rewind left waiting, those librdkafka now
-    /// accepts.
-    fn retry_seeks(&mut self) -> Result<(), ClusterError> {
-        let waiting: Vec<(TopicPartition, u64)> = self
-            .partitions
-            .iter()
-            .filter_map(|(tp, p)| p.seek.map(|t| (tp.clone(), t)))
-            .collect();
-        for (tp, target) in waiting {
-            match self.seek_to(&tp, target) {
-                Ok(()) => {
-                    if let Some(partition) = self.partitions.get_mut(&tp) {
-                        partition.seek = None;
-                    }
-                }
-                Err(ClusterError::Kafka { source, .. })
-                    if source.rdkafka_error_code() == Some(RDKafkaErrorCode::State) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// `tp`'s high watermark as of librdkafka's last fetch from it: no
-    /// request (the safe API only offers the querying form).
-    fn cached_high(&self, tp: &TopicPartition) -> Option<u64> {
-        let topic = std::ffi::CString::new(tp.topic.as_str()).ok()?;
-        let (mut low, mut high) = (-1i64, -1i64);
-        // SAFETY: the client pointer is live while `self.consumer` is, the
-        // topic is a NUL-terminated string that outlives the call, and both
-        // out-pointers are valid i64s.
-        let err = unsafe {
-            rdkafka::bindings::rd_kafka_get_watermark_offsets(
-                self.consumer.client().native_ptr(),
-                topic.as_ptr(),
-                tp.partition as i32,
-                &mut low,
-                &mut high,
-            )
-        };
-        let ok = err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
-        (ok && high >= 0).then_some(high as u64)
-    }
-
-    /// After an aborted transaction: reads `tp` again from its committed
-    /// offset (if it is still assigned), with its state caught up.
-    fn back_to_committed(&mut self, tp: &TopicPartition) -> Result<(), ClusterError> {
-        if !self.partitions.contains_key(tp) {
-            return Ok(());
-        }
-        let committed = match transaction::committed(&self.consumer, tp)? {
-            Some(committed) => committed,
-            None => {
-                // Nothing committed yet: from the start, a repeat rather
-                // than a loss.
-                let (low, _) = self
-                    .consumer
-                    .fetch_watermarks(&tp.topic, tp.partition as i32, CALL_TIMEOUT)
-                    .map_err(ClusterError::kafka("reading a partition's bounds"))?;
-                low.max(0) as u64
-            }
-        };
-        self.seek_to(tp, committed)?;
-        self.txn.resync(tp)
-    }
-
-    fn owns(&self, tp: &TopicPartition) -> bool {
-        let assigned = self.consumer.assignment().map(|tpl| partitions_of(&tpl));
-        assigned.is_ok_and(|a| a.contains(&(tp.topic.clone(), tp.partition)))
-            && self.partitions.contains_key(tp)
-    }
-
-    fn commit_offset(&self, tp: &TopicPartition, next: u64) -> Result<(), ClusterError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(next as i64))
-            .map_err(ClusterError::kafka("naming the offset to commit"))?;
-        match self
-            .consumer
-            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_fencing(&e) => Err(ClusterError::Fenced {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                reason: e.to_string(),
-            }),
-            Err(e) => Err(ClusterError::Kafka {
-                context: "committing the offset",
-                source: e,
-            }),
-        }
-    }
 }
 
 /// `topic/partition`, for logs.
 fn name(tp: &TopicPartition) -> String {
     format!("{}/{}", tp.topic, tp.partition)
-}
-
-/// Whether the coordinator refused a commit because the member's generation
-/// or membership is gone (the partition has moved on).
-pub(super) fn is_fencing(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::IllegalGeneration
-                | RDKafkaErrorCode::UnknownMemberId
-                | RDKafkaErrorCode::RebalanceInProgress
-                | RDKafkaErrorCode::FencedInstanceId
-                | RDKafkaErrorCode::StaleMemberEpoch
-                | RDKafkaErrorCode::AssignmentLost
-        )
-    )
-}
-
-/// A record read from the cluster as the log's record type.
-fn detach(message: &BorrowedMessage<'_>) -> StoredRecord {
-    let headers = message.headers().map_or_else(Vec::new, |headers| {
-        headers
-            .iter()
-            .map(|h| {
-                (
-                    h.key.to_string(),
-                    h.value.map_or_else(Vec::new, <[u8]>::to_vec),
-                )
-            })
-            .collect()
-    });
-    StoredRecord {
-        offset: message.offset() as u64,
-        timestamp: message
-            .timestamp()
-            .to_millis()
-            .unwrap_or_else(crate::log::now_ms),
-        key: message.key().map(bytes::Bytes::copy_from_slice),
-        value: message
-            .payload()
-            .map_or_else(bytes::Bytes::new, bytes::Bytes::copy_from_slice),
-        headers,
-    }
 }
 
 impl Consumer for ClusterConsumer {

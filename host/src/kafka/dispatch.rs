@@ -9,6 +9,7 @@ use super::{KafkaError, Session};
 use super::{
     fetch, groups, list_offsets, metadata, produce, producers, sasl, topics, transactions, versions,
 };
+use super::{configs, partitions};
 
 /// Every API weir answers, with the lowest and highest version. Produce's
 /// minimum is 0 as in Kafka 4.0, although versions below 3 (message sets
@@ -39,6 +40,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The (min, max) versions of `api`, if weir speaks it.
@@ -121,6 +125,15 @@ pub async fn dispatch(
         RequestKind::EndTxn(r) => {
             ResponseKind::EndTxn(transactions::end(session, version, r).await?)
         }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(partitions::create(session, version, r).await?)
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(session, version, r).await?)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(session, version, r).await?,
+        ),
         // Unreachable while SUPPORTED and this match agree.
         _ => return Err(KafkaError::UnknownApiKey(api as i16)),
     };

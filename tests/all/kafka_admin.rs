@@ -148,6 +148,14 @@ fn commit_metadata_and_leader_epoch_come_back_from_offset_fetch_after_a_restart(
     );
     assert_eq!(fetch(&mut wire, "h")[1].2.len(), 4096);
     assert_eq!(host.committed("g", "t", 0), 42);
+    // What `weir group describe` and `GET /groups/g` show.
+    let described = host.broker.describe_group("g").unwrap();
+    let metadata: Vec<_> = described
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.metadata.as_deref()))
+        .collect();
+    assert_eq!(metadata, [(0, Some("Hello world!")), (1, None)]);
 }
 
 fn create_partitions(

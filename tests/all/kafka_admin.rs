@@ -355,3 +355,79 @@ fn alter_configs_change_the_settings_describe_configs_shows() {
     let host = host.reopen();
     assert_eq!(host.log.topic_config("t").unwrap().segment_bytes, 2048);
 }
+
+/// A v2 batch of `(key, value)` records.
+fn batch(records: &[(Option<&str>, &str)]) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+    let records: Vec<KafkaRecord> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| KafkaRecord {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_000 + i as i64,
+            key: key.map(|k| bytes::Bytes::from(k.to_string())),
+            value: Some(bytes::Bytes::from(value.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+/// (error code, indexes of the record errors) of producing `records` to `t`/0.
+fn produce(wire: &mut Wire, records: bytes::Bytes) -> (i16, Vec<i32>) {
+    use produce_request::{PartitionProduceData, TopicProduceData};
+    let response = wire.call(
+        9,
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic("t"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(records)),
+                    ]),
+            ]),
+    );
+    let p = &response.responses[0].partition_responses[0];
+    let indexes = p.record_errors.iter().map(|e| e.batch_index).collect();
+    (p.error_code, indexes)
+}
+
+#[test]
+fn keyless_records_for_a_compacted_topic_are_refused_by_index() {
+    let host = Host::new();
+    host.topic("t", 1);
+    let listener = Listener::start(host.broker.clone());
+    let mut wire = listener.connect();
+    let mixed = [(Some("a"), "1"), (None, "2"), (Some("c"), "3"), (None, "4")];
+    assert_eq!(produce(&mut wire, batch(&mixed)), (0, vec![]), "delete topics take any");
+    let append = [("cleanup.policy", 2, Some("compact"))];
+    assert_eq!(incremental(&mut wire, &append, false).0, 0);
+    assert_eq!(
+        produce(&mut wire, batch(&mixed)),
+        (ResponseError::InvalidRecord.code(), vec![1, 3])
+    );
+    assert_eq!(host.log.high_watermark("t", 0).unwrap(), 4, "nothing of it stored");
+    assert_eq!(produce(&mut wire, batch(&[(Some("k"), "v")])), (0, vec![]));
+    assert_eq!(host.log.high_watermark("t", 0).unwrap(), 5);
+}

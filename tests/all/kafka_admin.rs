@@ -201,7 +201,11 @@ fn create_partitions_grows_a_topic_durably_and_refuses_to_shrink_it() {
         let listener = Listener::start(host.broker.clone());
         let mut wire = listener.connect();
         assert_eq!(create_partitions(&mut wire, "t", 4, true).0, 0);
-        assert_eq!(partition_count(&mut wire, "t"), 2, "validate_only changes nothing");
+        assert_eq!(
+            partition_count(&mut wire, "t"),
+            2,
+            "validate_only changes nothing"
+        );
         assert_eq!(create_partitions(&mut wire, "t", 4, false).0, 0);
         assert_eq!(partition_count(&mut wire, "t"), 4);
         host.log.append("t", 3, &[Record::value("after")]).unwrap();
@@ -325,7 +329,11 @@ fn alter_configs_change_the_settings_describe_configs_shows() {
     assert!(message.contains("min.insync.replicas"), "{message}");
     let (code, _) = incremental(&mut wire, &[("segment.bytes", SET, Some("lots"))], false);
     assert_eq!(code, ResponseError::InvalidConfig.code());
-    assert_eq!(described(&mut wire, "max.message.bytes"), "100000", "unchanged");
+    assert_eq!(
+        described(&mut wire, "max.message.bytes"),
+        "100000",
+        "unchanged"
+    );
 
     // AlterConfigs replaces the whole set: what it leaves out is back to
     // its default.
@@ -348,7 +356,10 @@ fn alter_configs_change_the_settings_describe_configs_shows() {
         ]),
     );
     assert_eq!(response.responses[0].error_code, 0);
-    assert_ne!(response.responses[1].error_code, 0, "broker settings are refused");
+    assert_ne!(
+        response.responses[1].error_code, 0,
+        "broker settings are refused"
+    );
     let config = host.log.topic_config("t").unwrap();
     assert_eq!(config.segment_bytes, 2048);
     assert_eq!(config.max_batch_bytes, weir::log::DEFAULT_MAX_BATCH_BYTES);
@@ -359,8 +370,7 @@ fn alter_configs_change_the_settings_describe_configs_shows() {
 /// A v2 batch of `(key, value)` records.
 fn batch(records: &[(Option<&str>, &str)]) -> bytes::Bytes {
     use kafka_protocol::records::{
-        Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions,
-        TimestampType,
+        Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
     let records: Vec<KafkaRecord> = records
         .iter()
@@ -420,14 +430,22 @@ fn keyless_records_for_a_compacted_topic_are_refused_by_index() {
     let listener = Listener::start(host.broker.clone());
     let mut wire = listener.connect();
     let mixed = [(Some("a"), "1"), (None, "2"), (Some("c"), "3"), (None, "4")];
-    assert_eq!(produce(&mut wire, batch(&mixed)), (0, vec![]), "delete topics take any");
+    assert_eq!(
+        produce(&mut wire, batch(&mixed)),
+        (0, vec![]),
+        "delete topics take any"
+    );
     let append = [("cleanup.policy", 2, Some("compact"))];
     assert_eq!(incremental(&mut wire, &append, false).0, 0);
     assert_eq!(
         produce(&mut wire, batch(&mixed)),
         (ResponseError::InvalidRecord.code(), vec![1, 3])
     );
-    assert_eq!(host.log.high_watermark("t", 0).unwrap(), 4, "nothing of it stored");
+    assert_eq!(
+        host.log.high_watermark("t", 0).unwrap(),
+        4,
+        "nothing of it stored"
+    );
     assert_eq!(produce(&mut wire, batch(&[(Some("k"), "v")])), (0, vec![]));
     assert_eq!(host.log.high_watermark("t", 0).unwrap(), 5);
 }

@@ -61,7 +61,10 @@ async fn the_api_creates_shows_and_changes_settings_and_refuses_a_misspelt_field
     assert_eq!(body["config"]["durability"], "always", "left as it was");
     let (status, body) = json_of(patch(json!({"partitions": 1})).await.unwrap()).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("never shrink"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("never shrink"),
+        "{body}"
+    );
     // A larger count grows the topic.
     let (status, body) = json_of(patch(json!({"partitions": 3})).await.unwrap()).await;
     assert_eq!(status, 200, "{body}");

@@ -149,7 +149,10 @@ fn created(t: &TopicInfo) {
 }
 
 fn altered(t: &TopicInfo) {
-    println!("topic {} now has {} partition(s) and:", t.name, t.partitions);
+    println!(
+        "topic {} now has {} partition(s) and:",
+        t.name, t.partitions
+    );
     settings(&t.config);
 }
 

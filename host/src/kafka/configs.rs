@@ -190,7 +190,10 @@ fn changed(base: TopicConfig, changes: &[Change]) -> Result<TopicConfig, String>
     let mut config = base;
     for (op, key, value) in changes {
         let now = describe(&config);
-        let current = now.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.clone());
+        let current = now
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.clone());
         let value = match op {
             Op::Set => value.clone().unwrap_or_default(),
             Op::Delete => defaults

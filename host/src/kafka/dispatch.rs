@@ -6,10 +6,10 @@
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use super::{KafkaError, Session};
+use super::{configs, partitions};
 use super::{
     fetch, groups, list_offsets, metadata, produce, producers, sasl, topics, transactions, versions,
 };
-use super::{configs, partitions};
 
 /// Every API weir answers, with the lowest and highest version. Produce's
 /// minimum is 0 as in Kafka 4.0, although versions below 3 (message sets

@@ -232,7 +232,13 @@ fn commit_metadata_survives_reopen_and_compaction_and_old_values_still_open() {
     }
     let log = Arc::new(Log::open(dir.path()).unwrap());
     let offsets = Offsets::open(log.clone()).unwrap();
-    assert_eq!(offsets.get("old", "t", 0), Some(Committed { offset: 17, generation: 3 }));
+    assert_eq!(
+        offsets.get("old", "t", 0),
+        Some(Committed {
+            offset: 17,
+            generation: 3
+        })
+    );
     assert_eq!(offsets.meta("old", "t", 0), CommitMeta::none());
     assert_eq!(offsets.get("g", "t", 0), Some(c(42)));
     assert_eq!(offsets.meta("g", "t", 0), meta(5, "Hello world!"));

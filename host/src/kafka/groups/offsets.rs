@@ -78,15 +78,16 @@ impl KafkaGroups {
                 let commits: Vec<(String, u32, Committed, CommitMeta)> = verdicts
                     .iter()
                     .flat_map(|(topic, partitions)| {
-                        partitions.iter().filter(|(_, _, error, _)| *error == 0).map(
-                            |(p, offset, _, meta)| {
+                        partitions
+                            .iter()
+                            .filter(|(_, _, error, _)| *error == 0)
+                            .map(|(p, offset, _, meta)| {
                                 let committed = Committed {
                                     offset: *offset as u64,
                                     generation: generation.max(0) as u32,
                                 };
                                 (topic.to_string(), *p as u32, committed, meta.clone())
-                            },
-                        )
+                            })
                     })
                     .collect();
                 if !commits.is_empty() {
@@ -208,9 +209,7 @@ impl KafkaGroups {
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
                                                     .with_committed_offset(offset)
-                                                    .with_committed_leader_epoch(
-                                                        meta.leader_epoch,
-                                                    )
+                                                    .with_committed_leader_epoch(meta.leader_epoch)
                                                     .with_metadata(Some(StrBytes::from_string(
                                                         meta.metadata,
                                                     )))

@@ -237,6 +237,22 @@ fn create_partitions_grows_a_topic_durably_and_refuses_to_shrink_it() {
     host.log.append("t", 4, &[Record::value("new")]).unwrap();
     let host = host.reopen();
     assert_eq!(host.values("t", 4), ["new"]);
+
+    // A processor group's state changelog of the topic is partitioned like
+    // it, and grows with it.
+    let changelog = weir::state::changelog_topic("p", "t");
+    host.log
+        .create_topic(&changelog, weir::log::TopicConfig::with_partitions(5))
+        .unwrap();
+    let committed = weir::offsets::Committed {
+        offset: 0,
+        generation: 1,
+    };
+    host.broker.offsets().commit("p", "t", 0, committed).unwrap();
+    let listener = Listener::start(host.broker.clone());
+    let mut wire = listener.connect();
+    assert_eq!(create_partitions(&mut wire, "t", 6, false).0, 0);
+    assert_eq!(host.log.partition_count(&changelog).unwrap(), 6);
 }
 
 /// One topic resource of `t` with `configs` as (name, operation, value).

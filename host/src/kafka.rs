@@ -13,7 +13,7 @@
 //!   coming back in request order).
 //! - `dispatch.rs`: the table of supported API versions and the one `match`
 //!   from a request to its handler.
-//! - `versions.rs` (ApiVersions), `metadata.rs` (Metadata), `produce.rs`
+//! - `versions.rs` (ApiVersions), `metadata.rs` (Metadata, DescribeCluster), `produce.rs`
 //!   (Produce), `fetch.rs` (Fetch), `list_offsets.rs` (ListOffsets),
 //!   `topics.rs` (CreateTopics, DeleteTopics, DescribeConfigs),
 //!   `producers.rs` (InitProducerId and the idempotent producer's sequence

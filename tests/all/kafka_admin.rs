@@ -5,7 +5,8 @@
 //! 4096 bytes refused); CreatePartitions growing a topic durably (and
 //! validate_only, shrinking, unknown topics); IncrementalAlterConfigs and
 //! AlterConfigs changing what DescribeConfigs shows, unknown settings
-//! refused by name.
+//! refused by name; keyless records refused by index on a compacted topic;
+//! DescribeCluster.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
@@ -248,7 +249,10 @@ fn create_partitions_grows_a_topic_durably_and_refuses_to_shrink_it() {
         offset: 0,
         generation: 1,
     };
-    host.broker.offsets().commit("p", "t", 0, committed).unwrap();
+    host.broker
+        .offsets()
+        .commit("p", "t", 0, committed)
+        .unwrap();
     let listener = Listener::start(host.broker.clone());
     let mut wire = listener.connect();
     assert_eq!(create_partitions(&mut wire, "t", 6, false).0, 0);
@@ -464,4 +468,23 @@ fn keyless_records_for_a_compacted_topic_are_refused_by_index() {
     );
     assert_eq!(produce(&mut wire, batch(&[(Some("k"), "v")])), (0, vec![]));
     assert_eq!(host.log.high_watermark("t", 0).unwrap(), 5);
+}
+
+#[test]
+fn describe_cluster_answers_weirs_one_node_at_the_listeners_address() {
+    let host = Host::new();
+    let listener = Listener::start(host.broker.clone());
+    let mut wire = listener.connect();
+    for version in [0, 2] {
+        let response = wire.call(
+            version,
+            &DescribeClusterRequest::default().with_endpoint_type(1),
+        );
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.cluster_id.as_str(), "weir");
+        assert_eq!(response.controller_id, BrokerId(0));
+        assert_eq!(response.brokers.len(), 1);
+        assert_eq!(response.brokers[0].broker_id, BrokerId(0));
+        assert_eq!(response.brokers[0].port, i32::from(listener.addr.port()));
+    }
 }

@@ -43,6 +43,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// The (min, max) versions of `api`, if weir speaks it.
@@ -134,6 +135,9 @@ pub async fn dispatch(
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             configs::incremental_alter(session, version, r).await?,
         ),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(metadata::describe_cluster(session, version, r))
+        }
         // Unreachable while SUPPORTED and this match agree.
         _ => return Err(KafkaError::UnknownApiKey(api as i16)),
     };

@@ -266,6 +266,7 @@ impl ClusterBackend {
                 log_start: low,
                 high_watermark: high,
                 lag: high.saturating_sub(committed.unwrap_or(low).max(low)),
+                metadata: None,
             });
         }
         Ok(out)

@@ -13,7 +13,7 @@
 //!   coming back in request order).
 //! - `dispatch.rs`: the table of supported API versions and the one `match`
 //!   from a request to its handler.
-//! - `versions.rs` (ApiVersions), `metadata.rs` (Metadata), `produce.rs`
+//! - `versions.rs` (ApiVersions), `metadata.rs` (Metadata, DescribeCluster), `produce.rs`
 //!   (Produce), `fetch.rs` (Fetch), `list_offsets.rs` (ListOffsets),
 //!   `topics.rs` (CreateTopics, DeleteTopics, DescribeConfigs),
 //!   `producers.rs` (InitProducerId and the idempotent producer's sequence
@@ -21,6 +21,9 @@
 //!   `sasl.rs` (SaslHandshake and SaslAuthenticate: PLAIN, and SCRAM-SHA-256
 //!   and -512 from `sasl/scram.rs`, against the token), `tls.rs` (the
 //!   listener's rustls configuration and handshake limit).
+//! - `partitions.rs` (CreatePartitions: a topic's partitions grow),
+//!   `configs.rs` (AlterConfigs and IncrementalAlterConfigs onto a topic's
+//!   settings, under `topics.rs`' Kafka names).
 //! - `groups.rs`, `groups/`: consumer groups of Kafka clients (FindCoordinator,
 //!   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
 //!   DescribeGroups, ListGroups), offsets kept in weir's `__consumer_offsets`.
@@ -42,6 +45,7 @@
 //! has one replica, so acks 1 and all both mean "appended once the topic's
 //! durability policy holds" and acks 0 means the same without a response.
 
+mod configs;
 mod connection;
 pub mod dispatch;
 mod fetch;
@@ -49,6 +53,7 @@ mod frame;
 pub mod groups;
 mod list_offsets;
 mod metadata;
+mod partitions;
 mod produce;
 mod producers;
 mod records;

@@ -94,7 +94,9 @@
 //! - [`kafka`]: `weir serve --kafka-listen`: the Kafka wire protocol over the
 //!   same broker (framing, the API version table and dispatcher, Metadata
 //!   with topic ids, Produce with the idempotent producer, Fetch with long
-//!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs;
+//!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs,
+//!   CreatePartitions, AlterConfigs, IncrementalAlterConfigs and
+//!   DescribeCluster;
 //!   SASL PLAIN and SCRAM-SHA-256/512 against the token, the SCRAM exchange
 //!   as a pure state machine; TLS through rustls), codecs from the
 //!   `kafka-protocol` crate; `kafka::groups`: Kafka

@@ -1,4 +1,4 @@
-//! The log: named topics, each with a fixed number of partitions, each an
+//! The log: named topics, each with a number of partitions (which may grow), each an
 //! append-only sequence of segments on disk (`<data>/topics/<topic>/<partition>/`).
 //!
 //! # Layout

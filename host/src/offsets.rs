@@ -3,7 +3,13 @@
 //!
 //! Each commit appends one record: key `group/topic/partition` (names cannot
 //! contain `/`), value the next offset to read (Kafka's convention) and the group
-//! generation, as 8 + 4 little-endian bytes. An empty value is a tombstone: the
+//! generation, as 8 + 4 little-endian bytes. A Kafka client's commit may carry
+//! a [`CommitMeta`] (its metadata string and leader epoch): such a value goes
+//! on with a format byte (1), the epoch (4 bytes, little-endian) and the
+//! metadata's UTF-8 bytes. Commits without one keep the 12-byte value, so data
+//! directories written before the metadata existed open unchanged (a weir
+//! that predates it refuses a topic holding the longer values as malformed).
+//! An empty value is a tombstone: the
 //! key is forgotten (deleting a topic writes one per committed partition, so a
 //! topic created again under the same name starts without offsets). Opening
 //! replays the topic, the latest record per key winning, so committed offsets
@@ -60,6 +66,37 @@ pub struct Committed {
     pub generation: u32,
 }
 
+/// What a Kafka client's OffsetCommit says beside the offset, returned by
+/// OffsetFetch as it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitMeta {
+    /// The leader epoch the client saw (-1: none).
+    pub leader_epoch: i32,
+    /// The client's metadata string (at most [`MAX_METADATA_BYTES`]).
+    pub metadata: String,
+}
+
+impl CommitMeta {
+    /// No metadata and no epoch, what a commit without them means.
+    pub fn none() -> CommitMeta {
+        CommitMeta {
+            leader_epoch: -1,
+            metadata: String::new(),
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        self.leader_epoch == -1 && self.metadata.is_empty()
+    }
+}
+
+/// The longest metadata string a commit may carry (Kafka's
+/// `offset.metadata.max.bytes`).
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// The format byte of a value that carries a [`CommitMeta`].
+const META_FORMAT: u8 = 1;
+
 /// (group, topic, partition).
 pub type OffsetKey = (String, String, u32);
 
@@ -75,6 +112,8 @@ pub struct Offsets {
 #[derive(Debug, Default)]
 struct State {
     latest: BTreeMap<OffsetKey, Committed>,
+    /// The metadata of the latest commit per key, where it had any.
+    meta: BTreeMap<OffsetKey, CommitMeta>,
     /// Each group's latest metadata record.
     groups: BTreeMap<String, Vec<u8>>,
     /// Records in the log since the last snapshot began (all of them, until
@@ -87,6 +126,7 @@ impl Offsets {
     pub fn open(log: Arc<Log>) -> Result<Offsets, OffsetsError> {
         log.ensure_topic(OFFSETS_TOPIC, TopicConfig::with_partitions(1))?;
         let mut committed = BTreeMap::new();
+        let mut meta = BTreeMap::new();
         let mut groups = BTreeMap::new();
         let end = log.high_watermark(OFFSETS_TOPIC, 0)?;
         let mut next = log.log_start(OFFSETS_TOPIC, 0)?;
@@ -97,10 +137,15 @@ impl Offsets {
                     offset: record.offset,
                 };
                 match decode(record.key.as_deref(), &record.value).ok_or(malformed)? {
-                    Entry::Offset(key, Some(value)) => {
+                    Entry::Offset(key, Some((value, m))) => {
+                        match m {
+                            Some(m) => meta.insert(key.clone(), m),
+                            None => meta.remove(&key),
+                        };
                         committed.insert(key, value);
                     }
                     Entry::Offset(key, None) => {
+                        meta.remove(&key);
                         committed.remove(&key);
                     }
                     Entry::Group(group, Some(value)) => {
@@ -118,6 +163,7 @@ impl Offsets {
             log,
             committed: Mutex::new(State {
                 latest: committed,
+                meta,
                 groups,
                 since_snapshot: end - start,
             }),
@@ -152,7 +198,7 @@ impl Offsets {
         let records: Vec<Record> = state
             .latest
             .iter()
-            .map(|(key, committed)| encode(key, committed))
+            .map(|(key, committed)| encode(key, committed, state.meta.get(key)))
             .chain(
                 state
                     .groups
@@ -186,7 +232,8 @@ impl Offsets {
         let mut state = self.committed.lock().expect("offsets lock");
         let key = (group.to_string(), topic.to_string(), partition);
         self.log
-            .append(OFFSETS_TOPIC, 0, &[encode(&key, &committed)])?;
+            .append(OFFSETS_TOPIC, 0, &[encode(&key, &committed, None)])?;
+        state.meta.remove(&key);
         state.latest.insert(key, committed);
         state.since_snapshot += 1;
         // The commit is durable in the log already; a failed compaction leaves
@@ -204,15 +251,39 @@ impl Offsets {
         group: &str,
         commits: &[(String, u32, Committed)],
     ) -> Result<(), OffsetsError> {
+        let with: Vec<_> = commits
+            .iter()
+            .map(|(topic, partition, c)| (topic.clone(), *partition, *c, CommitMeta::none()))
+            .collect();
+        self.commit_many_with_meta(group, &with)
+    }
+
+    /// [`Offsets::commit_many`] with each commit's [`CommitMeta`] (a Kafka
+    /// client's OffsetCommit), kept until the next commit of its partition.
+    pub fn commit_many_with_meta(
+        &self,
+        group: &str,
+        commits: &[(String, u32, Committed, CommitMeta)],
+    ) -> Result<(), OffsetsError> {
         let mut state = self.committed.lock().expect("offsets lock");
         let keyed: Vec<_> = commits
             .iter()
-            .map(|(topic, partition, c)| ((group.to_string(), topic.clone(), *partition), *c))
+            .map(|(topic, partition, c, m)| {
+                let meta = (!m.is_none()).then(|| m.clone());
+                ((group.to_string(), topic.clone(), *partition), *c, meta)
+            })
             .collect();
-        let records: Vec<_> = keyed.iter().map(|(key, c)| encode(key, c)).collect();
+        let records: Vec<_> = keyed
+            .iter()
+            .map(|(key, c, m)| encode(key, c, m.as_ref()))
+            .collect();
         self.log.append(OFFSETS_TOPIC, 0, &records)?;
         state.since_snapshot += keyed.len() as u64;
-        for (key, c) in keyed {
+        for (key, c, m) in keyed {
+            match m {
+                Some(m) => state.meta.insert(key.clone(), m),
+                None => state.meta.remove(&key),
+            };
             state.latest.insert(key, c);
         }
         if let Err(e) = self.maybe_compact(&mut state) {
@@ -262,6 +333,7 @@ impl Offsets {
         state.since_snapshot += tombstones.len() as u64;
         for key in &doomed {
             state.latest.remove(key);
+            state.meta.remove(key);
         }
         if let Err(e) = self.maybe_compact(state) {
             tracing::warn!(error = %e, "could not compact {OFFSETS_TOPIC}");
@@ -302,6 +374,17 @@ impl Offsets {
             .copied()
     }
 
+    /// The metadata of the group's latest commit on one partition (none when
+    /// that commit carried none, or there is no commit).
+    pub fn meta(&self, group: &str, topic: &str, partition: u32) -> CommitMeta {
+        let state = self.committed.lock().expect("offsets lock");
+        state
+            .meta
+            .get(&(group.to_string(), topic.to_string(), partition))
+            .cloned()
+            .unwrap_or_else(CommitMeta::none)
+    }
+
     /// Every group that has committed an offset.
     pub fn groups(&self) -> Vec<String> {
         let state = self.committed.lock().expect("offsets lock");
@@ -322,9 +405,14 @@ impl Offsets {
     }
 }
 
-fn encode(key: &OffsetKey, committed: &Committed) -> Record {
+fn encode(key: &OffsetKey, committed: &Committed, meta: Option<&CommitMeta>) -> Record {
     let mut value = committed.offset.to_le_bytes().to_vec();
     value.extend_from_slice(&committed.generation.to_le_bytes());
+    if let Some(meta) = meta.filter(|m| !m.is_none()) {
+        value.push(META_FORMAT);
+        value.extend_from_slice(&meta.leader_epoch.to_le_bytes());
+        value.extend_from_slice(meta.metadata.as_bytes());
+    }
     Record::keyed(record_key(key), value)
 }
 
@@ -334,7 +422,7 @@ fn record_key((group, topic, partition): &OffsetKey) -> String {
 
 /// What one record of the topic says; `None` is a tombstone.
 enum Entry {
-    Offset(OffsetKey, Option<Committed>),
+    Offset(OffsetKey, Option<(Committed, Option<CommitMeta>)>),
     Group(String, Option<Vec<u8>>),
 }
 
@@ -349,17 +437,25 @@ fn decode(key: Option<&[u8]>, value: &[u8]) -> Option<Entry> {
     let (group, topic) = (parts.next()?, parts.next()?);
     let partition = parts.next()?.parse().ok()?;
     let key = (group.to_string(), topic.to_string(), partition);
-    match value.len() {
-        0 => Some(Entry::Offset(key, None)),
-        12 => {
-            let committed = Committed {
-                offset: u64::from_le_bytes(value[0..8].try_into().ok()?),
-                generation: u32::from_le_bytes(value[8..12].try_into().ok()?),
-            };
-            Some(Entry::Offset(key, Some(committed)))
-        }
-        _ => None,
+    if value.is_empty() {
+        return Some(Entry::Offset(key, None));
     }
+    if value.len() < 12 {
+        return None;
+    }
+    let committed = Committed {
+        offset: u64::from_le_bytes(value[0..8].try_into().ok()?),
+        generation: u32::from_le_bytes(value[8..12].try_into().ok()?),
+    };
+    let meta = match &value[12..] {
+        [] => None,
+        [META_FORMAT, rest @ ..] if rest.len() >= 4 => Some(CommitMeta {
+            leader_epoch: i32::from_le_bytes(rest[0..4].try_into().ok()?),
+            metadata: String::from_utf8(rest[4..].to_vec()).ok()?,
+        }),
+        _ => return None,
+    };
+    Some(Entry::Offset(key, Some((committed, meta))))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod failures;
 mod groups;
 mod guest_logs;
 mod guests_tested;
+mod kafka_admin;
 mod kafka_clients;
 mod kafka_group_wire;
 mod kafka_groups;

@@ -59,9 +59,17 @@ async fn the_api_creates_shows_and_changes_settings_and_refuses_a_misspelt_field
     assert_eq!(body["config"]["segment_ms"], 1000);
     assert_eq!(body["config"]["cleanup_policy"], "delete");
     assert_eq!(body["config"]["durability"], "always", "left as it was");
-    let (status, body) = json_of(patch(json!({"partitions": 4})).await.unwrap()).await;
+    let (status, body) = json_of(patch(json!({"partitions": 1})).await.unwrap()).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("fixed"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("never shrink"),
+        "{body}"
+    );
+    // A larger count grows the topic.
+    let (status, body) = json_of(patch(json!({"partitions": 3})).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["partitions"], 3);
+    assert_eq!(body["high_watermarks"], json!([0, 0, 0]));
     let (status, body) = json_of(patch(json!({"retension_ms": 5})).await.unwrap()).await;
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -74,6 +82,7 @@ async fn the_api_creates_shows_and_changes_settings_and_refuses_a_misspelt_field
     let host = host.reopen();
     let config = host.log.topic_config("t").unwrap();
     assert_eq!((config.retention_ms, config.segment_ms), (None, Some(1000)));
+    assert_eq!(host.log.partition_count("t").unwrap(), 3);
 }
 
 fn weir(dir: &Path, args: &[&str]) -> String {
@@ -127,7 +136,10 @@ fn the_cli_creates_alters_and_describes_settings() {
             "2048",
         ],
     );
+    let text = weir(d, &["topic", "alter", "t", "--partitions", "5"]);
+    assert!(text.contains("5 partition(s)"), "{text}");
     let text = weir(d, &["topic", "describe", "t"]);
+    assert!(text.contains("topic t (5 partition(s))"), "{text}");
     assert!(text.contains("retention.ms=none"), "{text}");
     assert!(text.contains("segment.bytes=2048"), "{text}");
     assert!(text.contains("cleanup.policy=compact"), "{text}");

@@ -135,6 +135,8 @@ impl Broker {
                     log_start,
                     high_watermark,
                     lag: high_watermark.saturating_sub(from),
+                    metadata: Some(offsets.meta(group, &topic, partition).metadata)
+                        .filter(|m| !m.is_empty()),
                 });
             }
         }

@@ -46,12 +46,41 @@ impl Broker {
     }
 
     /// Changes a topic's settings (see [`crate::log::Log::alter_topic`]); a
-    /// partition count other than the topic's is refused.
+    /// larger partition count grows the topic (see [`Broker::add_partitions`]),
+    /// a smaller one is refused.
     pub fn alter_topic(&self, name: &str, settings: &TopicSettings) -> Result<TopicInfo, LogError> {
         refuse_reserved(name)?;
-        self.log
+        let config = self
+            .log
             .alter_topic(name, |config| settings.apply(config))?;
+        self.grow_changelogs(name, config.partitions)?;
         self.topic_info(name)
+    }
+
+    /// Grows `name` to `partitions` partitions (the same count is a no-op, a
+    /// smaller one refused), and with it every processor's state changelog
+    /// of the topic, which is partitioned like it.
+    pub fn add_partitions(&self, name: &str, partitions: u32) -> Result<TopicInfo, LogError> {
+        refuse_reserved(name)?;
+        self.log.add_partitions(name, partitions)?;
+        self.grow_changelogs(name, partitions)?;
+        self.topic_info(name)
+    }
+
+    /// Grows the state changelogs of `topic` (one per group that keeps
+    /// state of it) to `partitions`.
+    fn grow_changelogs(&self, topic: &str, partitions: u32) -> Result<(), LogError> {
+        for group in self.list_groups() {
+            let changelog = crate::state::changelog_topic(&group, topic);
+            if self
+                .log
+                .partition_count(&changelog)
+                .is_ok_and(|n| n < partitions)
+            {
+                self.log.add_partitions(&changelog, partitions)?;
+            }
+        }
+        Ok(())
     }
 
     /// A topic as `weir.toml` declares it: created if missing, otherwise

@@ -21,9 +21,12 @@ pub enum TopicCommand {
         #[command(flatten)]
         settings: SettingArgs,
     },
-    /// Change a topic's settings (the partition count is fixed).
+    /// Change a topic's settings (the partition count can only grow).
     Alter {
         name: String,
+        /// Grow the topic to this many partitions.
+        #[arg(long)]
+        partitions: Option<u32>,
         #[command(flatten)]
         settings: SettingArgs,
     },
@@ -146,7 +149,10 @@ fn created(t: &TopicInfo) {
 }
 
 fn altered(t: &TopicInfo) {
-    println!("topic {} now has:", t.name);
+    println!(
+        "topic {} now has {} partition(s) and:",
+        t.name, t.partitions
+    );
     settings(&t.config);
 }
 
@@ -169,8 +175,12 @@ pub async fn run(admin: &impl Admin, command: TopicCommand, out: Out) -> Result<
             };
             out.print(&admin.create_topic(&topic).await?, created)
         }
-        TopicCommand::Alter { name, settings } => {
-            let settings = settings.settings(None);
+        TopicCommand::Alter {
+            name,
+            partitions,
+            settings,
+        } => {
+            let settings = settings.settings(partitions);
             out.print(&admin.alter_topic(&name, &settings).await?, altered)
         }
         TopicCommand::List => out.print(&admin.topics().await?, |topics| {

@@ -6,6 +6,7 @@
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use super::{KafkaError, Session};
+use super::{configs, partitions};
 use super::{
     fetch, groups, list_offsets, metadata, produce, producers, sasl, topics, transactions, versions,
 };
@@ -39,6 +40,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// The (min, max) versions of `api`, if weir speaks it.
@@ -120,6 +125,18 @@ pub async fn dispatch(
         }
         RequestKind::EndTxn(r) => {
             ResponseKind::EndTxn(transactions::end(session, version, r).await?)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(partitions::create(session, version, r).await?)
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(session, version, r).await?)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            configs::incremental_alter(session, version, r).await?,
+        ),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(metadata::describe_cluster(session, version, r))
         }
         // Unreachable while SUPPORTED and this match agree.
         _ => return Err(KafkaError::UnknownApiKey(api as i16)),

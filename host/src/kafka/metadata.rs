@@ -6,12 +6,20 @@
 //! `allow_auto_topic_creation` holds: then the topic is created (N
 //! partitions, default settings), as Kafka's `auto.create.topics.enable`
 //! does. Internal topics (`__…`) are flagged as internal.
+//!
+//! DescribeCluster answers the same cluster: id [`CLUSTER_ID`], node 0 at the
+//! advertised address, which is its own controller (so it answers the
+//! brokers' and the controllers' endpoint types alike).
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{KafkaError, NODE_ID, Session};
@@ -70,6 +78,24 @@ pub async fn handle(
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
         .with_controller_id(BrokerId(NODE_ID))
         .with_topics(topics))
+}
+
+/// DescribeCluster: weir's one node.
+pub fn describe_cluster(
+    session: &Session,
+    _version: i16,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let (host, port) = session.advertised();
+    let broker = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(NODE_ID))
+        .with_host(StrBytes::from_string(host))
+        .with_port(i32::from(port));
+    DescribeClusterResponse::default()
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+        .with_controller_id(BrokerId(NODE_ID))
+        .with_brokers(vec![broker])
 }
 
 /// Creates `name` with `partitions` partitions when it does not exist and is

@@ -11,17 +11,21 @@
 //! internal topic (`__…`) TOPIC_AUTHORIZATION_FAILED, a record over the
 //! topic's `max_batch_bytes` MESSAGE_TOO_LARGE (a Kafka batch over the
 //! topic's limits is split into several weir batches), a batch that does not decode
-//! CORRUPT_MESSAGE, a failed write KAFKA_STORAGE_ERROR.
+//! CORRUPT_MESSAGE, a failed write KAFKA_STORAGE_ERROR. A batch with keyless
+//! records for a `compact` topic is refused whole with INVALID_RECORD, each
+//! keyless record named in the answer's record errors, as Kafka does.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::producers::Outcome;
 use super::records::{self, ProducedBatch};
 use super::{KafkaError, KafkaState, Session, producers::Producers};
-use crate::log::{Log, LogError};
+use crate::log::{CleanupPolicy, Log, LogError};
 
 /// The versions Produce advertises but does not decode (message sets before
 /// the v2 batch).
@@ -46,11 +50,26 @@ pub async fn handle(
                     .partition_data
                     .into_iter()
                     .map(|data| {
-                        let (code, base, message) =
+                        let keyless = keyless_on_compacted(log, &name, data.records.as_ref());
+                        let (code, base, message) = if !keyless.is_empty() {
+                            let e = ResponseError::InvalidRecord;
+                            (e.code(), -1, Some(KEYLESS.to_string()))
+                        } else {
                             match partition(&state, &name, data.index, data.records) {
                                 Ok(base) => (0, base, None),
                                 Err((code, message)) => (code.code(), -1, message),
-                            };
+                            }
+                        };
+                        let record_errors = keyless
+                            .into_iter()
+                            .map(|i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(Some(
+                                        StrBytes::from_static_str(KEYLESS),
+                                    ))
+                            })
+                            .collect();
                         PartitionProduceResponse::default()
                             .with_index(data.index)
                             .with_error_code(code)
@@ -61,6 +80,7 @@ pub async fn handle(
                                     .map_or(-1, |s| s as i64),
                             )
                             .with_error_message(message.map(StrBytes::from_string))
+                            .with_record_errors(record_errors)
                     })
                     .collect();
                 TopicProduceResponse::default()
@@ -77,6 +97,28 @@ pub async fn handle(
 }
 
 type Refusal = (ResponseError, Option<String>);
+
+const KEYLESS: &str = "a compacted topic's records need keys";
+
+/// The indexes of keyless records in `records` when `topic` is compacted
+/// (none otherwise, or when the batches do not decode: `partition` answers
+/// those).
+fn keyless_on_compacted(log: &Log, topic: &str, records: Option<&bytes::Bytes>) -> Vec<i32> {
+    let compacted = log
+        .topic_config(topic)
+        .is_ok_and(|c| c.cleanup_policy == CleanupPolicy::Compact);
+    let Some(records) = records.filter(|_| compacted) else {
+        return Vec::new();
+    };
+    let batches = records::decode(records.clone()).unwrap_or_default();
+    batches
+        .iter()
+        .flat_map(|b| &b.records)
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i as i32)
+        .collect()
+}
 
 /// Appends one partition's batches; the base offset of the first (-1 for
 /// a transaction's, which get their offsets at commit).

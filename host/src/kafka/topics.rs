@@ -47,7 +47,7 @@ const SETTINGS: &[&str] = &[
 ];
 
 /// DescribeConfigs' resource type of a topic.
-const TOPIC_RESOURCE: i8 = 2;
+pub(super) const TOPIC_RESOURCE: i8 = 2;
 /// DescribeConfigs' resource type of a broker.
 const BROKER_RESOURCE: i8 = 4;
 
@@ -255,7 +255,7 @@ pub fn describe_configs(
 }
 
 /// A topic's settings under their Kafka names.
-fn describe(config: &TopicConfig) -> Vec<(&'static str, Option<String>)> {
+pub(super) fn describe(config: &TopicConfig) -> Vec<(&'static str, Option<String>)> {
     let or_none = |v: Option<u64>| Some(v.map_or("-1".to_string(), |v| v.to_string()));
     vec![
         ("retention.ms", or_none(config.retention_ms)),
@@ -290,7 +290,7 @@ fn describe(config: &TopicConfig) -> Vec<(&'static str, Option<String>)> {
 }
 
 /// Sets one Kafka setting on `settings`.
-fn apply(settings: &mut TopicSettings, name: &str, value: &str) -> Result<(), String> {
+pub(super) fn apply(settings: &mut TopicSettings, name: &str, value: &str) -> Result<(), String> {
     let number = |v: &str| -> Result<u64, String> {
         v.parse()
             .map_err(|_| format!("{name}: {v:?} is not a non-negative number"))
@@ -306,7 +306,9 @@ fn apply(settings: &mut TopicSettings, name: &str, value: &str) -> Result<(), St
         "retention.ms" => settings.retention_ms = Some(optional(value)?),
         "retention.bytes" => settings.retention_bytes = Some(optional(value)?),
         "segment.bytes" => settings.segment_bytes = Some(number(value)?),
-        "segment.ms" => settings.segment_ms = Some(Some(number(value)?)),
+        // Kafka's "never" is i64::MAX (what DescribeConfigs shows).
+        "segment.ms" if value == i64::MAX.to_string() => settings.segment_ms = Some(None),
+        "segment.ms" => settings.segment_ms = Some(optional(value)?),
         "delete.retention.ms" => settings.delete_retention_ms = Some(number(value)?),
         "max.message.bytes" => settings.max_batch_bytes = Some(number(value)?),
         "weir.max.batch.records" => {
@@ -314,11 +316,23 @@ fn apply(settings: &mut TopicSettings, name: &str, value: &str) -> Result<(), St
             settings.max_batch_records =
                 Some(u32::try_from(n).map_err(|_| format!("{name}: {n} is too large"))?);
         }
+        // A list in Kafka; weir's compact keeps retention too, so a list
+        // holding compact is compact.
         "cleanup.policy" => {
-            settings.cleanup_policy = Some(
-                CleanupPolicy::parse(value)
-                    .ok_or_else(|| format!("cleanup.policy: {value:?} is not delete or compact"))?,
-            )
+            let mut policy = CleanupPolicy::Delete;
+            for item in value.split(',').map(str::trim) {
+                policy = match CleanupPolicy::parse(item) {
+                    Some(CleanupPolicy::Compact) => CleanupPolicy::Compact,
+                    Some(CleanupPolicy::Delete) => policy,
+                    None if item.is_empty() && !value.contains(',') => policy,
+                    None => {
+                        return Err(format!(
+                            "cleanup.policy: {value:?} is not delete, compact or both"
+                        ));
+                    }
+                };
+            }
+            settings.cleanup_policy = Some(policy);
         }
         "weir.durability" => {
             settings.durability = Some(
@@ -338,7 +352,7 @@ fn apply(settings: &mut TopicSettings, name: &str, value: &str) -> Result<(), St
 }
 
 /// The Kafka error code of a failed topic operation.
-fn code_of(e: &LogError) -> ResponseError {
+pub(super) fn code_of(e: &LogError) -> ResponseError {
     match e {
         LogError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         LogError::Name(_) | LogError::Reserved(_) => ResponseError::InvalidTopicException,
@@ -359,7 +373,7 @@ mod tests {
         let mut s = TopicSettings::default();
         apply(&mut s, "retention.ms", "-1").unwrap();
         apply(&mut s, "retention.bytes", "1000").unwrap();
-        apply(&mut s, "cleanup.policy", "compact").unwrap();
+        apply(&mut s, "cleanup.policy", "delete,compact").unwrap();
         apply(&mut s, "weir.durability", "always").unwrap();
         assert_eq!(s.retention_ms, Some(None));
         assert_eq!(s.retention_bytes, Some(Some(1000)));
@@ -375,9 +389,6 @@ mod tests {
         let config = TopicConfig::with_partitions(3);
         let mut s = TopicSettings::default();
         for (name, value) in describe(&config) {
-            if name == "segment.ms" {
-                continue; // "never" is i64::MAX, read back as a number
-            }
             apply(&mut s, name, value.as_deref().unwrap()).unwrap();
         }
         s.partitions = Some(3);

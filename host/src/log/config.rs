@@ -155,8 +155,8 @@ impl CleanupPolicy {
 
 crate::keyword::keywords!(CleanupPolicy);
 
-/// A topic's settings, kept in its `topic.json`. The partition count is fixed
-/// at creation; the rest may change later ([`super::Log::alter_topic`]).
+/// A topic's settings, kept in its `topic.json`. They may change later
+/// ([`super::Log::alter_topic`]); the partition count only grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub partitions: u32,

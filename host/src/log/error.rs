@@ -51,7 +51,7 @@ pub enum LogError {
     #[error("invalid topic settings: {what}")]
     BadConfig { what: &'static str },
     #[error(
-        "topic {topic:?} has {partitions} partition(s); the partition count is fixed at creation (asked for {asked})"
+        "topic {topic:?} has {partitions} partition(s); a partition count can grow, never shrink (asked for {asked})"
     )]
     PartitionCountFixed {
         topic: String,

@@ -112,6 +112,40 @@ impl Log {
             .map(|(n, _)| n.clone())
     }
 
+    /// Creates and opens partitions `new` of topic `name` (with `config`,
+    /// which already counts them), registered with the flusher; their
+    /// directories are durable when this returns. A directory already there
+    /// was left by a growth that crashed before its `topic.json`, so nothing
+    /// was ever appended to it: it is replaced.
+    pub(super) fn open_new_partitions(
+        &self,
+        name: &str,
+        new: std::ops::Range<u32>,
+        config: TopicConfig,
+    ) -> Result<Vec<Arc<Partition>>, LogError> {
+        let dir = self.dir.join(name);
+        let now = (self.options.clock)();
+        let mut added = Vec::new();
+        for p in new {
+            let path = dir.join(p.to_string());
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(|e| LogError::io(&path, e))?;
+            }
+            let storage = self.options.storage.clone();
+            let partition = Arc::new(Partition::open(&path, config, storage, now)?);
+            self.flusher.register(&partition);
+            added.push(partition);
+        }
+        if !added.is_empty() {
+            // The new directories must outlive a crash once topic.json counts them.
+            self.options
+                .storage
+                .sync_dir(&dir)
+                .map_err(|e| LogError::io(&dir, e))?;
+        }
+        Ok(added)
+    }
+
     pub(super) fn open_topic(&self, dir: &Path, config: TopicConfig) -> Result<Topic, LogError> {
         let now = (self.options.clock)();
         let partitions = (0..config.partitions)

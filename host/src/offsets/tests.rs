@@ -197,3 +197,58 @@ fn a_malformed_offset_record_is_reported_not_skipped() {
         "{err}"
     );
 }
+
+#[test]
+fn commit_metadata_survives_reopen_and_compaction_and_old_values_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = |offset| Committed {
+        offset,
+        generation: 1,
+    };
+    let meta = |epoch, text: &str| CommitMeta {
+        leader_epoch: epoch,
+        metadata: text.to_string(),
+    };
+    {
+        let log = Arc::new(Log::open(dir.path()).unwrap());
+        log.ensure_topic(OFFSETS_TOPIC, TopicConfig::with_partitions(1))
+            .unwrap();
+        // A value as weirs before commit metadata wrote it: 8 + 4 bytes.
+        let mut old = 17u64.to_le_bytes().to_vec();
+        old.extend_from_slice(&3u32.to_le_bytes());
+        log.append(OFFSETS_TOPIC, 0, &[Record::keyed("old/t/0", old)])
+            .unwrap();
+        let offsets = Offsets::open(log).unwrap();
+        let commits = [
+            ("t".to_string(), 0, c(42), meta(5, "Hello world!")),
+            ("t".to_string(), 1, c(7), CommitMeta::none()),
+            ("u".to_string(), 0, c(9), meta(-1, "ünïcode")),
+        ];
+        offsets.commit_many_with_meta("g", &commits).unwrap();
+        assert_eq!(offsets.meta("g", "t", 0), meta(5, "Hello world!"));
+        // A later commit without metadata clears it.
+        offsets.commit("g", "u", 0, c(10)).unwrap();
+        assert_eq!(offsets.meta("g", "u", 0), CommitMeta::none());
+    }
+    let log = Arc::new(Log::open(dir.path()).unwrap());
+    let offsets = Offsets::open(log.clone()).unwrap();
+    assert_eq!(
+        offsets.get("old", "t", 0),
+        Some(Committed {
+            offset: 17,
+            generation: 3
+        })
+    );
+    assert_eq!(offsets.meta("old", "t", 0), CommitMeta::none());
+    assert_eq!(offsets.get("g", "t", 0), Some(c(42)));
+    assert_eq!(offsets.meta("g", "t", 0), meta(5, "Hello world!"));
+    assert_eq!(offsets.meta("g", "t", 1), CommitMeta::none());
+    assert_eq!(offsets.meta("g", "u", 0), CommitMeta::none());
+    offsets.compact().unwrap();
+    drop(offsets);
+    let offsets = Offsets::open(log).unwrap();
+    assert_eq!(offsets.meta("g", "t", 0), meta(5, "Hello world!"));
+    assert_eq!(offsets.get("g", "u", 0), Some(c(10)));
+    offsets.delete_group("g").unwrap();
+    assert_eq!(offsets.meta("g", "t", 0), CommitMeta::none());
+}

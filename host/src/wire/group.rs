@@ -28,6 +28,10 @@ pub struct PartitionLag {
     pub high_watermark: u64,
     /// Records between the committed offset (or the log start) and the end.
     pub lag: u64,
+    /// The metadata string of a Kafka client's commit, when its latest
+    /// commit on the partition carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
 }
 
 /// A group's positions with their total lag, and its membership, as

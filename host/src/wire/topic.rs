@@ -34,7 +34,7 @@ pub struct TopicInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSettings {
-    /// Fixed at creation: 1 when absent; a change is refused.
+    /// 1 when absent at creation; later it may grow (never shrink).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<u32>,
     #[serde(

@@ -5,9 +5,11 @@
 //!
 //! A commit is checked against the member and generation and written under
 //! the group's lock, so no rebalance can slip in between; the request's
-//! valid partitions are written as one batch (all or none). weir keeps the
-//! committed offset and generation, not the commit's metadata string or
-//! leader epoch: OffsetFetch answers with an empty metadata and epoch -1.
+//! valid partitions are written as one batch (all or none). Each commit's
+//! metadata string and leader epoch are kept with its offset
+//! ([`crate::offsets::CommitMeta`]) and OffsetFetch returns them; a metadata
+//! string over [`MAX_METADATA_BYTES`] is OFFSET_METADATA_TOO_LARGE, as with
+//! Kafka's default `offset.metadata.max.bytes`.
 
 use std::time::Instant;
 
@@ -25,10 +27,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{GroupsError, KafkaGroups};
-use crate::offsets::Committed;
+use crate::offsets::{CommitMeta, Committed, MAX_METADATA_BYTES};
 
-/// One partition's answer: (partition, offset (-1: none), error code).
-type Fetched = (i32, i64, i16);
+/// One partition's answer: (partition, offset (-1: none), error code), and
+/// the commit's metadata.
+type Fetched = (i32, i64, i16, CommitMeta);
 
 impl KafkaGroups {
     /// OffsetCommit: every partition gets the request's error if the member
@@ -50,14 +53,21 @@ impl KafkaGroups {
                 .map(|p| {
                     let known = count
                         .is_some_and(|n| p.partition_index >= 0 && (p.partition_index as u32) < n);
+                    let metadata = p.committed_metadata.as_deref().unwrap_or("");
                     let error = if !known {
                         ResponseError::UnknownTopicOrPartition.code()
                     } else if p.committed_offset < 0 {
                         ResponseError::OffsetOutOfRange.code()
+                    } else if metadata.len() > MAX_METADATA_BYTES {
+                        ResponseError::OffsetMetadataTooLarge.code()
                     } else {
                         0
                     };
-                    (p.partition_index, p.committed_offset, error)
+                    let meta = CommitMeta {
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: metadata.to_string(),
+                    };
+                    (p.partition_index, p.committed_offset, error, meta)
                 })
                 .collect();
             verdicts.push((topic.name.clone(), partitions));
@@ -65,24 +75,25 @@ impl KafkaGroups {
         let written = self.slot(&group).and_then(|slot| {
             slot.with(|g| {
                 g.check_commit(&member, instance.as_deref(), generation, Instant::now())?;
-                let commits: Vec<(String, u32, Committed)> = verdicts
+                let commits: Vec<(String, u32, Committed, CommitMeta)> = verdicts
                     .iter()
                     .flat_map(|(topic, partitions)| {
-                        partitions.iter().filter(|(_, _, error)| *error == 0).map(
-                            |(p, offset, _)| {
+                        partitions
+                            .iter()
+                            .filter(|(_, _, error, _)| *error == 0)
+                            .map(|(p, offset, _, meta)| {
                                 let committed = Committed {
                                     offset: *offset as u64,
                                     generation: generation.max(0) as u32,
                                 };
-                                (topic.to_string(), *p as u32, committed)
-                            },
-                        )
+                                (topic.to_string(), *p as u32, committed, meta.clone())
+                            })
                     })
                     .collect();
                 if !commits.is_empty() {
                     self.broker
                         .offsets()
-                        .commit_many(&group, &commits)
+                        .commit_many_with_meta(&group, &commits)
                         .map_err(|e| GroupsError::Storage(e.into()))?;
                 }
                 Ok(())
@@ -100,7 +111,7 @@ impl KafkaGroups {
                     .with_partitions(
                         partitions
                             .into_iter()
-                            .map(|(p, _, error)| {
+                            .map(|(p, _, error, _)| {
                                 OffsetCommitResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_error_code(if error == 0 { refused } else { error })
@@ -152,10 +163,14 @@ impl KafkaGroups {
                                 .with_partitions(
                                     partitions
                                         .into_iter()
-                                        .map(|(p, offset, error)| {
+                                        .map(|(p, offset, error, meta)| {
                                             OffsetFetchResponsePartition::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(offset)
+                                                .with_committed_leader_epoch(meta.leader_epoch)
+                                                .with_metadata(Some(StrBytes::from_string(
+                                                    meta.metadata,
+                                                )))
                                                 .with_error_code(error)
                                         })
                                         .collect(),
@@ -190,10 +205,14 @@ impl KafkaGroups {
                                     .with_partitions(
                                         partitions
                                             .into_iter()
-                                            .map(|(p, offset, error)| {
+                                            .map(|(p, offset, error, meta)| {
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
                                                     .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(meta.leader_epoch)
+                                                    .with_metadata(Some(StrBytes::from_string(
+                                                        meta.metadata,
+                                                    )))
                                                     .with_error_code(error)
                                             })
                                             .collect(),
@@ -223,7 +242,8 @@ impl KafkaGroups {
         let Some(topics) = topics else {
             let mut out: Vec<(TopicName, Vec<Fetched>)> = Vec::new();
             for (topic, partition, committed) in offsets.of_group(group) {
-                let fetched = (partition as i32, committed.offset as i64, 0);
+                let meta = offsets.meta(group, &topic, partition);
+                let fetched = (partition as i32, committed.offset as i64, 0, meta);
                 match out.last_mut() {
                     Some((name, partitions)) if name.as_str() == topic => partitions.push(fetched),
                     _ => out.push((TopicName(StrBytes::from_string(topic)), vec![fetched])),
@@ -239,8 +259,11 @@ impl KafkaGroups {
                     .map(|p| {
                         let committed = u32::try_from(p)
                             .ok()
-                            .and_then(|p| offsets.get(group, &name, p));
-                        (p, committed.map_or(-1, |c| c.offset as i64), 0)
+                            .and_then(|i| Some((offsets.get(group, &name, i)?, i)));
+                        match committed {
+                            Some((c, i)) => (p, c.offset as i64, 0, offsets.meta(group, &name, i)),
+                            None => (p, -1, 0, CommitMeta::none()),
+                        }
                     })
                     .collect();
                 (name, fetched)

@@ -200,6 +200,29 @@ mod tests {
     }
 
     #[test]
+    fn nulls_and_repeated_headers_go_out_as_kafka_has_them_and_internal_headers_stay_home() {
+        let mut tombstone = stored(3, Some(b"k"), b"");
+        tombstone.nulls.value = true;
+        tombstone.headers = vec![
+            ("a".into(), b"1".to_vec()),
+            (super::super::producers::HEADER.into(), vec![0; 18]),
+            ("a".into(), Vec::new()),
+            ("a".into(), Vec::new()),
+        ];
+        tombstone.nulls.headers = vec![2];
+        let bytes = encode(&[tombstone]).unwrap();
+        // The crate's decoder (a map of headers) sees the null value.
+        let sets = RecordBatchDecoder::decode_all(&mut bytes.clone()).unwrap();
+        assert_eq!(sets[0].records[0].value, None);
+        // Ours sees every header, in order, the null one null.
+        let back = &decode(bytes).unwrap()[0].records[0];
+        assert!(back.nulls.value);
+        let names: Vec<&str> = back.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "a", "a"], "weir.producer left out");
+        assert_eq!(back.nulls.headers, [1], "the null one, renumbered");
+    }
+
+    #[test]
     fn every_codec_decodes_into_the_same_records() {
         for compression in [
             Compression::None,

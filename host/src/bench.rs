@@ -300,6 +300,7 @@ fn synthetic_batch(n: usize) -> Polled {
                 key: Some(format!("key-{offset}").into()),
                 value: vec![b'x'; 100].into(),
                 headers: Vec::new(),
+                nulls: Default::default(),
             })
             .collect(),
     }
@@ -358,6 +359,7 @@ impl Handler for NativePassthrough {
                     value: r.value.to_vec(),
                     headers: Vec::new(),
                     timestamp: None,
+                    nulls: Default::default(),
                 },
             })
             .collect();

@@ -93,10 +93,12 @@
 //!   limits, access log and JSON errors; `docs/api.md` documents it.
 //! - [`kafka`]: `weir serve --kafka-listen`: the Kafka wire protocol over the
 //!   same broker (framing, the API version table and dispatcher, Metadata
-//!   with topic ids, Produce with the idempotent producer, Fetch with long
+//!   with topic ids, Produce with the idempotent producer (its sequences
+//!   rebuilt from tags in the log after a restart), Fetch with long
 //!   polling, ListOffsets, CreateTopics, DeleteTopics, DescribeConfigs,
 //!   CreatePartitions, AlterConfigs, IncrementalAlterConfigs and
-//!   DescribeCluster;
+//!   DescribeCluster; v2 record batches whose records (null values, null and
+//!   repeated headers) `kafka::records` codes itself;
 //!   SASL PLAIN and SCRAM-SHA-256/512 against the token, the SCRAM exchange
 //!   as a pure state machine; TLS through rustls), codecs from the
 //!   `kafka-protocol` crate; `kafka::groups`: Kafka
@@ -106,7 +108,8 @@
 //!   coordinator look-up and the group listings); `kafka::transactions`:
 //!   Kafka transactions (a pure coordinator state machine; records and
 //!   offsets held until EndTxn, then written as one durable unit through the
-//!   internal topic `__transactions` and finished on open after a crash).
+//!   internal topic `__transactions` and finished on open after a crash;
+//!   transactional ids' owners saved in `__transaction_ids`).
 //! - [`client`]: the typed HTTP client of that API, which the CLI uses when
 //!   `--server` is set (the embedded broker serves the same commands
 //!   otherwise).

@@ -50,7 +50,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-pub use batch::{Record, StoredRecord, chunks, encoded_len};
+pub use batch::{Nulls, Record, StoredRecord, chunks, encoded_len};
 pub use config::{
     CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, DEFAULT_INTERVAL_MS, DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BATCH_RECORDS, Durability, MAX_PARTITIONS, TopicConfig,

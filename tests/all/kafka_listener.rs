@@ -31,7 +31,11 @@ fn name(s: &str) -> TopicName {
 
 /// A v2 batch of `values`, from an idempotent producer when `producer` is
 /// (id, epoch, first sequence).
-fn batch(values: &[&str], producer: Option<(i64, i16, i32)>, compression: Compression) -> Bytes {
+pub(crate) fn batch(
+    values: &[&str],
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+) -> Bytes {
     let (id, epoch, seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<KafkaRecord> = values
         .iter()
@@ -80,7 +84,7 @@ fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> Pr
 }
 
 /// (error code, base offset) of a one-partition produce.
-fn produce(wire: &mut Wire, topic: &str, records: Bytes) -> (i16, i64) {
+pub(crate) fn produce(wire: &mut Wire, topic: &str, records: Bytes) -> (i16, i64) {
     let response = wire.call(9, &produce_request(topic, 0, records, -1));
     let p = &response.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)

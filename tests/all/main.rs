@@ -25,6 +25,7 @@ mod kafka_clients;
 mod kafka_group_wire;
 mod kafka_groups;
 mod kafka_listener;
+mod kafka_records;
 mod kafka_security;
 mod kafka_tls;
 mod kafka_transactions;

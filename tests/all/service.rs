@@ -252,6 +252,7 @@ async fn binary_produce_and_fetch_carry_any_bytes_and_garbage_is_refused() {
             value: vec![0x80, 0, 1],
             headers: vec![("raw".into(), vec![0xc3, 0x28])],
             timestamp: None,
+            nulls: Default::default(),
         },
         Record::value(Vec::new()),
     ];

@@ -241,6 +241,7 @@ async fn dedupe_drops_repeated_ids_within_the_ttl_and_forgets_them_after() {
         .into_bytes(),
         headers: Vec::new(),
         timestamp: Some(at),
+        nulls: Default::default(),
     };
     let t0 = 1_700_000_000_000;
     let input = [

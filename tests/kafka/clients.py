@@ -9,7 +9,8 @@ A request is {"op": ..., "client": "confluent" | "kafka-python", "bootstrap": "H
   -> {"offsets": [[partition, offset], ...]}
 - consume: topic, partition, offset, count (assign, no group), config
   (extra consumer settings: TLS, SASL)
-  -> {"records": [{offset, key, value, headers, timestamp}]}
+  -> {"records": [{offset, key, value, headers, timestamp}]} (a null
+  value or header value is null, an empty one "")
 - offsets_for_time: topic, partition, timestamp -> {"offset": n}
 - metadata: topic -> {"partitions": n} or {"error": "..."}
 - create (confluent only): topic, partitions -> {"created": topic}
@@ -90,8 +91,8 @@ def confluent(req):
                 {
                     "offset": m.offset(),
                     "key": tohex(m.key()),
-                    "value": tohex(m.value() or b""),
-                    "headers": [[n, tohex(v or b"")] for n, v in (m.headers() or [])],
+                    "value": tohex(m.value()),
+                    "headers": [[n, tohex(v)] for n, v in (m.headers() or [])],
                     "timestamp": m.timestamp()[1],
                 }
             )
@@ -176,8 +177,8 @@ def kafka_python(req):
                 {
                     "offset": m.offset,
                     "key": tohex(m.key),
-                    "value": tohex(m.value or b""),
-                    "headers": [[n, tohex(v or b"")] for n, v in (m.headers or [])],
+                    "value": tohex(m.value),
+                    "headers": [[n, tohex(v)] for n, v in (m.headers or [])],
                     "timestamp": m.timestamp,
                 }
             )

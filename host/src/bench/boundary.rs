@@ -146,6 +146,7 @@ fn interruption_figures(
                 key: r.key.map(Into::into),
                 value: r.value.into(),
                 headers: r.headers,
+                nulls: Default::default(),
             })
             .collect(),
         ..synthetic_batch(BATCH)

@@ -136,6 +136,7 @@ fn op_figures(dir: &Path) -> Result<(f64, f64, f64), DemoError> {
             key: None,
             value: value.as_bytes().to_vec().into(),
             headers: Vec::new(),
+            nulls: Default::default(),
         }],
         ..synthetic_batch(1)
     };

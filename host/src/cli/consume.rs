@@ -267,6 +267,7 @@ mod tests {
             key: Some(b"k1".to_vec().into()),
             value: b"hello".to_vec().into(),
             headers: vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
+            nulls: Default::default(),
         }
     }
 

@@ -191,6 +191,8 @@ async fn start_kafka(
             args.kafka_auto_create_partitions
                 .or(config.kafka_auto_create_partitions),
         );
+    // Transactional ids' owners from before a restart, their epochs bumped.
+    weir::kafka::transactions::restore(&kafka).context("reading back Kafka transactional ids")?;
     println!("kafka listening on {}", listener.local_addr()?);
     Ok(Some((listener, Arc::new(kafka))))
 }

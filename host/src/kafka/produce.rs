@@ -3,7 +3,8 @@
 //! with the first offset. acks 1 and all answer once the topic's durability
 //! policy holds (weir has one replica); acks 0 appends the same way and
 //! sends nothing back. An idempotent producer's batches go through the
-//! sequence checks of `producers.rs`; a transactional producer's batches
+//! sequence checks of `producers.rs` (and carries the `weir.producer` tag
+//! that rebuilds them after a restart); a transactional producer's batches
 //! are held by `transactions.rs` until its transaction commits.
 //!
 //! Error codes: an unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION
@@ -25,7 +26,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::producers::Outcome;
 use super::records::{self, ProducedBatch};
 use super::{KafkaError, KafkaState, Session, producers::Producers};
-use crate::log::{CleanupPolicy, Log, LogError};
+use crate::log::{CleanupPolicy, Log, LogError, Record};
 
 /// The versions Produce advertises but does not decode (message sets before
 /// the v2 batch).
@@ -172,23 +173,23 @@ fn append(
     batch: ProducedBatch,
 ) -> Result<u64, Refusal> {
     let ProducedBatch {
-        records,
+        mut records,
         producer_id,
         producer_epoch,
         base_sequence,
         ..
     } = batch;
-    // A Kafka batch over the topic's batch limits (weir's encoding of small
-    // records is larger than Kafka's) is appended in as many weir batches as
-    // it needs; only a single record over `max_batch_bytes` is too large.
-    let append = || {
-        let bases = log.append_chunked(topic, partition, &records)?;
-        Ok::<u64, LogError>(bases.first().copied().unwrap_or(0))
-    };
     if producer_id < 0 {
-        return append().map_err(refusal);
+        return append_all(log, topic, partition, &records).map_err(refusal);
     }
     let count = records.len() as u32;
+    producers.recover(log, topic, partition).map_err(refusal)?;
+    // Tagged on the last record: once it is in the log, the whole batch is.
+    let tag = super::producers::tag((producer_id, producer_epoch), base_sequence, count);
+    if let Some(last) = records.last_mut() {
+        last.headers.push(tag);
+    }
+    let append = || append_all(log, topic, partition, &records);
     let appended = producers
         .append(
             (producer_id, producer_epoch),
@@ -204,6 +205,15 @@ fn append(
         Outcome::OutOfOrder => Err((ResponseError::OutOfOrderSequenceNumber, None)),
         Outcome::StaleEpoch => Err((ResponseError::InvalidProducerEpoch, None)),
     }
+}
+
+/// A Kafka batch over the topic's batch limits (weir's encoding of small
+/// records is larger than Kafka's) is appended in as many weir batches as it
+/// needs; only a single record over `max_batch_bytes` is too large. Returns
+/// the first base offset.
+fn append_all(log: &Log, topic: &str, partition: u32, records: &[Record]) -> Result<u64, LogError> {
+    let bases = log.append_chunked(topic, partition, records)?;
+    Ok(bases.first().copied().unwrap_or(0))
 }
 
 /// The Kafka error code of a log error, with weir's message.

@@ -14,13 +14,16 @@
 //! `read_uncommitted` readers too; a transactional Produce is answered with
 //! base offset -1 (the offsets are given at commit); records land at commit
 //! time, after records produced meanwhile without a transaction, and carry a
-//! `weir.txn` header in weir's log (Kafka fetches leave it out); the
-//! coordinator's state (transactional ids, epochs, open transactions) lives
-//! in memory, so a restart aborts open transactions and their producers get
-//! INVALID_PRODUCER_ID_MAPPING and must initialize again, while every commit
-//! that was answered stays, and one cut short is finished on open; timeouts
-//! are checked whenever a transactional request or batch arrives.
+//! `weir.txn` header in weir's log (Kafka fetches leave it out); open
+//! transactions live in memory, so a restart aborts them, while every commit
+//! that was answered stays, and one cut short is finished on open; each
+//! transactional id's producer id and epoch are saved
+//! (`transactions/ids.rs`), so after a restart the producer of a lost
+//! transaction is fenced and one that initializes again gets the next
+//! epoch; timeouts are checked whenever a transactional request or batch
+//! arrives.
 
+mod ids;
 mod journal;
 mod state;
 
@@ -83,6 +86,8 @@ pub enum TxnError {
     InvalidTimeout { asked_ms: u64, max_ms: u64 },
     #[error("malformed record at offset {0} of {TOPIC}: {1}")]
     Malformed(u64, String),
+    #[error("malformed record at offset {0} of __transaction_ids: {1}")]
+    MalformedOwner(u64, String),
     #[error("transaction journal")]
     Log(#[from] LogError),
     #[error("transaction offsets")]
@@ -104,7 +109,10 @@ impl TxnError {
             | TxnError::Doomed(_) => ResponseError::InvalidTxnState,
             TxnError::TooLarge { .. } => ResponseError::MessageTooLarge,
             TxnError::InvalidTimeout { .. } => ResponseError::InvalidTransactionTimeout,
-            TxnError::Malformed(..) | TxnError::Log(_) | TxnError::Offsets(_) => {
+            TxnError::Malformed(..)
+            | TxnError::MalformedOwner(..)
+            | TxnError::Log(_)
+            | TxnError::Offsets(_) => {
                 tracing::error!(error = %crate::error::chain(self), "a Kafka transaction failed");
                 ResponseError::KafkaStorageError
             }
@@ -235,6 +243,20 @@ pub fn recover(broker: &Broker) -> Result<Option<String>, TxnError> {
     journal::recover(broker.log(), broker.offsets())
 }
 
+/// Takes back the transactional ids' owners saved before a restart, each
+/// with its epoch bumped (see `transactions/ids.rs`); how many. `weir serve`
+/// runs it before it serves.
+pub fn restore(state: &super::KafkaState) -> Result<usize, TxnError> {
+    let owners = ids::load(state.broker.log())?;
+    let mut txns = state.transactions.txns.lock().expect("transactions lock");
+    for (id, owner) in &owners {
+        txns.restore(id, (owner.producer_id, owner.epoch), &|| {
+            state.producers.allocate()
+        });
+    }
+    Ok(owners.len())
+}
+
 /// InitProducerId with a transactional id.
 pub fn init(
     session: &Session,
@@ -250,10 +272,17 @@ pub fn init(
     let timeout = Duration::from_millis(request.transaction_timeout_ms.max(0) as u64);
     let current = (request.producer_id.0 >= 0 && request.producer_epoch >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
-    let result = state
-        .transactions
-        .lock(&state.producers)
-        .init(&id, timeout, current, &|| state.producers.allocate());
+    // The owner is saved under the coordinator's lock, so the newest saved
+    // is the newest handed out (`transactions/ids.rs`).
+    let mut txns = state.transactions.lock(&state.producers);
+    let result = txns
+        .init(&id, timeout, current, &|| state.producers.allocate())
+        .and_then(|(producer_id, epoch)| {
+            let owner = ids::Owner { producer_id, epoch };
+            ids::save(state.broker.log(), &id, owner)?;
+            Ok((producer_id, epoch))
+        });
+    drop(txns);
     let response = InitProducerIdResponse::default();
     match result {
         Ok((producer_id, epoch)) => response

@@ -18,6 +18,12 @@
 //!     per header: u16 name length, name (UTF-8), u32 value length, value
 //! ```
 //!
+//! A value or header value length of `0xFFFFFFFF` ([`NULL_LEN`]) is a null
+//! (Kafka's "no value", as a tombstone's), with no bytes after it. Batches
+//! written before nulls existed never hold that length (a batch is far
+//! smaller), so they read as they always did, and a batch without nulls is
+//! encoded byte for byte as before.
+//!
 //! Offsets are dense inside a batch. Between batches they are dense too,
 //! except after compaction: a batch compaction wrote carries
 //! [`COMPACTED`], and may follow a gap (records compaction removed), as may
@@ -33,6 +39,26 @@ pub const HEADER_LEN: usize = 32;
 const MAGIC: u8 = 1;
 /// The attribute bit of a batch written by compaction.
 pub const COMPACTED: u8 = 1;
+/// The length that marks a null value or header value.
+pub const NULL_LEN: u32 = u32::MAX;
+
+/// Which of a record's value and header values are null (Kafka's "no
+/// value") rather than empty. A null's bytes are empty, so every surface
+/// without nulls (weir's HTTP API, CLI, frames and guests) reads it as
+/// empty; the Kafka listener keeps the difference.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Nulls {
+    pub value: bool,
+    /// Indexes into the record's headers, ascending.
+    pub headers: Vec<u32>,
+}
+
+impl Nulls {
+    /// Whether header `i`'s value is null.
+    pub fn header(&self, i: usize) -> bool {
+        self.headers.binary_search(&(i as u32)).is_ok()
+    }
+}
 
 /// A record as a producer hands it to the log.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -43,6 +69,8 @@ pub struct Record {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Milliseconds since the Unix epoch; `None` means "stamp with append time".
     pub timestamp: Option<i64>,
+    /// Null (not empty) value and header values, as Kafka producers send them.
+    pub nulls: Nulls,
 }
 
 impl Record {
@@ -63,16 +91,36 @@ impl Record {
         }
     }
 
+    /// A tombstone: a keyed record with a null value.
+    pub fn tombstone(key: impl Into<Vec<u8>>) -> Record {
+        Record {
+            key: Some(key.into()),
+            nulls: Nulls {
+                value: true,
+                headers: Vec::new(),
+            },
+            ..Record::default()
+        }
+    }
+
+    fn value_bytes(&self) -> Option<&[u8]> {
+        (!self.nulls.value).then_some(&self.value[..])
+    }
+
+    fn header_bytes(&self, i: usize) -> Option<&[u8]> {
+        (!self.nulls.header(i)).then_some(&self.headers[i].1[..])
+    }
+
     fn encoded_len(&self) -> usize {
         8 + 4
             + self.key.as_ref().map_or(0, Vec::len)
             + 4
-            + self.value.len()
+            + self.value_bytes().map_or(0, <[u8]>::len)
             + 4
-            + self
-                .headers
-                .iter()
-                .map(|(n, v)| 2 + n.len() + 4 + v.len())
+            + (0..self.headers.len())
+                .map(|i| {
+                    2 + self.headers[i].0.len() + 4 + self.header_bytes(i).map_or(0, <[u8]>::len)
+                })
                 .sum::<usize>()
     }
 }
@@ -88,6 +136,8 @@ pub struct StoredRecord {
     pub key: Option<Bytes>,
     pub value: Bytes,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Null (not empty) value and header values; see [`Nulls`].
+    pub nulls: Nulls,
 }
 
 /// The fixed-size front of a batch, enough to skip over it or check its bounds.
@@ -163,14 +213,12 @@ pub fn encode_with(base_offset: u64, records: &[Record], now_ms: i64, attributes
             }
             None => out.extend_from_slice(&(-1i32).to_le_bytes()),
         }
-        out.extend_from_slice(&(r.value.len() as u32).to_le_bytes());
-        out.extend_from_slice(&r.value);
+        put_nullable(&mut out, r.value_bytes());
         out.extend_from_slice(&(r.headers.len() as u32).to_le_bytes());
-        for (name, value) in &r.headers {
+        for (i, (name, _)) in r.headers.iter().enumerate() {
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
             out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            out.extend_from_slice(value);
+            put_nullable(&mut out, r.header_bytes(i));
         }
     }
     let length = (out.len() - 4) as u32;
@@ -178,6 +226,16 @@ pub fn encode_with(base_offset: u64, records: &[Record], now_ms: i64, attributes
     let crc = crc32c::crc32c(&out[8..]);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(b) => {
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        None => out.extend_from_slice(&NULL_LEN.to_le_bytes()),
+    }
 }
 
 /// Whether a whole batch's checksum matches.
@@ -232,6 +290,7 @@ mod tests {
                 value: b"v2".to_vec(),
                 headers: vec![("h".into(), b"x".to_vec()), ("empty".into(), vec![])],
                 timestamp: Some(42),
+                nulls: Nulls::default(),
             },
             Record::keyed("", ""),
         ]
@@ -349,6 +408,86 @@ mod tests {
             1,
             "alone, to be refused"
         );
+    }
+
+    /// A batch as weir wrote it before nulls existed (built by hand from
+    /// the layout above, crc32c included): offset 7, a keyed record with a
+    /// header, then an unkeyed record with an empty value.
+    const OLD_BATCH: &str = "4e0000008612056c01000000020000000700000000000000e903000000000000\
+        e803000000000000010000006b0100000076010000000100680100000078e903000000000000\
+        ffffffff0000000000000000";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_written_before_nulls_reads_the_same_and_encodes_byte_for_byte() {
+        let old = Bytes::from(unhex(OLD_BATCH));
+        let header = BatchHeader::parse(&old).expect("header");
+        assert!(checksum_ok(&old, &header));
+        let records = decoded(&Window::whole(&old, &header), 0, usize::MAX, None);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].value, &b"v"[..]);
+        assert_eq!(records[0].headers, vec![("h".to_string(), b"x".to_vec())]);
+        assert_eq!(records[1].key, None);
+        assert!(
+            records.iter().all(|r| r.nulls == Nulls::default()),
+            "no nulls"
+        );
+        let again = vec![
+            Record {
+                headers: vec![("h".into(), b"x".to_vec())],
+                timestamp: Some(1000),
+                ..Record::keyed("k", "v")
+            },
+            Record {
+                timestamp: Some(1001),
+                ..Record::default()
+            },
+        ];
+        assert_eq!(
+            encode(7, &again, 0),
+            old.to_vec(),
+            "the same bytes as before"
+        );
+    }
+
+    #[test]
+    fn null_values_and_null_header_values_round_trip_apart_from_empty_ones() {
+        let records = vec![
+            Record::tombstone("gone"),
+            Record {
+                headers: vec![
+                    ("a".into(), b"1".to_vec()),
+                    ("a".into(), vec![]),
+                    ("a".into(), vec![]),
+                ],
+                nulls: Nulls {
+                    value: false,
+                    headers: vec![1],
+                },
+                ..Record::keyed("k", "")
+            },
+        ];
+        let bytes = Bytes::from(encode(0, &records, 5));
+        assert_eq!(bytes.len() as u64, encoded_len(&records));
+        let header = BatchHeader::parse(&bytes).unwrap();
+        assert!(checksum_ok(&bytes, &header));
+        let whole = Window::whole(&bytes, &header);
+        let back = decoded(&whole, 0, usize::MAX, None);
+        assert!(back[0].nulls.value && back[0].value.is_empty());
+        assert!(!back[1].nulls.value, "an empty value is not a null one");
+        assert_eq!(back[1].nulls.headers, [1]);
+        assert_eq!(back[1].headers, records[1].headers);
+        // Skipping over nulls (a read from the second record) lands right.
+        let mut seek = Vec::new();
+        let second = decoded(&whole, 1, usize::MAX, Some(&mut seek));
+        assert_eq!(second, back[1..]);
     }
 
     #[test]

@@ -146,6 +146,7 @@ pub fn dead_letter(batch: &Polled, error: &str, dlq: &str, version: &str) -> Ste
                 value: source.value.to_vec(),
                 headers,
                 timestamp: Some(source.timestamp),
+                nulls: Default::default(),
             },
         }],
         state: Vec::new(),
@@ -172,6 +173,7 @@ mod tests {
                     key: Some(b"k".to_vec().into()),
                     value: format!("v{offset}").into(),
                     headers: Vec::new(),
+                    nulls: Default::default(),
                 })
                 .collect(),
         }

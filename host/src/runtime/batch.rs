@@ -90,6 +90,7 @@ mod tests {
                     key: None,
                     value: b"first".to_vec().into(),
                     headers: vec![("h1".into(), b"a".to_vec()), ("h2".into(), b"bb".to_vec())],
+                    nulls: Default::default(),
                 },
                 StoredRecord {
                     offset: 8,
@@ -97,6 +98,7 @@ mod tests {
                     key: Some(b"k".to_vec().into()),
                     value: b"second".to_vec().into(),
                     headers: vec![],
+                    nulls: Default::default(),
                 },
             ],
         };

@@ -182,6 +182,7 @@ impl host::Host for HostState {
                 value,
                 headers,
                 timestamp: None,
+                nulls: Default::default(),
             },
         });
         Ok(())

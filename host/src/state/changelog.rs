@@ -80,6 +80,7 @@ pub fn change_record((key, value): &Change) -> Record {
         value,
         headers: vec![(STATE.to_string(), kind.to_vec())],
         timestamp: None,
+        nulls: Default::default(),
     }
 }
 
@@ -115,6 +116,7 @@ pub fn marker_record(marker: &Marker) -> Record {
         value,
         headers: vec![(MARKER.to_string(), kind.as_bytes().to_vec())],
         timestamp: None,
+        nulls: Default::default(),
     }
 }
 
@@ -177,6 +179,7 @@ pub fn decode(topic: &str, partition: u32, r: &StoredRecord) -> Result<Entry, St
             value: r.value.to_vec(),
             headers,
             timestamp: Some(r.timestamp),
+            nulls: Default::default(),
         };
         return Ok(Entry::Emit {
             topic,
@@ -253,6 +256,7 @@ mod tests {
             key: r.key.map(Into::into),
             value: r.value.into(),
             headers: r.headers,
+            nulls: Default::default(),
         }
     }
 

@@ -76,6 +76,7 @@ pub fn decode_stored(body: &[u8]) -> Result<Vec<StoredRecord>, FrameError> {
             key: r.key.map(Into::into),
             value: r.value.into(),
             headers: r.headers,
+            nulls: Default::default(),
         })
         .collect())
 }
@@ -187,6 +188,7 @@ fn decode(body: &[u8], stored: bool) -> Result<Vec<(u64, i64, Record)>, FrameErr
             value,
             headers,
             timestamp: None,
+            nulls: Default::default(),
         };
         out.push((offset, timestamp, record));
     }
@@ -209,6 +211,7 @@ mod tests {
                 value: vec![0xde, 0xad],
                 headers: vec![("trace".into(), vec![1, 2]), ("e".into(), vec![])],
                 timestamp: None,
+                nulls: Default::default(),
             },
             Record::value(""),
             Record::keyed("", "v"),
@@ -232,6 +235,7 @@ mod tests {
                 key: r.key.map(Into::into),
                 value: r.value.into(),
                 headers: r.headers,
+                nulls: Default::default(),
             })
             .collect();
         assert_eq!(decode_stored(&encode_stored(&stored)).unwrap(), stored);

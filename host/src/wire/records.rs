@@ -42,6 +42,7 @@ impl ProduceRecord {
                 .map(|(k, v)| (k, v.into_bytes()))
                 .collect(),
             timestamp: None,
+            nulls: Default::default(),
         };
         (self.partition, record)
     }

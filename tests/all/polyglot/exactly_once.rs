@@ -131,6 +131,7 @@ async fn dedupe_drops_repeated_ids_within_the_ttl_in_every_language_with_rusts_s
         .into_bytes(),
         headers: Vec::new(),
         timestamp: Some(at),
+        nulls: Default::default(),
     };
     let t0: i64 = 1_700_000_000_000;
     let input = [

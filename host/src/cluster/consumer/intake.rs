@@ -147,5 +147,6 @@ fn detach(message: &BorrowedMessage<'_>) -> StoredRecord {
             .payload()
             .map_or_else(bytes::Bytes::new, bytes::Bytes::copy_from_slice),
         headers,
+        nulls: Default::default(),
     }
 }

@@ -173,6 +173,8 @@ pub fn recover(log: &Log, offsets: &Offsets) -> Result<Option<String>, TxnError>
                 .filter(|(n, _)| n != DEST && n != DEST_PARTITION)
                 .collect(),
             timestamp: Some(entry.timestamp),
+            // The destination headers came last, so the indexes still hold.
+            nulls: entry.nulls,
         };
         held.records
             .entry((topic, partition))

@@ -135,6 +135,25 @@ impl Txns {
         Ok((txn.producer_id, txn.epoch))
     }
 
+    /// Takes back `id`'s owner as saved before a restart and bumps its
+    /// epoch, fencing that producer: whatever transaction it had open was
+    /// held in the lost process's memory (see `ids.rs`).
+    pub fn restore(&mut self, id: &str, owner: (i64, i16), allocate: &dyn Fn() -> i64) {
+        let mut txn = Txn {
+            producer_id: owner.0,
+            epoch: owner.1,
+            timeout: MAX_TIMEOUT,
+            phase: Phase::Empty,
+            doomed: None,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            held: Held::default(),
+        };
+        self.ids.insert(owner.0, id.to_string());
+        bump(&mut txn, &mut self.ids, id, allocate);
+        self.by_id.insert(id.to_string(), txn);
+    }
+
     /// AddPartitionsToTxn: begins the transaction if none is open.
     pub fn add_partitions(
         &mut self,
@@ -426,6 +445,28 @@ mod tests {
             .unwrap();
         let held = txns.prepare_commit("t", new).unwrap().unwrap();
         assert_eq!(held.records[&tp("out", 0)], vec![record("b")]);
+    }
+
+    #[test]
+    fn a_restored_id_fences_its_last_producer_and_the_next_init_bumps_again() {
+        let mut txns = Txns::new(1 << 20);
+        txns.restore("tx", (41, 3), &ids());
+        let fenced = txns.add_partitions("tx", (41, 3), &[tp("t", 0)], Instant::now());
+        assert!(
+            matches!(
+                fenced,
+                Err(TxnError::Fenced {
+                    current: (41, 4),
+                    ..
+                })
+            ),
+            "{fenced:?}"
+        );
+        assert_eq!(txns.init("tx", MINUTE, None, &ids()).unwrap(), (41, 5));
+        let mut full = Txns::new(1 << 20);
+        full.restore("tx", (41, i16::MAX), &ids());
+        let (id, epoch) = full.init("tx", MINUTE, None, &ids()).unwrap();
+        assert!(id != 41 && epoch == 1, "epochs ran out: a new producer id");
     }
 
     #[test]

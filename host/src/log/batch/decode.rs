@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{BatchHeader, HEADER_LEN, StoredRecord};
+use super::{BatchHeader, HEADER_LEN, NULL_LEN, Nulls, StoredRecord};
 use crate::log::LogError;
 
 /// A batch's records are sampled for seeking every this many records: a
@@ -104,14 +104,28 @@ fn parse(cur: &mut Cursor, offset: u64) -> Option<StoredRecord> {
     } else {
         Some(cur.take_shared(key_len as usize)?)
     };
-    let len = u32::from_le_bytes(cur.take(4)?.try_into().ok()?) as usize;
-    let value = cur.take_shared(len)?;
+    let len = u32::from_le_bytes(cur.take(4)?.try_into().ok()?);
+    let mut nulls = Nulls {
+        value: len == NULL_LEN,
+        headers: Vec::new(),
+    };
+    let value = if nulls.value {
+        Bytes::new()
+    } else {
+        cur.take_shared(len as usize)?
+    };
     let header_count = u32::from_le_bytes(cur.take(4)?.try_into().ok()?);
     let mut headers = Vec::with_capacity(header_count.min(64) as usize);
-    for _ in 0..header_count {
+    for i in 0..header_count {
         let name_len = u16::from_le_bytes(cur.take(2)?.try_into().ok()?) as usize;
         let name = String::from_utf8(cur.take(name_len)?.to_vec()).ok()?;
-        headers.push((name, cur.take_u32_prefixed()?.to_vec()));
+        match cur.take_u32_prefixed()? {
+            Some(value) => headers.push((name, value.to_vec())),
+            None => {
+                nulls.headers.push(i);
+                headers.push((name, Vec::new()));
+            }
+        }
     }
     Some(StoredRecord {
         offset,
@@ -119,6 +133,7 @@ fn parse(cur: &mut Cursor, offset: u64) -> Option<StoredRecord> {
         key,
         value,
         headers,
+        nulls,
     })
 }
 
@@ -142,8 +157,12 @@ impl<'a> Cursor<'a> {
         Some(self.bytes.slice(start..self.pos))
     }
 
-    fn take_u32_prefixed(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        self.take(len)
+    /// A length-prefixed field: `Some(None)` for a null ([`NULL_LEN`]).
+    fn take_u32_prefixed(&mut self) -> Option<Option<&'a [u8]>> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        if len == NULL_LEN {
+            return Some(None);
+        }
+        self.take(len as usize).map(Some)
     }
 }

@@ -10,7 +10,9 @@
 //!   end (the next segment's base); the records removed leave gaps, which
 //!   readers skip, and its batches carry the `COMPACTED` bit so recovery
 //!   accepts the gaps (see `log/batch.rs`).
-//! - A tombstone (a keyed record with an empty value) is kept as the latest
+//! - A tombstone (a keyed record with a null value, as Kafka producers send
+//!   it, or an empty one, as weir's own API and state changelog write it;
+//!   rewriting keeps a null a null) is kept as the latest
 //!   of its key until `delete_retention_ms` after its timestamp, so readers
 //!   that catch up in that time see the delete; then it goes too.
 //! - Records without a key are kept as they are.
@@ -390,6 +392,7 @@ fn to_record(r: &StoredRecord) -> Record {
         value: r.value.to_vec(),
         headers: r.headers.clone(),
         timestamp: Some(r.timestamp),
+        nulls: r.nulls.clone(),
     }
 }
 

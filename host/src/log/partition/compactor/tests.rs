@@ -146,6 +146,38 @@ fn a_tombstone_stays_until_it_is_due_then_goes() {
 }
 
 #[test]
+fn a_null_value_is_a_tombstone_and_stays_null_through_a_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(AtomicI64::new(1_000_000));
+    let log = open(dir.path(), &clock);
+    log.create_topic("t", config()).unwrap();
+    for i in 0..40u32 {
+        let record = match i {
+            37 => Record::tombstone("k1"),
+            _ => Record::keyed(format!("k{}", i % 3), format!("v{i}")),
+        };
+        log.append("t", 0, &[record]).unwrap();
+    }
+    log.roll("t", 0).unwrap();
+    log.append("t", 0, &[Record::keyed("k0", "active")])
+        .unwrap();
+    log.maintain().unwrap();
+    let k1: Vec<StoredRecord> = all(&log)
+        .into_iter()
+        .filter(|r| r.key.as_deref() == Some(b"k1"))
+        .collect();
+    assert_eq!(k1.len(), 1, "only the tombstone is left of k1: {k1:?}");
+    assert!(k1[0].nulls.value, "kept as a null, as Kafka readers expect");
+    assert_eq!(k1[0].offset, 37);
+    clock.fetch_add(10_001, Ordering::SeqCst);
+    log.maintain().unwrap();
+    assert!(
+        !all(&log).iter().any(|r| r.key.as_deref() == Some(b"k1")),
+        "the tombstone goes once it is due"
+    );
+}
+
+#[test]
 fn a_crash_at_any_step_of_a_compaction_loses_nothing() {
     let clock = Arc::new(AtomicI64::new(1_000_000));
     let template = tempfile::tempdir().unwrap();

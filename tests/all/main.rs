@@ -23,6 +23,8 @@ mod guests_tested;
 mod kafka_clients;
 mod kafka_group_wire;
 mod kafka_groups;
+mod kafka_kip848;
+mod kafka_kip848_wire;
 mod kafka_listener;
 mod kafka_security;
 mod kafka_tls;

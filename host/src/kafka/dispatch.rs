@@ -39,6 +39,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The (min, max) versions of `api`, if weir speaks it.
@@ -109,6 +111,12 @@ pub async fn dispatch(
             ResponseKind::DescribeGroups(session.state.groups.describe_groups(r, version))
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(session.state.groups.list_groups(r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(groups::consumer::heartbeat(session, version, r))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(session.state.groups.consumer_group_describe(r))
+        }
         RequestKind::AddPartitionsToTxn(r) => {
             ResponseKind::AddPartitionsToTxn(transactions::add_partitions(session, version, r))
         }

@@ -25,6 +25,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{GroupsError, KafkaGroups};
+use crate::group::TopicPartition;
 use crate::offsets::Committed;
 
 /// One partition's answer: (partition, offset (-1: none), error code).
@@ -62,32 +63,45 @@ impl KafkaGroups {
                 .collect();
             verdicts.push((topic.name.clone(), partitions));
         }
-        let written = self.slot(&group).and_then(|slot| {
-            slot.with(|g| {
-                g.check_commit(&member, instance.as_deref(), generation, Instant::now())?;
-                let commits: Vec<(String, u32, Committed)> = verdicts
+        let commits: Vec<(String, u32, Committed)> = verdicts
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions
                     .iter()
-                    .flat_map(|(topic, partitions)| {
-                        partitions.iter().filter(|(_, _, error)| *error == 0).map(
-                            |(p, offset, _)| {
-                                let committed = Committed {
-                                    offset: *offset as u64,
-                                    generation: generation.max(0) as u32,
-                                };
-                                (topic.to_string(), *p as u32, committed)
-                            },
-                        )
+                    .filter(|(_, _, error)| *error == 0)
+                    .map(|(p, offset, _)| {
+                        let committed = Committed {
+                            offset: *offset as u64,
+                            generation: generation.max(0) as u32,
+                        };
+                        (topic.to_string(), *p as u32, committed)
                     })
-                    .collect();
-                if !commits.is_empty() {
-                    self.broker
-                        .offsets()
-                        .commit_many(&group, &commits)
-                        .map_err(|e| GroupsError::Storage(e.into()))?;
-                }
-                Ok(())
             })
-        });
+            .collect();
+        let write = || {
+            if !commits.is_empty() {
+                self.broker
+                    .offsets()
+                    .commit_many(&group, &commits)
+                    .map_err(|e| GroupsError::Storage(e.into()))?;
+            }
+            Ok(())
+        };
+        let partitions: Vec<TopicPartition> = commits
+            .iter()
+            .map(|(t, p, _)| TopicPartition::new(t.clone(), *p))
+            .collect();
+        // A consumer-protocol member's commit is checked against its epoch;
+        // a classic one's against the member and generation.
+        let written = match self.consumer_commit(&group, &member, generation, &partitions, &write) {
+            Some(written) => written,
+            None => self.slot(&group).and_then(|slot| {
+                slot.with(|g| {
+                    g.check_commit(&member, instance.as_deref(), generation, Instant::now())?;
+                    write()
+                })
+            }),
+        };
         if let Err(e) = &written {
             tracing::debug!(%group, error = %crate::error::chain(e), "OffsetCommit refused");
         }
@@ -121,9 +135,12 @@ impl KafkaGroups {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), i16> {
-        let checked = self.slot(group).and_then(|slot| {
-            slot.with(|g| g.check_commit(member, instance, generation, Instant::now()))
-        });
+        let checked = match self.consumer_commit(group, member, generation, &[], || Ok(())) {
+            Some(checked) => checked,
+            None => self.slot(group).and_then(|slot| {
+                slot.with(|g| g.check_commit(member, instance, generation, Instant::now()))
+            }),
+        };
         match checked {
             Ok(()) => Ok(()),
             Err(e) => Err(e.code()),

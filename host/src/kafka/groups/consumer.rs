@@ -46,16 +46,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
-
 use super::{GroupsError, KafkaGroups};
-use crate::group::TopicPartition;
-use crate::group::{AssignorKind, GroupError, GroupSettings, Groups, MemberId, Protocol};
+use crate::group::{
+    AssignorKind, GroupError, GroupSettings, Groups, MemberId, Protocol, TopicPartition,
+};
 use crate::log::Log;
 
 mod describe;
 mod wire;
 
+use wire::Ask;
 pub use wire::{assignor, heartbeat};
 
 /// Kafka's `group.consumer.heartbeat.interval.ms` and
@@ -191,47 +191,6 @@ fn compile(regex: &str) -> Result<regex::Regex, GroupsError> {
         regex: regex.to_string(),
         reason: e.to_string(),
     })
-}
-
-/// What a ConsumerGroupHeartbeat asks, decoded.
-pub(super) struct Ask {
-    pub group: String,
-    pub member_id: String,
-    pub epoch: i32,
-    pub instance_id: Option<String>,
-    pub rack_id: Option<String>,
-    pub rebalance_timeout_ms: i32,
-    pub names: Option<Vec<String>>,
-    /// `Some(None)`: the regex was cleared (an empty string).
-    pub regex: Option<Option<String>>,
-    pub assignor: Option<String>,
-    pub owned: Option<Vec<TopicPartition>>,
-}
-
-impl Ask {
-    pub(super) fn new(request: &ConsumerGroupHeartbeatRequest, log: &Log) -> Ask {
-        Ask {
-            group: request.group_id.to_string(),
-            member_id: request.member_id.to_string(),
-            epoch: request.member_epoch,
-            instance_id: request.instance_id.as_ref().map(|i| i.to_string()),
-            rack_id: request.rack_id.as_ref().map(|r| r.to_string()),
-            rebalance_timeout_ms: request.rebalance_timeout_ms,
-            names: request
-                .subscribed_topic_names
-                .as_ref()
-                .map(|names| names.iter().map(|n| n.to_string()).collect()),
-            regex: request
-                .subscribed_topic_regex
-                .as_ref()
-                .map(|r| Some(r.to_string()).filter(|r| !r.is_empty())),
-            assignor: request.server_assignor.as_ref().map(|a| a.to_string()),
-            owned: request
-                .topic_partitions
-                .as_ref()
-                .map(|tps| wire::owned(log, tps)),
-        }
-    }
 }
 
 impl KafkaGroups {

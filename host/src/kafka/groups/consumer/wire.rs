@@ -9,11 +9,52 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, To
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Ask, Client};
+use super::Client;
 use crate::group::{AssignorKind, TopicPartition};
 use crate::kafka::Session;
 use crate::kafka::groups::{GroupsError, KafkaGroups};
 use crate::log::Log;
+
+/// What a ConsumerGroupHeartbeat asks, decoded.
+pub(in crate::kafka::groups) struct Ask {
+    pub group: String,
+    pub member_id: String,
+    pub epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub names: Option<Vec<String>>,
+    /// `Some(None)`: the regex was cleared (an empty string).
+    pub regex: Option<Option<String>>,
+    pub assignor: Option<String>,
+    pub owned: Option<Vec<TopicPartition>>,
+}
+
+impl Ask {
+    pub(in crate::kafka::groups) fn new(request: &ConsumerGroupHeartbeatRequest, log: &Log) -> Ask {
+        Ask {
+            group: request.group_id.to_string(),
+            member_id: request.member_id.to_string(),
+            epoch: request.member_epoch,
+            instance_id: request.instance_id.as_ref().map(|i| i.to_string()),
+            rack_id: request.rack_id.as_ref().map(|r| r.to_string()),
+            rebalance_timeout_ms: request.rebalance_timeout_ms,
+            names: request
+                .subscribed_topic_names
+                .as_ref()
+                .map(|names| names.iter().map(|n| n.to_string()).collect()),
+            regex: request
+                .subscribed_topic_regex
+                .as_ref()
+                .map(|r| Some(r.to_string()).filter(|r| !r.is_empty())),
+            assignor: request.server_assignor.as_ref().map(|a| a.to_string()),
+            owned: request
+                .topic_partitions
+                .as_ref()
+                .map(|tps| owned(log, tps)),
+        }
+    }
+}
 
 /// The weir assignor behind a KIP-848 server assignor name: Kafka's
 /// `uniform` (balanced and sticky) is weir's cooperative-sticky, `range`

@@ -304,10 +304,10 @@ impl KafkaGroups {
             }
         }
         // A rejoin under a known id starts afresh.
-        if let Some(old) = group.members.remove(&ask.member_id) {
-            if old.instance_id.is_none() || old.instance_id != ask.instance_id {
-                coordinator.leave(name, &old.weir_id);
-            }
+        if let Some(old) = group.members.remove(&ask.member_id)
+            && (old.instance_id.is_none() || old.instance_id != ask.instance_id)
+        {
+            coordinator.leave(name, &old.weir_id);
         }
         if let Some(instance) = &ask.instance_id {
             let older: Vec<String> = group

@@ -93,7 +93,7 @@ impl KafkaGroups {
             .collect();
         // A consumer-protocol member's commit is checked against its epoch;
         // a classic one's against the member and generation.
-        let written = match self.consumer_commit(&group, &member, generation, &partitions, &write) {
+        let written = match self.consumer_commit(&group, &member, generation, &partitions, write) {
             Some(written) => written,
             None => self.slot(&group).and_then(|slot| {
                 slot.with(|g| {

@@ -48,10 +48,7 @@ impl Ask {
                 .as_ref()
                 .map(|r| Some(r.to_string()).filter(|r| !r.is_empty())),
             assignor: request.server_assignor.as_ref().map(|a| a.to_string()),
-            owned: request
-                .topic_partitions
-                .as_ref()
-                .map(|tps| owned(log, tps)),
+            owned: request.topic_partitions.as_ref().map(|tps| owned(log, tps)),
         }
     }
 }

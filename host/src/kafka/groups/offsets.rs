@@ -3,7 +3,8 @@
 //! group shows in `weir group describe`, the API and the lag metrics like
 //! every other group, and survives restarts.
 //!
-//! A commit is checked against the member and generation and written under
+//! A commit is checked against the member and generation (a consumer-protocol
+//! member's against its member epoch, see `consumer.rs`) and written under
 //! the group's lock, so no rebalance can slip in between; the request's
 //! valid partitions are written as one batch (all or none). weir keeps the
 //! committed offset and generation, not the commit's metadata string or

@@ -239,6 +239,24 @@ impl Groups {
         Ok(member)
     }
 
+    /// Changes what `member` subscribes to; rebalances if the topics changed.
+    pub fn subscribe(
+        &self,
+        group: &str,
+        member: &str,
+        topics: &[String],
+    ) -> Result<(), GroupError> {
+        let mut partitions = BTreeMap::new();
+        for topic in topics {
+            partitions.insert(topic.clone(), self.log.partition_count(topic)?);
+        }
+        let state = self.existing(group)?;
+        let mut state = state.lock().expect("group lock");
+        let result = state.subscribe(member, topics, &partitions, Instant::now());
+        self.save(&mut state);
+        result
+    }
+
     /// Reports liveness.
     pub fn heartbeat(&self, group: &str, member: &str) -> Result<(), GroupError> {
         let state = self.existing(group)?;

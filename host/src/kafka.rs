@@ -26,7 +26,9 @@
 //!   settings, under `topics.rs`' Kafka names).
 //! - `groups.rs`, `groups/`: consumer groups of Kafka clients (FindCoordinator,
 //!   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-//!   DescribeGroups, ListGroups), offsets kept in weir's `__consumer_offsets`.
+//!   DescribeGroups, ListGroups; ConsumerGroupHeartbeat and
+//!   ConsumerGroupDescribe of the KIP-848 protocol, mapped onto weir's own
+//!   coordinator), offsets kept in weir's `__consumer_offsets`.
 //! - `transactions.rs`, `transactions/`: Kafka transactions (InitProducerId
 //!   with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn,
 //!   TxnOffsetCommit, EndTxn): records and offsets held until commit, then
@@ -204,6 +206,13 @@ impl KafkaState {
     /// topic a processor reads.
     pub fn with_supervisor(mut self, supervisor: Arc<crate::supervisor::Supervisor>) -> KafkaState {
         self.supervisor = Some(supervisor);
+        self
+    }
+
+    /// Consumer-protocol (KIP-848) members heartbeat and time out by
+    /// `timeouts`.
+    pub fn with_consumer_timeouts(mut self, timeouts: groups::ConsumerTimeouts) -> KafkaState {
+        self.groups = self.groups.with_consumer_timeouts(timeouts);
         self
     }
 

@@ -105,7 +105,11 @@
 //!   clients' consumer groups (the classic JoinGroup/SyncGroup protocol as a
 //!   pure state machine with its join barrier, static members and session
 //!   timeouts; OffsetCommit and OffsetFetch in weir's own offsets; the
-//!   coordinator look-up and the group listings); `kafka::transactions`:
+//!   coordinator look-up and the group listings); `kafka::groups::consumer`:
+//!   the KIP-848 consumer protocol (ConsumerGroupHeartbeat,
+//!   ConsumerGroupDescribe), each Kafka member a member of [`group`]'s
+//!   coordinator, its epoch the generation it converged at;
+//!   `kafka::transactions`:
 //!   Kafka transactions (a pure coordinator state machine; records and
 //!   offsets held until EndTxn, then written as one durable unit through the
 //!   internal topic `__transactions` and finished on open after a crash;

@@ -6,6 +6,9 @@
 //! runner once (a stamp holds the version it was built from);
 //! `tests/kafka/librdkafka/run` runs the tests one by one, each under a
 //! timeout. How to try every test (to grow the list) is in passing.txt.
+//! `passing-consumer-protocol.txt` lists the group tests that pass with
+//! the KIP-848 consumer protocol (`TEST_CONSUMER_GROUP_PROTOCOL=consumer`,
+//! which makes the suite's consumers use `group.protocol=consumer`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,10 +25,10 @@ fn out() -> PathBuf {
     weir_tests::polyglot::out_root().with_file_name("librdkafka")
 }
 
-/// The test numbers `passing.txt` lists (a number starts each line that is
-/// not a comment).
-fn pass_list() -> Vec<String> {
-    let text = std::fs::read_to_string(scripts().join("passing.txt")).expect("read passing.txt");
+/// The test numbers a pass list (`passing.txt`) lists (a number starts each
+/// line that is not a comment).
+fn pass_list(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(scripts().join(file)).expect("read the pass list");
     text.lines()
         .map(|line| line.split('#').next().unwrap_or("").trim())
         .filter(|line| !line.is_empty())
@@ -33,7 +36,7 @@ fn pass_list() -> Vec<String> {
             let number = line.split_whitespace().next().expect("a test number");
             assert!(
                 number.len() == 4 && number.bytes().all(|b| b.is_ascii_digit()),
-                "passing.txt: {line:?} does not start with a four-digit test number"
+                "{file}: {line:?} does not start with a four-digit test number"
             );
             number.to_string()
         })
@@ -49,6 +52,19 @@ fn tail(path: &Path, lines: usize) -> String {
 
 #[test]
 fn librdkafka_tests_on_the_pass_list_pass_against_weir() {
+    run_suite("passing.txt", &[]);
+}
+
+#[test]
+fn librdkafka_group_tests_pass_with_the_consumer_protocol() {
+    run_suite(
+        "passing-consumer-protocol.txt",
+        &[("TEST_CONSUMER_GROUP_PROTOCOL", "consumer")],
+    );
+}
+
+/// Runs the tests `list` names against a fresh `weir serve`, with `envs`.
+fn run_suite(list: &str, envs: &[(&str, &str)]) {
     let out = out();
     let built = Command::new(scripts().join("build"))
         .arg(&out)
@@ -60,8 +76,8 @@ fn librdkafka_tests_on_the_pass_list_pass_against_weir() {
         String::from_utf8_lossy(&built.stderr)
     );
     eprint!("{}", String::from_utf8_lossy(&built.stderr));
-    let tests = pass_list();
-    assert!(!tests.is_empty(), "passing.txt lists no test");
+    let tests = pass_list(list);
+    assert!(!tests.is_empty(), "{list} lists no test");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let serve = KafkaServe::start(dir.path(), &["--kafka-auto-create-partitions", "4"]);
@@ -71,6 +87,7 @@ fn librdkafka_tests_on_the_pass_list_pass_against_weir() {
         .args(&tests)
         .env("LIBRDKAFKA_OUT", &out)
         .env("TIMEOUT", "90")
+        .envs(envs.iter().copied())
         .output()
         .expect("run tests/kafka/librdkafka/run");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -94,7 +111,7 @@ fn librdkafka_tests_on_the_pass_list_pass_against_weir() {
         }
     }
     eprintln!(
-        "librdkafka suite against weir: {passed} of {} listed tests passed in {:.0?}",
+        "librdkafka suite against weir ({list}): {passed} of {} listed tests passed in {:.0?}",
         tests.len(),
         started.elapsed()
     );

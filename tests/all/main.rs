@@ -24,6 +24,8 @@ mod kafka_admin;
 mod kafka_clients;
 mod kafka_group_wire;
 mod kafka_groups;
+mod kafka_kip848;
+mod kafka_kip848_wire;
 mod kafka_listener;
 mod kafka_records;
 mod kafka_security;

@@ -53,9 +53,10 @@ def confluent(cfg):
         "group.id": cfg["group"],
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
     }
+    if cfg.get("config", {}).get("group.protocol") != "consumer":
+        # The consumer protocol (KIP-848) takes both from the broker.
+        conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
     conf.update(cfg.get("config", {}))
     c = ck.Consumer(conf)
     positions = {}

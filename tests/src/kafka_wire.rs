@@ -33,6 +33,22 @@ impl Listener {
 
     /// A listener whose clients must authenticate (SASL PLAIN) with `token`.
     pub fn with_token(broker: Arc<Broker>, token: Option<String>) -> Listener {
+        Listener::configured(broker, move |state| state.with_token(token).unwrap())
+    }
+
+    /// A listener whose consumer-protocol (KIP-848) members heartbeat and
+    /// time out by `timeouts`.
+    pub fn with_consumer_timeouts(
+        broker: Arc<Broker>,
+        timeouts: weir::kafka::groups::ConsumerTimeouts,
+    ) -> Listener {
+        Listener::configured(broker, move |state| state.with_consumer_timeouts(timeouts))
+    }
+
+    fn configured(
+        broker: Arc<Broker>,
+        configure: impl FnOnce(weir::kafka::KafkaState) -> weir::kafka::KafkaState + Send + 'static,
+    ) -> Listener {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -44,11 +60,7 @@ impl Listener {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let state = Arc::new(
-                    weir::kafka::KafkaState::new(broker, None)
-                        .with_token(token)
-                        .unwrap(),
-                );
+                let state = Arc::new(configure(weir::kafka::KafkaState::new(broker, None)));
                 weir::kafka::serve(listener, state, async {
                     stopped.await.ok();
                 })

@@ -237,6 +237,30 @@ impl GroupState {
         id
     }
 
+    /// Changes what `member` subscribes to (a Kafka consumer-protocol member
+    /// whose subscription, or the topics its regex matches, changed);
+    /// `partitions` holds the counts of its topics. Rebalances only if the
+    /// topics changed.
+    pub fn subscribe(
+        &mut self,
+        member: &str,
+        topics: &[String],
+        partitions: &BTreeMap<String, u32>,
+        now: Instant,
+    ) -> Result<(), GroupError> {
+        self.expire(now);
+        for (topic, count) in partitions {
+            self.partitions.insert(topic.clone(), *count);
+        }
+        let m = self.member_mut(member)?;
+        if m.topics == topics {
+            return Ok(());
+        }
+        m.topics = topics.to_vec();
+        self.rebalance("member changed its subscription");
+        Ok(())
+    }
+
     /// Removes a member that is shutting down for good.
     pub fn leave(&mut self, member: &str) {
         if self.members.remove(member).is_some() {

@@ -44,6 +44,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The (min, max) versions of `api`, if weir speaks it.
@@ -114,6 +116,12 @@ pub async fn dispatch(
             ResponseKind::DescribeGroups(session.state.groups.describe_groups(r, version))
         }
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(session.state.groups.list_groups(r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(groups::consumer::heartbeat(session, version, r))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(session.state.groups.consumer_group_describe(r))
+        }
         RequestKind::AddPartitionsToTxn(r) => {
             ResponseKind::AddPartitionsToTxn(transactions::add_partitions(session, version, r))
         }

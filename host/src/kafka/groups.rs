@@ -1,8 +1,9 @@
 //! Consumer groups of Kafka clients on weir's listener: the classic
 //! JoinGroup/SyncGroup protocol (`classic.rs`, pure logic over a clock), its
-//! requests and responses in kafka-protocol's types, committed offsets in
-//! weir's own `__consumer_offsets` (`offsets.rs`), and the coordinator
-//! look-ups and listings (`listing.rs`).
+//! requests and responses in kafka-protocol's types, the KIP-848 consumer
+//! protocol (ConsumerGroupHeartbeat) mapped onto weir's own coordinator
+//! (`consumer.rs`), committed offsets in weir's own `__consumer_offsets`
+//! (`offsets.rs`), and the coordinator look-ups and listings (`listing.rs`).
 //!
 //! This node is every group's coordinator. JoinGroup and SyncGroup wait (as
 //! tokio tasks, one per request) on their group's barrier: each group has a
@@ -23,6 +24,7 @@
 //! coordinator and offsets (whose own order is kept, see [`crate::broker`]).
 
 mod classic;
+pub mod consumer;
 mod error;
 mod listing;
 mod offsets;
@@ -45,6 +47,7 @@ use tokio::sync::watch;
 use super::Session;
 use crate::broker::Broker;
 pub use classic::{ClassicGroup, Join, JoinResult, Joined, MemberView, Phase};
+pub use consumer::ConsumerTimeouts;
 pub use error::GroupsError;
 pub use listing::Node;
 
@@ -55,6 +58,9 @@ pub const TICK: Duration = Duration::from_millis(250);
 pub struct KafkaGroups {
     broker: Arc<Broker>,
     groups: Mutex<BTreeMap<String, Arc<Slot>>>,
+    /// The consumer-protocol (KIP-848) groups (`consumer.rs`).
+    consumers: Mutex<BTreeMap<String, Arc<Mutex<consumer::ConsumerGroup>>>>,
+    timeouts: ConsumerTimeouts,
     /// Member ids carry this (the process's start time) so that an id
     /// handed out before a restart never names a member after it.
     nonce: u64,
@@ -85,9 +91,17 @@ impl KafkaGroups {
         KafkaGroups {
             broker,
             groups: Mutex::new(BTreeMap::new()),
+            consumers: Mutex::new(BTreeMap::new()),
+            timeouts: ConsumerTimeouts::default(),
             nonce,
             next_id: AtomicU64::new(0),
         }
+    }
+
+    /// Consumer-protocol members heartbeat and time out by `timeouts`.
+    pub fn with_consumer_timeouts(mut self, timeouts: ConsumerTimeouts) -> KafkaGroups {
+        self.timeouts = timeouts;
+        self
     }
 
     fn new_member_id(&self, client_id: &str) -> String {
@@ -114,9 +128,14 @@ impl KafkaGroups {
     fn slot(&self, name: &str) -> Result<Arc<Slot>, GroupsError> {
         crate::name::validate("group", name)
             .map_err(|_| GroupsError::InvalidGroupId(name.to_string()))?;
+        if self.consumer_has_members(name) {
+            return Err(GroupsError::InconsistentProtocol(format!(
+                "group {name:?} is a consumer-protocol (KIP-848) group: a classic member cannot join it"
+            )));
+        }
         if self.weir_runs(name) {
             return Err(GroupsError::InconsistentProtocol(format!(
-                "group {name:?} is run by a weir processor"
+                "group {name:?} has members in weir's coordinator (a weir processor, or consumer-protocol members that left for a while)"
             )));
         }
         let mut groups = self.groups.lock().expect("kafka groups lock");

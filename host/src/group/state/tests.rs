@@ -198,3 +198,21 @@ fn commits_need_the_current_epoch_and_an_owned_partition() {
     );
     assert!(g.check_commit("ghost", grant.epoch, &tp(0)).is_err());
 }
+
+#[test]
+fn a_changed_subscription_rebalances_and_an_unchanged_one_does_not() {
+    let now = Instant::now();
+    let (mut g, parts, topics) = group(Protocol::Cooperative);
+    let a = g.join(None, &topics, &parts, now);
+    assert_eq!(g.sync(&a, &[], now).unwrap().partitions.len(), 4);
+    let generation = g.generation;
+    g.subscribe(&a, &topics, &parts, now).unwrap();
+    assert_eq!(g.generation, generation, "same topics: no rebalance");
+    let more = BTreeMap::from([("u".to_string(), 2)]);
+    let both = vec!["t".to_string(), "u".to_string()];
+    g.subscribe(&a, &both, &more, now).unwrap();
+    assert_eq!(g.generation, generation + 1);
+    let all = g.sync(&a, &[], now).unwrap().partitions;
+    assert_eq!(all.len(), 6, "t's four and u's two: {all:?}");
+    assert!(g.subscribe("nobody", &both, &more, now).is_err());
+}

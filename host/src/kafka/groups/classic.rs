@@ -397,8 +397,9 @@ impl ClassicGroup {
     }
 
     /// Checks an OffsetCommit's member and generation. A commit with
-    /// generation -1 and no member id (a simple consumer, an admin tool) is
-    /// allowed while the group has no members.
+    /// generation -1 (a simple consumer, an admin tool; a consumer-protocol
+    /// client that only assigns partitions sends its member id too) is
+    /// allowed while the group has no members, as Kafka allows it.
     pub fn check_commit(
         &mut self,
         member_id: &str,
@@ -407,7 +408,7 @@ impl ClassicGroup {
         now: Instant,
     ) -> Result<(), GroupsError> {
         self.tick(now);
-        if generation < 0 && member_id.is_empty() && self.members.is_empty() {
+        if generation < 0 && self.members.is_empty() {
             return Ok(());
         }
         self.check_member(member_id, instance_id)?;

@@ -5,7 +5,7 @@
 use kafka_protocol::error::ResponseError;
 
 /// A refused group request (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-/// OffsetCommit) of a Kafka client.
+/// OffsetCommit, ConsumerGroupHeartbeat) of a Kafka client.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupsError {
     /// A first JoinGroup (v4+) of a dynamic member: it must join again with
@@ -26,6 +26,22 @@ pub enum GroupsError {
     InvalidGroupId(String),
     #[error("session timeout {0} ms is outside 1000..=1800000 ms")]
     InvalidSessionTimeout(i32),
+    #[error(
+        "member epoch {given} is fenced (the member's epoch is {current}): rejoin with epoch 0"
+    )]
+    FencedMemberEpoch { given: i32, current: i32 },
+    #[error("member epoch {given} is stale (the member's epoch is {current})")]
+    StaleMemberEpoch { given: i32, current: i32 },
+    #[error("server assignor {0:?} is not supported: weir's are \"uniform\" and \"range\"")]
+    UnsupportedAssignor(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("invalid regular expression {regex:?}: {reason}")]
+    InvalidRegex { regex: String, reason: String },
+    #[error("instance {0:?} now belongs to a newer member: this one must stop")]
+    UnreleasedInstance(String),
+    #[error("the coordinator")]
+    Coordinator(#[source] crate::group::GroupError),
     #[error("committing offsets failed")]
     Storage(#[from] crate::group::GroupError),
 }
@@ -42,7 +58,15 @@ impl GroupsError {
             GroupsError::InconsistentProtocol(_) => ResponseError::InconsistentGroupProtocol,
             GroupsError::InvalidGroupId(_) => ResponseError::InvalidGroupId,
             GroupsError::InvalidSessionTimeout(_) => ResponseError::InvalidSessionTimeout,
-            GroupsError::Storage(_) => ResponseError::UnknownServerError,
+            GroupsError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+            GroupsError::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+            GroupsError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            GroupsError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            GroupsError::InvalidRegex { .. } => ResponseError::InvalidRegularExpression,
+            GroupsError::UnreleasedInstance(_) => ResponseError::UnreleasedInstanceId,
+            GroupsError::Coordinator(_) | GroupsError::Storage(_) => {
+                ResponseError::UnknownServerError
+            }
         };
         error.code()
     }

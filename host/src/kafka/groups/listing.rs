@@ -1,8 +1,10 @@
 //! FindCoordinator, DescribeGroups and ListGroups: this node coordinates
 //! every group, and the listings show both kinds of group side by side:
-//! Kafka clients' classic groups (type `classic`, in their phase) and weir's
-//! processor groups (type `consumer`, as Kafka 4 calls its server-side
-//! assignment groups: `Stable` while members run, else `Empty`). A group
+//! Kafka clients' classic groups (type `classic`, in their phase) and the
+//! groups of weir's coordinator, its processors' and those of Kafka clients
+//! of the consumer protocol (type `consumer`, as Kafka 4 calls its
+//! server-side assignment groups: `Stable` while members run, else
+//! `Empty`). A group
 //! known only by its committed offsets (a classic group after a restart, a
 //! stopped processor's) is listed as `Empty`.
 

@@ -3,7 +3,8 @@
 //! group shows in `weir group describe`, the API and the lag metrics like
 //! every other group, and survives restarts.
 //!
-//! A commit is checked against the member and generation and written under
+//! A commit is checked against the member and generation (a consumer-protocol
+//! member's against its member epoch, see `consumer.rs`) and written under
 //! the group's lock, so no rebalance can slip in between; the request's
 //! valid partitions are written as one batch (all or none). Each commit's
 //! metadata string and leader epoch are kept with its offset
@@ -27,6 +28,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{GroupsError, KafkaGroups};
+use crate::group::TopicPartition;
 use crate::offsets::{CommitMeta, Committed, MAX_METADATA_BYTES};
 
 /// One partition's answer: (partition, offset (-1: none), error code), and
@@ -72,33 +74,45 @@ impl KafkaGroups {
                 .collect();
             verdicts.push((topic.name.clone(), partitions));
         }
-        let written = self.slot(&group).and_then(|slot| {
-            slot.with(|g| {
-                g.check_commit(&member, instance.as_deref(), generation, Instant::now())?;
-                let commits: Vec<(String, u32, Committed, CommitMeta)> = verdicts
+        let commits: Vec<(String, u32, Committed, CommitMeta)> = verdicts
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions
                     .iter()
-                    .flat_map(|(topic, partitions)| {
-                        partitions
-                            .iter()
-                            .filter(|(_, _, error, _)| *error == 0)
-                            .map(|(p, offset, _, meta)| {
-                                let committed = Committed {
-                                    offset: *offset as u64,
-                                    generation: generation.max(0) as u32,
-                                };
-                                (topic.to_string(), *p as u32, committed, meta.clone())
-                            })
+                    .filter(|(_, _, error, _)| *error == 0)
+                    .map(|(p, offset, _, meta)| {
+                        let committed = Committed {
+                            offset: *offset as u64,
+                            generation: generation.max(0) as u32,
+                        };
+                        (topic.to_string(), *p as u32, committed, meta.clone())
                     })
-                    .collect();
-                if !commits.is_empty() {
-                    self.broker
-                        .offsets()
-                        .commit_many_with_meta(&group, &commits)
-                        .map_err(|e| GroupsError::Storage(e.into()))?;
-                }
-                Ok(())
             })
-        });
+            .collect();
+        let write = || {
+            if !commits.is_empty() {
+                self.broker
+                    .offsets()
+                    .commit_many_with_meta(&group, &commits)
+                    .map_err(|e| GroupsError::Storage(e.into()))?;
+            }
+            Ok(())
+        };
+        let partitions: Vec<TopicPartition> = commits
+            .iter()
+            .map(|(t, p, _, _)| TopicPartition::new(t.clone(), *p))
+            .collect();
+        // A consumer-protocol member's commit is checked against its epoch;
+        // a classic one's against the member and generation.
+        let written = match self.consumer_commit(&group, &member, generation, &partitions, write) {
+            Some(written) => written,
+            None => self.slot(&group).and_then(|slot| {
+                slot.with(|g| {
+                    g.check_commit(&member, instance.as_deref(), generation, Instant::now())?;
+                    write()
+                })
+            }),
+        };
         if let Err(e) = &written {
             tracing::debug!(%group, error = %crate::error::chain(e), "OffsetCommit refused");
         }
@@ -132,9 +146,12 @@ impl KafkaGroups {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), i16> {
-        let checked = self.slot(group).and_then(|slot| {
-            slot.with(|g| g.check_commit(member, instance, generation, Instant::now()))
-        });
+        let checked = match self.consumer_commit(group, member, generation, &[], || Ok(())) {
+            Some(checked) => checked,
+            None => self.slot(group).and_then(|slot| {
+                slot.with(|g| g.check_commit(member, instance, generation, Instant::now()))
+            }),
+        };
         match checked {
             Ok(()) => Ok(()),
             Err(e) => Err(e.code()),

@@ -388,6 +388,7 @@ fn commits_are_checked_against_member_and_generation() {
     let mut next = ids();
     // Simple consumers commit with generation -1 while nobody is a member.
     g.check_commit("", None, -1, now).unwrap();
+    g.check_commit("assigns-only", None, -1, now).unwrap();
     let (a, _) = join_dynamic(&mut g, &mut next, &["range"], now);
     g.poll_join(&a, None, now).unwrap().unwrap();
     assert!(matches!(

@@ -2,8 +2,9 @@
 //! offset) against the first pass over the same records, and the swap pause,
 //! the time between the end of the old version's last batch and the start of
 //! the new version's first, for plain swaps and for swaps with a rewind, next
-//! to the ordinary gap between two batches of one version (poll and commit).
-//! Plain swaps are timed twice: with the pipeline running, and with another
+//! to the ordinary gap between two batches of one version (poll and commit)
+//! and to a control: the gaps that ticks of the swaps' clock land in, with
+//! nothing swapped. Plain swaps are timed twice: with the pipeline running, and with another
 //! thread keeping a core busy as well.
 
 use std::path::Path;
@@ -114,10 +115,24 @@ pub async fn figures(
     report.figure("replay_rec_per_s", replay);
     report.figure("ratio", replay / first);
 
-    // Plain swaps while the members work through a replayed backlog.
+    // The control: the same clock as the swaps below, with nothing swapped.
+    // A gap that a swap lands in is chosen by the clock, not at random: a
+    // long gap (a commit stalled behind the disk, say) is likelier to hold a
+    // swap than a short one, so swaps are compared with the gaps that hold a
+    // tick of the same clock, not with every gap.
+    let steady = version(2)?;
     instances
-        .deploy(version(2)?, Some(SeekTo::Earliest))
+        .deploy(steady.clone(), Some(SeekTo::Earliest))
         .await?;
+    spans.lock().expect("spans lock").clear();
+    let mut ticks = Vec::with_capacity(swaps);
+    for _ in 0..swaps {
+        ticks.push(Instant::now());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let control = tick_gaps(&spans.lock().expect("spans lock"), &ticks);
+    // Plain swaps while the members work through a replayed backlog.
+    instances.deploy(steady, Some(SeekTo::Earliest)).await?;
     spans.lock().expect("spans lock").clear();
     // Versions are loaded before the clock matters: loading is off the hot
     // path in a real deploy too (the API loads and probes before swapping).
@@ -176,6 +191,7 @@ pub async fn figures(
     ))?;
     let rows = [
         ("no swap", "none", plain.1),
+        ("control", "control", control),
         ("plain", "plain", plain.0),
         ("plain, load", "loaded", loaded.0),
         ("with rewind", "rewind", rewound.0),
@@ -210,6 +226,29 @@ fn gaps(spans: &[Span], at_change: bool) -> Vec<f64> {
     gaps
 }
 
+/// The control's gaps, in microseconds: for each tick, the gap before the
+/// first batch that started after it (where a swap at that instant would have
+/// shown).
+fn tick_gaps(spans: &[Span], ticks: &[Instant]) -> Vec<f64> {
+    let mut spans = spans.to_vec();
+    spans.sort_by_key(|s| s.1);
+    let mut after: Vec<usize> = ticks
+        .iter()
+        .filter_map(|tick| spans.iter().position(|s| s.1 > *tick))
+        .filter(|next| *next > 0)
+        .collect();
+    after.dedup();
+    let mut gaps: Vec<f64> = after
+        .into_iter()
+        .map(|next| {
+            let gap = spans[next].1.saturating_duration_since(spans[next - 1].2);
+            gap.as_secs_f64() * 1e6
+        })
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    gaps
+}
+
 /// The `q` quantile of sorted values (0 when there are none).
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -234,6 +273,10 @@ mod tests {
             (1, at(6), at(9)),
         ];
         assert_eq!(pauses(&spans), (vec![1000.0], vec![1000.0, 1000.0]));
+        // Two ticks during the batch at 3..5 count the gap before the batch
+        // at 6 once; a tick after the last batch counts none.
+        let ticks = [at(4), at(4) + Duration::from_micros(100), at(13)];
+        assert_eq!(tick_gaps(&spans, &ticks), vec![1000.0]);
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), 2.0);
         assert_eq!(percentile(&[], 0.99), 0.0);
     }

@@ -11,47 +11,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use weir_tests::kafka_clients::{KafkaServe, clients};
-use weir_tests::kafka_groups_env::{GroupConsumer, consumed, of, owned, ownership, python};
+use weir_tests::kafka_clients::KafkaServe;
+use weir_tests::kafka_groups_env::{
+    GroupConsumer, consumed, create, of, owned, ownership, produce, python,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Produces `per_partition` records to each of `partitions` partitions
-/// (values `p<partition>-<tag>-<i>`), through confluent-kafka.
-fn produce(serve: &KafkaServe, topic: &str, partitions: u32, per_partition: usize, tag: &str) {
-    let records: Vec<Value> = (0..partitions)
-        .flat_map(|p| {
-            (0..per_partition)
-                .map(move |i| json!({"partition": p, "key": null, "value": hex(&format!("p{p}-{tag}-{i}"))}))
-        })
-        .collect();
-    let answer = clients().unwrap().python(json!({
-        "op": "produce", "client": "confluent", "bootstrap": serve.kafka,
-        "topic": topic, "codec": "none", "records": records,
-    }));
-    assert!(answer.get("error").is_none(), "producing: {answer}");
-}
-
-fn create(serve: &KafkaServe, topic: &str, partitions: u32) {
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
-    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
-    let mut wire = weir_tests::kafka_wire::Wire::connect(serve.kafka.parse().unwrap());
-    let answer = wire.call(
-        5,
-        &CreateTopicsRequest::default().with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_num_partitions(partitions as i32)
-                .with_replication_factor(1),
-        ]),
-    );
-    assert_eq!(answer.topics[0].error_code, 0, "creating {topic}");
-}
 
 fn consumer(
     serve: &KafkaServe,

@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::kafka_clients::{KafkaServe, clients, hex};
 
 /// One consumer process, killed when dropped.
 pub struct GroupConsumer {
@@ -175,4 +177,40 @@ pub fn ownership(events: &[Value]) -> Vec<(u64, f64, f64)> {
     }
     out.extend(open.into_iter().map(|(p, start)| (p, start, f64::MAX)));
     out
+}
+
+/// Produces `per_partition` records to each of `partitions` partitions of
+/// `topic` (values `p<partition>-<tag>-<i>`), through confluent-kafka.
+pub fn produce(serve: &KafkaServe, topic: &str, partitions: u32, per_partition: usize, tag: &str) {
+    let records: Vec<Value> = (0..partitions)
+        .flat_map(|p| {
+            (0..per_partition).map(move |i| {
+                let value = hex(format!("p{p}-{tag}-{i}").as_bytes());
+                json!({"partition": p, "key": null, "value": value})
+            })
+        })
+        .collect();
+    let answer = clients().unwrap().python(json!({
+        "op": "produce", "client": "confluent", "bootstrap": serve.kafka,
+        "topic": topic, "codec": "none", "records": records,
+    }));
+    assert!(answer.get("error").is_none(), "producing: {answer}");
+}
+
+/// Creates `topic` with `partitions` partitions through CreateTopics.
+pub fn create(serve: &KafkaServe, topic: &str, partitions: u32) {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut wire = crate::kafka_wire::Wire::connect(serve.kafka.parse().unwrap());
+    let answer = wire.call(
+        5,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_num_partitions(partitions as i32)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert_eq!(answer.topics[0].error_code, 0, "creating {topic}");
 }

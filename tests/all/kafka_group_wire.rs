@@ -11,9 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -56,23 +53,7 @@ fn sync(
 }
 
 fn commit(wire: &mut Wire, g: &str, member: &str, generation: i32, offset: i64) -> i16 {
-    let response = wire.call(
-        8,
-        &OffsetCommitRequest::default()
-            .with_group_id(group(g))
-            .with_generation_id_or_member_epoch(generation)
-            .with_member_id(s(member))
-            .with_topics(vec![
-                OffsetCommitRequestTopic::default()
-                    .with_name(TopicName(s("t")))
-                    .with_partitions(vec![
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(0)
-                            .with_committed_offset(offset),
-                    ]),
-            ]),
-    );
-    response.topics[0].partitions[0].error_code
+    weir_tests::kafka_wire::commit(wire, 8, g, member, generation, offset)
 }
 
 fn heartbeat(wire: &mut Wire, g: &str, member: &str, generation: i32) -> i16 {

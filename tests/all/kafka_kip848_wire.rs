@@ -14,9 +14,6 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -60,23 +57,7 @@ fn beat(
 }
 
 fn commit(wire: &mut Wire, g: &str, member: &str, epoch: i32, offset: i64) -> i16 {
-    let response = wire.call(
-        9,
-        &OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(g)))
-            .with_generation_id_or_member_epoch(epoch)
-            .with_member_id(s(member))
-            .with_topics(vec![
-                OffsetCommitRequestTopic::default()
-                    .with_name(TopicName(s("t")))
-                    .with_partitions(vec![
-                        OffsetCommitRequestPartition::default()
-                            .with_partition_index(0)
-                            .with_committed_offset(offset),
-                    ]),
-            ]),
-    );
-    response.topics[0].partitions[0].error_code
+    weir_tests::kafka_wire::commit(wire, 9, g, member, epoch, offset)
 }
 
 /// The partitions of an assignment, with the topic id of `t`.

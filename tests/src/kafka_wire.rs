@@ -220,3 +220,37 @@ pub fn join(wire: &mut Wire, g: &str) -> JoinGroupResponse {
     assert_eq!(joined.member_id, first.member_id);
     joined
 }
+
+/// Commits `offset` for partition 0 of topic `t` in group `g` with OffsetCommit
+/// `version`, as `member` at `generation_or_epoch` (a classic generation, or
+/// from v9 a consumer-protocol member epoch); the partition's error code.
+pub fn commit(
+    wire: &mut Wire,
+    version: i16,
+    g: &str,
+    member: &str,
+    generation_or_epoch: i32,
+    offset: i64,
+) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest, TopicName};
+    let response = wire.call(
+        version,
+        &OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_generation_id_or_member_epoch(generation_or_epoch)
+            .with_member_id(s(member))
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ]),
+            ]),
+    );
+    response.topics[0].partitions[0].error_code
+}

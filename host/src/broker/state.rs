@@ -9,7 +9,6 @@
 //! truth about where the group stands: when a partition is assigned, the
 //! committed offset is repaired to it if a crash came in between.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -117,10 +116,12 @@ impl Broker {
         let mut placements: HashMap<String, Placement> = HashMap::new();
         let mut placed = Vec::with_capacity(commit.emits.len());
         for emit in commit.emits {
-            let placement = match placements.entry(emit.topic.clone()) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(log.placement(&emit.topic)?),
-            };
+            // Looked up before inserting, so a batch emitting to one topic
+            // copies its name once, not once per record.
+            if !placements.contains_key(&emit.topic) {
+                placements.insert(emit.topic.clone(), log.placement(&emit.topic)?);
+            }
+            let placement = placements.get_mut(&emit.topic).expect("inserted above");
             let partition = placement.place(None, emit.record.key.as_deref())?;
             placed.push((emit.topic, partition, emit.record));
         }

@@ -104,32 +104,30 @@ fn stamp_source(emits: &mut [Emit], batch: &Polled) {
 /// for `dlq`. Returns the emits and the side topics to create like their
 /// source (so the source's partitioner places the records), each once.
 fn route(
-    emits: Vec<Emit>,
+    mut emits: Vec<Emit>,
     version: &str,
     suffix: Option<&str>,
     dlq: &str,
 ) -> (Vec<Emit>, Vec<(String, String)>) {
     let mut sides: Vec<(String, String)> = Vec::new();
-    let routed = emits
-        .into_iter()
-        .map(|mut emit| {
-            let headers = &mut emit.record.headers;
-            if !headers.iter().any(|(n, _)| n == dlq_headers::VERSION) {
-                headers.push((dlq_headers::VERSION.to_string(), version.into()));
+    for emit in &mut emits {
+        let headers = &mut emit.record.headers;
+        if !headers.iter().any(|(n, _)| n == dlq_headers::VERSION) {
+            // Room for the version and the four source headers at once.
+            headers.reserve(5);
+            headers.push((dlq_headers::VERSION.to_string(), version.into()));
+        }
+        if let Some(suffix) = suffix
+            && emit.topic != dlq
+        {
+            let side = format!("{}{suffix}", emit.topic);
+            if !sides.iter().any(|(s, _)| *s == side) {
+                sides.push((side.clone(), emit.topic.clone()));
             }
-            if let Some(suffix) = suffix
-                && emit.topic != dlq
-            {
-                let side = format!("{}{suffix}", emit.topic);
-                if !sides.iter().any(|(s, _)| *s == side) {
-                    sides.push((side.clone(), emit.topic.clone()));
-                }
-                emit.topic = side;
-            }
-            emit
-        })
-        .collect();
-    (routed, sides)
+            emit.topic = side;
+        }
+    }
+    (emits, sides)
 }
 
 #[cfg(test)]

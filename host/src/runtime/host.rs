@@ -42,6 +42,9 @@ pub struct HostState {
     /// The batch's state reads and writes.
     pub(super) state: StateOverlay,
     topics: Arc<dyn super::EmitTopics>,
+    /// The topics this batch's emits were already checked against, so a
+    /// guest emitting every record to one topic pays for one check.
+    checked: Vec<String>,
     /// Tags guest log lines.
     processor: Arc<str>,
     version: Arc<str>,
@@ -85,6 +88,7 @@ impl HostState {
             emitted_bytes: 0,
             state: StateOverlay::new(state),
             topics,
+            checked: Vec::new(),
             processor,
             version,
             wasi,
@@ -157,7 +161,10 @@ impl host::Host for HostState {
         value: Vec<u8>,
         headers: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        self.topics.check(&topic)?;
+        if !self.checked.contains(&topic) {
+            self.topics.check(&topic)?;
+            self.checked.push(topic.clone());
+        }
         let size = key.as_ref().map_or(0, Vec::len)
             + value.len()
             + headers

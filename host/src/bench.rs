@@ -148,31 +148,41 @@ async fn pipeline_section(
         "pipeline",
         format_args!("pipeline: poll -> process (emit every record) -> commit, batch 500"),
     )?;
-    let wasm = pipeline(dir, "wasm", size.pipeline_records, |runtime| {
-        let spec = GuestSpec {
-            processor: "pipeline".into(),
-            config: vec![("output".into(), "out".into())],
-            ..GuestSpec::default()
-        };
-        Ok(Arc::new(runtime.load(
-            crate::guests::PASSTHROUGH,
-            Path::new("passthrough"),
-            spec,
-        )?))
-    })
-    .await?;
+    let passthrough = |emit: &'static str| {
+        move |runtime: &Runtime| {
+            passthrough(runtime, "pipeline", &[("output", "out"), ("emit", emit)])
+        }
+    };
+    let wasm = pipeline(dir, "wasm", size.pipeline_records, passthrough("each")).await?;
+    let batched = pipeline(dir, "batched", size.pipeline_records, passthrough("batch")).await?;
     let native = pipeline(dir, "native", size.pipeline_records, |_| {
         Ok(Arc::new(NativePassthrough {
             output: "out".into(),
         }))
     })
     .await?;
-    report.line(format_args!("wasm passthrough:   {wasm:>12.0} rec/s"))?;
-    report.line(format_args!("native passthrough: {native:>12.0} rec/s"))?;
-    report.line(format_args!("ratio wasm/native:  {:>12.2}", wasm / native))?;
+    report.line(format_args!(
+        "wasm passthrough, emit per record: {wasm:>10.0} rec/s"
+    ))?;
+    report.line(format_args!(
+        "wasm passthrough, emit-batch:      {batched:>10.0} rec/s"
+    ))?;
+    report.line(format_args!(
+        "native passthrough:                {native:>10.0} rec/s"
+    ))?;
+    report.line(format_args!(
+        "ratio wasm/native, emit per record: {:>9.2}",
+        wasm / native
+    ))?;
+    report.line(format_args!(
+        "ratio wasm/native, emit-batch:      {:>9.2}",
+        batched / native
+    ))?;
     report.figure("wasm_rec_per_s", wasm);
+    report.figure("wasm_batched_rec_per_s", batched);
     report.figure("native_rec_per_s", native);
     report.figure("ratio", wasm / native);
+    report.figure("ratio_batched", batched / native);
     Ok(())
 }
 
@@ -304,6 +314,27 @@ fn synthetic_batch(n: usize) -> Polled {
             })
             .collect(),
     }
+}
+
+/// The `passthrough` guest loaded as `processor` with `config`.
+fn passthrough(
+    runtime: &Runtime,
+    processor: &str,
+    config: &[(&str, &str)],
+) -> Result<Arc<dyn Handler>, RuntimeError> {
+    let spec = GuestSpec {
+        processor: processor.into(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..GuestSpec::default()
+    };
+    Ok(Arc::new(runtime.load(
+        crate::guests::PASSTHROUGH,
+        Path::new("passthrough"),
+        spec,
+    )?))
 }
 
 /// Records per second through a whole processor with `handler`, committing

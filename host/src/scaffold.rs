@@ -111,6 +111,10 @@ const RUST: &[File] = &[
         include_str!("../../guests/sdk/src/lib.rs"),
     ),
     (
+        "vendor/weir-guest/src/emits.rs",
+        include_str!("../../guests/sdk/src/emits.rs"),
+    ),
+    (
         "vendor/weir-guest/src/state.rs",
         include_str!("../../guests/sdk/src/state.rs"),
     ),
@@ -423,6 +427,19 @@ fn run(command: &mut Command) -> Result<(), ScaffoldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rust_project_vendors_every_source_file_of_the_sdk() {
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/sdk/src");
+        for entry in std::fs::read_dir(&sdk).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let vendored = format!("vendor/weir-guest/src/{name}");
+            assert!(
+                RUST.iter().any(|(path, _)| *path == vendored),
+                "{vendored} is missing from the Rust template"
+            );
+        }
+    }
 
     #[test]
     fn a_name_is_a_lower_case_word_list() {

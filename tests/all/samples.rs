@@ -197,3 +197,102 @@ async fn passthrough_copies_every_record_unchanged() {
         (None, &b"w"[..])
     );
 }
+
+#[tokio::test]
+async fn passthrough_with_emit_batch_copies_every_record_unchanged_in_order() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    let records: Vec<weir::log::Record> = (0..1200)
+        .map(|i| match i % 3 {
+            0 => weir::log::Record::keyed(format!("k{i}"), format!("v{i}")),
+            1 => weir::log::Record::value(format!("v{i}")),
+            _ => weir::log::Record::keyed("", ""),
+        })
+        .collect();
+    host.log.append("in", 0, &records).unwrap();
+    let guest = host
+        .guest(
+            guests::PASSTHROUGH,
+            "copy",
+            &[("output", "out"), ("emit", "batch")],
+        )
+        .unwrap();
+
+    let processor = host.run("copy", &["in"], guest, 500).await.unwrap();
+
+    assert_eq!(processor.stats().emitted(), 1200);
+    assert_eq!(host.committed("copy", "in", 0), 1200);
+    let out = host.records("out", 0);
+    let got: Vec<_> = out
+        .iter()
+        .map(|r| (r.key.as_deref(), &r.value[..]))
+        .collect();
+    let want: Vec<_> = records
+        .iter()
+        .map(|r| (r.key.as_deref(), &r.value[..]))
+        .collect();
+    assert_eq!(got, want);
+    // Each emit is stamped with where it came from, as with `emit`.
+    assert_eq!(
+        out[700]
+            .headers
+            .iter()
+            .find(|(n, _)| n == "weir.source.offset")
+            .map(|(_, v)| &v[..]),
+        Some(&b"500"[..])
+    );
+}
+
+#[tokio::test]
+async fn an_emit_batch_to_an_unknown_topic_fails_the_batch_and_queues_nothing() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.append_values("in", 0, &["a", "b"]);
+    let guest = host
+        .guest(
+            guests::PASSTHROUGH,
+            "copy",
+            &[("output", "nowhere"), ("emit", "batch")],
+        )
+        .unwrap();
+
+    let err = host
+        .run("copy", &["in"], guest, 10)
+        .await
+        .err()
+        .expect("fatal");
+
+    let message = weir::error::chain(&err);
+    assert!(message.contains("unknown topic \"nowhere\""), "{message}");
+    assert_eq!(host.committed("copy", "in", 0), 0);
+    assert!(host.log.partition_count("nowhere").is_err());
+}
+
+#[tokio::test]
+async fn passthrough_refuses_an_unknown_emit_mode_at_init() {
+    let host = Host::new();
+    host.topic("in", 1);
+    host.topic("out", 1);
+    host.append_values("in", 0, &["a"]);
+    let guest = host
+        .guest(
+            guests::PASSTHROUGH,
+            "copy",
+            &[("output", "out"), ("emit", "sometimes")],
+        )
+        .unwrap();
+
+    let err = host
+        .run("copy", &["in"], guest, 10)
+        .await
+        .err()
+        .expect("init");
+
+    let message = weir::error::chain(&err);
+    assert!(
+        message.contains("emit must be each or batch, not \"sometimes\""),
+        "{message}"
+    );
+    assert!(host.records("out", 0).is_empty());
+}

@@ -2,7 +2,8 @@
 //!
 //! The generated bindings for `wit/weir.wit` live in [`bindings`]; everything else
 //! here is the friendly layer on top of them: a [`Batch`] whose [`Record`] views
-//! resolve the columnar spans for you, [`emit`] and [`log`], and the
+//! resolve the columnar spans for you, [`emit`], [`Emits`] (many records in
+//! one host call) and [`log`], and the
 //! [`export_processor!`] macro that wires a [`Processor`] implementation up as the
 //! component's exports. [`testing`] runs a guest's `process` natively in its
 //! unit tests, with `emit`, `log` and state captured in memory.
@@ -43,6 +44,7 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen::rt as __rt;
 
+mod emits;
 pub mod state;
 // Compiled for wasm too (so a guest's tests type-check there), but only
 // native code routes the host imports to its fake.
@@ -52,11 +54,11 @@ pub mod testing;
 /// of [`testing`] when the guest's unit tests run natively.
 mod sys {
     #[cfg(target_arch = "wasm32")]
-    pub use crate::bindings::weir::processor::host::{emit, log};
+    pub use crate::bindings::weir::processor::host::{emit, emit_batch, log};
     #[cfg(target_arch = "wasm32")]
     pub use crate::bindings::weir::processor::state::{delete, get, put, scan};
     #[cfg(not(target_arch = "wasm32"))]
-    pub use crate::testing::fake::{delete, emit, get, log, put, scan};
+    pub use crate::testing::fake::{delete, emit, emit_batch, get, log, put, scan};
 }
 
 use bindings::weir::processor::types as wit;
@@ -67,6 +69,7 @@ const SPAN_WIDTH: usize = 6;
 const HEADER_WIDTH: usize = 4;
 
 pub use bindings::weir::processor::types::{Failure, FailureKind, Level};
+pub use emits::Emits;
 
 /// What a guest implements. `init` runs once per fresh instance, and the host
 /// creates a fresh instance for every batch, so keep nothing in memory between

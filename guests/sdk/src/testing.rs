@@ -321,25 +321,30 @@ pub(crate) mod fake {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     }
 
+    /// What the host refuses in an emitted record.
+    fn refusal(topic: &str, size: usize) -> Option<String> {
+        if !valid_topic(topic) {
+            return Some(format!("invalid topic name {topic:?}"));
+        }
+        (size > MAX_EMIT_BYTES).then(|| {
+            format!("record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit")
+        })
+    }
+
     pub fn emit(
         topic: &str,
         key: Option<&[u8]>,
         value: &[u8],
         headers: &[(String, Vec<u8>)],
     ) -> Result<(), String> {
-        if !valid_topic(topic) {
-            return Err(format!("invalid topic name {topic:?}"));
-        }
         let size = key.map_or(0, <[u8]>::len)
             + value.len()
             + headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len())
                 .sum::<usize>();
-        if size > MAX_EMIT_BYTES {
-            return Err(format!(
-                "record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"
-            ));
+        if let Some(why) = refusal(topic, size) {
+            return Err(why);
         }
         with(|f| {
             f.emits.push(Emitted {
@@ -349,6 +354,39 @@ pub(crate) mod fake {
                 headers: headers.to_vec(),
             })
         });
+        Ok(())
+    }
+
+    /// The host's `emit-batch`: every record, or none.
+    pub fn emit_batch(emits: &wit::Emits) -> Result<(), String> {
+        let bytes = |start: u32, len: u32| &emits.data[start as usize..(start + len) as usize];
+        let mut records = Vec::new();
+        for (index, span) in emits.spans.chunks_exact(crate::SPAN_WIDTH).enumerate() {
+            let key = (span[1] != crate::NO_KEY).then(|| bytes(span[0], span[1]).to_vec());
+            let (first, count) = (span[4] as usize, span[5] as usize);
+            let headers: Vec<(String, Vec<u8>)> = emits.headers
+                [first * crate::HEADER_WIDTH..(first + count) * crate::HEADER_WIDTH]
+                .chunks_exact(crate::HEADER_WIDTH)
+                .map(|h| {
+                    let name = String::from_utf8_lossy(bytes(h[0], h[1])).into_owned();
+                    (name, bytes(h[2], h[3]).to_vec())
+                })
+                .collect();
+            let value = bytes(span[2], span[3]).to_vec();
+            let size = key.as_ref().map_or(0, Vec::len)
+                + value.len()
+                + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+            if let Some(why) = refusal(&emits.topic, size) {
+                return Err(format!("record {index}: {why}"));
+            }
+            records.push(Emitted {
+                topic: emits.topic.clone(),
+                key,
+                value,
+                headers,
+            });
+        }
+        with(|f| f.emits.extend(records));
         Ok(())
     }
 

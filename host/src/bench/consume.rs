@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Report;
 use crate::consumer::{CommitMode, Polled};
 use crate::demo::DemoError;
-use crate::runtime::{GuestSpec, Handler, Output, Runtime, RuntimeError, StateView};
+use crate::runtime::{Handler, Output, Runtime, RuntimeError, StateView};
 
 /// Records per second through a processor over one partition of `records`
 /// orders, at-least-once, in the default batches of 500.
@@ -28,15 +28,7 @@ pub(super) async fn figures(
     report: &mut Report<'_>,
 ) -> Result<(), DemoError> {
     let wasm = rate(dir, "consume-wasm", records, |runtime| {
-        let spec = GuestSpec {
-            processor: "consume".into(),
-            ..GuestSpec::default()
-        };
-        Ok(Arc::new(runtime.load(
-            crate::guests::PASSTHROUGH,
-            Path::new("passthrough"),
-            spec,
-        )?))
+        super::passthrough(runtime, "consume", &[])
     })
     .await?;
     let native = rate(dir, "consume-native", records, |_| {

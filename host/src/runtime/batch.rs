@@ -1,10 +1,13 @@
-//! Turns a polled batch into the WIT `batch`: per-record columns as lists of
-//! plain integers (offsets, timestamps, six spans per record, four per header)
-//! and every byte in one arena. Integer lists lower into the guest as a single
-//! copy each, so the boundary cost does not grow with per-record conversions.
+//! The columnar form records cross the boundary in, both ways: a polled batch
+//! turned into the WIT `batch` (per-record columns as lists of plain integers:
+//! offsets, timestamps, six spans per record, four per header; every byte in
+//! one arena), and the WIT `emits` of an `emit-batch` call turned back into
+//! records. Integer lists cross as a single copy each, so the boundary cost
+//! does not grow with per-record conversions.
 
-use super::bindings::weir::processor::types::Batch;
+use super::bindings::weir::processor::types::{Batch, Emits};
 use crate::consumer::Polled;
+use crate::log::Record;
 
 /// The key length that marks a record without a key.
 pub const NO_KEY: u32 = u32::MAX;
@@ -72,6 +75,77 @@ pub fn columnar(polled: &Polled) -> Batch {
     }
 }
 
+/// The records of `emits`, each with its size (key, value, header names and
+/// values), or the index of the first record whose ranges do not fit `data`
+/// or whose header name is not UTF-8, and why.
+pub fn records(emits: &Emits) -> Result<Vec<(Record, usize)>, (usize, String)> {
+    if !emits.spans.len().is_multiple_of(SPAN_WIDTH)
+        || !emits.headers.len().is_multiple_of(HEADER_WIDTH)
+    {
+        return Err((
+            emits.spans.len() / SPAN_WIDTH,
+            format!(
+                "spans hold {} integers and headers {}: not whole records ({SPAN_WIDTH} each) and headers ({HEADER_WIDTH} each)",
+                emits.spans.len(),
+                emits.headers.len()
+            ),
+        ));
+    }
+    let bytes = |start: u32, len: u32| -> Result<&[u8], String> {
+        let (start, len) = (start as usize, len as usize);
+        emits
+            .data
+            .get(start..start.checked_add(len).ok_or("a range overflows")?)
+            .ok_or_else(|| {
+                format!(
+                    "range {start}..{} is outside the {} bytes of data",
+                    start + len,
+                    emits.data.len()
+                )
+            })
+    };
+    let record = |span: &[u32]| -> Result<(Record, usize), String> {
+        let key = match span[1] {
+            NO_KEY => None,
+            len => Some(bytes(span[0], len)?.to_vec()),
+        };
+        let value = bytes(span[2], span[3])?.to_vec();
+        let (first, count) = (span[4] as usize, span[5] as usize);
+        let table = first
+            .checked_add(count)
+            .and_then(|end| emits.headers.get(first * HEADER_WIDTH..end * HEADER_WIDTH))
+            .ok_or_else(|| {
+                format!(
+                    "headers {first}..{} are outside the table of {}",
+                    first.saturating_add(count),
+                    emits.headers.len() / HEADER_WIDTH
+                )
+            })?;
+        let mut size = key.as_ref().map_or(0, Vec::len) + value.len();
+        let mut headers = Vec::with_capacity(count);
+        for h in table.chunks_exact(HEADER_WIDTH) {
+            let name = std::str::from_utf8(bytes(h[0], h[1])?)
+                .map_err(|_| "a header name is not UTF-8".to_string())?;
+            let value = bytes(h[2], h[3])?;
+            size += name.len() + value.len();
+            headers.push((name.to_string(), value.to_vec()));
+        }
+        let record = Record {
+            key,
+            value,
+            headers,
+            ..Record::default()
+        };
+        Ok((record, size))
+    };
+    emits
+        .spans
+        .chunks_exact(SPAN_WIDTH)
+        .enumerate()
+        .map(|(i, span)| record(span).map_err(|why| (i, why)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +195,70 @@ mod tests {
             batch.data.len(),
             "first".len() + 2 + 1 + 2 + 2 + 1 + "second".len()
         );
+    }
+
+    fn emits(spans: Vec<u32>, headers: Vec<u32>, data: &[u8]) -> Emits {
+        Emits {
+            topic: "out".into(),
+            spans,
+            headers,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn emitted_records_are_read_back_from_their_spans() {
+        // "k" "v1" "h" "x" | "v2"
+        let emits = emits(
+            vec![0, 1, 1, 2, 0, 1, 0, NO_KEY, 5, 2, 1, 0],
+            vec![3, 1, 4, 1],
+            b"kv1hxv2",
+        );
+        let records = records(&emits).unwrap();
+        assert_eq!(records.len(), 2);
+        let (first, size) = &records[0];
+        assert_eq!(first.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(first.value, b"v1");
+        assert_eq!(first.headers, vec![("h".to_string(), b"x".to_vec())]);
+        assert_eq!(*size, 5);
+        let (second, size) = &records[1];
+        assert_eq!(second.key, None, "no key is not an empty key");
+        assert_eq!(second.value, b"v2");
+        assert!(second.headers.is_empty());
+        assert_eq!(*size, 2);
+        assert!(super::records(&emits_of_nothing()).unwrap().is_empty());
+    }
+
+    fn emits_of_nothing() -> Emits {
+        emits(Vec::new(), Vec::new(), b"")
+    }
+
+    #[test]
+    fn a_bad_emitted_record_is_named_by_its_index() {
+        let data = b"abcdef";
+        let ok = [0, 1, 1, 1, 0, 0];
+        let refused = |span: [u32; 6], headers: Vec<u32>, data: &[u8]| {
+            let mut spans = ok.to_vec();
+            spans.extend(span);
+            records(&emits(spans, headers, data)).unwrap_err()
+        };
+        let (index, why) = refused([0, 1, 4, 9, 0, 0], vec![], data);
+        assert_eq!(index, 1);
+        assert!(why.contains("outside the 6 bytes"), "{why}");
+        let (index, why) = refused([u32::MAX - 1, 5, 0, 1, 0, 0], vec![], data);
+        assert_eq!(index, 1);
+        assert!(why.contains("outside"), "{why}");
+        let (_, why) = refused([0, 1, 1, 1, 0, 2], vec![0, 1, 1, 1], data);
+        assert!(
+            why.contains("headers 0..2 are outside the table of 1"),
+            "{why}"
+        );
+        let (_, why) = refused([0, 1, 1, 1, u32::MAX, 2], vec![0, 1, 1, 1], data);
+        assert!(why.contains("outside the table"), "{why}");
+        let (_, why) = refused([0, 1, 1, 1, 0, 1], vec![0, 2, 0, 0], &[0xff, 0xfe, 1]);
+        assert!(why.contains("not UTF-8"), "{why}");
+        let (index, why) = records(&emits(vec![0, 1, 2], vec![], data)).unwrap_err();
+        assert_eq!(index, 0);
+        assert!(why.contains("not whole records"), "{why}");
     }
 }

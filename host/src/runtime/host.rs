@@ -153,6 +153,34 @@ impl WasiView for HostState {
 
 impl types::Host for HostState {}
 
+impl HostState {
+    /// Whether the batch may emit to `topic`, checked once per topic.
+    fn check_topic(&mut self, topic: &str) -> Result<(), String> {
+        if !self.checked.iter().any(|t| t == topic) {
+            self.topics.check(topic)?;
+            self.checked.push(topic.to_string());
+        }
+        Ok(())
+    }
+
+    /// Refuses a record of `size` bytes over the per-record limit, or one that
+    /// would take the batch's emits, with `pending` bytes not yet counted,
+    /// over the per-batch limit.
+    fn admit(&self, pending: usize, size: usize) -> Result<(), String> {
+        if size > MAX_EMIT_BYTES {
+            return Err(format!(
+                "record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"
+            ));
+        }
+        if self.emitted_bytes + pending + size > MAX_BATCH_EMIT_BYTES {
+            return Err(format!(
+                "batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl host::Host for HostState {
     fn emit(
         &mut self,
@@ -161,26 +189,14 @@ impl host::Host for HostState {
         value: Vec<u8>,
         headers: Vec<(String, Vec<u8>)>,
     ) -> Result<(), String> {
-        if !self.checked.contains(&topic) {
-            self.topics.check(&topic)?;
-            self.checked.push(topic.clone());
-        }
+        self.check_topic(&topic)?;
         let size = key.as_ref().map_or(0, Vec::len)
             + value.len()
             + headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len())
                 .sum::<usize>();
-        if size > MAX_EMIT_BYTES {
-            return Err(format!(
-                "record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"
-            ));
-        }
-        if self.emitted_bytes + size > MAX_BATCH_EMIT_BYTES {
-            return Err(format!(
-                "batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit"
-            ));
-        }
+        self.admit(0, size)?;
         self.emitted_bytes += size;
         self.emits.push(Emit {
             topic,
@@ -192,6 +208,26 @@ impl host::Host for HostState {
                 nulls: Default::default(),
             },
         });
+        Ok(())
+    }
+
+    fn emit_batch(&mut self, emits: types::Emits) -> Result<(), String> {
+        self.check_topic(&emits.topic)?;
+        let records = super::batch::records(&emits)
+            .map_err(|(index, why)| format!("record {index}: {why}"))?;
+        let mut pending = 0;
+        for (index, (_, size)) in records.iter().enumerate() {
+            self.admit(pending, *size)
+                .map_err(|why| format!("record {index}: {why}"))?;
+            pending += size;
+        }
+        self.emitted_bytes += pending;
+        self.emits.reserve(records.len());
+        self.emits
+            .extend(records.into_iter().map(|(record, _)| Emit {
+                topic: emits.topic.clone(),
+                record,
+            }));
         Ok(())
     }
 

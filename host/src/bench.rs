@@ -108,7 +108,7 @@ pub async fn run(
         cold_start_section(dir, report)?;
     }
     if wants("swap") {
-        swap::figures(dir, size.pipeline_records.min(200_000), size.swaps, report).await?;
+        swap::figures(dir, size.pipeline_records, size.swaps, report).await?;
     }
     if wants("state") {
         state::figures(dir, size, report).await?;

@@ -5,7 +5,8 @@
 //! to the ordinary gap between two batches of one version (poll and commit)
 //! and to a control: the gaps that ticks of the swaps' clock land in, with
 //! nothing swapped. Plain swaps are timed twice: with the pipeline running, and with another
-//! thread keeping a core busy as well.
+//! thread keeping a core busy as well. Every phase starts from a rewind, so
+//! the members always have a backlog to work through.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -145,7 +146,11 @@ pub async fn figures(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let plain = pauses(&spans.lock().expect("spans lock"));
-    // The same swaps with a thread keeping one of the cores busy.
+    // The same swaps with a thread keeping one of the cores busy, over a
+    // backlog replayed afresh.
+    instances
+        .deploy(plain_versions[1].clone(), Some(SeekTo::Earliest))
+        .await?;
     spans.lock().expect("spans lock").clear();
     let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let load = std::thread::spawn({

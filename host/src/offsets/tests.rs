@@ -33,7 +33,7 @@ fn compaction_keeps_the_latest_value_per_key_and_bounds_the_topic() {
         generation: 3,
     };
     let keys = 10u32;
-    let commits = 20 * COMPACT_MIN_RECORDS;
+    let commits = 3 * COMPACT_MIN_RECORDS;
     {
         let log = Arc::new(Log::open(dir.path()).unwrap());
         let offsets = Offsets::open(log.clone()).unwrap();

@@ -1,5 +1,5 @@
-//! The per-batch store data: the host imports a guest may call (`emit`, `log`,
-//! `state`),
+//! The per-batch store data: the host imports a guest may call (`emit`,
+//! `emit-batch`, `log`, `state`),
 //! its WASI context and its resource limits.
 //!
 //! The WASI context grants nothing ambient: no environment, no arguments, no

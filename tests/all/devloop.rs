@@ -252,28 +252,3 @@ fn a_new_python_guest_builds_and_passes_its_fixture() {
     assert!(succeeded(&weir(&dir, &["build"])).contains("shout-py.wasm"));
     test_project(&dir, "shout-py");
 }
-
-/// The Rust SDK's own unit tests (its `Emits` through the native harness)
-/// run natively, as a guest's unit tests do.
-#[test]
-fn the_rust_sdks_unit_tests_pass_natively() {
-    let guests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests");
-    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let out = Command::new("cargo")
-        .args(["test", "-p", "weir-guest", "--target", &host])
-        .env(
-            "CARGO_TARGET_DIR",
-            polyglot::out_root().with_file_name("devloop-guests"),
-        )
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .current_dir(&guests)
-        .output()
-        .unwrap();
-    let all = text(&out.stdout) + &text(&out.stderr);
-    assert!(out.status.success(), "cargo test failed:\n{all}");
-    assert!(
-        all.contains("emits::tests::a_refused_record_queues_nothing_and_is_named ... ok"),
-        "{all}"
-    );
-}

@@ -26,8 +26,8 @@ impl Processor for Passthrough {
 
     fn process(batch: &Batch) -> Result<(), Failure> {
         let topic = orders::output_topic();
-        let mut batched = (!topic.is_empty() && BATCHED.load(Ordering::Relaxed))
-            .then(|| Emits::new(&topic));
+        let mut batched =
+            (!topic.is_empty() && BATCHED.load(Ordering::Relaxed)).then(|| Emits::new(&topic));
         let mut bytes = 0usize;
         for record in batch.records() {
             bytes += record.key().map_or(0, <[u8]>::len) + record.value().len();
@@ -39,7 +39,10 @@ impl Processor for Passthrough {
             }
         }
         if let Some(out) = batched {
-            let first = batch.records().next().expect("the host never sends an empty batch");
+            let first = batch
+                .records()
+                .next()
+                .expect("the host never sends an empty batch");
             out.send().map_err(|e| first.fail(FailureKind::Fatal, e))?;
         }
         std::hint::black_box(bytes);

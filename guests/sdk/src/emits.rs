@@ -151,6 +151,10 @@ mod tests {
             "{}",
             failure.message
         );
-        assert!(run.emits.is_empty(), "all or nothing: {:?}", run.emits.len());
+        assert!(
+            run.emits.is_empty(),
+            "all or nothing: {:?}",
+            run.emits.len()
+        );
     }
 }

@@ -326,9 +326,8 @@ pub(crate) mod fake {
         if !valid_topic(topic) {
             return Some(format!("invalid topic name {topic:?}"));
         }
-        (size > MAX_EMIT_BYTES).then(|| {
-            format!("record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit")
-        })
+        (size > MAX_EMIT_BYTES)
+            .then(|| format!("record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"))
     }
 
     pub fn emit(
@@ -375,7 +374,10 @@ pub(crate) mod fake {
             let value = bytes(span[2], span[3]).to_vec();
             let size = key.as_ref().map_or(0, Vec::len)
                 + value.len()
-                + headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+                + headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>();
             if let Some(why) = refusal(&emits.topic, size) {
                 return Err(format!("record {index}: {why}"));
             }

@@ -9,9 +9,10 @@
 // Anything that looks like an e-mail address in any other string is masked
 // too. Each copy keeps its key and headers and gains the header
 // `redacted-fields` listing what was masked. A value that is not JSON is
-// skipped (the host commits past it), with a warning in the host's log.
+// skipped (the host commits past it), with a warning in the host's log. The
+// copies of a batch are queued with one `emit-batch` call.
 
-import { processor, emit, log, FailureKind, Level } from '../weir-guest.js';
+import { processor, Emits, log, FailureKind, Level } from '../weir-guest.js';
 
 const EMAIL = /[\w.+-]+@[\w-]+(\.[\w-]+)+/g;
 
@@ -28,6 +29,10 @@ const guest = processor({
   },
 
   process(batch) {
+    // Every copy goes in one host call at the end (`Emits`); a record that is
+    // not JSON ends the call early, and the host runs the records before it
+    // again, which sends their copies then.
+    const out = new Emits(topic);
     for (const record of batch.records()) {
       let value;
       try {
@@ -49,11 +54,12 @@ const guest = processor({
         });
       });
       const headers = [...record.headers, ['redacted-fields', [...masked].sort().join(',')]];
-      try {
-        emit(topic, record.key, json, headers);
-      } catch (e) {
-        throw record.fail(FailureKind.Fatal, e.message);
-      }
+      out.push(record.key, json, headers);
+    }
+    try {
+      out.send();
+    } catch (e) {
+      throw batch.records().next().value.fail(FailureKind.Fatal, e.message);
     }
   },
 });

@@ -244,7 +244,8 @@ export class Emits {
     return this.spans.length / SPAN_WIDTH;
   }
 
-  /** Queues every record, in order, to be appended if the batch succeeds. */
+  /** Queues every record, in order, to be appended if the batch succeeds,
+   * and empties this `Emits` for reuse. */
   send() {
     if (this.spans.length === 0) return;
     const data = new Uint8Array(this.length);
@@ -253,13 +254,18 @@ export class Emits {
       data.set(c, at);
       at += c.length;
     }
+    const records = {
+      topic: this.topic,
+      spans: new Uint32Array(this.spans),
+      headers: new Uint32Array(this.headers),
+      data,
+    };
+    this.spans = [];
+    this.headers = [];
+    this.chunks = [];
+    this.length = 0;
     try {
-      host.emitBatch({
-        topic: this.topic,
-        spans: new Uint32Array(this.spans),
-        headers: new Uint32Array(this.headers),
-        data,
-      });
+      host.emitBatch(records);
     } catch (e) {
       throw new EmitError(String(reasonOf(e)));
     }

@@ -243,18 +243,18 @@ class Emits:
 
     def send(self) -> None:
         """Queues every record, in order, to be appended if the batch
-        succeeds."""
+        succeeds, and empties this ``Emits`` for reuse."""
         if not self._spans:
             return
+        records = types.Emits(
+            topic=self.topic,
+            spans=self._spans,
+            headers=self._headers,
+            data=bytes(self._data),
+        )
+        self._spans, self._headers, self._data = [], [], bytearray()
         try:
-            host.emit_batch(
-                types.Emits(
-                    topic=self.topic,
-                    spans=self._spans,
-                    headers=self._headers,
-                    data=bytes(self._data),
-                )
-            )
+            host.emit_batch(records)
         except Err as e:
             raise EmitError(str(e.value)) from None
 

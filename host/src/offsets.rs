@@ -29,7 +29,8 @@
 //! segments before it deleted. A crash at any point leaves either the old
 //! segments (plus part of a snapshot, whose values equal the latest anyway) or
 //! the snapshot alone, and the latest value per key wins in both. Replay on
-//! open therefore reads at most about `COMPACT_FACTOR + 1` records per key.
+//! open therefore reads at most about `COMPACT_FACTOR + 1` records per key,
+//! or `COMPACT_MIN_RECORDS` and a snapshot when there are few keys.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -10,6 +10,7 @@ use crate::{HEADER_WIDTH, NO_KEY, sys};
 /// so building them costs no allocation per record either.
 ///
 /// ```ignore
+/// let first = batch.records().next().expect("a batch is never empty");
 /// let mut out = weir_guest::Emits::new("upper");
 /// for r in batch.records() {
 ///     out.push(r.key(), &r.value().to_ascii_uppercase(), &[]);
@@ -19,6 +20,13 @@ use crate::{HEADER_WIDTH, NO_KEY, sys};
 /// ```
 pub struct Emits {
     inner: wit::Emits,
+}
+
+/// Appends `bytes` to the arena; returns their start and length.
+fn arena(data: &mut Vec<u8>, bytes: &[u8]) -> [u32; 2] {
+    let start = data.len() as u32;
+    data.extend_from_slice(bytes);
+    [start, bytes.len() as u32]
 }
 
 impl Emits {
@@ -37,23 +45,18 @@ impl Emits {
     /// Adds a record. Nothing reaches the host until [`Emits::send`].
     pub fn push(&mut self, key: Option<&[u8]>, value: &[u8], headers: &[(&str, &[u8])]) {
         let inner = &mut self.inner;
-        let mut bytes = |b: &[u8]| {
-            let start = inner.data.len() as u32;
-            inner.data.extend_from_slice(b);
-            [start, b.len() as u32]
-        };
+        let first = (inner.headers.len() / HEADER_WIDTH) as u32;
         let key = match key {
-            Some(k) => bytes(k),
+            Some(k) => arena(&mut inner.data, k),
             None => [0, NO_KEY],
         };
-        let value = bytes(value);
-        let mut table = Vec::with_capacity(headers.len() * HEADER_WIDTH);
+        let value = arena(&mut inner.data, value);
         for (name, v) in headers {
-            table.extend(bytes(name.as_bytes()));
-            table.extend(bytes(v));
+            inner
+                .headers
+                .extend(arena(&mut inner.data, name.as_bytes()));
+            inner.headers.extend(arena(&mut inner.data, v));
         }
-        let first = (inner.headers.len() / HEADER_WIDTH) as u32;
-        inner.headers.extend(table);
         inner.spans.extend([
             key[0],
             key[1],

@@ -358,6 +358,9 @@ pub(crate) mod fake {
 
     /// The host's `emit-batch`: every record, or none.
     pub fn emit_batch(emits: &wit::Emits) -> Result<(), String> {
+        if !valid_topic(&emits.topic) {
+            return Err(format!("invalid topic name {:?}", emits.topic));
+        }
         let bytes = |start: u32, len: u32| &emits.data[start as usize..(start + len) as usize];
         let mut records = Vec::new();
         for (index, span) in emits.spans.chunks_exact(crate::SPAN_WIDTH).enumerate() {

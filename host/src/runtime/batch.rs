@@ -75,20 +75,26 @@ pub fn columnar(polled: &Polled) -> Batch {
     }
 }
 
-/// The records of `emits`, each with its size (key, value, header names and
-/// values), or the index of the first record whose ranges do not fit `data`
-/// or whose header name is not UTF-8, and why.
-pub fn records(emits: &Emits) -> Result<Vec<(Record, usize)>, (usize, String)> {
+/// The records of `emits`, or why not: `record <i>: ...` for the first
+/// record whose ranges do not fit `data`, whose header name is not UTF-8, or
+/// that `admit` refuses. Each record's ranges are checked and its size (key,
+/// value, header names and values) passed to `admit` *before* anything is
+/// copied, so ranges that overlap (a guest pointing a million records at the
+/// same megabyte) are refused by the caller's limits, not allocated. Each
+/// record's headers follow the previous record's in the header table, as
+/// batches lay them out, so the table is read once however the records
+/// point into it.
+pub fn records(
+    emits: &Emits,
+    mut admit: impl FnMut(usize) -> Result<(), String>,
+) -> Result<Vec<Record>, String> {
     if !emits.spans.len().is_multiple_of(SPAN_WIDTH)
         || !emits.headers.len().is_multiple_of(HEADER_WIDTH)
     {
-        return Err((
-            emits.spans.len() / SPAN_WIDTH,
-            format!(
-                "spans hold {} integers and headers {}: not whole records ({SPAN_WIDTH} each) and headers ({HEADER_WIDTH} each)",
-                emits.spans.len(),
-                emits.headers.len()
-            ),
+        return Err(format!(
+            "spans hold {} integers and headers {}: not whole records ({SPAN_WIDTH} each) and headers ({HEADER_WIDTH} each)",
+            emits.spans.len(),
+            emits.headers.len()
         ));
     }
     let bytes = |start: u32, len: u32| -> Result<&[u8], String> {
@@ -104,45 +110,48 @@ pub fn records(emits: &Emits) -> Result<Vec<(Record, usize)>, (usize, String)> {
                 )
             })
     };
-    let record = |span: &[u32]| -> Result<(Record, usize), String> {
+    let table_len = emits.headers.len() / HEADER_WIDTH;
+    let mut next_header = 0usize;
+    let mut record = |span: &[u32]| -> Result<Record, String> {
         let key = match span[1] {
             NO_KEY => None,
-            len => Some(bytes(span[0], len)?.to_vec()),
+            len => Some(bytes(span[0], len)?),
         };
-        let value = bytes(span[2], span[3])?.to_vec();
+        let value = bytes(span[2], span[3])?;
         let (first, count) = (span[4] as usize, span[5] as usize);
-        let table = first
-            .checked_add(count)
-            .and_then(|end| emits.headers.get(first * HEADER_WIDTH..end * HEADER_WIDTH))
-            .ok_or_else(|| {
-                format!(
-                    "headers {first}..{} are outside the table of {}",
-                    first.saturating_add(count),
-                    emits.headers.len() / HEADER_WIDTH
-                )
-            })?;
-        let mut size = key.as_ref().map_or(0, Vec::len) + value.len();
+        if first != next_header || table_len - first < count {
+            return Err(format!(
+                "headers {first}..{} are not the next {count} of the table of {table_len} (the next is {next_header})",
+                first.saturating_add(count)
+            ));
+        }
+        next_header += count;
+        let table = &emits.headers[first * HEADER_WIDTH..(first + count) * HEADER_WIDTH];
         let mut headers = Vec::with_capacity(count);
+        let mut size = key.map_or(0, <[u8]>::len) + value.len();
         for h in table.chunks_exact(HEADER_WIDTH) {
             let name = std::str::from_utf8(bytes(h[0], h[1])?)
                 .map_err(|_| "a header name is not UTF-8".to_string())?;
             let value = bytes(h[2], h[3])?;
             size += name.len() + value.len();
-            headers.push((name.to_string(), value.to_vec()));
+            headers.push((name, value));
         }
-        let record = Record {
-            key,
-            value,
-            headers,
+        admit(size)?;
+        Ok(Record {
+            key: key.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v.to_vec()))
+                .collect(),
             ..Record::default()
-        };
-        Ok((record, size))
+        })
     };
     emits
         .spans
         .chunks_exact(SPAN_WIDTH)
         .enumerate()
-        .map(|(i, span)| record(span).map_err(|why| (i, why)))
+        .map(|(i, span)| record(span).map_err(|why| format!("record {i}: {why}")))
         .collect()
 }
 
@@ -206,6 +215,16 @@ mod tests {
         }
     }
 
+    /// Reads records back with no limit, noting each admitted size.
+    fn read(emits: &Emits) -> Result<(Vec<Record>, Vec<usize>), String> {
+        let mut sizes = Vec::new();
+        let records = super::records(emits, |size| {
+            sizes.push(size);
+            Ok(())
+        })?;
+        Ok((records, sizes))
+    }
+
     #[test]
     fn emitted_records_are_read_back_from_their_spans() {
         // "k" "v1" "h" "x" | "v2"
@@ -214,23 +233,21 @@ mod tests {
             vec![3, 1, 4, 1],
             b"kv1hxv2",
         );
-        let records = records(&emits).unwrap();
+        let (records, sizes) = read(&emits).unwrap();
         assert_eq!(records.len(), 2);
-        let (first, size) = &records[0];
-        assert_eq!(first.key.as_deref(), Some(&b"k"[..]));
-        assert_eq!(first.value, b"v1");
-        assert_eq!(first.headers, vec![("h".to_string(), b"x".to_vec())]);
-        assert_eq!(*size, 5);
-        let (second, size) = &records[1];
-        assert_eq!(second.key, None, "no key is not an empty key");
-        assert_eq!(second.value, b"v2");
-        assert!(second.headers.is_empty());
-        assert_eq!(*size, 2);
-        assert!(super::records(&emits_of_nothing()).unwrap().is_empty());
-    }
-
-    fn emits_of_nothing() -> Emits {
-        emits(Vec::new(), Vec::new(), b"")
+        assert_eq!(records[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(records[0].value, b"v1");
+        assert_eq!(records[0].headers, vec![("h".to_string(), b"x".to_vec())]);
+        assert_eq!(records[1].key, None, "no key is not an empty key");
+        assert_eq!(records[1].value, b"v2");
+        assert!(records[1].headers.is_empty());
+        assert_eq!(sizes, vec![5, 2]);
+        assert!(
+            read(&self::emits(vec![], vec![], b""))
+                .unwrap()
+                .0
+                .is_empty()
+        );
     }
 
     #[test]
@@ -240,25 +257,55 @@ mod tests {
         let refused = |span: [u32; 6], headers: Vec<u32>, data: &[u8]| {
             let mut spans = ok.to_vec();
             spans.extend(span);
-            records(&emits(spans, headers, data)).unwrap_err()
+            read(&emits(spans, headers, data)).unwrap_err()
         };
-        let (index, why) = refused([0, 1, 4, 9, 0, 0], vec![], data);
-        assert_eq!(index, 1);
-        assert!(why.contains("outside the 6 bytes"), "{why}");
-        let (index, why) = refused([u32::MAX - 1, 5, 0, 1, 0, 0], vec![], data);
-        assert_eq!(index, 1);
-        assert!(why.contains("outside"), "{why}");
-        let (_, why) = refused([0, 1, 1, 1, 0, 2], vec![0, 1, 1, 1], data);
+        let why = refused([0, 1, 4, 9, 0, 0], vec![], data);
         assert!(
-            why.contains("headers 0..2 are outside the table of 1"),
+            why.starts_with("record 1: range 4..13 is outside the 6 bytes"),
             "{why}"
         );
-        let (_, why) = refused([0, 1, 1, 1, u32::MAX, 2], vec![0, 1, 1, 1], data);
-        assert!(why.contains("outside the table"), "{why}");
-        let (_, why) = refused([0, 1, 1, 1, 0, 1], vec![0, 2, 0, 0], &[0xff, 0xfe, 1]);
+        let why = refused([u32::MAX - 1, 5, 0, 1, 0, 0], vec![], data);
+        assert!(why.starts_with("record 1: range"), "{why}");
+        let why = refused([0, 1, 1, 1, 0, 2], vec![0, 1, 1, 1], data);
+        assert!(
+            why.contains("headers 0..2 are not the next 2 of the table of 1"),
+            "{why}"
+        );
+        let why = refused([0, 1, 1, 1, u32::MAX, 2], vec![0, 1, 1, 1], data);
+        assert!(why.contains("not the next"), "{why}");
+        let why = refused([0, 1, 1, 1, 0, 1], vec![0, 2, 0, 0], &[0xff, 0xfe, 1]);
         assert!(why.contains("not UTF-8"), "{why}");
-        let (index, why) = records(&emits(vec![0, 1, 2], vec![], data)).unwrap_err();
-        assert_eq!(index, 0);
-        assert!(why.contains("not whole records"), "{why}");
+        let why = read(&emits(vec![0, 1, 2], vec![], data)).unwrap_err();
+        assert!(why.starts_with("spans hold 3 integers"), "{why}");
+    }
+
+    #[test]
+    fn records_pointing_at_shared_bytes_or_headers_are_refused_before_they_are_copied() {
+        // Two records may not share a header: the second must start where
+        // the first's end.
+        let shared = emits(
+            vec![0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1],
+            vec![0, 1, 1, 1],
+            b"ab",
+        );
+        let why = read(&shared).unwrap_err();
+        assert!(
+            why.starts_with("record 1: headers 0..1 are not the next"),
+            "{why}"
+        );
+        // A thousand records over the same 1,000 bytes: `admit` sees each
+        // size before its record is copied and stops the third.
+        let spans: Vec<u32> = (0..1000).flat_map(|_| [0, NO_KEY, 0, 1000, 0, 0]).collect();
+        let many = emits(spans, vec![], &[7; 1000]);
+        let mut admitted = 0;
+        let why = super::records(&many, |size| {
+            admitted += size;
+            if admitted > 2500 {
+                return Err("over the batch's limit".into());
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(why, "record 2: over the batch's limit");
     }
 }

@@ -11,6 +11,7 @@
 //! succeeds. Each emit is checked at once (topic exists, size within bounds) so
 //! the guest gets an error it can act on instead of a failure at commit time.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +30,10 @@ use crate::log::Record;
 pub const MAX_EMIT_BYTES: usize = 1 << 20;
 /// The most bytes one batch may emit in total.
 pub const MAX_BATCH_EMIT_BYTES: usize = 64 << 20;
+/// What each emitted record counts toward [`MAX_BATCH_EMIT_BYTES`] besides
+/// its key, value and headers: about what the host holds per record, so a
+/// batch may emit at most a million empty records.
+pub const RECORD_OVERHEAD: usize = 64;
 /// How much a guest may print to stdout or stderr per batch.
 pub const STDIO_CAPACITY: usize = 64 << 10;
 /// Where a processor's scratch directory appears inside the guest.
@@ -44,7 +49,7 @@ pub struct HostState {
     topics: Arc<dyn super::EmitTopics>,
     /// The topics this batch's emits were already checked against, so a
     /// guest emitting every record to one topic pays for one check.
-    checked: Vec<String>,
+    checked: HashSet<String>,
     /// Tags guest log lines.
     processor: Arc<str>,
     version: Arc<str>,
@@ -88,7 +93,7 @@ impl HostState {
             emitted_bytes: 0,
             state: StateOverlay::new(state),
             topics,
-            checked: Vec::new(),
+            checked: HashSet::new(),
             processor,
             version,
             wasi,
@@ -156,23 +161,25 @@ impl types::Host for HostState {}
 impl HostState {
     /// Whether the batch may emit to `topic`, checked once per topic.
     fn check_topic(&mut self, topic: &str) -> Result<(), String> {
-        if !self.checked.iter().any(|t| t == topic) {
+        if !self.checked.contains(topic) {
             self.topics.check(topic)?;
-            self.checked.push(topic.to_string());
+            self.checked.insert(topic.to_string());
         }
         Ok(())
     }
 
     /// Refuses a record of `size` bytes over the per-record limit, or one that
     /// would take the batch's emits, with `pending` bytes not yet counted,
-    /// over the per-batch limit.
+    /// over the per-batch limit. Every record counts [`RECORD_OVERHEAD`]
+    /// bytes besides its own toward the batch, so a batch of empty records
+    /// is bounded too.
     fn admit(&self, pending: usize, size: usize) -> Result<(), String> {
         if size > MAX_EMIT_BYTES {
             return Err(format!(
                 "record of {size} bytes exceeds the {MAX_EMIT_BYTES}-byte limit"
             ));
         }
-        if self.emitted_bytes + pending + size > MAX_BATCH_EMIT_BYTES {
+        if self.emitted_bytes + pending + size + RECORD_OVERHEAD > MAX_BATCH_EMIT_BYTES {
             return Err(format!(
                 "batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit"
             ));
@@ -197,7 +204,7 @@ impl host::Host for HostState {
                 .map(|(n, v)| n.len() + v.len())
                 .sum::<usize>();
         self.admit(0, size)?;
-        self.emitted_bytes += size;
+        self.emitted_bytes += size + RECORD_OVERHEAD;
         self.emits.push(Emit {
             topic,
             record: Record {
@@ -213,21 +220,17 @@ impl host::Host for HostState {
 
     fn emit_batch(&mut self, emits: types::Emits) -> Result<(), String> {
         self.check_topic(&emits.topic)?;
-        let records = super::batch::records(&emits)
-            .map_err(|(index, why)| format!("record {index}: {why}"))?;
         let mut pending = 0;
-        for (index, (_, size)) in records.iter().enumerate() {
-            self.admit(pending, *size)
-                .map_err(|why| format!("record {index}: {why}"))?;
-            pending += size;
-        }
+        let records = super::batch::records(&emits, |size| {
+            self.admit(pending, size)?;
+            pending += size + RECORD_OVERHEAD;
+            Ok(())
+        })?;
         self.emitted_bytes += pending;
-        self.emits.reserve(records.len());
-        self.emits
-            .extend(records.into_iter().map(|(record, _)| Emit {
-                topic: emits.topic.clone(),
-                record,
-            }));
+        self.emits.extend(records.into_iter().map(|record| Emit {
+            topic: emits.topic.clone(),
+            record,
+        }));
         Ok(())
     }
 
@@ -273,5 +276,75 @@ impl state::Host for HostState {
         limit: u32,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.state.scan(&prefix, after.as_deref(), limit as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::batch::NO_KEY;
+
+    fn state() -> HostState {
+        HostState::new(
+            Arc::new(super::super::AnyTopic),
+            "p".into(),
+            "v1".into(),
+            Limiter::new(1 << 20),
+            None,
+            Arc::new(super::super::NoState),
+        )
+        .unwrap()
+    }
+
+    /// `count` records whose values all point at the same `len` bytes.
+    fn overlapping(count: usize, len: u32) -> types::Emits {
+        types::Emits {
+            topic: "out".into(),
+            spans: (0..count).flat_map(|_| [0, NO_KEY, 0, len, 0, 0]).collect(),
+            headers: Vec::new(),
+            data: vec![7; len as usize],
+        }
+    }
+
+    #[test]
+    fn an_emit_batch_over_the_batch_limit_queues_nothing_and_names_the_record() {
+        use host::Host as _;
+        let mut state = state();
+        // 100 records over one shared MiB: 64 MiB of copies were the limit
+        // not applied before copying; the 64th is the first over it.
+        let err = state.emit_batch(overlapping(100, 1 << 20)).unwrap_err();
+        assert_eq!(
+            err,
+            format!("record 63: batch emits exceed the {MAX_BATCH_EMIT_BYTES}-byte limit")
+        );
+        assert!(state.emits.is_empty());
+        assert_eq!(state.emitted_bytes, 0);
+
+        // A record over the per-record limit, after one that fits.
+        let mut two = overlapping(1, 10);
+        two.data = vec![7; MAX_EMIT_BYTES + 1];
+        two.spans
+            .extend([0, NO_KEY, 0, MAX_EMIT_BYTES as u32 + 1, 0, 0]);
+        let err = state.emit_batch(two).unwrap_err();
+        assert!(
+            err.starts_with("record 1: record of 1048577 bytes"),
+            "{err}"
+        );
+        assert!(state.emits.is_empty());
+
+        // What fits is queued, each record counting its overhead too.
+        state.emit_batch(overlapping(3, 10)).unwrap();
+        assert_eq!(state.emits.len(), 3);
+        assert_eq!(state.emitted_bytes, 3 * (10 + RECORD_OVERHEAD));
+        assert_eq!(state.emits[2].record.value, vec![7; 10]);
+        assert_eq!(state.emits[2].topic, "out");
+        let err = state
+            .emit_batch(types::Emits {
+                topic: "bad/name".into(),
+                ..overlapping(1, 1)
+            })
+            .unwrap_err();
+        assert!(err.starts_with("invalid topic name \"bad/name\""), "{err}");
+        assert_eq!(state.emits.len(), 3);
     }
 }

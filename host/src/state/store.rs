@@ -11,6 +11,7 @@
 //! transaction, so the copy never stands between two units.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -68,6 +69,9 @@ pub struct StateStore {
     total: AtomicU64,
     /// Whether a unit was applied since the last [`StateStore::persist`].
     dirty: AtomicBool,
+    /// Held through a persist, so that a second caller never returns before
+    /// the first one's commit is durable.
+    persisting: Mutex<()>,
 }
 
 /// A snapshot of the committed state (see [`StateStore::reader`]).
@@ -125,6 +129,7 @@ impl StateStore {
             db,
             total: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
+            persisting: Mutex::new(()),
         };
         let total = store.metas()?.iter().map(|(_, m)| m.bytes).sum();
         store.total.store(total, Ordering::Relaxed);
@@ -312,6 +317,7 @@ impl StateStore {
     /// without state persists at every restart and rewind, and an `fsync`
     /// queued behind the log's background writeback took up to 0.3 s).
     pub fn persist(&self) -> Result<(), StateError> {
+        let _persisting = self.persisting.lock().expect("persist lock");
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }

@@ -65,8 +65,9 @@
 //!   logged and printed (`weir logs`).
 //! - [`processor`]: the trigger: poll → process → commit for one member over
 //!   the seam (the guest call runs on the member's own thread, a pacemaker
-//!   task heartbeating for it meanwhile), with one pure decision per guest call (commit, rerun a prefix,
-//!   retry, stop) shared with the poison-record isolation, the failure kinds
+//!   task heartbeating for it meanwhile), with one pure decision per guest
+//!   call (commit, rerun a prefix, retry, stop) shared with the
+//!   poison-record isolation, the failure kinds
 //!   (retry, skip, dead-letter, fatal), what follows exhausted retries (stop,
 //!   isolate and dead-letter, pause the partition), the circuit breaker for
 //!   systemic failures, lag tolerance, the single

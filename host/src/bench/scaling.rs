@@ -2,7 +2,6 @@
 //! and the resident memory the processor adds, in total and per member.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Report;
@@ -10,7 +9,7 @@ use crate::broker::Broker;
 use crate::demo::DemoError;
 use crate::log::TopicConfig;
 use crate::processor::{Instances, ProcessorConfig};
-use crate::runtime::{GuestSpec, Runtime};
+use crate::runtime::Runtime;
 
 /// Records per width at the least, so that every member has batches to run
 /// after the group settles.
@@ -55,15 +54,10 @@ async fn width(dir: &Path, records: u64, members: usize) -> Result<(f64, u64), D
     log.create_topic("out", partitions)?;
     crate::demo::produce_orders(&log, "in", records)?;
     let runtime = Runtime::new(&data, log.clone())?;
-    let spec = GuestSpec {
-        processor: "scaling".into(),
-        config: vec![("output".into(), "out".into())],
-        ..GuestSpec::default()
-    };
-    let guest = runtime.load(crate::guests::PASSTHROUGH, Path::new("passthrough"), spec)?;
+    let guest = super::passthrough(&runtime, "scaling", &[("output", "out")])?;
     let before = resident_bytes();
     let config = ProcessorConfig::new("scaling", &["in"]);
-    let instances = Instances::start(config, broker.clone(), Arc::new(guest), members)?;
+    let instances = Instances::start(config, broker.clone(), guest, members)?;
     let committed = || {
         (0..members as u32)
             .filter_map(|p| broker.offsets().get("scaling", "in", p))
